@@ -1,0 +1,66 @@
+# Parley: `make up` starts the whole local cluster, `make test` runs every test tier.
+# Every target installs what it needs first and is safe to run twice. `make help` lists them.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+RUN := $(UV) run --frozen
+CLUSTER := $(RUN) python deploy/local/cluster.py
+# every importable package of the workspace, type-checked by module name (src layouts)
+MYPY_PACKAGES = $(foreach d,$(wildcard libs/*/src/*/__init__.py services/*/src/*/__init__.py),-p $(notdir $(patsubst %/,%,$(dir $(d)))))
+# pytest exits 5 when a tier has no test yet; that is not a failure of the tier
+PYTEST_TIER = $(RUN) pytest $(1) ; rc=$$? ; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+.PHONY: help sync up down clean ps kill logs test test-unit test-integration test-e2e bench lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+sync: ## install uv if missing and the Python environment from uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
+	@$(UV) sync --frozen --all-packages -q
+
+up: sync ## install what is missing, start everything, wait until healthy, print endpoints
+	@$(CLUSTER) up
+
+down: ## stop every process, keep the data in .local/
+	@$(CLUSTER) down
+
+clean: ## stop everything and delete .local/ (all data, logs, mail)
+	@$(CLUSTER) clean
+
+ps: ## one line per managed process: name, state, pid
+	@$(CLUSTER) ps
+
+kill: ## SIGKILL one process (S=<name>); the process manager restarts it
+	@$(CLUSTER) kill $(S)
+
+logs: ## last lines of one process's log (S=<name>)
+	@$(CLUSTER) logs $(S)
+
+lint: sync ## ruff + mypy + import contracts
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check . >/dev/null || { $(RUN) ruff format --check . ; exit 1; }
+	@$(RUN) mypy $(MYPY_PACKAGES)
+	@cd deploy/local && $(RUN) mypy cluster.py services_catalog.py smtp_sink.py
+	@$(RUN) lint-imports --no-cache
+
+test: sync ## everything: lint, unit, integration (real servers), end-to-end
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory up
+	@$(MAKE) --no-print-directory test-integration
+	@$(MAKE) --no-print-directory test-e2e
+
+test-unit: sync ## fast tests: no server needed
+	@$(call PYTEST_TIER,-q -m "not integration and not e2e and not fault" libs services)
+
+test-integration: sync ## tests against the real PostgreSQL, Kafka and FerretDB of the local cluster
+	@$(call PYTEST_TIER,-q -m "integration or fault" libs services)
+
+test-e2e: sync ## the public interfaces of the running cluster
+	@$(call PYTEST_TIER,-q tests-e2e)
+
+bench: up ## benchmarks -> bench/results/latest.json and PNG plots
+	@$(RUN) python bench/run.py

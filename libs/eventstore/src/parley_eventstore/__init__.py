@@ -1,0 +1,1 @@
+"""PostgreSQL event store, snapshots, upcasters, idempotent commands, transactional outbox."""

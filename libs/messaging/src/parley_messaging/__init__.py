@@ -1,0 +1,1 @@
+"""Kafka topics, the CloudEvents envelope codec and the consumer runtime."""

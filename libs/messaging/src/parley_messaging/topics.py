@@ -1,0 +1,58 @@
+"""Every Kafka topic Parley owns, declared once: the local cluster, tests and deploy jobs create
+them from this list (auto topic creation is off on every broker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CONTEXTS = ("auth", "users", "chat", "notifications")
+
+# Event topics are the replayable log other teams read: never delete (retention.ms=-1).
+FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+# Commands, replies and dead letters are working queues: a week is plenty to re-drive.
+ONE_WEEK = {"retention.ms": str(7 * 24 * 3600 * 1000)}
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def events_topic(context: str) -> str:
+    return f"{context}.events"
+
+
+def commands_topic(context: str) -> str:
+    return f"{context}.commands"
+
+
+def dlq_topic(group: str) -> str:
+    return f"{group}.dlq"
+
+
+def declared_topics(partitions: int = 6) -> list[Topic]:
+    """Event topics per context, command topics per saga participant, the saga reply topic."""
+    topics = [Topic(events_topic(ctx), partitions, dict(FOREVER)) for ctx in CONTEXTS]
+    topics += [Topic(commands_topic(ctx), partitions, dict(ONE_WEEK)) for ctx in CONTEXTS]
+    topics.append(Topic("registration-saga.replies", partitions, dict(ONE_WEEK)))
+    return topics
+
+
+async def ensure_topics(bootstrap_servers: str, topics: list[Topic]) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created. Idempotent."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [NewTopic(t.name, t.partitions, 1, topic_configs=t.config) for t in missing]
+            )
+        return [t.name for t in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,1 @@
+"""Test fixtures: PostgreSQL, Kafka and the Mongo-wire store from env, local cluster or Docker."""
