@@ -76,3 +76,28 @@ def test_gateway_unknown_route_is_problem_json(gateway_url: str) -> None:
     response = httpx.get(f"{gateway_url}/nope", timeout=5)
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_smtp_sink_stores_each_mail_as_eml() -> None:
+    import os
+    import smtplib
+    import time
+    from email.message import EmailMessage
+    from pathlib import Path
+
+    mail_dir = Path(os.environ.get("PARLEY_STATE_DIR", ".local")) / "mail"
+    marker = uuid.uuid4().hex
+    message = EmailMessage()
+    message["From"] = "noreply@parley.test"
+    message["To"] = "ada@example.test"
+    message["Subject"] = f"smoke {marker}"
+    message.set_content("Your code is 123456")
+    host = os.environ.get("PARLEY_HOST", "127.0.0.1")
+    with smtplib.SMTP(host, int(os.environ.get("PARLEY_SMTP_PORT", "1025")), timeout=5) as smtp:
+        smtp.send_message(message)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(marker in p.read_text() for p in mail_dir.glob("*.eml")):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no .eml with {marker} under {mail_dir}")

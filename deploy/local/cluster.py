@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import logging
 import os
 import pwd
 import shutil
@@ -664,6 +665,8 @@ def main() -> None:
     parser.add_argument("name", nargs="?")
     parser.add_argument("-n", type=int, default=100, help="log lines")
     args = parser.parse_args()
+    # aiokafka logs every retry while a fresh broker elects leaders; only errors matter here
+    logging.basicConfig(level=logging.ERROR)
     s = Settings.from_env(dict(os.environ))
     if args.command in ("kill", "logs") and not args.name:
         sys.exit(f"usage: make {args.command} S=<process name>")
