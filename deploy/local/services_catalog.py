@@ -7,25 +7,13 @@ Grows as services appear; the infrastructure processes live in cluster.py.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from settings import Program
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Program:
-    """One supervisord [program:...] section."""
-
-    name: str
-    command: str
-    env: dict[str, str] = field(default_factory=dict)
-    user: str | None = None
-    stopsignal: str = "TERM"
-    stopwaitsecs: int = 20
-    priority: int = 500
-    directory: str = str(ROOT)
 
 
 @dataclass

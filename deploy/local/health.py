@@ -1,0 +1,98 @@
+"""Health checks `make up` waits for: each server answers the way the services use it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+
+from services_catalog import service_programs
+from settings import Settings, log
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: S110 - not ready yet; retried until the deadline
+            pass
+        time.sleep(0.3)
+    sys.exit(f"[parley] {what} did not become healthy in {timeout:.0f}s: see `make logs S=...`")
+
+
+async def _pg_ok(dsn: str) -> bool:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=2)
+    try:
+        return bool(await conn.fetchval("SELECT 1") == 1)
+    finally:
+        await conn.close()
+
+
+async def _kafka_produces(bootstrap: str) -> bool:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=5000)
+    await producer.start()
+    try:
+        await producer.send_and_wait("_parley.health", b"ping")
+        return True
+    finally:
+        await producer.stop()
+
+
+async def _mongo_ok(url: str) -> bool:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        url, serverSelectionTimeoutMS=2000
+    )
+    try:
+        await client.admin.command("ping")
+        return True
+    finally:
+        await client.close()
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+        return bool(response.status == 200)
+
+
+async def _create_topics(s: Settings) -> list[str]:
+    from parley_messaging.topics import Topic, declared_topics, ensure_topics
+
+    topics = [
+        *declared_topics(s.partitions),
+        Topic("_parley.health", 1, {"retention.ms": "3600000"}),
+    ]
+    return await ensure_topics(s.kafka_bootstrap, topics)
+
+
+def wait_healthy(s: Settings) -> None:
+    wait_for("postgres", lambda: asyncio.run(_pg_ok(s.pg_dsn)))
+    wait_for("kafka (port)", lambda: port_open(s.host, s.kafka_port))
+    created = asyncio.run(_create_topics(s))
+    if created:
+        log(f"created topics: {', '.join(created)}")
+    wait_for("kafka (produce)", lambda: asyncio.run(_kafka_produces(s.kafka_bootstrap)))
+    wait_for("ferretdb", lambda: asyncio.run(_mongo_ok(s.mongo_url)))
+    wait_for("nginx", lambda: http_ok(f"{s.gateway_url}/healthz"))
+    for svc in service_programs(s):
+        if svc.health_url:
+            wait_for(svc.program.name, functools.partial(http_ok, svc.health_url))

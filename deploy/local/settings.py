@@ -1,0 +1,108 @@
+"""Addresses, sizes and small process helpers shared by the local-cluster modules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+KAFKA_VERSION = "3.9.1"  # keep in step with deploy/local/kafka/pom.xml
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Addresses and sizes of the local cluster; `from_env` applies the PARLEY_* overrides."""
+
+    host: str = "127.0.0.1"
+    state: Path = ROOT / ".local"
+    pg_port: int = 5432
+    pg_user: str = "parley"
+    pg_password: str = "parley"  # noqa: S105 - local development cluster on loopback only
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "768m"
+    mongo_port: int = 27017
+    gateway_port: int = 8080
+    smtp_port: int = 1025
+    partitions: int = 6
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Settings:
+        def get(name: str, default: object) -> str:
+            return env.get(name, str(default))
+
+        d = cls()
+        return cls(
+            host=get("PARLEY_HOST", d.host),
+            state=Path(get("PARLEY_STATE_DIR", d.state)).resolve(),
+            pg_port=int(get("PARLEY_PG_PORT", d.pg_port)),
+            pg_user=get("PARLEY_PG_USER", d.pg_user),
+            pg_password=get("PARLEY_PG_PASSWORD", d.pg_password),
+            kafka_port=int(get("PARLEY_KAFKA_PORT", d.kafka_port)),
+            kafka_controller_port=int(get("PARLEY_KAFKA_CONTROLLER_PORT", d.kafka_controller_port)),
+            kafka_heap=get("PARLEY_KAFKA_HEAP", d.kafka_heap),
+            mongo_port=int(get("PARLEY_MONGO_PORT", d.mongo_port)),
+            gateway_port=int(get("PARLEY_GATEWAY_PORT", d.gateway_port)),
+            smtp_port=int(get("PARLEY_SMTP_PORT", d.smtp_port)),
+            partitions=int(get("PARLEY_TOPIC_PARTITIONS", d.partitions)),
+        )
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def pg_data(self) -> Path:
+        return self.state / "pg" / "data"
+
+    @property
+    def pg_dsn(self) -> str:
+        auth = f"{self.pg_user}:{self.pg_password}"
+        return f"postgresql://{auth}@{self.host}:{self.pg_port}/postgres"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def mongo_url(self) -> str:
+        return f"mongodb://{self.host}:{self.mongo_port}/"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def sock(self) -> Path:
+        return self.state / "supervisor.sock"
+
+
+def log(message: str) -> None:
+    print(f"[parley] {message}", flush=True)
+
+
+def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    done: subprocess.CompletedProcess[str] = subprocess.run(cmd, check=True, text=True, **kwargs)
+    return done
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+@dataclass
+class Program:
+    """One supervisord [program:...] section."""
+
+    name: str
+    command: str
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    stopsignal: str = "TERM"
+    stopwaitsecs: int = 20
+    priority: int = 500
+    directory: str = str(ROOT)
