@@ -38,7 +38,8 @@ async def raw_asyncpg(concurrency: int) -> Figures:
             async def op() -> None:
                 await conn.execute(
                     "INSERT INTO raw_events (stream_id, version, data) VALUES ($1, 1, $2)",
-                    str(uuid.uuid4()), body,
+                    str(uuid.uuid4()),
+                    body,
                 )
 
             return op
@@ -53,7 +54,7 @@ async def raw_asyncpg(concurrency: int) -> Figures:
 
 async def parley(concurrency: int) -> Figures:
     """Parley's append: events + outbox row + idempotency record in one transaction."""
-    from parley_eventstore.bench_support import appender  # noqa: PLC0415
+    from parley_eventstore.bench_support import appender
 
     dsn = await create_database("bench_parley")
     try:
@@ -106,8 +107,12 @@ async def run() -> dict[str, Any]:
         results.update(summary(f"append.eventsourcing.c{c}", await eventsourcing_lib(c)))
     for c in CONCURRENCY:
         ours = results[f"append.c{c}.events_per_s"]
-        results[f"append.vs_raw_asyncpg.c{c}.ratio"] = round(ours / results[f"append.raw_asyncpg.c{c}.events_per_s"], 3)
-        results[f"append.vs_eventsourcing.c{c}.ratio"] = round(ours / results[f"append.eventsourcing.c{c}.events_per_s"], 3)
+        results[f"append.vs_raw_asyncpg.c{c}.ratio"] = round(
+            ours / results[f"append.raw_asyncpg.c{c}.events_per_s"], 3
+        )
+        results[f"append.vs_eventsourcing.c{c}.ratio"] = round(
+            ours / results[f"append.eventsourcing.c{c}.events_per_s"], 3
+        )
     return results
 
 
