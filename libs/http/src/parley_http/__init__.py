@@ -1,0 +1,1 @@
+"""HTTP edge shared by Parley's FastAPI services: problem+json errors, body limits, tokens."""
