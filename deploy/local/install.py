@@ -60,6 +60,7 @@ def ensure_kafka_jars(s: Settings) -> Path:
             "mvn",
             "-q",
             "-B",
+            "-Dstyle.color=never",
             "-f",
             str(HERE / "kafka" / "pom.xml"),
             "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies",
