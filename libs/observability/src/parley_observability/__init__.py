@@ -1,0 +1,1 @@
+"""Observability shared by every Parley process: traces, metrics, JSON logs, health."""
