@@ -23,6 +23,11 @@ class Event(BaseModel):
         return cls.__name__
 
     @classmethod
+    def event_type(cls) -> str:
+        """The stored event type (the event store's name for `event_name`)."""
+        return cls.__name__
+
+    @classmethod
     def ce_type(cls) -> str:
         return f"parley.{cls.context}.{cls.event_name()}.v{cls.schema_version}"
 
