@@ -24,9 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from health import port_open, wait_healthy
+from health import port_open, wait_infrastructure, wait_services
 from install import ensure_kafka_jars, init_kafka, init_postgres, install
 from render import kafka_properties, nginx_conf, programs, supervisord_conf
+from services_catalog import prepare_services, service_programs
 from settings import Settings, log, run
 
 
@@ -59,6 +60,7 @@ def up(s: Settings) -> None:
     if supervisord_running(s):
         supervisorctl(s, "update")  # picks up added/changed programs
         supervisorctl(s, "start", "all", check=False)
+        supervisorctl(s, "signal", "HUP", "nginx", check=False)  # re-read generated routes
     else:
         check_ports_free(s)
         run(
@@ -68,10 +70,12 @@ def up(s: Settings) -> None:
                 str(s.state / "supervisord.conf"),
             ]
         )
-    wait_healthy(s)
-    from services_catalog import prepare_services
-
-    prepare_services(s)
+    wait_infrastructure(s)
+    prepare_services(s)  # databases and migrations before any service starts
+    names = [p.program.name for p in service_programs(s)]
+    if names:
+        supervisorctl(s, "start", *names, check=False)
+    wait_services(s)
     log(f"healthy in {time.monotonic() - started:.1f}s")
     endpoints(s)
 

@@ -84,7 +84,7 @@ async def _create_topics(s: Settings) -> list[str]:
     return await ensure_topics(s.kafka_bootstrap, topics)
 
 
-def wait_healthy(s: Settings) -> None:
+def wait_infrastructure(s: Settings) -> None:
     wait_for("postgres", lambda: asyncio.run(_pg_ok(s.pg_dsn)))
     wait_for("kafka (port)", lambda: port_open(s.host, s.kafka_port))
     created = asyncio.run(_create_topics(s))
@@ -93,6 +93,9 @@ def wait_healthy(s: Settings) -> None:
     wait_for("kafka (produce)", lambda: asyncio.run(_kafka_produces(s.kafka_bootstrap)))
     wait_for("ferretdb", lambda: asyncio.run(_mongo_ok(s.mongo_url)))
     wait_for("nginx", lambda: http_ok(f"{s.gateway_url}/healthz"))
+
+
+def wait_services(s: Settings) -> None:
     for svc in service_programs(s):
         if svc.health_url:
             wait_for(svc.program.name, functools.partial(http_ok, svc.health_url))

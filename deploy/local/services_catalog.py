@@ -1,19 +1,19 @@
 """Parley's own processes in the local cluster: one entry per deployable, so `make up`, `make ps`
-and `make kill` know them by a name that says what they are (relay-users, projector-chat, ...).
+and `make kill` know them by a name that says what they are (users-api, relay-users, ...).
 
-Grows as services appear; the infrastructure processes live in cluster.py.
+Services start after the infrastructure is healthy and their databases are migrated (they are
+`autostart=false` in supervisord; `make up` starts them), and supervisord restarts them on
+crash like everything else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from settings import Program
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -24,17 +24,66 @@ class ServiceProgram:
     health_url: str = ""
 
 
-# Command-service databases (one per bounded context, DESIGN.md 3).
-DATABASES: tuple[str, ...] = ()
+# One PostgreSQL database per command service (DESIGN.md 3), each with its own relay.
+DATABASES: tuple[str, ...] = ("users",)
+
+# Fixed local ports of the HTTP services (the gateway fronts them on :8080).
+PORTS = {"query": 8100, "users": 8101}
+
+
+def database_dsn(s: Any, database: str) -> str:
+    return f"postgresql://{s.pg_user}:{s.pg_password}@{s.host}:{s.pg_port}/{database}"
+
+
+def _python_module(module: str) -> str:
+    return f"{sys.executable} -m {module}"
 
 
 def service_programs(s: Any) -> list[ServiceProgram]:
-    """Every Parley process for settings `s` (empty until the services exist)."""
-    del s
-    return []
+    """Every Parley process for settings `s`."""
+    common = {"PARLEY_SERVICE_LOGS": "json"}
+    users = ServiceProgram(
+        Program(
+            "users-api",
+            _python_module("parley_users"),
+            env={
+                **common,
+                "USERS_POSTGRES_DSN": database_dsn(s, "users"),
+                "USERS_HOST": s.host,
+                "USERS_PORT": str(PORTS["users"]),
+            },
+            autostart=False,
+        ),
+        port=PORTS["users"],
+        upstream="users_cmd",
+        health_url=f"http://{s.host}:{PORTS['users']}/readyz",
+    )
+    return [users]
+
+
+def upstreams(s: Any) -> dict[str, str]:
+    """nginx upstream name -> address; every name routes.conf uses must be here."""
+    names = {p.upstream: f"{s.host}:{p.port}" for p in service_programs(s) if p.upstream}
+    names.setdefault("query", f"{s.host}:{PORTS['query']}")  # the query gateway (read side)
+    return names
+
+
+async def _prepare(s: Any) -> None:
+    import asyncpg
+    from parley_eventstore.migrate import migrate
+
+    admin = await asyncpg.connect(database_dsn(s, "postgres"))
+    try:
+        existing = {r["datname"] for r in await admin.fetch("SELECT datname FROM pg_database")}
+        for database in DATABASES:
+            if database not in existing:
+                await admin.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await admin.close()
+    for database in DATABASES:
+        await migrate(database_dsn(s, database))
 
 
 def prepare_services(s: Any) -> None:
     """Create each service database and apply its migrations (idempotent)."""
-    del s
-    _ = sys.executable
+    asyncio.run(_prepare(s))

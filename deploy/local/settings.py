@@ -106,3 +106,4 @@ class Program:
     stopwaitsecs: int = 20
     priority: int = 500
     directory: str = str(ROOT)
+    autostart: bool = True

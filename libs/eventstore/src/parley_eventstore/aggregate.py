@@ -1,0 +1,134 @@
+"""Loading and saving aggregates: latest snapshot + tail in, new events (+ snapshot) out.
+
+The cost of a command does not grow with its stream: loading reads one snapshot row and at
+most `snapshot_every` events, and a snapshot is written in the same statement as the append
+that crosses the next multiple of `snapshot_every`. A snapshot whose schema version differs
+from the aggregate class's is ignored (the state is rebuilt from events once and snapshotted
+again at the next crossing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from parley_eventstore.codec import EventCodec
+from parley_eventstore.domain import Aggregate
+from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata, Snapshot
+from parley_eventstore.store import EventStore
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class Repository(Generic[A]):
+    def __init__(
+        self,
+        store: EventStore,
+        aggregate_type: type[A],
+        codec: EventCodec,
+        *,
+        snapshot_every: int | None = 100,
+    ) -> None:
+        if snapshot_every is not None and snapshot_every < 1:
+            raise ValueError("snapshot_every must be >= 1 (or None for no snapshots)")
+        self.store = store
+        self.aggregate_type = aggregate_type
+        self.codec = codec
+        self.snapshot_every = snapshot_every
+
+    async def load(
+        self, stream_id: str, *, up_to_version: int | None = None, at: datetime | None = None
+    ) -> A:
+        """The aggregate's current state (snapshot + tail), or its past state at a version or
+        time (folded from the first event: history is read rarely, commands often)."""
+        aggregate = self.aggregate_type(stream_id)
+        if up_to_version is not None or at is not None:
+            events = await self.store.load(stream_id, up_to_version=up_to_version, at=at)
+        else:
+            snapshot, events = await self.store.load_from_snapshot(
+                stream_id, self.aggregate_type.snapshot_schema_version
+            )
+            if snapshot is not None:
+                aggregate.restore(snapshot.state)
+                aggregate.version = snapshot.version
+        aggregate.replay((e.version, self.codec.decode(e)) for e in events)
+        return aggregate
+
+    async def save(
+        self,
+        aggregate: A,
+        *,
+        metadata: Metadata,
+        idempotency_key: str | None = None,
+        result: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append the aggregate's pending events at its loaded version (ConcurrencyError if
+        the stream moved). Nothing pending: nothing written, the current version returned."""
+        pending = aggregate.pending
+        if not pending:
+            return AppendResult(
+                aggregate.id,
+                aggregate.version,
+                dict(result or {"stream_id": aggregate.id, "version": aggregate.version}),
+            )
+        expected = aggregate.version  # as loaded; pending events are not counted in it
+        new_version = aggregate.next_version
+        outcome = await self.store.append(
+            aggregate.id,
+            self.aggregate_type.stream_type,
+            expected,
+            [self.codec.encode(event) for event in pending],
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            result=result,
+            snapshot=self._snapshot(aggregate, expected, new_version),
+        )
+        if not outcome.already_handled:
+            aggregate.mark_saved(outcome.version)
+        return outcome
+
+    def _snapshot(self, aggregate: A, old: int, new: int) -> Snapshot | None:
+        every = self.snapshot_every
+        if every is None or new // every == old // every:
+            return None
+        state = aggregate.snapshot()  # state after the pending events = state at `new`
+        if state is None:
+            return None
+        return Snapshot(new, self.aggregate_type.snapshot_schema_version, state)
+
+    async def execute(
+        self,
+        stream_id: str,
+        command: Callable[[A], Any],
+        *,
+        metadata: Metadata,
+        idempotency_key: str | None = None,
+        result: Callable[[A], Mapping[str, Any]] | None = None,
+        retries: int = 0,
+    ) -> AppendResult:
+        """Load, run `command` (which records events or raises a domain error), save.
+
+        A key already handled answers with the first result before the command runs (a
+        retried "create" must not fail on its own first success). `retries` re-runs the
+        command on a fresh load after a ConcurrencyError, for commands that commute.
+        """
+        if idempotency_key is not None:
+            first = await self.store.idempotent_result(idempotency_key)
+            if first is not None:
+                return first
+        attempt = 0
+        while True:
+            aggregate = await self.load(stream_id)
+            command(aggregate)
+            try:
+                return await self.save(
+                    aggregate,
+                    metadata=metadata,
+                    idempotency_key=idempotency_key,
+                    result=result(aggregate) if result is not None else None,
+                )
+            except ConcurrencyError:
+                if attempt >= retries:
+                    raise
+                attempt += 1

@@ -1,0 +1,1 @@
+"""Users command service: user profiles as event-sourced aggregates."""

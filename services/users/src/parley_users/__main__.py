@@ -1,0 +1,21 @@
+"""`python -m parley_users`: serve the users command API."""
+
+from __future__ import annotations
+
+import uvicorn
+from parley_observability.logs import configure_logging
+from parley_observability.tracing import configure_tracing
+
+from parley_users.bootstrap import bootstrap
+from parley_users.config import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging("users", settings.log_level)
+    configure_tracing("users")
+    uvicorn.run(bootstrap(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The composition root: settings -> pool -> event store -> repository -> FastAPI app.
+
+No I/O at import time: connections open in the app's lifespan and close with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from parley_eventstore.aggregate import Repository
+from parley_eventstore.codec import EventCodec
+from parley_eventstore.pool import create_pool
+from parley_eventstore.store import EventStore
+from parley_http.limits import BodySizeLimit
+from parley_http.problems import install_problem_handlers
+from parley_observability.http import install_observability
+
+from parley_users import http
+from parley_users.config import Settings
+from parley_users.domain import EVENTS, User
+
+TOPIC = "users.events"
+SOURCE = "/parley/users"
+
+
+def bootstrap(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings.postgres_dsn, min_size=2, max_size=settings.pool_size)
+        store = EventStore(
+            pool,
+            topic=TOPIC,
+            source=SOURCE,
+            context=http.CONTEXT,
+            group_commit=settings.group_commit,
+        )
+        app.state.pool = pool
+        app.state.users = Repository(
+            store, User, EventCodec(*EVENTS), snapshot_every=settings.snapshot_every
+        )
+        try:
+            yield
+        finally:
+            await store.close()
+            await pool.close()
+
+    app = FastAPI(title="Parley users (commands)", version="1.0.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    async def database_ready() -> bool:
+        async with app.state.pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT 1") == 1)
+
+    install_observability(app, {"postgres": database_ready})
+    http.include_routes(app)
+    return app
