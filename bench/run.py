@@ -1,0 +1,75 @@
+"""`make bench`: run every benchmark against the running local cluster, write the figures to
+bench/results/latest.json (flat keys, numbers only; units in latest.units.json) and draw PNG
+plots next to it. Each stage is a module with an async `run() -> dict` of figures."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))
+
+# module -> what it measures; a module whose service is not built yet is skipped, not faked
+STAGES = {
+    "bench.append": "append throughput and commit latency (Parley, raw asyncpg, eventsourcing)",
+    "bench.command": "command latency against stream length (snapshots)",
+    "bench.relay": "outbox -> Kafka throughput and commit-to-ack latency",
+    "bench.projector": "Kafka -> read model throughput against raw bulk_write",
+}
+
+
+def unit_of(key: str) -> str:
+    if key.endswith("_ms"):
+        return "milliseconds"
+    if key.endswith(("per_s", "_rps")) or key.endswith(".rps"):
+        return "per second"
+    if key.endswith("ratio") or "ratio" in key:
+        return "ratio"
+    return "number"
+
+
+def main() -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    only = set(sys.argv[1:])
+    path = RESULTS / "latest.json"
+    figures: dict[str, Any] = json.loads(path.read_text()) if only and path.exists() else {}
+    for module_name, what in STAGES.items():
+        if only and module_name.split(".")[-1] not in only:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            print(f"[bench] skip {module_name}: {error}", flush=True)
+            continue
+        print(f"[bench] {module_name}: {what}", flush=True)
+        started = time.monotonic()
+        stage: dict[str, Any] = asyncio.run(module.run())
+        print(json.dumps(stage, indent=2), flush=True)
+        print(f"[bench] {module_name} took {time.monotonic() - started:.0f}s", flush=True)
+        figures.update(stage)
+    path.write_text(json.dumps(dict(sorted(figures.items())), indent=2) + "\n")
+    meta = {
+        "written_at": datetime.now(UTC).isoformat(),
+        "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+        "units": {key: unit_of(key) for key in sorted(figures)},
+    }
+    (RESULTS / "latest.units.json").write_text(json.dumps(meta, indent=2) + "\n")
+    from bench.plots import draw
+
+    for png in draw(figures, RESULTS):
+        print(f"[bench] wrote {png.relative_to(ROOT)}")
+    print(f"[bench] wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
