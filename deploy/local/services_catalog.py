@@ -27,8 +27,12 @@ class ServiceProgram:
 # One PostgreSQL database per command service (DESIGN.md 3), each with its own relay.
 DATABASES: tuple[str, ...] = ("users",)
 
-# Fixed local ports of the HTTP services (the gateway fronts them on :8080).
-PORTS = {"query": 8100, "users": 8101}
+# HTTP services' ports, as offsets from PARLEY_SERVICE_PORT_BASE (the gateway fronts them).
+PORT_OFFSETS = {"query": 0, "users": 1}
+
+
+def port(s: Any, service: str) -> int:
+    return int(s.service_port_base) + PORT_OFFSETS[service]
 
 
 def database_dsn(s: Any, database: str) -> str:
@@ -50,13 +54,13 @@ def service_programs(s: Any) -> list[ServiceProgram]:
                 **common,
                 "USERS_POSTGRES_DSN": database_dsn(s, "users"),
                 "USERS_HOST": s.host,
-                "USERS_PORT": str(PORTS["users"]),
+                "USERS_PORT": str(port(s, "users")),
             },
             autostart=False,
         ),
-        port=PORTS["users"],
+        port=port(s, "users"),
         upstream="users_cmd",
-        health_url=f"http://{s.host}:{PORTS['users']}/readyz",
+        health_url=f"http://{s.host}:{port(s, 'users')}/readyz",
     )
     return [users]
 
@@ -64,7 +68,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
 def upstreams(s: Any) -> dict[str, str]:
     """nginx upstream name -> address; every name routes.conf uses must be here."""
     names = {p.upstream: f"{s.host}:{p.port}" for p in service_programs(s) if p.upstream}
-    names.setdefault("query", f"{s.host}:{PORTS['query']}")  # the query gateway (read side)
+    names.setdefault("query", f"{s.host}:{port(s, 'query')}")  # the query gateway (read side)
     return names
 
 

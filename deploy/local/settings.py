@@ -29,6 +29,7 @@ class Settings:
     gateway_port: int = 8080
     smtp_port: int = 1025
     partitions: int = 6
+    service_port_base: int = 8100  # Parley's HTTP services take consecutive ports from here
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
@@ -49,6 +50,7 @@ class Settings:
             gateway_port=int(get("PARLEY_GATEWAY_PORT", d.gateway_port)),
             smtp_port=int(get("PARLEY_SMTP_PORT", d.smtp_port)),
             partitions=int(get("PARLEY_TOPIC_PARTITIONS", d.partitions)),
+            service_port_base=int(get("PARLEY_SERVICE_PORT_BASE", d.service_port_base)),
         )
 
     @property
