@@ -28,7 +28,7 @@ class ServiceProgram:
 DATABASES: tuple[str, ...] = ("users",)
 
 # HTTP services' ports, as offsets from PARLEY_SERVICE_PORT_BASE (the gateway fronts them).
-PORT_OFFSETS = {"query": 0, "users": 1}
+PORT_OFFSETS = {"query": 0, "users": 1, "relay-users": 51}
 
 
 def port(s: Any, service: str) -> int:
@@ -62,7 +62,27 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         upstream="users_cmd",
         health_url=f"http://{s.host}:{port(s, 'users')}/readyz",
     )
-    return [users]
+    relays = [
+        ServiceProgram(
+            Program(
+                f"relay-{database}",
+                _python_module("parley_relay"),
+                env={
+                    **common,
+                    "RELAY_NAME": f"relay-{database}",
+                    "RELAY_POSTGRES_DSN": database_dsn(s, database),
+                    "RELAY_KAFKA_BOOTSTRAP_SERVERS": f"{s.host}:{s.kafka_port}",
+                    "RELAY_HOST": s.host,
+                    "RELAY_PORT": str(port(s, f"relay-{database}")),
+                },
+                autostart=False,
+            ),
+            port=port(s, f"relay-{database}"),
+            health_url=f"http://{s.host}:{port(s, f'relay-{database}')}/readyz",
+        )
+        for database in DATABASES
+    ]
+    return [users, *relays]
 
 
 def upstreams(s: Any) -> dict[str, str]:

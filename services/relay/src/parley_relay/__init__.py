@@ -1,0 +1,1 @@
+"""Transactional-outbox relay: the only road from a committed event to Kafka."""

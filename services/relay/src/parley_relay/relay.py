@@ -1,0 +1,161 @@
+"""The relay loop: lead, fetch the oldest outbox rows, publish, wait for every ack, delete.
+
+Guarantees (DESIGN.md 3):
+- nothing lost: rows are deleted only after Kafka acknowledged all of them (acks=all,
+  idempotent producer); a crash anywhere before the delete re-publishes them (duplicates,
+  removed downstream by event id / aggregate version);
+- nothing uncommitted: only committed rows are visible to the SELECT;
+- order per aggregate: rows are read oldest id first and one aggregate's rows are committed in
+  version order, so its records enter its partition in version order; a failed batch is sent
+  again whole;
+- no skipped rows: every fetch takes the lowest remaining ids, never "id > last seen", so a
+  transaction that commits late with a lower id is picked up by the next fetch;
+- one publisher per database: a session advisory lock held on the same connection that reads
+  and deletes; if that connection dies the lock is gone and so is this relay's ability to
+  delete, so a stale leader cannot keep going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from parley_messaging.envelope import kafka_headers
+
+from parley_relay import metrics
+from parley_relay.config import Settings
+from parley_relay.faults import Faults
+
+log = logging.getLogger("parley.relay")
+
+CHANNEL = "parley_outbox"
+# one leader per database: advisory locks are scoped to the database, so every service
+# database can use the same key
+LOCK_KEY = 0x50_61_72_6C_65_79  # "Parley"
+FETCH = """
+SELECT id, topic, key, headers::text AS headers, payload, created_at
+FROM outbox ORDER BY id LIMIT $1
+"""
+DELETE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+# planner estimate: exact counts of a busy queue table cost a scan for a number that is
+# stale when it arrives
+BACKLOG = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = 'outbox'"
+
+
+def new_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=settings.name,
+        enable_idempotence=True,  # retries inside the producer never duplicate or reorder
+        acks="all",
+        linger_ms=settings.linger_ms,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=10_000,
+    )
+
+
+async def publish_batch(
+    conn: asyncpg.Connection, producer: AIOKafkaProducer, settings: Settings, faults: Faults
+) -> int:
+    """Publish the oldest rows; returns how many were published and deleted."""
+    rows = await conn.fetch(FETCH, settings.batch_size)
+    if not rows:
+        return 0
+    faults.hit("crash_before_send")
+    acks = [
+        await producer.send(
+            row["topic"],
+            value=row["payload"],
+            key=row["key"].encode(),
+            headers=kafka_headers(json.loads(row["headers"])),
+        )
+        for row in rows
+    ]
+    await asyncio.gather(*acks)  # every record acknowledged by the broker, or an exception
+    acked_at = time.time()
+    faults.hit("crash_after_ack")
+    await conn.execute(DELETE, [row["id"] for row in rows])
+    for row in rows:
+        metrics.LAG_SECONDS.labels(settings.name).observe(acked_at - row["created_at"].timestamp())
+    metrics.PUBLISHED.labels(settings.name).inc(len(rows))
+    metrics.BATCH_SIZE.labels(settings.name).observe(len(rows))
+    return len(rows)
+
+
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; True if asked to stop meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
+
+
+async def lead(
+    settings: Settings, stop: asyncio.Event, faults: Faults, state: dict[str, bool]
+) -> None:
+    """Become leader (or wait as a standby), then publish until stopped or disconnected."""
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    producer: AIOKafkaProducer | None = None
+    try:
+        state["postgres"] = True
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+            metrics.LEADER.labels(settings.name).set(0)
+            if await wait_or_stop(stop, settings.standby_retry_s):
+                return
+        metrics.LEADER.labels(settings.name).set(1)
+        state["leader"] = True
+        log.info("%s leads the outbox", settings.name)
+        wake = asyncio.Event()
+        await conn.add_listener(CHANNEL, lambda *_: wake.set())
+        backoff = 0.1
+        last_backlog = 0.0
+        while not stop.is_set():
+            if producer is None:
+                producer = new_producer(settings)
+                await producer.start()
+                state["kafka"] = True
+            wake.clear()  # before the fetch: a NOTIFY during the publish is not lost
+            try:
+                published = await publish_batch(conn, producer, settings, faults)
+                backoff = 0.1
+            except KafkaError as error:
+                # nothing deleted: the same rows go again on a fresh producer after a pause
+                metrics.FAILURES.labels(settings.name).inc()
+                log.warning(
+                    "Kafka did not acknowledge a batch (%s); retrying in %.1fs", error, backoff
+                )
+                state["kafka"] = False
+                await producer.stop()
+                producer = None
+                if await wait_or_stop(stop, backoff):
+                    return
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if time.monotonic() - last_backlog > 1.0:
+                metrics.BACKLOG.labels(settings.name).set(await conn.fetchval(BACKLOG))
+                last_backlog = time.monotonic()
+            if published < settings.batch_size:  # drained: sleep until a NOTIFY or the poll
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), settings.poll_interval_s)
+    finally:
+        metrics.LEADER.labels(settings.name).set(0)
+        state["postgres"] = state["kafka"] = state["leader"] = False
+        if producer is not None:
+            await producer.stop()
+        await conn.close()  # releases the advisory lock
+
+
+async def run(settings: Settings, stop: asyncio.Event, state: dict[str, bool]) -> None:
+    """Lead or stand by until stopped; reconnect after PostgreSQL or Kafka outages."""
+    faults = Faults.parse(settings.fault)
+    while not stop.is_set():
+        try:
+            await lead(settings, stop, faults, state)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
+            log.warning("relay connection lost (%s); reconnecting", error)
+            await wait_or_stop(stop, 1.0)
