@@ -22,9 +22,9 @@ def _append_plots(f: dict[str, Any], out: Path) -> list[Path]:
     if "append.c8.events_per_s" not in f:
         return []
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.27
+    width = 0.2
     for i, (label, prefix) in enumerate(RIVALS.items()):
-        xs = [c + (i - 1) * width for c in range(len(CONCURRENCY))]
+        xs = [c + (i - 1.5) * width for c in range(len(CONCURRENCY))]
         left.bar(
             xs, [f.get(f"{prefix}.c{c}.events_per_s", 0) for c in CONCURRENCY], width, label=label
         )
@@ -32,7 +32,7 @@ def _append_plots(f: dict[str, Any], out: Path) -> list[Path]:
     for axis, title in ((left, "append throughput (events/s)"), (right, "commit latency p99 (ms)")):
         axis.set_xticks(range(len(CONCURRENCY)), [f"c={c}" for c in CONCURRENCY])
         axis.set_title(title)
-        axis.legend()
+    left.legend(fontsize=7)
     right.set_yscale("log")
     path = out / "append.png"
     fig.tight_layout()
