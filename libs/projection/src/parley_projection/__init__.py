@@ -1,0 +1,1 @@
+"""Projector runtime: consume Parley topics into MongoDB read models, idempotently."""
