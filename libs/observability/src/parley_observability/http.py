@@ -4,7 +4,7 @@ request-latency histogram labelled by route template (not raw path, to bound car
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -29,7 +29,7 @@ def route_template(request: Request) -> str:
     return "unmatched"
 
 
-def install_observability(app: FastAPI, readiness: dict[str, ReadinessCheck]) -> None:
+def install_observability(app: FastAPI, readiness: Mapping[str, ReadinessCheck]) -> None:
     @app.middleware("http")
     async def measure(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
