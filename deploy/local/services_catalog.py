@@ -27,8 +27,11 @@ class ServiceProgram:
 # One PostgreSQL database per command service (DESIGN.md 3), each with its own relay.
 DATABASES: tuple[str, ...] = ("users",)
 
+# contexts with a projector process (services/projector-<context>)
+PROJECTED_CONTEXTS: tuple[str, ...] = ("users",)
+
 # HTTP services' ports, as offsets from PARLEY_SERVICE_PORT_BASE (the gateway fronts them).
-PORT_OFFSETS = {"query": 0, "users": 1, "relay-users": 51}
+PORT_OFFSETS = {"query": 0, "users": 1, "relay-users": 51, "projector-users": 71}
 
 
 def port(s: Any, service: str) -> int:
@@ -82,7 +85,44 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         )
         for database in DATABASES
     ]
-    return [users, *relays]
+    mongo = f"mongodb://{s.host}:{s.mongo_port}/"
+    projectors = [
+        ServiceProgram(
+            Program(
+                f"projector-{context}",
+                _python_module(f"parley_projector_{context}"),
+                env={
+                    **common,
+                    "PROJECTOR_NAME": f"projector-{context}",
+                    "PROJECTOR_KAFKA_BOOTSTRAP_SERVERS": f"{s.host}:{s.kafka_port}",
+                    "PROJECTOR_MONGO_URL": mongo,
+                    "PROJECTOR_HOST": s.host,
+                    "PROJECTOR_PORT": str(port(s, f"projector-{context}")),
+                },
+                autostart=False,
+            ),
+            port=port(s, f"projector-{context}"),
+            health_url=f"http://{s.host}:{port(s, f'projector-{context}')}/readyz",
+        )
+        for context in PROJECTED_CONTEXTS
+    ]
+    query = ServiceProgram(
+        Program(
+            "query-gateway",
+            _python_module("parley_query_gateway"),
+            env={
+                **common,
+                "QUERY_MONGO_URL": mongo,
+                "QUERY_HOST": s.host,
+                "QUERY_PORT": str(port(s, "query")),
+            },
+            autostart=False,
+        ),
+        port=port(s, "query"),
+        upstream="query",
+        health_url=f"http://{s.host}:{port(s, 'query')}/readyz",
+    )
+    return [users, *relays, *projectors, query]
 
 
 def upstreams(s: Any) -> dict[str, str]:

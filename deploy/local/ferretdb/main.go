@@ -30,6 +30,8 @@ func main() {
 	listen := flag.String("listen-addr", env("FERRETDB_LISTEN_ADDR", "127.0.0.1:27017"), "TCP address to listen on")
 	dir := flag.String("sqlite-dir", env("FERRETDB_SQLITE_DIR", ".local/ferretdb/"), "directory of the SQLite backend")
 	level := flag.String("log-level", env("FERRETDB_LOG_LEVEL", "warn"), "debug, info, warn or error")
+	handler := flag.String("handler", env("FERRETDB_HANDLER", "sqlite"), "backend: sqlite or postgresql")
+	pgURL := flag.String("postgresql-url", env("FERRETDB_POSTGRESQL_URL", ""), "PostgreSQL URL for -handler=postgresql")
 	flag.Parse()
 
 	var logLevel slog.Level
@@ -47,10 +49,11 @@ func main() {
 	}
 
 	server, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + directory,
+		Listener:      ferretdb.ListenerConfig{TCP: *listen},
+		Logger:        logger,
+		Handler:       *handler,
+		SQLiteURL:     "file:" + directory,
+		PostgreSQLURL: *pgURL,
 	})
 	if err != nil {
 		logger.Error("cannot configure FerretDB", "error", err)
@@ -59,7 +62,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	logger.Warn("FerretDB listening", "addr", *listen, "sqlite", directory)
+	logger.Warn("FerretDB listening", "addr", *listen, "handler", *handler)
 	if err := server.Run(ctx); err != nil && ctx.Err() == nil {
 		logger.Error("FerretDB stopped", "error", err)
 		os.Exit(1)

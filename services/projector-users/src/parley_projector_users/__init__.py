@@ -1,0 +1,1 @@
+"""Projector of the users context: users.events -> the `users` read model."""

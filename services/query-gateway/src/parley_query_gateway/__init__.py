@@ -1,0 +1,1 @@
+"""Query gateway: the read side of Parley over HTTP (MongoDB read models only)."""

@@ -1,0 +1,61 @@
+"""The composition root: settings -> Mongo client -> FastAPI app (no I/O at import time)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from parley_http.limits import BodySizeLimit
+from parley_http.problems import install_problem_handlers, problem_response
+from parley_observability.http import install_observability
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from parley_query_gateway import users
+from parley_query_gateway.config import Settings
+
+log = logging.getLogger("parley.query")
+
+
+def bootstrap(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # bounded: a read model store that stops answering yields a 503, not a hung request
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            settings.mongo_url, socketTimeoutMS=5000, serverSelectionTimeoutMS=3000
+        )
+        app.state.client = client
+        app.state.db = client[settings.mongo_db]
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            await client.close()
+
+    app = FastAPI(title="Parley queries", version="1.0.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=1024)
+
+    @app.exception_handler(PyMongoError)
+    async def store_unavailable(request: Request, exc: PyMongoError) -> JSONResponse:
+        log.warning("read model store error on %s: %s", request.url.path, exc)
+        return problem_response(
+            503,
+            "Service Unavailable",
+            "the read model store is not answering; retry",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
+    async def mongo_ready() -> bool:
+        return bool((await app.state.client.admin.command("ping")).get("ok"))
+
+    install_observability(app, {"mongo": mongo_ready})
+    app.include_router(users.router)
+    return app
