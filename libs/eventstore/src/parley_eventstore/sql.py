@@ -142,3 +142,62 @@ WITH old AS (
 )
 DELETE FROM idempotency_keys k USING old WHERE k.key = old.key
 """
+
+
+# The same append for ONE stream, without the per-append arrays and LATERAL joins that let
+# APPEND take many: about half the server time of APPEND with one element (measured: 0.45 ms
+# against 0.84 ms per commit at concurrency 1). Same semantics, same answer columns.
+APPEND_ONE = """
+WITH known AS (
+    SELECT k.stream_id, k.version, k.result::text AS result
+    FROM idempotency_keys k WHERE k.key = $5
+),
+h AS (SELECT coalesce(max(x.version), 0) AS head FROM events x WHERE x.stream_id = $1),
+ok AS (SELECT 1 AS one FROM h WHERE h.head = $3 AND NOT EXISTS (SELECT 1 FROM known)),
+idem AS (
+    INSERT INTO idempotency_keys (key, stream_id, version, result)
+    SELECT $5, $1, $3 + $4, $6::jsonb FROM ok WHERE $5::text IS NOT NULL
+    ON CONFLICT (key) DO NOTHING
+    RETURNING key
+),
+go AS (SELECT 1 AS one FROM ok WHERE $5::text IS NULL OR EXISTS (SELECT 1 FROM idem)),
+e AS (
+    SELECT * FROM unnest($9::int[], $10::uuid[], $11::text[], $12::int[], $13::text[],
+                         $14::text[])
+        AS e(version, event_id, event_type, schema_version, data, headers)
+),
+ev AS (
+    INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version,
+                        data, metadata)
+    SELECT $1, $2, e.version, e.event_id, e.event_type, e.schema_version, e.data::jsonb,
+           $15::jsonb
+    FROM e, go
+    ORDER BY e.version
+    RETURNING event_id, global_position, recorded_at, version
+),
+ob AS (
+    INSERT INTO outbox (topic, key, headers, payload)
+    SELECT $16, $1,
+           e.headers::jsonb || jsonb_build_object('ce_time', to_char(
+               ev.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
+           convert_to(e.data, 'UTF8')
+    FROM ev JOIN e ON e.event_id = ev.event_id
+    ORDER BY ev.global_position
+),
+snap AS (
+    INSERT INTO snapshots (stream_id, stream_type, version, snapshot_schema_version, state)
+    SELECT $1, $2, $3 + $4, $8, $7::jsonb FROM go WHERE $7::text IS NOT NULL
+    ON CONFLICT (stream_id) DO UPDATE SET
+        stream_type = excluded.stream_type, version = excluded.version,
+        snapshot_schema_version = excluded.snapshot_schema_version,
+        state = excluded.state, taken_at = clock_timestamp()
+    WHERE snapshots.version <= excluded.version
+)
+SELECT (SELECT stream_id FROM known) AS known_stream_id,
+       (SELECT version FROM known) AS known_version,
+       (SELECT result FROM known) AS known_result,
+       EXISTS (SELECT 1 FROM ok) AS checked,
+       EXISTS (SELECT 1 FROM go) AS admitted,
+       (SELECT array_agg(global_position ORDER BY version) FROM ev) AS positions,
+       (SELECT head FROM h) AS actual
+"""

@@ -197,7 +197,10 @@ class EventStore:
         """Many appends (to distinct streams, distinct keys), one statement, one commit, each
         with its own result. A race that raises aborts the whole group: the group committer
         then retries its appends one by one, where the race gets its own ConcurrencyError."""
-        rows = await conn.fetch(sql.APPEND, *_params(batch, self.topic))
+        if len(batch) == 1:  # the common case under light load: the lighter statement
+            rows = [await conn.fetchrow(sql.APPEND_ONE, *_params_one(batch[0], self.topic))]
+        else:
+            rows = await conn.fetch(sql.APPEND, *_params(batch, self.topic))
         outcomes: list[Outcome] = []
         for pending, row in zip(batch, rows, strict=True):
             decided = _outcome(pending, row)
@@ -327,6 +330,30 @@ def _outcome(pending: Pending, row: asyncpg.Record) -> Outcome | None:
         result=pending.result,
         positions=tuple(row["positions"]),
     )
+
+
+def _params_one(p: Pending, topic: str) -> list[Any]:
+    """APPEND_ONE's 16 parameters."""
+    snap = p.snapshot
+    data = [json.dumps(dict(e.data), separators=_COMPACT) for e in p.events]
+    return [
+        p.stream_id,
+        p.stream_type,
+        p.expected,
+        len(p.events),
+        p.idempotency_key,
+        json.dumps(p.result) if p.idempotency_key is not None else None,
+        json.dumps(dict(snap.state)) if snap is not None else None,
+        snap.schema_version if snap is not None else None,
+        [p.expected + i for i in range(1, len(p.events) + 1)],
+        [e.event_id for e in p.events],
+        [e.event_type for e in p.events],
+        [e.schema_version for e in p.events],
+        data,
+        list(p.headers_json),
+        p.metadata_json,
+        topic,
+    ]
 
 
 def _params(batch: Sequence[Pending], topic: str) -> list[Any]:
