@@ -46,81 +46,74 @@ def _python_module(module: str) -> str:
     return f"{sys.executable} -m {module}"
 
 
+def _service(
+    s: Any,
+    name: str,
+    module: str,
+    prefix: str,
+    port_key: str,
+    env: dict[str, str],
+    upstream: str = "",
+) -> ServiceProgram:
+    """One Parley process: `python -m <module>`, configured by `<prefix>_*` variables, serving
+    HTTP (its API, or /metrics /healthz /readyz for workers) on its port."""
+    listen = port(s, port_key)
+    program = Program(
+        name,
+        _python_module(module),
+        env={f"{prefix}_{k}": v for k, v in {**env, "HOST": s.host, "PORT": str(listen)}.items()},
+        autostart=False,  # started by `make up` once databases are migrated
+    )
+    return ServiceProgram(program, listen, upstream, f"http://{s.host}:{listen}/readyz")
+
+
 def service_programs(s: Any) -> list[ServiceProgram]:
     """Every Parley process for settings `s`."""
-    common = {"PARLEY_SERVICE_LOGS": "json"}
-    users = ServiceProgram(
-        Program(
-            "users-api",
-            _python_module("parley_users"),
-            env={
-                **common,
-                "USERS_POSTGRES_DSN": database_dsn(s, "users"),
-                "USERS_HOST": s.host,
-                "USERS_PORT": str(port(s, "users")),
-            },
-            autostart=False,
-        ),
-        port=port(s, "users"),
+    kafka = f"{s.host}:{s.kafka_port}"
+    mongo = f"mongodb://{s.host}:{s.mongo_port}/"
+    users = _service(
+        s,
+        "users-api",
+        "parley_users",
+        "USERS",
+        "users",
+        {"POSTGRES_DSN": database_dsn(s, "users")},
         upstream="users_cmd",
-        health_url=f"http://{s.host}:{port(s, 'users')}/readyz",
     )
     relays = [
-        ServiceProgram(
-            Program(
-                f"relay-{database}",
-                _python_module("parley_relay"),
-                env={
-                    **common,
-                    "RELAY_NAME": f"relay-{database}",
-                    "RELAY_POSTGRES_DSN": database_dsn(s, database),
-                    "RELAY_KAFKA_BOOTSTRAP_SERVERS": f"{s.host}:{s.kafka_port}",
-                    "RELAY_HOST": s.host,
-                    "RELAY_PORT": str(port(s, f"relay-{database}")),
-                },
-                autostart=False,
-            ),
-            port=port(s, f"relay-{database}"),
-            health_url=f"http://{s.host}:{port(s, f'relay-{database}')}/readyz",
-        )
-        for database in DATABASES
-    ]
-    mongo = f"mongodb://{s.host}:{s.mongo_port}/"
-    projectors = [
-        ServiceProgram(
-            Program(
-                f"projector-{context}",
-                _python_module(f"parley_projector_{context}"),
-                env={
-                    **common,
-                    "PROJECTOR_NAME": f"projector-{context}",
-                    "PROJECTOR_KAFKA_BOOTSTRAP_SERVERS": f"{s.host}:{s.kafka_port}",
-                    "PROJECTOR_MONGO_URL": mongo,
-                    "PROJECTOR_HOST": s.host,
-                    "PROJECTOR_PORT": str(port(s, f"projector-{context}")),
-                },
-                autostart=False,
-            ),
-            port=port(s, f"projector-{context}"),
-            health_url=f"http://{s.host}:{port(s, f'projector-{context}')}/readyz",
-        )
-        for context in PROJECTED_CONTEXTS
-    ]
-    query = ServiceProgram(
-        Program(
-            "query-gateway",
-            _python_module("parley_query_gateway"),
-            env={
-                **common,
-                "QUERY_MONGO_URL": mongo,
-                "QUERY_HOST": s.host,
-                "QUERY_PORT": str(port(s, "query")),
+        _service(
+            s,
+            f"relay-{db}",
+            "parley_relay",
+            "RELAY",
+            f"relay-{db}",
+            {
+                "NAME": f"relay-{db}",
+                "POSTGRES_DSN": database_dsn(s, db),
+                "KAFKA_BOOTSTRAP_SERVERS": kafka,
             },
-            autostart=False,
-        ),
-        port=port(s, "query"),
+        )
+        for db in DATABASES
+    ]
+    projectors = [
+        _service(
+            s,
+            f"projector-{ctx}",
+            f"parley_projector_{ctx}",
+            "PROJECTOR",
+            f"projector-{ctx}",
+            {"NAME": f"projector-{ctx}", "KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URL": mongo},
+        )
+        for ctx in PROJECTED_CONTEXTS
+    ]
+    query = _service(
+        s,
+        "query-gateway",
+        "parley_query_gateway",
+        "QUERY",
+        "query",
+        {"MONGO_URL": mongo},
         upstream="query",
-        health_url=f"http://{s.host}:{port(s, 'query')}/readyz",
     )
     return [users, *relays, *projectors, query]
 
