@@ -110,3 +110,57 @@ async def test_wait_for_version(db: DB, kafka_bootstrap: str, unique_name: str) 
         doc = await wait_for_version(db.per_stream, "s", "s", 2, timeout_s=15)
     assert doc is not None and doc["count"] == 2
     assert await wait_for_version(db.per_stream, "s", "s", 3, timeout_s=0.2) is None
+
+
+async def test_redrive_applies_parked_records_once_the_cause_is_fixed(
+    db: DB, kafka_bootstrap: str, unique_name: str
+) -> None:
+    from parley_projection.projection import Projection
+    from parley_projection.redrive import redrive
+    from parley_projection.runtime import Options
+    from projection_harness import counted
+
+    broken = {"on": True}
+
+    def flaky(envelope: Any, data: dict[str, Any]) -> list[Any]:
+        if broken["on"]:
+            raise RuntimeError("downstream bug")
+        return counted(envelope, data)
+
+    topic = await new_topic(kafka_bootstrap, f"proj.{unique_name}", partitions=1)
+    name = f"redrive-{unique_name}"
+    projection = Projection(name=name, topics=(topic,), handlers={"Counted": flaky})
+    await produce(kafka_bootstrap, topic, [record("s", 1), record("t", 1)])
+    async with projector(db, projection, kafka_bootstrap):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if (await dump(db))["per_stream"] == [] and await _dlq_size(kafka_bootstrap, name) >= 2:
+                break
+            await asyncio.sleep(0.2)
+    assert (await dump(db))["per_stream"] == []
+
+    broken["on"] = False  # the fix is deployed
+    options = Options(bootstrap_servers=kafka_bootstrap, backoff_s=0.01)
+    assert await redrive(db, projection, options) == 2
+    state = await dump(db)
+    assert [d["count"] for d in state["per_stream"]] == [1, 1]
+    assert state["totals"][0]["count"] == 2
+    assert await redrive(db, projection, options) == 0  # nothing applied twice
+    assert (await dump(db))["totals"][0]["count"] == 2
+
+
+async def _dlq_size(bootstrap: str, group: str) -> int:
+    from aiokafka import TopicPartition
+    from parley_messaging.topics import partitions_of
+
+    topic = f"{group}.dlq"
+    numbers = await partitions_of(bootstrap, topic)
+    if not numbers:
+        return 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in numbers])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
