@@ -12,9 +12,10 @@ import matplotlib.pyplot as plt
 
 CONCURRENCY = (1, 8, 32)
 RIVALS = {
-    "Parley": "append",
-    "raw asyncpg": "append.raw_asyncpg",
-    "eventsourcing": "append.eventsourcing",
+    "Parley (event + outbox + key)": "append",
+    "bare asyncpg BEGIN/INSERT/COMMIT": "append.raw_asyncpg",
+    "bare asyncpg autocommit INSERT": "append.raw_asyncpg_autocommit",
+    "eventsourcing recorder": "append.eventsourcing",
 }
 
 
