@@ -56,3 +56,11 @@ async def test_an_unreachable_version_is_503_not_stale_data(gateway_url: str) ->
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "1"
         assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_gateway_publishes_each_services_openapi(gateway_url: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+        for service, path in (("users", "/v1/users/{user_id}"), ("query", "/v1/users/{user_id}")):
+            response = await client.get(f"/openapi/{service}.json")
+            assert response.status_code == 200, service
+            assert path in response.json()["paths"], service
