@@ -107,7 +107,9 @@ def programs(s: Settings, kafka_libs: Path) -> list[Program]:
         Program(
             "ferretdb",
             f"{s.state / 'bin' / 'ferretdb'} -listen-addr {s.host}:{s.mongo_port}"
-            f" -sqlite-dir {s.state / 'ferretdb'}/",
+            # warn logs a full dump of every unsupported command (PyMongo's endSessions on
+            # each close): megabytes of noise and CPU; errors only
+            f" -sqlite-dir {s.state / 'ferretdb'}/ -log-level error",
             priority=20,
         ),
         Program(
