@@ -17,7 +17,7 @@ PYTEST_TIER = $(RUN) pytest $(1) ; rc=$$? ; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 .PHONY: help sync up down clean ps kill logs test test-unit test-integration test-e2e bench lint
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 sync: ## install uv if missing and the Python environment from uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
