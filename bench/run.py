@@ -24,6 +24,7 @@ STAGES = {
     "bench.command": "command latency against stream length (snapshots)",
     "bench.relay": "outbox -> Kafka throughput and commit-to-ack latency",
     "bench.projector": "Kafka -> read model throughput against raw bulk_write",
+    "bench.query": "query gateway GET-by-id under 50 connections (wrk) against hello world",
 }
 
 

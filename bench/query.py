@@ -1,0 +1,121 @@
+"""Query gateway GET-by-id under 50 concurrent connections (wrk, a separate process, loopback)
+against the running local cluster's gateway, and FastAPI's hello world served the same way
+(one uvicorn process) as the anchor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from parley_testing.infra import Server, locate
+from pymongo import AsyncMongoClient
+
+CONNECTIONS = 50
+SECONDS = 8
+HERE = Path(__file__).resolve().parent
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise RuntimeError("wrk is missing: apt-get install wrk")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk") or "/usr/bin/wrk"
+
+
+def wrk(url: str) -> tuple[float, float]:
+    """(requests per second, p99 in ms) of one wrk run; fails on any non-2xx response."""
+    out = subprocess.run(
+        [ensure_wrk(), "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors under load:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gateway_url() -> str:
+    port = os.environ.get("PARLEY_SERVICE_PORT_BASE", "8100")  # the gateway itself, not nginx
+    return f"http://127.0.0.1:{port}"
+
+
+async def seed_user() -> str:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(locate(Server.MONGO).address)
+    user_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    await client.parley.users.insert_one(
+        {
+            "_id": user_id,
+            "name": "bench",
+            "email": "bench@example.test",
+            "created_at": now,
+            "updated_at": now,
+            "_v": {user_id: 1},
+        }
+    )
+    await client.close()
+    return user_id
+
+
+def hello_figures() -> tuple[float, float]:
+    port = free_port()
+    hello = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.hello_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=HERE.parent,
+    )
+    try:
+        time.sleep(2)
+        return wrk(f"http://127.0.0.1:{port}/hello/x")
+    finally:
+        hello.terminate()
+        hello.wait(10)
+
+
+async def run() -> dict[str, Any]:
+    user_id = await seed_user()
+    rps, p99 = await asyncio.to_thread(wrk, f"{gateway_url()}/v1/users/{user_id}")
+    hello_rps, hello_p99 = await asyncio.to_thread(hello_figures)
+    return {
+        "query.get_by_id.rps": round(rps, 1),
+        "query.get_by_id.p99_ms": round(p99, 2),
+        "query.hello.rps": round(hello_rps, 1),
+        "query.hello.p99_ms": round(hello_p99, 2),
+        "query.vs_hello.ratio": round(rps / hello_rps, 3),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(run()), indent=2))
