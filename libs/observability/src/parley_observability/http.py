@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
-from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_SECONDS = Histogram(
     "parley_http_request_seconds",
@@ -21,25 +21,38 @@ REQUEST_SECONDS = Histogram(
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+class RequestTimer:
+    """Pure ASGI middleware (FastAPI's @app.middleware("http") wraps every request in extra
+    tasks and streams: measured at 45% of a GET's cost in the query gateway)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")  # set by the router once a route matched
+            template = str(getattr(route, "path", "unmatched"))
+            REQUEST_SECONDS.labels(scope["method"], template, str(status)).observe(
+                time.perf_counter() - started
+            )
 
 
 def install_observability(app: FastAPI, readiness: Mapping[str, ReadinessCheck]) -> None:
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        REQUEST_SECONDS.labels(
-            request.method, route_template(request), str(response.status_code)
-        ).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestTimer)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
