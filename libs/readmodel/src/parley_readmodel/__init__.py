@@ -1,1 +1,0 @@
-"""Projector runtime: Kafka topics -> MongoDB read models."""
