@@ -30,6 +30,9 @@ class Versioned:
     version: int
 
 
+BULK = 50  # updates per bulk_write command
+
+
 class LostRace(RuntimeError):
     """A guarded write matched nothing: another writer moved the document; retry the batch."""
 
@@ -86,8 +89,12 @@ async def apply_batch(db: AsyncDatabase[dict[str, Any]], items: list[Versioned])
     ops = guarded_updates(items, await stored_versions(db, items))
     sent = 0
     for collection, updates in ops.items():
-        result = await db[collection].bulk_write(updates, ordered=True)
-        if result.matched_count + result.upserted_count != len(updates):
-            raise LostRace(f"{collection}: {len(updates)} updates, fewer applied")
-        sent += len(updates)
+        # small commands: FerretDB 1.24 holds a cursor per statement until the whole update
+        # command ends, and a 500-statement command was seen to hang
+        for at in range(0, len(updates), BULK):
+            chunk = updates[at : at + BULK]
+            result = await db[collection].bulk_write(chunk, ordered=True)
+            if result.matched_count + result.upserted_count != len(chunk):
+                raise LostRace(f"{collection}: {len(chunk)} updates, fewer applied")
+            sent += len(chunk)
     return sent
