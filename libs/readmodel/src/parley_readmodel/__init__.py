@@ -1,0 +1,1 @@
+"""Projector runtime: Kafka topics -> MongoDB read models."""

@@ -1,0 +1,243 @@
+"""Idempotent batch apply: replaying a topic over a live read model changes nothing.
+
+Each document keeps, per source stream, the highest aggregate version it applied
+(`_v.<stream>`), and the re-driven versions it applied out of order (`_x.<stream>`, see
+redrive.py). Applying a batch to one generation:
+
+1. read the touched documents' versions: one `find({_id: {$in}})` per collection;
+2. drop the events a document already applied (version <= stored), in order, so duplicate
+   deliveries and replays from offset 0 are no-ops, counters included;
+3. coalesce what is left per document into as few updates as the operators allow ($inc sums,
+   $set keeps the last value...): FerretDB 1.24 applies only ~650 updates/s (every update is
+   its own SQLite commit) but reads and inserts are cheap, so fewer, fatter updates are what
+   makes a projector fast there; a busy conversation costs one update per batch, not one per
+   message;
+4. write upserts in ordered bulks of `chunk` updates (a FerretDB `update` command holds one
+   SQLite cursor per statement until it ends: hundreds of statements in one command slow to
+   a crawl).
+
+Concurrent writers. A partition has one owner in the group, and the runtime finishes its
+in-flight batch before giving a partition up (runtime.py), so one document has one writer
+(given the rule in projection.py). Against zombies (an owner expelled while writing) the
+filter carries the version guard `{_id, _v.<stream>: stored}`: a guarded upsert that lost a
+race either matches nothing or fails with a duplicate key, and the batch is planned again from
+fresh versions (LostRace). That guard is used on MongoDB. On FerretDB it is off by default:
+there a second filter field disables the `_id` pushdown (a full collection scan per update)
+and the guard would not even be atomic (FerretDB checks the filter, then rewrites the
+document, without a lock), so it would cost a scan per update for no safety.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+
+from parley_readmodel.aliases import escape, physical
+from parley_readmodel.projection import Update
+
+DB = AsyncDatabase[dict[str, Any]]
+MERGE = {"$set", "$unset", "$inc", "$max", "$min", "$setOnInsert", "$addToSet", "$push"}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event's update of one document."""
+
+    collection: str  # logical
+    doc_id: str
+    update: Update
+    stream: str
+    version: int
+    redrive: bool = False  # a parked event re-driven: may be older than the stored version
+
+
+class LostRace(RuntimeError):
+    """A guarded update found the document moved by another writer: plan the batch again."""
+
+
+def field_key(stream: str) -> str:
+    return escape(stream)
+
+
+@dataclass
+class Stored:
+    versions: dict[str, int] = field(default_factory=dict)  # field_key(stream) -> version
+    redriven: dict[str, set[int]] = field(default_factory=dict)
+
+
+async def read_stored(
+    db: DB, generation: int, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Stored]:
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for logical, doc_id in keys:
+        wanted[logical].add(doc_id)
+    found: dict[tuple[str, str], Stored] = {}
+    for logical, ids in wanted.items():
+        cursor = db[physical(logical, generation)].find(
+            {"_id": {"$in": sorted(ids)}}, {"_v": 1, "_x": 1}
+        )
+        async for doc in cursor:
+            found[(logical, doc["_id"])] = Stored(
+                {k: int(v) for k, v in (doc.get("_v") or {}).items()},
+                {k: {int(x) for x in v} for k, v in (doc.get("_x") or {}).items()},
+            )
+    return found
+
+
+def _paths_conflict(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def _each(value: Any) -> list[Any] | None:
+    if isinstance(value, Mapping):
+        return list(value["$each"]) if set(value) == {"$each"} else None
+    return [value]
+
+
+def merge(into: dict[str, dict[str, Any]], update: Update) -> bool:
+    """Fold `update` into `into` when one update document can say both; False (and `into`
+    untouched) when it cannot (same path under another operator, parent/child paths, $pull,
+    push modifiers): the caller then starts a new update for the document."""
+    owner = {path: op for op, fields in into.items() for path in fields}
+    for op, fields in update.items():
+        if op not in MERGE:
+            return False
+        for path, value in fields.items():
+            for other, other_op in owner.items():
+                if other == path and other_op == op:
+                    if op in ("$addToSet", "$push") and (
+                        _each(value) is None or _each(into[op][path]) is None
+                    ):
+                        return False
+                elif _paths_conflict(other, path):
+                    return False
+    for op, fields in update.items():
+        target = into.setdefault(op, {})
+        for path, value in fields.items():
+            if path not in target:
+                target[path] = dict(value) if isinstance(value, Mapping) else value
+            elif op == "$inc":
+                target[path] = target[path] + value
+            elif op in ("$set", "$unset"):
+                target[path] = value
+            elif op == "$max":
+                target[path] = max(target[path], value)
+            elif op == "$min":
+                target[path] = min(target[path], value)
+            elif op in ("$addToSet", "$push"):
+                target[path] = {"$each": [*(_each(target[path]) or []), *(_each(value) or [])]}
+            # $setOnInsert: the first value wins
+    return True
+
+
+@dataclass
+class Segment:
+    """One update of one document: merged effects, and the versions it expects to find."""
+
+    update: dict[str, dict[str, Any]]
+    expects: dict[str, int | None]  # field_key(stream) -> stored version before this update
+    redriven: dict[str, int] = field(default_factory=dict)  # field_key -> version, for $ne
+
+
+def plan(
+    changes: list[Change], stored: Mapping[tuple[str, str], Stored], parked: set[tuple[str, int]]
+) -> dict[tuple[str, str], list[Segment]]:
+    """Per document, the updates still to apply, in order (see the module docstring).
+    `parked`: the (stream, version) pairs parked on the DLQ, which a re-drive may apply even
+    though later versions were applied meanwhile."""
+    state = {
+        key: Stored(dict(s.versions), {k: set(v) for k, v in s.redriven.items()})
+        for key, s in stored.items()
+    }
+    out: dict[tuple[str, str], list[Segment]] = {}
+    for change in changes:
+        key = (change.collection, change.doc_id)
+        doc = state.setdefault(key, Stored())
+        stream = field_key(change.stream)
+        current = doc.versions.get(stream)
+        out_of_order = False
+        if current is None or change.version > current:
+            extra: Update = {"$set": {f"_v.{stream}": change.version}}
+        elif (
+            change.redrive
+            and (change.stream, change.version) in parked
+            and change.version not in doc.redriven.get(stream, set())
+        ):
+            # parked on the DLQ while later versions were applied: apply it exactly once
+            extra = {"$addToSet": {f"_x.{stream}": {"$each": [change.version]}}}
+            out_of_order = True
+        else:
+            continue  # already applied: a replay or a duplicate delivery
+        combined: dict[str, dict[str, Any]] = {}
+        if not (merge(combined, change.update) and merge(combined, extra)):
+            raise ValueError(f"an update of {key} conflicts with the reserved fields _v/_x")
+        segments = out.setdefault(key, [])
+        if not segments or not merge(segments[-1].update, combined):
+            segments.append(Segment(combined, {}))
+        segment = segments[-1]
+        segment.expects.setdefault(stream, current)
+        if out_of_order:
+            segment.redriven[stream] = change.version
+            doc.redriven.setdefault(stream, set()).add(change.version)
+        else:
+            doc.versions[stream] = change.version
+    return out
+
+
+def to_ops(
+    segments: Mapping[tuple[str, str], list[Segment]], guard: bool
+) -> dict[str, list[UpdateOne]]:
+    ops: dict[str, list[UpdateOne]] = defaultdict(list)
+    for (logical, doc_id), items in segments.items():
+        for segment in items:
+            flt: dict[str, Any] = {"_id": doc_id}
+            if guard:
+                for stream, version in segment.expects.items():
+                    flt[f"_v.{stream}"] = {"$exists": False} if version is None else version
+                for stream, version in segment.redriven.items():
+                    flt[f"_x.{stream}"] = {"$ne": version}
+            ops[logical].append(UpdateOne(flt, segment.update, upsert=True))
+    return ops
+
+
+async def write(db: DB, generation: int, ops: dict[str, list[UpdateOne]], chunk: int) -> int:
+    sent = 0
+    for logical, updates in ops.items():
+        target = db[physical(logical, generation)]
+        for start in range(0, len(updates), chunk):
+            part = updates[start : start + chunk]
+            try:
+                result = await target.bulk_write(part, ordered=True)
+            except (BulkWriteError, DuplicateKeyError) as error:
+                raise LostRace(f"{target.name}: {error}") from error
+            except OperationFailure as error:
+                if error.code == 11000:  # FerretDB: a command error, not a write error
+                    raise LostRace(f"{target.name}: {error}") from error
+                raise
+            if result.matched_count + result.upserted_count != len(part):
+                raise LostRace(f"{target.name}: a guarded update matched nothing")
+            sent += len(part)
+    return sent
+
+
+async def apply_changes(
+    db: DB,
+    generation: int,
+    changes: list[Change],
+    *,
+    guard: bool,
+    chunk: int = 50,
+    parked: set[tuple[str, int]] | None = None,
+) -> int:
+    """Apply one batch's changes to one generation; returns the number of updates sent.
+    Raises LostRace (re-plan and call again) or PyMongoError (the store is unwell)."""
+    if not changes:
+        return 0
+    stored = await read_stored(db, generation, {(c.collection, c.doc_id) for c in changes})
+    return await write(db, generation, to_ops(plan(changes, stored, parked or set()), guard), chunk)

@@ -1,0 +1,93 @@
+"""Per (projection, generation, stream) the highest version applied, and the versions parked on
+the dead-letter topic: one small document each in `_progress`.
+
+The query gateway uses it for read-your-writes (`wait_for_version`): a command answered with
+(stream id, version); a GET presenting that token waits, bounded, until the projection has
+applied it. One document per stream keeps the one-writer rule (a stream lives in one
+partition) and `_id`-only filters (FerretDB pushes only those down to SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from parley_readmodel.aliases import active_generation
+
+DB = AsyncDatabase[dict[str, Any]]
+PROGRESS = "_progress"
+
+
+def progress_id(projection: str, generation: int, stream: str) -> str:
+    return f"{projection}|{generation}|{stream}"
+
+
+async def record_progress(
+    db: DB, projection: str, generation: int, versions: Mapping[str, int], chunk: int = 50
+) -> None:
+    """After a batch's writes: `$max`, so a replay from offset 0 never moves it back."""
+    ops = [
+        UpdateOne(
+            {"_id": progress_id(projection, generation, stream)},
+            {
+                "$max": {"version": version},
+                "$setOnInsert": {"projection": projection, "generation": generation},
+            },
+            upsert=True,
+        )
+        for stream, version in sorted(versions.items())
+    ]
+    for start in range(0, len(ops), chunk):
+        await db[PROGRESS].bulk_write(ops[start : start + chunk], ordered=True)
+
+
+async def mark_parked(db: DB, projection: str, generation: int, stream: str, version: int) -> None:
+    """Before a record goes to the DLQ: its version may later be applied out of order."""
+    await db[PROGRESS].update_one(
+        {"_id": progress_id(projection, generation, stream)},
+        {
+            "$addToSet": {"parked": version},
+            "$setOnInsert": {"projection": projection, "generation": generation, "version": 0},
+        },
+        upsert=True,
+    )
+
+
+async def parked_versions(
+    db: DB, projection: str, generation: int, streams: Iterable[str]
+) -> set[tuple[str, int]]:
+    ids = {progress_id(projection, generation, s): s for s in streams}
+    if not ids:
+        return set()
+    found: set[tuple[str, int]] = set()
+    async for doc in db[PROGRESS].find({"_id": {"$in": sorted(ids)}}, {"parked": 1}):
+        found |= {(ids[doc["_id"]], int(v)) for v in doc.get("parked") or []}
+    return found
+
+
+async def applied_version(db: DB, projection: str, stream_id: str) -> int:
+    generation = await active_generation(db, projection)
+    doc = await db[PROGRESS].find_one({"_id": progress_id(projection, generation, stream_id)})
+    return int(doc["version"]) if doc else 0
+
+
+async def wait_for_version(
+    db: DB, projection: str, stream_id: str, version: int, timeout_s: float
+) -> bool:
+    """True once `projection` applied `version` of `stream_id` (in its active generation),
+    False after `timeout_s`. Polls with a short backoff: one `_id` lookup per poll."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.005
+    while True:
+        if await applied_version(db, projection, stream_id) >= version:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        await asyncio.sleep(min(pause, remaining))
+        pause = min(pause * 2, 0.1)

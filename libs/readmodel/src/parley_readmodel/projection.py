@@ -1,0 +1,92 @@
+"""How a read model is declared: a name (also its consumer group), its topics, its collections,
+and one plain function per event name that turns one decoded event into document updates.
+
+Handlers are pure ``(envelope, data) -> list[Write]``: no I/O, so a replay recomputes exactly
+the same writes. The runtime adds what makes replays harmless (per-stream versions, see apply.py).
+
+Rules a handler must follow (both MongoDB 7 and FerretDB 1.24 hold to them):
+- updates use only ``$set $unset $inc $max $min $setOnInsert $addToSet $push $pull``;
+- never delete a document: set a tombstone field instead (a deleted document would be
+  recreated by a replay, a tombstone keeps its version);
+- on FerretDB an update is a read-modify-write without a lock, so a document must have one
+  writer: derive its ``_id`` from the event's stream (``f"{user}:{conversation}"`` rather than
+  one per-user document folding every conversation, which consumers of several partitions
+  would update concurrently). Sum such sub-documents when reading ($group/$sum works).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from parley_messaging.envelope import Envelope
+
+Update = Mapping[str, Mapping[str, Any]]
+# (event name, schema version, data) -> (schema version now, data): the event store's
+# `Upcasters.upcast`, plugged in by the service's composition root.
+Upcast = Callable[[str, int, dict[str, Any]], tuple[int, dict[str, Any]]]
+ENTRY_POINT_GROUP = "parley.projections"
+
+
+@dataclass(frozen=True)
+class Write:
+    """One upsert of one document, caused by one event."""
+
+    collection: str  # logical name, one of Projection.collections
+    doc_id: str
+    update: Update
+
+
+Handler = Callable[[Envelope, dict[str, Any]], list[Write]]
+
+
+@dataclass(frozen=True)
+class Projection:
+    name: str  # also the consumer group and the key of its alias document
+    topics: tuple[str, ...]
+    collections: tuple[str, ...]
+    handlers: Mapping[str, Handler]  # event name (ce_type without context/version) -> handler
+    strict: bool = False  # True: an event with no handler is poison (DLQ), not ignored
+
+    @property
+    def group(self) -> str:
+        return self.name
+
+
+class UnknownEventType(LookupError):
+    pass
+
+
+def writes_for(projection: Projection, envelope: Envelope, data: dict[str, Any]) -> list[Write]:
+    handler = projection.handlers.get(envelope.event_name)
+    if handler is None:
+        if projection.strict:
+            raise UnknownEventType(f"{projection.name} has no handler for {envelope.type}")
+        return []
+    writes = handler(envelope, data)
+    for write in writes:
+        if write.collection not in projection.collections:
+            raise ValueError(f"{projection.name} does not declare collection {write.collection!r}")
+    return writes
+
+
+def load_projection(spec: str, name: str | None = None) -> Projection:
+    """`package.module:attribute` (a Projection or a no-argument factory) or the name of a
+    `parley.projections` entry point. `name` renames it (another group, e.g. in tests)."""
+    if ":" in spec:
+        module_name, _, attribute = spec.partition(":")
+        target: Any = getattr(importlib.import_module(module_name), attribute)
+    else:
+        points = [p for p in entry_points(group=ENTRY_POINT_GROUP) if p.name == spec]
+        if not points:
+            raise LookupError(f"no projection {spec!r} (entry points {ENTRY_POINT_GROUP!r})")
+        point = points[0]
+        target = point.load()
+    projection = target if isinstance(target, Projection) else target()
+    if not isinstance(projection, Projection):
+        raise TypeError(f"{spec} is not a Projection")
+    return projection if name is None else dataclasses.replace(projection, name=name)

@@ -1,0 +1,309 @@
+"""The projector loop: poll a batch, decode and compute the changes, park poison records on
+`<group>.dlq`, apply the rest idempotently to the generation(s) being written, record
+progress, and only then commit the offsets (at-least-once; the apply makes it exactly-once
+in effect).
+
+Why aiokafka directly rather than a faststream subscriber (faststream wraps the same
+client): the runtime needs (1) the commit of exactly the offsets whose writes succeeded,
+after them, per partition; (2) a rebalance listener that finishes the in-flight batch before a
+partition is given up (one writer per document, see apply.py); (3) `seek` + commit of an
+earlier offset when joining a rebuilt generation (rebuild.py); (4) its own retry/DLQ policy
+(faststream has none, and nack without backoff redelivers forever, faststream #1488). A
+faststream batch subscriber with AckPolicy.MANUAL offers (1) per poll only and none of
+(2)-(4), so it would be bypassed anyway; this stays a small loop over aiokafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
+from parley_messaging.topics import ensure_topics
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from parley_readmodel import dlq, metrics
+from parley_readmodel.aliases import Alias, joined, mark_joined, read_alias, tp_key
+from parley_readmodel.apply import Change, LostRace, apply_changes
+from parley_readmodel.dlq import Record
+from parley_readmodel.progress import mark_parked, parked_versions, record_progress
+from parley_readmodel.projection import Projection, Upcast, writes_for
+
+log = logging.getLogger("parley.readmodel")
+DB = AsyncDatabase[dict[str, Any]]
+
+
+@dataclass
+class Options:
+    bootstrap_servers: str
+    max_records: int = 2000
+    poll_ms: int = 200
+    attempts: int = 3  # tries of a failing record before it is parked
+    backoff_s: float = 0.02  # first retry pause, doubled per attempt
+    store_backoff_max_s: float = 5.0  # the store being down is retried without end
+    chunk: int = 50  # updates per bulk command (FerretDB: see apply.py)
+    guard: bool | None = None  # version guard in filters; None: on unless FerretDB
+    upcast: Upcast | None = None
+    dlq_partitions: int = 1
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def resolve_guard(db: DB, options: Options) -> bool:
+    if options.guard is not None:
+        return options.guard
+    info = await db.client.admin.command("buildInfo")
+    return "ferretdbVersion" not in info
+
+
+@dataclass
+class Prepared:
+    changes: list[Change] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)  # stream -> highest version seen
+    newest_event_time: float | None = None
+    poison: list[tuple[Record, BaseException]] = field(default_factory=list)
+
+
+def _changes(
+    projection: Projection, record: Record, upcast: Upcast | None, redrive: bool
+) -> tuple[str, int, float, list[Change]]:
+    envelope = decode(record.headers, record.value)
+    if envelope.aggregate_version is None or not envelope.subject:
+        raise InvalidEnvelope("no ce_subject/ce_aggregateversion: cannot apply idempotently")
+    data = json.loads(envelope.data)
+    if not isinstance(data, dict):
+        raise InvalidEnvelope("event data is not a JSON object")
+    if upcast is not None:
+        version = envelope.schema_version or parse_ce_type(envelope.type)[2]
+        _, data = upcast(envelope.event_name, version, data)
+    changes = [
+        Change(
+            w.collection, w.doc_id, w.update, envelope.subject, envelope.aggregate_version, redrive
+        )
+        for w in writes_for(projection, envelope, data)
+    ]
+    return envelope.subject, envelope.aggregate_version, envelope.time.timestamp(), changes
+
+
+async def prepare(
+    projection: Projection, records: Iterable[Record], options: Options, redrive: bool = False
+) -> Prepared:
+    """Decode and run the handlers; a record failing `options.attempts` times is poison."""
+    out = Prepared()
+    for record in records:
+        for attempt in range(options.attempts):
+            try:
+                stream, version, moment, changes = _changes(
+                    projection, record, options.upcast, redrive
+                )
+                break
+            except Exception as error:  # bad envelope, bad JSON, unknown type, handler bug
+                if attempt + 1 == options.attempts:
+                    out.poison.append((record, error))
+                else:
+                    await asyncio.sleep(options.backoff_s * 2**attempt)
+        else:
+            continue
+        out.changes += changes
+        out.versions[stream] = max(version, out.versions.get(stream, 0))
+        out.newest_event_time = max(moment, out.newest_event_time or moment)
+    return out
+
+
+async def park(
+    db: DB,
+    producer: AIOKafkaProducer | None,
+    projection: Projection,
+    generations: Iterable[int],
+    prepared: Prepared,
+    options: Options,
+) -> None:
+    """Mark the parked versions (so a re-drive may apply them out of order), then publish
+    them to the DLQ (None: the rebuild, whose poison the live projector parked already)."""
+    for record, error in prepared.poison:
+        key = dlq.stream_and_version(record)
+        if key is not None:
+            for generation in generations:
+                await mark_parked(db, projection.name, generation, *key)
+        if producer is not None:
+            await dlq.publish(producer, projection.group, record, error, options.attempts)
+            metrics.DLQ.labels(projection.name).inc()
+        log.warning("parked %s[%d]@%d: %r", record.topic, record.partition, record.offset, error)
+
+
+async def apply_prepared(
+    db: DB,
+    projection: Projection,
+    generation: int,
+    prepared: Prepared,
+    options: Options,
+    guard: bool,
+) -> None:
+    """Write one batch into one generation, then its progress. A lost race is planned again
+    at once; a store failure is retried with backoff until it works or `stop` is set (then
+    it raises: nothing gets committed)."""
+    pause = options.backoff_s
+    while True:
+        try:
+            parked: set[tuple[str, int]] = set()
+            redriven = {c.stream for c in prepared.changes if c.redrive}
+            if redriven:
+                parked = await parked_versions(db, projection.name, generation, redriven)
+            sent = await apply_changes(
+                db, generation, prepared.changes, guard=guard, chunk=options.chunk, parked=parked
+            )
+            await record_progress(db, projection.name, generation, prepared.versions, options.chunk)
+            metrics.UPDATES.labels(projection.name).inc(sent)
+            return
+        except LostRace as error:
+            log.info("lost a race (%s): planning the batch again", error)
+        except PyMongoError as error:
+            if options.stop.is_set():
+                raise
+            log.warning("read-model write failed (%s); retrying in %.2fs", error, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, options.store_backoff_max_s)
+
+
+class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Give a partition up only between batches: the lock is held while a batch is written
+    and committed, so the next owner starts after our commit, never beside our writes."""
+
+    def __init__(self, lock: asyncio.Lock, joined_tps: set[tuple[int, TopicPartition]]) -> None:
+        self.lock = lock
+        self.joined = joined_tps
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self.lock:
+            gone = set(revoked)
+            self.joined -= {item for item in self.joined if item[1] in gone}
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        return None
+
+
+async def join_generations(
+    db: DB,
+    consumer: AIOKafkaConsumer,
+    projection: Projection,
+    alias: Alias,
+    done: set[tuple[int, TopicPartition]],
+) -> None:
+    """Before writing a rebuilt generation for a partition, make sure it misses nothing: the
+    rebuild filled it up to `complete[tp]`; if our position is past that, go back there (and
+    commit it, so a successor starts there too) — the replay is a no-op for the other
+    generation. Recorded in `_generations` so the rebuild knows when it may swap."""
+    for generation in alias.targets():
+        complete = alias.complete.get(generation)
+        if complete is None:
+            continue  # generation 1: the live projector built it from the start
+        for tp in consumer.assignment():
+            if (generation, tp) in done:
+                continue
+            key = tp_key(tp.topic, tp.partition)
+            if key not in await joined(db, projection.name, generation):
+                upto = complete.get(key, 0)
+                if await consumer.position(tp) > upto:
+                    consumer.seek(tp, upto)
+                    await consumer.commit({tp: upto})
+                await mark_joined(db, projection.name, generation, key)
+            done.add((generation, tp))
+
+
+async def run(db: DB, projection: Projection, options: Options) -> None:
+    """Consume until `options.stop` is set (at-least-once, idempotent, commit after writes)."""
+    await ensure_topics(
+        options.bootstrap_servers, [dlq.dlq_declaration(projection.group, options.dlq_partitions)]
+    )
+    guard = await resolve_guard(db, options)
+    lock = asyncio.Lock()
+    done: set[tuple[int, TopicPartition]] = set()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=options.bootstrap_servers,
+        group_id=projection.group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=options.max_records,
+    )
+    consumer.subscribe(list(projection.topics), listener=_Ownership(lock, done))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=options.bootstrap_servers, enable_idempotence=True, acks="all"
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        while not options.stop.is_set():
+            async with lock:
+                alias = await read_alias(db, projection.name)
+                metrics.GENERATION.labels(projection.name).set(alias.active)
+                await join_generations(db, consumer, projection, alias, done)
+            batch = await consumer.getmany(timeout_ms=options.poll_ms)
+            if not batch:
+                continue
+            async with lock:
+                await _handle(
+                    db, consumer, producer, projection, alias, batch, done, options, guard
+                )
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def _handle(
+    db: DB,
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    projection: Projection,
+    alias: Alias,
+    batch: Mapping[TopicPartition, list[Record]],
+    done: set[tuple[int, TopicPartition]],
+    options: Options,
+    guard: bool,
+) -> None:
+    assigned = consumer.assignment()
+    ready: dict[TopicPartition, list[Record]] = {}
+    for tp, records in batch.items():
+        joined_all = all(
+            (g, tp) in done for g in alias.targets() if alias.complete.get(g) is not None
+        )
+        if tp in assigned and joined_all:
+            ready[tp] = records
+        elif tp in assigned:
+            consumer.seek(tp, records[0].offset)  # fetched before joining: read them again
+    if not ready:
+        return
+    records = [r for rs in ready.values() for r in rs]
+    prepared = await prepare(projection, records, options)
+    generations = alias.targets()
+    await park(db, producer, projection, generations, prepared, options)
+    for generation in generations:
+        await apply_prepared(db, projection, generation, prepared, options, guard)
+    offsets = {tp: rs[-1].offset + 1 for tp, rs in ready.items()}
+    await consumer.commit(offsets)
+    report(consumer, projection, offsets, prepared, len(records))
+
+
+def report(
+    consumer: AIOKafkaConsumer,
+    projection: Projection,
+    offsets: Mapping[TopicPartition, int],
+    prepared: Prepared,
+    consumed: int,
+) -> None:
+    name = projection.name
+    metrics.EVENTS.labels(name, "parked").inc(len(prepared.poison))
+    metrics.EVENTS.labels(name, "applied").inc(consumed - len(prepared.poison))
+    if prepared.newest_event_time is not None:
+        metrics.LAG_SECONDS.labels(name).set(max(0.0, time.time() - prepared.newest_event_time))
+    for tp, offset in offsets.items():
+        labels = (name, tp.topic, str(tp.partition))
+        metrics.POSITION.labels(*labels).set(offset)
+        end = consumer.highwater(tp)
+        if end is not None:
+            metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - offset))
