@@ -10,6 +10,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from parley_observability.http import ReadinessCheck, install_observability
+from parley_observability.logs import configure_logging
+from parley_observability.tracing import configure_tracing
 
 
 def ops_app(title: str, readiness: Mapping[str, ReadinessCheck]) -> FastAPI:
@@ -35,3 +37,11 @@ def serve_ops(
 
     asyncio.get_running_loop().create_task(watch())
     return task
+
+
+def serve_http(app: FastAPI, service: str, host: str, port: int, log_level: str) -> None:
+    """Run an HTTP service's app with Parley's logging and tracing (its process entry point)."""
+    configure_logging(service, log_level)
+    configure_tracing(service)
+    # nginx keeps the access log; a JSON line per request here cost a large share of the CPU
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

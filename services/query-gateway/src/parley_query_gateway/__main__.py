@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uvicorn
-from parley_observability.logs import configure_logging
-from parley_observability.tracing import configure_tracing
+from parley_observability.ops import serve_http
 
 from parley_query_gateway.bootstrap import bootstrap
 from parley_query_gateway.config import Settings
@@ -12,15 +10,8 @@ from parley_query_gateway.config import Settings
 
 def main() -> None:
     settings = Settings()
-    configure_logging("query-gateway", settings.log_level)
-    configure_tracing("query-gateway")
-    # nginx keeps the access log; a JSON line per request here cost a large share of the CPU
-    uvicorn.run(
-        bootstrap(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+    serve_http(
+        bootstrap(settings), "query-gateway", settings.host, settings.port, settings.log_level
     )
 
 

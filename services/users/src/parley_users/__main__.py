@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uvicorn
-from parley_observability.logs import configure_logging
-from parley_observability.tracing import configure_tracing
+from parley_observability.ops import serve_http
 
 from parley_users.bootstrap import bootstrap
 from parley_users.config import Settings
@@ -12,16 +10,7 @@ from parley_users.config import Settings
 
 def main() -> None:
     settings = Settings()
-    configure_logging("users", settings.log_level)
-    configure_tracing("users")
-    # nginx keeps the access log; a JSON line per request here cost a large share of the CPU
-    uvicorn.run(
-        bootstrap(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    serve_http(bootstrap(settings), "users", settings.host, settings.port, settings.log_level)
 
 
 if __name__ == "__main__":
