@@ -8,9 +8,13 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from parley_authn import RevocationList
+from authn_keys import Signer, jwks
+from fastapi import FastAPI
+from parley_authn import CurrentPrincipal, KeySet, RevocationList, Verifier, install_authn
+from parley_http.problems import install_problem_handlers
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
 from parley_messaging.topics import Topic, ensure_topics
 
@@ -115,3 +119,30 @@ async def test_not_ready_while_the_topic_does_not_exist(
         await publish(kafka_bootstrap, topic, [revocation("s-late", time.time())])
         assert await revocations.wait_ready(30)
         await eventually(lambda: revocations.is_revoked("s-late"))
+
+
+async def test_a_logout_on_kafka_turns_the_token_away_at_the_http_edge(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    topic = await new_topic(kafka_bootstrap, f"authn.{unique_name}", partitions=1)
+    signer = Signer()
+    app = FastAPI()
+    install_problem_handlers(app)
+    revocations = RevocationList(kafka_bootstrap, topic=topic, max_token_ttl_s=TTL_S)
+    install_authn(app, Verifier(KeySet(jwks=jwks(signer))), revocations)
+
+    @app.get("/me")
+    async def me(principal: CurrentPrincipal) -> dict[str, str]:
+        return {"user_id": principal.user_id}
+
+    token = {"Authorization": f"Bearer {signer.token(sid='s-http')}"}
+    transport = httpx.ASGITransport(app=app)
+    async with revocations, httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        assert await revocations.wait_ready(30)
+        assert (await http.get("/me", headers=token)).status_code == 200
+
+        await publish(kafka_bootstrap, topic, [revocation("s-http", time.time(), "UserLoggedOut")])
+        await eventually(lambda: revocations.is_revoked("s-http"))
+        response = await http.get("/me", headers=token)
+        assert response.status_code == 401
+        assert response.json()["detail"] == "token revoked"
