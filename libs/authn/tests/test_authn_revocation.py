@@ -160,3 +160,13 @@ def test_built_from_settings() -> None:
     assert revocations.topic == "auth.events"
     assert revocations.window_s == 310
     assert not revocations.ready
+
+
+async def test_an_unreachable_kafka_keeps_it_not_ready_and_stop_still_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    revocations = RevocationList("127.0.0.1:1", retry_backoff_s=0.05)
+    async with revocations:
+        assert not await revocations.wait_ready(1.5)
+    assert "failed; restarting" in caplog.text
+    assert not revocations.ready

@@ -43,6 +43,7 @@ log = logging.getLogger("parley.authn.revocation")
 
 SESSION_EVENTS = frozenset({"UserLoggedOut", "SessionRevoked"})
 EVICT_EVERY_S = 30.0
+MAX_BACKOFF_S = 30.0
 
 
 class RevocationList:
@@ -75,6 +76,7 @@ class RevocationList:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._evicted_at = 0.0
+        self._polling = False  # the current consumer got as far as polling
         self.consumed = 0  # records read (for metrics and tests)
         self.skipped = 0  # poison records skipped
 
@@ -186,15 +188,19 @@ class RevocationList:
         await self.stop()
 
     async def run(self) -> None:
-        """Consume until cancelled; restarts the consumer after any failure."""
+        """Consume until cancelled; restarts the consumer after any failure, backing off
+        from ``retry_backoff_s`` up to 30 s while the failures go on."""
+        failures = 0
         while True:
+            self._polling = False
             try:
                 await self._consume()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("revocation consumer on %s failed; restarting", self.topic)
-            await asyncio.sleep(self.retry_backoff_s)
+            failures = 1 if self._polling else failures + 1
+            await asyncio.sleep(min(self.retry_backoff_s * 2 ** (failures - 1), MAX_BACKOFF_S))
 
     async def _consume(self) -> None:
         partitions = await partitions_of(self.bootstrap_servers, self.topic)
@@ -225,6 +231,7 @@ class RevocationList:
     async def _poll(
         self, consumer: AIOKafkaConsumer, tps: list[TopicPartition], ends: dict[Any, int]
     ) -> None:
+        self._polling = True
         while True:
             if not self._ready.is_set() and await _reached(consumer, tps, ends):
                 self._ready.set()
