@@ -52,3 +52,30 @@ def test_a_redriven_parked_version_applies_once() -> None:
     assert plan([late], {("c", "d"): Stored({"s": 9}, {"s": {7}})}, {("s", 7)}) == {}
     assert plan([late], stored, set()) == {}  # not parked: an old duplicate
     assert plan([ch("d", {"$inc": {"boom": 1}}, 7)], stored, {("s", 7)}) == {}  # not a re-drive
+
+
+def test_a_document_the_batch_creates_is_inserted_as_what_the_upsert_would_make() -> None:
+    from pymongo import InsertOne, UpdateOne
+
+    changes = [
+        ch("new", {"$set": {"a.b": 1}, "$inc": {"n": 2}}, 1),
+        ch("new", {"$addToSet": {"tags": {"$each": ["x", "x", "y"]}}, "$inc": {"n": 1}}, 2),
+        ch("old", {"$inc": {"n": 1}}, 5),
+    ]
+    ops = to_ops(plan(changes, {("c", "old"): Stored({"s": 4})}, set()), guard=True)["c"]
+    insert, update = ops
+    assert isinstance(insert, InsertOne) and isinstance(update, UpdateOne)
+    assert insert._doc == {
+        "_id": "new",
+        "a": {"b": 1},
+        "n": 3,
+        "tags": ["x", "y"],
+        "_v": {"s": 2},
+    }
+
+
+def test_an_update_that_cannot_be_said_as_a_document_stays_an_upsert() -> None:
+    from pymongo import UpdateOne
+
+    (op,) = to_ops(plan([ch("new", {"$pull": {"tags": "x"}}, 1)], {}, set()), guard=False)["c"]
+    assert isinstance(op, UpdateOne)

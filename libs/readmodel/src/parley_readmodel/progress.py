@@ -16,6 +16,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from parley_readmodel.aliases import active_generation
 
@@ -30,18 +31,25 @@ def progress_id(projection: str, generation: int, stream: str) -> str:
 async def record_progress(
     db: DB, projection: str, generation: int, versions: Mapping[str, int], chunk: int = 50
 ) -> None:
-    """After a batch's writes: `$max`, so a replay from offset 0 never moves it back."""
-    ops = [
-        UpdateOne(
-            {"_id": progress_id(projection, generation, stream)},
-            {
-                "$max": {"version": version},
-                "$setOnInsert": {"projection": projection, "generation": generation},
-            },
-            upsert=True,
-        )
-        for stream, version in sorted(versions.items())
+    """After a batch's writes. Streams seen for the first time get a plain insert (no read:
+    FerretDB scans the collection for an `$in`, and inserts are ~30x cheaper than upserts
+    there); the ones that exist get `$max`, so a replay from offset 0 never moves one back."""
+    ids = {progress_id(projection, generation, s): v for s, v in versions.items()}
+    if not ids:
+        return
+    docs = [
+        {"_id": i, "version": v, "projection": projection, "generation": generation}
+        for i, v in sorted(ids.items())
     ]
+    existing: list[str] = []
+    try:
+        await db[PROGRESS].insert_many(docs, ordered=False)
+    except BulkWriteError as error:
+        failed = error.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in failed):
+            raise
+        existing = [docs[e["index"]]["_id"] for e in failed]
+    ops = [UpdateOne({"_id": i}, {"$max": {"version": ids[i]}}) for i in existing]
     for start in range(0, len(ops), chunk):
         await db[PROGRESS].bulk_write(ops[start : start + chunk], ordered=True)
 

@@ -1,4 +1,10 @@
-"""`python -m parley_projector_users`: the composition root of the users projector."""
+"""`python -m parley_projector_users`: the composition root of the users projector.
+
+Re-drive and rebuild are the read-model library's commands, with this projection's entry
+point name (`users`):
+    python -m parley_readmodel.redrive --group projector-users --projection users
+    python -m parley_readmodel.rebuild --projection users
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from typing import Any
 
 from parley_observability.logs import configure_logging
 from parley_observability.ops import serve_ops
-from parley_projection.runtime import Options, run
+from parley_readmodel.runtime import Options, run
 from pymongo import AsyncMongoClient
 
 from parley_projector_users.config import Settings

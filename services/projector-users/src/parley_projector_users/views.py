@@ -1,7 +1,7 @@
 """The users read model: one document per user, shaped for the query gateway.
 
-Handlers are pure functions from one event to MongoDB updates; the projection runtime adds
-the per-stream version guard that makes replays harmless.
+Handlers are pure functions from one event to MongoDB updates; the read-model runtime
+(parley_readmodel) adds the per-stream version guard that makes replays harmless.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from parley_messaging.envelope import Envelope
-from parley_projection.projection import Projection, Write
+from parley_readmodel.projection import Projection, Write
 
+NAME = "projector-users"  # the projection's name: its consumer group and alias document
 USERS = "users"
 PROFILE_FIELDS = ("name", "bio", "avatar_url")
 
@@ -39,9 +40,10 @@ def profile_updated(event: Envelope, data: dict[str, Any]) -> list[Write]:
     return [Write(USERS, data["user_id"], {"$set": {**changes, "updated_at": event.time}})]
 
 
-def users_projection(name: str = "projector-users") -> Projection:
+def users_projection(name: str = NAME) -> Projection:
     return Projection(
         name=name,
         topics=("users.events",),
+        collections=(USERS,),
         handlers={"UserCreated": user_created, "UserProfileUpdated": profile_updated},
     )

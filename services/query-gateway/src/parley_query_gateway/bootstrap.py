@@ -17,6 +17,7 @@ from pymongo.errors import PyMongoError
 
 from parley_query_gateway import users
 from parley_query_gateway.config import Settings
+from parley_query_gateway.reads import DocumentCache
 
 log = logging.getLogger("parley.query")
 
@@ -33,6 +34,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.client = client
         app.state.db = client[settings.mongo_db]
         app.state.settings = settings
+        app.state.cache = DocumentCache(settings.cache_ttl_s)
         try:
             yield
         finally:

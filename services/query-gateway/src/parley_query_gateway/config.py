@@ -12,6 +12,8 @@ class Settings(BaseSettings):
     mongo_db: str = "parley"
     # how long a GET with X-Consistency-Token waits for the read model to reach that write
     consistency_wait_s: float = 2.0
+    # single documents read without a consistency token may be this old (0 turns it off)
+    cache_ttl_s: float = 1.0
     host: str = "127.0.0.1"
     port: int = 8100
     log_level: str = "INFO"

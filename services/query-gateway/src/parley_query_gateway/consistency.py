@@ -1,5 +1,10 @@
 """Read-your-writes: a GET that presents the `X-Consistency-Token` of a command sees that
-command's effect, or a 503 that says so, never stale data presented as fresh."""
+command's effect, or a 503 that says so, never stale data presented as fresh.
+
+The wait is per projection, not per document: the runtime records, per source stream, the
+highest version each projection applied (`_progress`), so the check also holds for events
+that changed nothing in the document being read.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ from typing import Any
 
 from parley_http.consistency import ConsistencyToken, InvalidToken
 from parley_http.problems import Problem
-from parley_projection.readyourwrites import wait_for_version
-from pymongo.asynchronous.collection import AsyncCollection
+from parley_readmodel.progress import wait_for_version
+from pymongo.asynchronous.database import AsyncDatabase
 
 
 def parse_token(raw: str | None) -> ConsistencyToken | None:
@@ -20,23 +25,23 @@ def parse_token(raw: str | None) -> ConsistencyToken | None:
         raise Problem(400, "Bad Request", "X-Consistency-Token is not a token we issued") from error
 
 
-async def read_after(
-    collection: AsyncCollection[dict[str, Any]],
-    doc_id: str,
+async def caught_up(
+    db: AsyncDatabase[dict[str, Any]],
+    projection: str,
+    contexts: tuple[str, ...],
     token: ConsistencyToken | None,
-    depends_on: tuple[str, str],
     wait_s: float,
-) -> dict[str, Any] | None:
-    """The document; if the token names the (context, stream) this document depends on, only
-    once it reflects the token's version (bounded wait, then 503 + Retry-After)."""
-    if token is None or (token.context, token.stream_id) != depends_on:
-        return await collection.find_one({"_id": doc_id})
-    doc = await wait_for_version(collection, doc_id, token.stream_id, token.version, wait_s)
-    if doc is None:
-        raise Problem(
-            503,
-            "Service Unavailable",
-            f"the read model has not caught up with version {token.version} yet; retry",
-            headers={"Retry-After": "1"},
-        )
-    return doc
+) -> bool:
+    """Wait until `projection` has applied the token's write. False: no token, or a token
+    of a context this projection does not read (nothing to wait for). True: the write is in
+    (read fresh, not from a cache). Past `wait_s`: 503 + Retry-After."""
+    if token is None or token.context not in contexts:
+        return False
+    if await wait_for_version(db, projection, token.stream_id, token.version, wait_s):
+        return True
+    raise Problem(
+        503,
+        "Service Unavailable",
+        f"the read model has not caught up with version {token.version} yet; retry",
+        headers={"Retry-After": "1"},
+    )

@@ -6,15 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from parley_http.consistency import HEADER as CONSISTENCY_HEADER
 from parley_http.problems import Problem
 from pydantic import BaseModel
 
-from parley_query_gateway.consistency import parse_token, read_after
+from parley_query_gateway.consistency import caught_up, parse_token
+from parley_query_gateway.reads import get_document, not_modified
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
+PROJECTION = "projector-users"
+CONTEXTS = ("users",)
 
 
 class UserView(BaseModel):
@@ -31,16 +34,18 @@ def to_view(doc: dict[str, Any]) -> UserView:
     return UserView(id=doc["_id"], **{k: v for k, v in doc.items() if k in UserView.model_fields})
 
 
-@router.get("/{user_id}", response_model=UserView)
-async def get_user(user_id: uuid.UUID, request: Request, token: Token = None) -> UserView:
+@router.get("/{user_id}", response_model=UserView, responses={304: {"description": "unchanged"}})
+async def get_user(
+    user_id: uuid.UUID, request: Request, response: Response, token: Token = None
+) -> Any:
     settings = request.app.state.settings
-    doc = await read_after(
-        request.app.state.db.users,
-        str(user_id),
-        parse_token(token),
-        depends_on=("users", str(user_id)),
-        wait_s=settings.consistency_wait_s,
+    fresh = await caught_up(
+        request.app.state.db, PROJECTION, CONTEXTS, parse_token(token), settings.consistency_wait_s
     )
+    doc = await get_document(request, PROJECTION, "users", str(user_id), fresh)
     if doc is None:
         raise Problem(404, "Not Found", f"no user {user_id}")
-    return to_view(doc)
+    view = to_view(doc)
+    if not_modified(request, response, view.model_dump(mode="json")):
+        return Response(status_code=304, headers=dict(response.headers))
+    return view

@@ -1,1 +1,0 @@
-"""Projector runtime: consume Parley topics into MongoDB read models, idempotently."""
