@@ -85,6 +85,10 @@ def test_services_start_in_health_order(compose: dict[str, Any]) -> None:
     for name, service in parley_services(compose).items():
         if name != "init":
             assert "healthcheck" in service, f"{name} has no healthcheck"
+            # readiness on the port the service is told to listen on
+            port = next(v for k, v in environment(service).items() if k.endswith("_PORT"))
+            probe = " ".join(service["healthcheck"]["test"])
+            assert f":{port}/readyz" in probe, f"{name}: healthcheck is not /readyz on {port}"
         for dependency, condition in service.get("depends_on", {}).items():
             assert dependency in all_services, f"{name} depends on unknown {dependency}"
             expected = (
