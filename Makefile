@@ -9,12 +9,13 @@ RUN := $(UV) run --frozen
 CLUSTER := $(RUN) python deploy/local/cluster.py
 # every importable package of the workspace, type-checked by module name (src layouts)
 MYPY_PACKAGES = $(foreach d,$(wildcard libs/*/src/*/__init__.py services/*/src/*/__init__.py),-p $(notdir $(patsubst %/,%,$(dir $(d)))))
-# test roots that exist in this checkout (services/ is empty until the first service lands)
-TEST_ROOTS = $(wildcard libs services)
+# test roots that exist in this checkout (services/ is empty until the first service lands);
+# deploy/tests validates docker-compose.yml, deploy/k8s and the image definition offline
+TEST_ROOTS = $(wildcard libs services deploy/tests)
 # pytest exits 5 when a tier has no test yet; that is not a failure of the tier
 PYTEST_TIER = $(RUN) pytest $(1) ; rc=$$? ; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
-.PHONY: help sync up down clean ps kill logs test test-unit test-integration test-e2e bench lint
+.PHONY: help sync up down clean ps kill logs test test-unit test-integration test-e2e bench lint deploy-tools
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,6 +47,7 @@ lint: sync ## ruff + mypy + import contracts
 	@$(RUN) ruff format --check . >/dev/null || { $(RUN) ruff format --check . ; exit 1; }
 	@$(RUN) mypy $(MYPY_PACKAGES)
 	@cd deploy/local && $(RUN) mypy *.py
+	@cd deploy/tests && $(RUN) mypy deploy_tools.py deploy_workspace.py
 	@$(RUN) lint-imports --no-cache
 
 test: sync ## everything: lint, unit, integration (real servers), end-to-end
@@ -55,7 +57,10 @@ test: sync ## everything: lint, unit, integration (real servers), end-to-end
 	@$(MAKE) --no-print-directory test-integration
 	@$(MAKE) --no-print-directory test-e2e
 
-test-unit: sync ## fast tests: no server needed
+deploy-tools: sync ## pinned kustomize + Compose schema for the deploy checks (built once, cached in ~/.cache/parley)
+	@$(RUN) python deploy/tests/deploy_tools.py >/dev/null
+
+test-unit: sync deploy-tools ## fast tests: no server needed (includes the offline deployment checks)
 	@$(call PYTEST_TIER,-q -m "not integration and not e2e and not fault" $(TEST_ROOTS))
 
 test-integration: sync ## tests against the real PostgreSQL, Kafka and FerretDB of the local cluster

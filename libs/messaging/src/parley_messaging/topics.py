@@ -1,8 +1,18 @@
 """Every Kafka topic Parley owns, declared once: the local cluster, tests and deploy jobs create
-them from this list (auto topic creation is off on every broker)."""
+them from this list (auto topic creation is off on every broker).
+
+    python -m parley_messaging.topics --bootstrap-servers kafka:9092 [--partitions 6]
+        [--replication-factor 3]
+
+is what the docker-compose init job and the Kubernetes topics Job run, so every way of running
+Parley creates the same topics with the same settings.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import sys
 from dataclasses import dataclass, field
 
 CONTEXTS = ("auth", "users", "chat", "notifications")
@@ -40,8 +50,11 @@ def declared_topics(partitions: int = 6) -> list[Topic]:
     return topics
 
 
-async def ensure_topics(bootstrap_servers: str, topics: list[Topic]) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created. Idempotent."""
+async def ensure_topics(
+    bootstrap_servers: str, topics: list[Topic], replication_factor: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created. Idempotent (an
+    existing topic is left as it is, partitions and configuration included)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
@@ -51,7 +64,10 @@ async def ensure_topics(bootstrap_servers: str, topics: list[Topic]) -> list[str
         missing = [t for t in topics if t.name not in existing]
         if missing:
             await admin.create_topics(
-                [NewTopic(t.name, t.partitions, 1, topic_configs=t.config) for t in missing]
+                [
+                    NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config)
+                    for t in missing
+                ]
             )
         return [t.name for t in missing]
     finally:
@@ -69,3 +85,23 @@ async def partitions_of(bootstrap_servers: str, topic: str) -> list[int]:
     finally:
         await admin.close()
     return sorted(p["partition"] for p in description.get("partitions", []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Create Parley's declared Kafka topics.")
+    parser.add_argument("--bootstrap-servers", required=True)
+    parser.add_argument("--partitions", type=int, default=6)
+    # 1 on a single broker (local cluster, compose); 3 on a production cluster
+    parser.add_argument("--replication-factor", type=int, default=1)
+    args = parser.parse_args(argv)
+    created = asyncio.run(
+        ensure_topics(
+            args.bootstrap_servers, declared_topics(args.partitions), args.replication_factor
+        )
+    )
+    print(f"created: {', '.join(created) or 'nothing (all topics exist)'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""What the deployment files must cover, read from the workspace itself (never a hand list):
+every services/* member with a `__main__` module, and every environment variable its
+pydantic-settings class reads."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Settings that exist for tests only and must never be set by a deployment.
+TEST_ONLY = frozenset({"RELAY_FAULT"})
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    package: str  # the workspace package (uv sync --package)
+    module: str  # what `python -m` runs
+    prefix: str
+    variables: frozenset[str]  # every variable its Settings reads, less TEST_ONLY
+
+
+def _settings_class(module: str) -> type[BaseSettings]:
+    config = importlib.import_module(f"{module}.config")
+    found = [
+        value
+        for value in vars(config).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseSettings)
+        and value.__module__ == config.__name__
+    ]
+    if len(found) != 1:
+        raise AssertionError(f"{module}.config must define exactly one Settings class")
+    return found[0]
+
+
+def settings_variables(settings: type[BaseSettings]) -> tuple[str, frozenset[str]]:
+    prefix = str(settings.model_config.get("env_prefix") or "")
+    names = set()
+    for name, field in settings.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+        names.add((alias or prefix + name).upper())
+    return prefix.upper(), frozenset(names)
+
+
+def workspace_services() -> list[ServiceSpec]:
+    specs = []
+    for main in sorted(ROOT.glob("services/*/src/*/__main__.py")):
+        project = main.parents[2] / "pyproject.toml"
+        package = tomllib.loads(project.read_text())["project"]["name"]
+        module = main.parent.name
+        prefix, variables = settings_variables(_settings_class(module))
+        specs.append(ServiceSpec(package, module, prefix, variables - TEST_ONLY))
+    return specs
+
+
+def workspace_packages() -> set[str]:
+    return {
+        tomllib.loads(p.read_text())["project"]["name"]
+        for p in ROOT.glob("*/*/pyproject.toml")
+        if p.parts[-3] in ("libs", "services")
+    }
+
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def interpolate(value: Any) -> Any:
+    """Compose's interpolation with every variable unset: `${X:-default}` -> default,
+    `${X}` -> empty, `$$` -> `$` (what docker compose validates and runs by default)."""
+    if isinstance(value, str):
+        return _VARIABLE.sub(lambda m: m.group(2) or "", value).replace("$$", "$")
+    if isinstance(value, dict):
+        return {k: interpolate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v) for v in value]
+    return value
+
+
+def python_module(command: Any) -> str | None:
+    """`python -m <module>` -> module (list form), else None."""
+    if isinstance(command, list) and len(command) >= 3 and command[:2] == ["python", "-m"]:
+        return str(command[2])
+    return None
+
+
+def upstreams(nginx_conf: str) -> dict[str, tuple[str, int]]:
+    """`upstream NAME { server HOST:PORT; ... }` -> {NAME: (HOST, PORT)}."""
+    found = re.findall(r"upstream\s+(\w+)\s*\{\s*server\s+([\w.-]+):(\d+)", nginx_conf)
+    return {name: (host, int(port)) for name, host, port in found}

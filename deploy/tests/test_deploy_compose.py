@@ -1,0 +1,127 @@
+"""docker-compose.yml: valid against the Compose Specification, and complete: every workspace
+service runs in it with every setting its Settings class reads, behind health-ordered starts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+from deploy_tools import compose_schema
+from deploy_workspace import (
+    ROOT,
+    TEST_ONLY,
+    ServiceSpec,
+    interpolate,
+    python_module,
+    upstreams,
+    workspace_packages,
+)
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # ["NAME=value", ...]
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def parley_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Compose services built from the Parley image definition."""
+    return {name: s for name, s in compose["services"].items() if "build" in s}
+
+
+def test_compose_file_matches_the_compose_specification(compose: dict[str, Any]) -> None:
+    schema = json.loads(compose_schema().read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in validator.iter_errors(interpolate(compose))
+    ]
+    assert not errors, "\n".join(errors)
+
+
+def test_every_workspace_service_runs_in_compose(
+    compose: dict[str, Any], services: list[ServiceSpec]
+) -> None:
+    running = {python_module(s.get("command")) for s in compose["services"].values()}
+    missing = [s.module for s in services if s.module not in running]
+    assert not missing, f"no compose service runs `python -m` {missing}"
+
+
+def test_every_setting_is_provided_and_no_test_only_one(
+    compose: dict[str, Any], services: list[ServiceSpec]
+) -> None:
+    problems = []
+    for name, service in compose["services"].items():
+        module = python_module(service.get("command"))
+        for spec in (s for s in services if s.module == module):
+            env = environment(service)
+            if missing := sorted(spec.variables - env.keys()):
+                problems.append(f"{name}: missing {missing}")
+            if forbidden := sorted(TEST_ONLY & env.keys()):
+                problems.append(f"{name}: sets test-only {forbidden}")
+    assert not problems, "\n".join(problems)
+
+
+def test_parley_containers_are_built_from_the_image_definition(compose: dict[str, Any]) -> None:
+    packages = workspace_packages()
+    for name, service in parley_services(compose).items():
+        build = service["build"]
+        assert (ROOT / build["context"] / build["dockerfile"]).is_file(), name
+        args = build.get("args", {})
+        assert args.get("PACKAGE") in packages, f"{name}: PACKAGE must be a workspace package"
+        module = python_module(service.get("command"))
+        if module is not None:
+            assert args.get("MODULE") == module, f"{name}: MODULE must match its command"
+        # the image's non-root user, nothing writable but tmpfs, no capabilities
+        assert service["user"] == "10001:10001", name
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+
+
+def test_services_start_in_health_order(compose: dict[str, Any]) -> None:
+    all_services = compose["services"]
+    for name, service in parley_services(compose).items():
+        if name != "init":
+            assert "healthcheck" in service, f"{name} has no healthcheck"
+            # readiness on the port the service is told to listen on
+            port = next(v for k, v in environment(service).items() if k.endswith("_PORT"))
+            probe = " ".join(service["healthcheck"]["test"])
+            assert f":{port}/readyz" in probe, f"{name}: healthcheck is not /readyz on {port}"
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in all_services, f"{name} depends on unknown {dependency}"
+            expected = (
+                "service_completed_successfully" if dependency == "init" else "service_healthy"
+            )
+            assert condition == {"condition": expected}, f"{name} -> {dependency}"
+    init = all_services["init"]
+    script = " ".join(init["command"])
+    assert "parley_eventstore.migrate" in script
+    assert "parley_messaging.topics" in script
+
+
+def test_gateway_uses_the_local_cluster_routes_and_real_upstreams(
+    compose: dict[str, Any],
+) -> None:
+    nginx = compose["services"]["nginx"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in nginx["volumes"]}
+    assert mounts["/etc/nginx/parley/routes.conf"] == "./deploy/nginx/routes.conf"
+    server_conf = ROOT / mounts["/etc/nginx/conf.d/default.conf"]
+    found = upstreams(server_conf.read_text())
+    assert found, f"no upstream in {server_conf}"
+    for upstream, (host, port) in found.items():
+        assert host in compose["services"], f"upstream {upstream}: no compose service {host}"
+        env = environment(compose["services"][host])
+        ports = [v for k, v in env.items() if k.endswith("_PORT")]
+        assert ports == [str(port)], f"upstream {upstream}: {host} listens on {ports}"
+        assert host in nginx["depends_on"], f"nginx must wait for {host}"
+
+
+def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes", {}))
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name}: volume {source} not declared"

@@ -1,0 +1,223 @@
+"""deploy/k8s: both overlays (and the base) build with the pinned kustomize, every rendered
+object is valid against the Kubernetes OpenAPI schemas (strict: unknown fields fail), and
+the manifests are complete: every workspace service with every setting, probes on its port,
+hardened pods, an autoscaler and a disruption budget, secrets only by reference."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from deploy_workspace import ROOT, TEST_ONLY, ServiceSpec, python_module, upstreams
+
+Render = Callable[[str], list[dict[str, Any]]]
+KUBERNETES_VERSION = "1.33.0"  # oldest minor still supported upstream when this was written
+SECRET = "parley-secrets"
+WORKLOADS = ("Deployment", "Job")
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for o in objects:
+        if o["kind"] in WORKLOADS:
+            yield o["metadata"]["name"], o["spec"]["template"]["spec"]
+
+
+def configmap(objects: list[dict[str, Any]], name: str) -> dict[str, str]:
+    maps = by_kind(objects, "ConfigMap")
+    assert name in maps, f"ConfigMap {name} referenced but not rendered"
+    data: dict[str, str] = maps[name].get("data", {})
+    return data
+
+
+def container_env(objects: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
+    """Every variable the container gets -> its value ('<secret:key>' for secret refs)."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert "secretRef" not in source, "envFrom secretRef hides which keys are read"
+        data = configmap(objects, source["configMapRef"]["name"])
+        env.update({source.get("prefix", "") + k: v for k, v in data.items()})
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {})
+        if "configMapKeyRef" in ref:
+            key = ref["configMapKeyRef"]
+            data = configmap(objects, key["name"])
+            assert key["key"] in data, f"{item['name']}: {key['name']} has no {key['key']}"
+            env[item["name"]] = data[key["key"]]
+        elif "secretKeyRef" in ref:
+            key = ref["secretKeyRef"]
+            assert key["name"] == SECRET, f"{item['name']}: secrets come from {SECRET}"
+            env[item["name"]] = f"<secret:{key['key']}>"
+        else:
+            env[item["name"]] = str(item.get("value", ""))
+    return env
+
+
+def documented_secret_keys() -> set[str]:
+    """The keys listed in deploy/k8s/README.md's table of parley-secrets."""
+    text = (ROOT / "deploy" / "k8s" / "README.md").read_text()
+    return set(re.findall(r"^\|\s*`([a-z0-9-]+)`\s*\|", text, flags=re.MULTILINE))
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_objects_are_valid_kubernetes(rendered: Render, name: str) -> None:
+    errors = []
+    for obj in rendered(name):
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = "/".join(map(str, error.path))
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']} {path}: {error.message}")
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_every_workspace_service_runs_with_every_setting(
+    rendered: Render, services: list[ServiceSpec], name: str
+) -> None:
+    objects = rendered(name)
+    problems = []
+    for spec in services:
+        containers = [
+            c
+            for _, pod in pod_specs(objects)
+            for c in pod["containers"]
+            if python_module(c.get("command")) == spec.module
+        ]
+        if not containers:
+            problems.append(f"no workload runs `python -m {spec.module}`")
+        for container in containers:
+            env = container_env(objects, container)
+            if missing := sorted(spec.variables - env.keys()):
+                problems.append(f"{container['name']}: missing {missing}")
+            if forbidden := sorted(TEST_ONLY & env.keys()):
+                problems.append(f"{container['name']}: sets test-only {forbidden}")
+            # probes on the port the service is told to listen on
+            port = int(env[f"{spec.prefix}PORT"])
+            declared = {p["name"]: p["containerPort"] for p in container["ports"]}
+            for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+                get = container[probe]["httpGet"]
+                if get["path"] != path or declared.get(get["port"], get["port"]) != port:
+                    problems.append(f"{container['name']}: {probe} is not {path} on {port}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_pods_are_hardened_and_sized(rendered: Render, name: str) -> None:
+    problems = []
+    for workload, pod in pod_specs(rendered(name)):
+        if pod.get("securityContext", {}).get("runAsNonRoot") is not True:
+            problems.append(f"{workload}: runAsNonRoot")
+        if pod.get("automountServiceAccountToken") is not False:
+            problems.append(f"{workload}: mounts a service account token")
+        for c in pod["containers"]:
+            sc = c.get("securityContext", {})
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{workload}/{c['name']}: allowPrivilegeEscalation")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{workload}/{c['name']}: readOnlyRootFilesystem")
+            if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{workload}/{c['name']}: capabilities not dropped")
+            for bound in ("requests", "limits"):
+                if set(c.get("resources", {}).get(bound, {})) != {"cpu", "memory"}:
+                    problems.append(f"{workload}/{c['name']}: resources.{bound}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_every_deployment_has_a_budget_and_stateless_ones_an_autoscaler(
+    rendered: Render, name: str
+) -> None:
+    objects = rendered(name)
+    deployments = by_kind(objects, "Deployment")
+    budgets = by_kind(objects, "PodDisruptionBudget").values()
+    scaled = {
+        h["spec"]["scaleTargetRef"]["name"]
+        for h in by_kind(objects, "HorizontalPodAutoscaler").values()
+    }
+    for dep_name, dep in deployments.items():
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        assert any(
+            b["spec"]["selector"]["matchLabels"].items() <= labels.items() for b in budgets
+        ), f"{dep_name} has no PodDisruptionBudget"
+        component = labels.get("app.kubernetes.io/component")
+        if component == "relay":
+            # leadership by advisory lock: a fixed leader + standby, never autoscaled
+            assert dep_name not in scaled and dep["spec"]["replicas"] >= 2, dep_name
+        else:
+            assert dep_name in scaled, f"{dep_name} has no HorizontalPodAutoscaler"
+            assert "replicas" not in dep["spec"], f"{dep_name}: replicas fights the autoscaler"
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_secrets_are_referenced_never_committed(rendered: Render, name: str) -> None:
+    objects = rendered(name)
+    assert not by_kind(objects, "Secret"), "secret values must not be in the manifests"
+    used = {
+        ref["secretKeyRef"]["key"]
+        for _, pod in pod_specs(objects)
+        for c in pod["containers"]
+        for item in c.get("env", [])
+        if "secretKeyRef" in (ref := item.get("valueFrom", {}))
+    }
+    assert used == documented_secret_keys(), "deploy/k8s/README.md must list exactly the keys used"
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_gateway_routes_like_the_local_cluster(rendered: Render, name: str) -> None:
+    objects = rendered(name)
+    nginx = ROOT / "deploy" / "nginx"
+    gateway_maps = [
+        m for n, m in by_kind(objects, "ConfigMap").items() if n.startswith("gateway-nginx")
+    ]
+    assert len(gateway_maps) == 1
+    data = gateway_maps[0]["data"]
+    assert data["routes.conf"] == (nginx / "routes.conf").read_text()
+    assert data["methods.conf"] == (nginx / "methods.conf").read_text()
+    k8s_services = by_kind(objects, "Service")
+    policy = by_kind(objects, "NetworkPolicy")["gateway"]["spec"]
+    allowed = {
+        (rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], p["port"])
+        for rule in policy["egress"]
+        for p in rule["ports"]
+    }
+    for upstream, (host, port) in upstreams(data["default.conf"]).items():
+        assert host in k8s_services, f"upstream {upstream}: no Service {host}"
+        assert port in [p["port"] for p in k8s_services[host]["spec"]["ports"]], upstream
+        assert (host, port) in allowed, f"NetworkPolicy gateway must allow {host}:{port}"
+    (ingress,) = by_kind(objects, "Ingress").values()
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            assert path["backend"]["service"]["name"] == "gateway"
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_network_policies_deny_by_default_and_cover_every_workload(
+    rendered: Render, name: str
+) -> None:
+    objects = rendered(name)
+    policies = by_kind(objects, "NetworkPolicy")
+    deny = policies["default-deny"]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    selected = {
+        p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name")
+        for p in policies.values()
+    }
+    for workload, _ in pod_specs(objects):
+        assert workload in selected, f"{workload} has no NetworkPolicy of its own"
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_jobs_run_the_shared_entry_points(rendered: Render, name: str) -> None:
+    modules = {
+        python_module(c.get("command"))
+        for _, pod in pod_specs(rendered(name))
+        for c in pod["containers"]
+    }
+    assert {"parley_eventstore.migrate", "parley_messaging.topics"} <= modules

@@ -1,0 +1,45 @@
+"""The three ways to run agree: every process of the local cluster (`make up`,
+deploy/local/services_catalog.py) exists under the same name in docker-compose and in the
+Kubernetes base, runs the same module, and gets the same variable names and port."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from deploy_workspace import ROOT, python_module
+
+sys.path.insert(0, str(ROOT / "deploy" / "local"))
+from services_catalog import service_programs
+from settings import Settings
+
+Render = Callable[[str], list[dict[str, Any]]]
+LOCAL = {p.program.name: p.program for p in service_programs(Settings())}
+
+
+def module_of(command: str) -> str:
+    return command.split(" -m ", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("name", sorted(LOCAL))
+def test_compose_runs_the_local_process_alike(compose: dict[str, Any], name: str) -> None:
+    local = LOCAL[name]
+    assert name in compose["services"], f"{name} is in `make up` but not in docker-compose"
+    service = compose["services"][name]
+    assert python_module(service["command"]) == module_of(local.command)
+    env = {k: str(v) for k, v in service["environment"].items()}
+    assert set(local.env) <= env.keys(), f"{name}: {sorted(set(local.env) - env.keys())}"
+    port = next(k for k in local.env if k.endswith("_PORT"))
+    assert env[port] == local.env[port], f"{name} listens on another port than in `make up`"
+
+
+@pytest.mark.parametrize("name", sorted(LOCAL))
+def test_kubernetes_runs_the_local_process_alike(rendered: Render, name: str) -> None:
+    deployments = {o["metadata"]["name"]: o for o in rendered("base") if o["kind"] == "Deployment"}
+    assert name in deployments, f"{name} is in `make up` but not in deploy/k8s/base"
+    (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+    assert python_module(container["command"]) == module_of(LOCAL[name].command)
+    port = next(v for k, v in LOCAL[name].env.items() if k.endswith("_PORT"))
+    assert [p["containerPort"] for p in container["ports"]] == [int(port)]
