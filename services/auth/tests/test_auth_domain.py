@@ -3,6 +3,15 @@
 from datetime import UTC, datetime
 
 import pytest
+from parley_auth.domain import (
+    MAX_SESSIONS,
+    Account,
+    AccountExists,
+    AccountNotActive,
+    AccountNotFound,
+    normalise_email,
+    password_problems,
+)
 from parley_contracts.auth import (
     AccountActivated,
     EmailVerified,
@@ -13,15 +22,6 @@ from parley_contracts.auth import (
     UserLoggedIn,
     UserLoggedOut,
     UserRegistered,
-)
-from parley_auth.domain import (
-    MAX_SESSIONS,
-    Account,
-    AccountExists,
-    AccountNotActive,
-    AccountNotFound,
-    normalise_email,
-    password_problems,
 )
 
 
