@@ -264,7 +264,8 @@ async def _check_password(auth: Auth, address: str, password: str, ctx: Context)
         raise Throttled(retry_after)
     claim = await tables.claim_of(auth.pool, address)
     stored = await tables.password_hash(auth.pool, claim.account_id) if claim else None
-    if claim is None or not await auth.passwords.verify(stored, password):
+    matches = await auth.passwords.verify(stored, password)  # always hashes: same time
+    if claim is None or not matches:
         await tables.record_failure(auth.pool, list(keys), window)
         raise InvalidCredentials
     await tables.clear_failures(auth.pool, f"account:{address}")
