@@ -127,3 +127,18 @@ def test_notice_mails_hold_no_code() -> None:
     for kind in ("already_registered", "address_in_use"):
         raw = notice_message("Parley <a@b.invalid>", "ada@example.test", kind).as_bytes()
         assert SIX_DIGITS.findall(raw) == []
+
+
+async def test_background_failures_are_logged_not_swallowed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from parley_auth.handlers import Background
+
+    async def boom() -> None:
+        raise RuntimeError("smtp exploded")
+
+    background = Background()
+    background.spawn(boom())
+    await background.drain()
+    assert "background work failed" in caplog.text
+    assert "smtp exploded" in caplog.text

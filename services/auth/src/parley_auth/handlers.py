@@ -13,6 +13,7 @@ touches the account (`_account_of`):
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from parley_auth.tokens import (
 )
 
 VERIFY, RESET, CHANGE_EMAIL = "verify_email", "password_reset", "change_email"
+log = logging.getLogger("parley.auth")
 
 
 class AuthError(Exception):
@@ -91,7 +93,13 @@ class Background:
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # never swallowed: the client already has its 202, the log must say what failed
+            log.error("background work failed", exc_info=task.exception())
 
     async def drain(self) -> None:
         while self.tasks:
