@@ -142,3 +142,16 @@ async def test_background_failures_are_logged_not_swallowed(
     await background.drain()
     assert "background work failed" in caplog.text
     assert "smtp exploded" in caplog.text
+
+
+async def test_tokens_pass_the_verifier_other_services_use() -> None:
+    """The contract with libs/authn: what this service issues and publishes, it accepts."""
+    from parley_authn import KeySet as JwksCache
+    from parley_authn import Verifier
+
+    keys = KeySet(Ed25519PrivateKey.generate())
+    token, claims = keys.issue("u1", "admin", "s1", timedelta(seconds=300), datetime.now(UTC))
+    verifier = Verifier(JwksCache(jwks=keys.jwks()))
+    principal = await verifier.verify(token)
+    assert (principal.user_id, principal.role, principal.session_id) == ("u1", "admin", "s1")
+    assert principal.expires_at == claims.expires_at
