@@ -557,3 +557,22 @@ async def test_messages_are_parseable_mail(api: Api) -> None:
     message = email.message_from_bytes(api.mail.to("ada@example.test")[0])
     assert message["To"] == "ada@example.test"
     assert "verification code" in message["Subject"]
+
+
+async def test_wrong_codes_are_limited_per_address_across_codes(api: Api) -> None:
+    """New reset codes do not buy new guesses; an unknown address behaves the same."""
+    await register_and_verify(api, "ada@example.test")
+    for address in ("ada@example.test", "nobody@example.test"):
+        statuses = []
+        for _ in range(3):
+            await api.client.post("/v1/auth/password-reset", json={"email": address})
+            await api.settle()
+            for _ in range(4):  # under the per-code limit of 5
+                response = await api.client.post(
+                    "/v1/auth/password-reset/confirm",
+                    json={"email": address, "code": "999999", "new_password": "brand-new-pass-7"},
+                )
+                statuses.append(response.status_code)
+        # 10 wrong codes per window, whatever the number of codes mailed
+        assert statuses == [400] * 10 + [429] * 2, (address, statuses)
+        assert int(response.headers["Retry-After"]) > 0

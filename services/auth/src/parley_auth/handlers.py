@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,7 +68,12 @@ class InvalidCode(AuthError):
 
 
 class TooManyAttempts(AuthError):
-    """The live code was tried too often; ask for a new one (429)."""
+    """The live code was tried too often (ask for a new one), or the address / account had
+    too many wrong codes lately (`retry_after` seconds) (429)."""
+
+    def __init__(self, retry_after: int | None = None) -> None:
+        super().__init__("too many attempts")
+        self.retry_after = retry_after
 
 
 class Throttled(AuthError):
@@ -244,12 +250,31 @@ async def _check_code(auth: Auth, account_id: str, purpose: str, code: str) -> t
     return attempt
 
 
+@asynccontextmanager
+async def _code_guard(auth: Auth, key: str) -> AsyncIterator[None]:
+    """Wrong codes per address (or account) across all its codes, within the login window:
+    asking for new codes does not buy more guesses. Unknown addresses count alike, so the
+    429 tells nothing about existence."""
+    window = timedelta(seconds=auth.settings.login_window_s)
+    limit = {key: auth.settings.code_max_failures}
+    retry_after = await tables.throttled_for(auth.pool, limit, window)
+    if retry_after is not None:
+        raise TooManyAttempts(retry_after)
+    try:
+        yield
+    except InvalidCode:
+        await tables.record_failure(auth.pool, [key], window)
+        raise
+
+
 async def verify_email(auth: Auth, email: str, code: str, ctx: Context) -> AppendResult:
-    claim = await tables.claim_of(auth.pool, normalise_email(email))
-    if claim is None:
-        raise InvalidCode
-    account = await _account_of(auth, claim, ctx)
-    await _check_code(auth, account.id, VERIFY, code)
+    address = normalise_email(email)
+    async with _code_guard(auth, f"code:{address}"):
+        claim = await tables.claim_of(auth.pool, address)
+        if claim is None:
+            raise InvalidCode
+        account = await _account_of(auth, claim, ctx)
+        await _check_code(auth, account.id, VERIFY, code)
     return await _execute(auth, account.id, lambda a: a.verify_email(), ctx)
 
 
@@ -443,11 +468,12 @@ async def confirm_password_reset(
     auth: Auth, email: str, code: str, new_password: str, ctx: Context
 ) -> AppendResult:
     address = normalise_email(email)
-    claim = await tables.claim_of(auth.pool, address)
-    if claim is None:
-        raise InvalidCode
-    account = await _account_of(auth, claim, ctx)
-    await _check_code(auth, account.id, RESET, code)
+    async with _code_guard(auth, f"code:{address}"):
+        claim = await tables.claim_of(auth.pool, address)
+        if claim is None:
+            raise InvalidCode
+        account = await _account_of(auth, claim, ctx)
+        await _check_code(auth, account.id, RESET, code)
     await tables.set_password(auth.pool, account.id, await auth.passwords.hash(new_password))
     await tables.clear_failures(auth.pool, f"account:{address}")
     revoked = await tables.revoke_sessions(auth.pool, account.id, "password_changed")
@@ -482,7 +508,8 @@ async def request_email_change(
 async def confirm_email_change(
     auth: Auth, principal: AccessClaims, code: str, ctx: Context
 ) -> AppendResult:
-    attempt = await _check_code(auth, principal.sub, CHANGE_EMAIL, code)
+    async with _code_guard(auth, f"code:{principal.sub}"):
+        attempt = await _check_code(auth, principal.sub, CHANGE_EMAIL, code)
     account = await auth.accounts.load(principal.sub)
     if not account.exists or attempt.new_email is None:
         raise InvalidCode

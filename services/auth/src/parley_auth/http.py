@@ -194,8 +194,16 @@ async def run(coroutine: Any) -> Any:
     except h.InvalidCode as error:
         raise Problem(400, "Bad Request", "the code is wrong or has expired") from error
     except h.TooManyAttempts as error:
+        if error.retry_after is None:
+            raise Problem(
+                429, "Too Many Requests", "too many attempts for this code: ask for a new one"
+            ) from error
         raise Problem(
-            429, "Too Many Requests", "too many attempts for this code: ask for a new one"
+            429,
+            "Too Many Requests",
+            "too many wrong codes; retry later",
+            headers={"Retry-After": str(error.retry_after)},
+            retry_after=error.retry_after,
         ) from error
     except h.Throttled as error:
         raise Problem(
