@@ -576,3 +576,48 @@ async def test_wrong_codes_are_limited_per_address_across_codes(api: Api) -> Non
         # 10 wrong codes per window, whatever the number of codes mailed
         assert statuses == [400] * 10 + [429] * 2, (address, statuses)
         assert int(response.headers["Retry-After"]) > 0
+
+
+async def test_notices_are_rate_limited_per_address(api: Api) -> None:
+    await register_and_verify(api, "ada@example.test")
+    before = len(api.mail.to("ada@example.test"))
+    for _ in range(6):
+        again = await api.client.post(
+            "/v1/auth/register",
+            json={"email": "ada@example.test", "password": PASSWORD, "name": "Ada"},
+        )
+        assert again.status_code == 202
+    await api.settle()
+    assert len(api.mail.to("ada@example.test")) - before == 3
+
+
+async def test_admin_cli_grants_the_role(api: Api) -> None:
+    import asyncio
+    import os
+    import sys
+
+    await register_and_verify(api, "ada@example.test")
+    env = {
+        **os.environ,
+        "AUTH_POSTGRES_DSN": api.dsn,
+        "AUTH_KEY_DIR": str(api.auth.settings.key_dir),
+    }
+    for address, expected in (("ada@example.test", 0), ("nobody@example.test", 1)):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "parley_auth.admin",
+            "grant-admin",
+            address,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await process.communicate()
+        assert process.returncode == expected, output.decode()
+    token = (await login(api, "ada@example.test")).json()["access_token"]
+    assert api.auth.keys.verify(token).role == "admin"
+    changed = [
+        json.loads(e["data"]) for e in await api.events() if e["event_type"] == "RoleChanged"
+    ]
+    assert changed[-1]["role"] == "admin" and changed[-1]["previous_role"] == "user"

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     code_ttl_s: int = 600
     code_max_attempts: int = 5  # per code
     code_max_failures: int = 10  # wrong codes per address (any code) per login window
+    notice_max: int = 3  # "someone used your address" mails per address per login window
     code_resend_interval_s: int = 60  # at most one new code per account and purpose per minute
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025

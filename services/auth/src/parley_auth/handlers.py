@@ -180,8 +180,7 @@ async def register(auth: Auth, email: str, password: str, name: str, ctx: Contex
         claim = await tables.claim_of(auth.pool, address)
         if claim is not None:
             await _account_of(auth, claim, ctx)
-        notice = mail.notice_message(auth.settings.mail_from, address, "already_registered")
-        auth.background.spawn(auth.mailer.send_quietly(notice))
+        auth.background.spawn(_notify(auth, address, "already_registered"))
         return AppendResult(str(uuid.uuid4()), 1, {})
     outcome = await _append_registration(auth, account_id, address, name, ctx)
     await _issue_code(auth, account_id, VERIFY, address)
@@ -215,6 +214,17 @@ async def _account_of(auth: Auth, claim: tables.Claim, ctx: Context) -> Account:
         await _execute(auth, account.id, lambda a: a.change_email(email), ctx)
         account = await auth.accounts.load(claim.account_id)
     return account
+
+
+async def _notify(auth: Auth, address: str, kind: str) -> None:
+    """Mail a notice, at most `notice_max` per address per window (repeated duplicate
+    registrations must not turn the service into a mail bomb)."""
+    window = timedelta(seconds=auth.settings.login_window_s)
+    key = f"notice:{address}"
+    if await tables.throttled_for(auth.pool, {key: auth.settings.notice_max}, window):
+        return
+    await tables.record_failure(auth.pool, [key], window)
+    await auth.mailer.send_quietly(mail.notice_message(auth.settings.mail_from, address, kind))
 
 
 async def _issue_code(
@@ -499,8 +509,7 @@ async def request_email_change(
         raise SameEmail
     holder = await tables.claim_of(auth.pool, address)
     if holder is not None and holder.account_id != account.id:
-        notice = mail.notice_message(auth.settings.mail_from, address, "address_in_use")
-        auth.background.spawn(auth.mailer.send_quietly(notice))
+        auth.background.spawn(_notify(auth, address, "address_in_use"))
         return
     await _issue_code(auth, account.id, CHANGE_EMAIL, address, new_email=address)
 
