@@ -621,3 +621,27 @@ async def test_admin_cli_grants_the_role(api: Api) -> None:
         json.loads(e["data"]) for e in await api.events() if e["event_type"] == "RoleChanged"
     ]
     assert changed[-1]["role"] == "admin" and changed[-1]["previous_role"] == "user"
+
+
+async def test_the_oldest_session_ends_beyond_the_limit(api: Api) -> None:
+    from parley_auth.domain import MAX_SESSIONS
+
+    await register_and_verify(api, "ada@example.test")
+    sessions = [(await login(api, "ada@example.test")).json() for _ in range(MAX_SESSIONS + 1)]
+    oldest, newest = sessions[0], sessions[-1]
+    problem(
+        await api.client.post("/v1/auth/refresh", json={"refresh_token": oldest["refresh_token"]}),
+        401,
+    )
+    fine = await api.client.post(
+        "/v1/auth/refresh", json={"refresh_token": newest["refresh_token"]}
+    )
+    assert fine.status_code == 200, fine.text
+    me = (await api.client.get("/v1/auth/me", headers=bearer(newest["access_token"]))).json()
+    assert len(me["sessions"]) == MAX_SESSIONS
+    revoked = [
+        json.loads(e["data"]) for e in await api.events() if e["event_type"] == "SessionRevoked"
+    ]
+    assert [(r["session_id"], r["reason"]) for r in revoked] == [
+        (oldest["session_id"], "session_limit")
+    ]
