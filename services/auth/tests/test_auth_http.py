@@ -461,6 +461,7 @@ async def test_interrupted_registration_is_completed_by_the_next_request(api: Ap
         "/v1/auth/register", json={"email": "ada@example.test", "password": PASSWORD, "name": "A"}
     )
     assert retry.status_code == 202
+    await api.settle()  # the duplicate path completes it after the response
     events = await api.events()
     assert [(e["stream_id"], e["event_type"]) for e in events] == [(account_id, "UserRegistered")]
     # a password reset verifies the address and lets the holder in
@@ -645,3 +646,21 @@ async def test_the_oldest_session_ends_beyond_the_limit(api: Api) -> None:
     assert [(r["session_id"], r["reason"]) for r in revoked] == [
         (oldest["session_id"], "session_limit")
     ]
+
+
+async def test_concurrent_registrations_of_one_address_create_one_account(api: Api) -> None:
+    import asyncio
+
+    responses = await asyncio.gather(
+        *(
+            api.client.post(
+                "/v1/auth/register",
+                json={"email": "ada@example.test", "password": f"{PASSWORD}-{i}", "name": "A"},
+            )
+            for i in range(6)
+        )
+    )
+    assert {r.status_code for r in responses} == {202}
+    await api.settle()
+    assert await api.event_types() == ["UserRegistered"]
+    assert len({r.json()["user_id"] for r in responses}) == 6  # decoys look like real ids

@@ -27,7 +27,7 @@ from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 
 from parley_auth import mail, tables
 from parley_auth.config import Settings
-from parley_auth.domain import Account, AccountNotFound, normalise_email
+from parley_auth.domain import Account, AccountExists, AccountNotFound, normalise_email
 from parley_auth.passwords import Passwords
 from parley_auth.tokens import (
     AccessClaims,
@@ -177,10 +177,7 @@ async def register(auth: Auth, email: str, password: str, name: str, ctx: Contex
     account_id = str(uuid.uuid4())
     owner = await tables.claim_email(auth.pool, address, account_id, name, hashed)
     if owner != account_id:
-        claim = await tables.claim_of(auth.pool, address)
-        if claim is not None:
-            await _account_of(auth, claim, ctx)
-        auth.background.spawn(_notify(auth, address, "already_registered"))
+        auth.background.spawn(_already_registered(auth, address, ctx))
         return AppendResult(str(uuid.uuid4()), 1, {})
     outcome = await _append_registration(auth, account_id, address, name, ctx)
     await _issue_code(auth, account_id, VERIFY, address)
@@ -198,7 +195,7 @@ async def _append_registration(
             ctx,
             key=f"auth.register:{account_id}",
         )
-    except ConcurrencyError:  # a concurrent roll-forward appended the same registration
+    except (ConcurrencyError, AccountExists):  # a concurrent roll-forward appended it
         account = await auth.accounts.load(account_id)
         return AppendResult(account.id, account.version, _result(account), already_handled=True)
 
@@ -214,6 +211,15 @@ async def _account_of(auth: Auth, claim: tables.Claim, ctx: Context) -> Account:
         await _execute(auth, account.id, lambda a: a.change_email(email), ctx)
         account = await auth.accounts.load(claim.account_id)
     return account
+
+
+async def _already_registered(auth: Auth, address: str, ctx: Context) -> None:
+    """After the response: complete the holder's registration if a crash interrupted it, and
+    tell the address's owner someone tried to register with it."""
+    claim = await tables.claim_of(auth.pool, address)
+    if claim is not None:
+        await _account_of(auth, claim, ctx)
+    await _notify(auth, address, "already_registered")
 
 
 async def _notify(auth: Auth, address: str, kind: str) -> None:
