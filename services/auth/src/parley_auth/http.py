@@ -184,9 +184,11 @@ async def run(coroutine: Any) -> Any:
     try:
         return await coroutine
     except h.InvalidCredentials as error:
-        raise Problem(401, "Unauthorized", "invalid credentials") from error
+        raise Problem(401, "Unauthorized", "invalid credentials", headers=BEARER) from error
     except h.NotAuthenticated as error:
-        raise Problem(401, "Unauthorized", "a valid access token is required") from error
+        raise Problem(
+            401, "Unauthorized", "a valid access token is required", headers=BEARER
+        ) from error
     except h.AccountInactive as error:
         raise Problem(403, "Forbidden", "verify your email address first") from error
     except h.WrongPassword as error:
@@ -223,7 +225,9 @@ async def run(coroutine: Any) -> Any:
             errors=[{"field": "new_email", "message": "unchanged", "type": "value_error"}],
         ) from error
     except AccountNotFound as error:
-        raise Problem(401, "Unauthorized", "a valid access token is required") from error
+        raise Problem(
+            401, "Unauthorized", "a valid access token is required", headers=BEARER
+        ) from error
     except ConcurrencyError as error:
         raise Problem(409, "Conflict", "the account changed meanwhile; retry") from error
 
