@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from settings import Program
@@ -25,13 +27,24 @@ class ServiceProgram:
 
 
 # One PostgreSQL database per command service (DESIGN.md 3), each with its own relay.
-DATABASES: tuple[str, ...] = ("users",)
+DATABASES: tuple[str, ...] = ("users", "auth")
+
+# databases whose service adds tables of its own: database -> the package holding `migrations/`
+# (applied with the event store's migrations in one dbmate run)
+SERVICE_MIGRATIONS: dict[str, str] = {"auth": "parley_auth"}
 
 # contexts with a projector process (services/projector-<context>)
 PROJECTED_CONTEXTS: tuple[str, ...] = ("users",)
 
 # HTTP services' ports, as offsets from PARLEY_SERVICE_PORT_BASE (the gateway fronts them).
-PORT_OFFSETS = {"query": 0, "users": 1, "relay-users": 51, "projector-users": 71}
+PORT_OFFSETS = {
+    "query": 0,
+    "users": 1,
+    "auth": 2,
+    "relay-users": 51,
+    "relay-auth": 52,
+    "projector-users": 71,
+}
 
 
 def port(s: Any, service: str) -> int:
@@ -80,6 +93,21 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         {"POSTGRES_DSN": database_dsn(s, "users")},
         upstream="users_cmd",
     )
+    auth = _service(
+        s,
+        "auth-api",
+        "parley_auth",
+        "AUTH",
+        "auth",
+        {
+            "POSTGRES_DSN": database_dsn(s, "auth"),
+            "SMTP_HOST": s.host,
+            "SMTP_PORT": str(s.smtp_port),
+            # the development signing key, generated on first start (never in git)
+            "KEY_DIR": str(s.state / "auth"),
+        },
+        upstream="auth_cmd",
+    )
     relays = [
         _service(
             s,
@@ -115,7 +143,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         {"MONGO_URL": mongo},
         upstream="query",
     )
-    return [users, *relays, *projectors, query]
+    return [users, auth, *relays, *projectors, query]
 
 
 def upstreams(s: Any) -> dict[str, str]:
@@ -138,7 +166,12 @@ async def _prepare(s: Any) -> None:
     finally:
         await admin.close()
     for database in DATABASES:
-        await migrate(database_dsn(s, database))
+        await migrate(database_dsn(s, database), *service_migrations(database))
+
+
+def service_migrations(database: str) -> list[Path]:
+    package = SERVICE_MIGRATIONS.get(database)
+    return [Path(str(resources.files(package) / "migrations"))] if package else []
 
 
 def prepare_services(s: Any) -> None:

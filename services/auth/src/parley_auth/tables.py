@@ -1,0 +1,361 @@
+"""SQL on the auth database's secret tables (see migrations/): address claims, password hashes,
+one-time codes, sessions with their refresh tokens, login throttle counters.
+
+Plain async functions over an asyncpg pool; every multi-statement change is one transaction.
+Times come from the database clock (`now()`), so replicas agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import asyncpg
+
+# -- address claims and credentials -------------------------------------------------------------
+
+
+async def claim_email(
+    pool: asyncpg.Pool, email: str, account_id: str, name: str, password_hash: str
+) -> str:
+    """Claim `email` for a new account and store its password hash, atomically. Returns the
+    owner: `account_id` if the claim is ours, else the account that holds the address."""
+    async with pool.acquire() as conn, conn.transaction():
+        owner = await conn.fetchval(
+            "INSERT INTO email_claims (email, account_id, name) VALUES ($1, $2, $3)"
+            " ON CONFLICT (email) DO NOTHING RETURNING account_id::text",
+            email,
+            account_id,
+            name,
+        )
+        if owner is not None:
+            await conn.execute(
+                "INSERT INTO credentials (account_id, password_hash) VALUES ($1, $2)",
+                account_id,
+                password_hash,
+            )
+            return account_id
+        existing: str = await conn.fetchval(
+            "SELECT account_id::text FROM email_claims WHERE email = $1", email
+        )
+        return existing
+
+
+@dataclass(frozen=True)
+class Claim:
+    email: str
+    account_id: str
+    name: str
+
+
+async def claim_of(pool: asyncpg.Pool, email: str) -> Claim | None:
+    row = await pool.fetchrow(
+        "SELECT email, account_id::text AS account_id, name FROM email_claims WHERE email = $1",
+        email,
+    )
+    return Claim(row["email"], row["account_id"], row["name"]) if row else None
+
+
+async def move_claim(pool: asyncpg.Pool, account_id: str, new_email: str, name: str) -> bool:
+    """Give the account `new_email` and release its other addresses; False if another account
+    holds `new_email`."""
+    async with pool.acquire() as conn, conn.transaction():
+        owner = await conn.fetchval(
+            "INSERT INTO email_claims (email, account_id, name) VALUES ($1, $2, $3)"
+            " ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email"
+            " RETURNING account_id::text",
+            new_email,
+            account_id,
+            name,
+        )
+        if owner != account_id:
+            raise _Taken  # rolls the transaction back
+        await conn.execute(
+            "DELETE FROM email_claims WHERE account_id = $1 AND email <> $2", account_id, new_email
+        )
+    return True
+
+
+class _Taken(Exception):
+    pass
+
+
+async def try_move_claim(pool: asyncpg.Pool, account_id: str, new_email: str, name: str) -> bool:
+    try:
+        return await move_claim(pool, account_id, new_email, name)
+    except _Taken:
+        return False
+
+
+async def password_hash(pool: asyncpg.Pool, account_id: str) -> str | None:
+    value: str | None = await pool.fetchval(
+        "SELECT password_hash FROM credentials WHERE account_id = $1", account_id
+    )
+    return value
+
+
+async def set_password(pool: asyncpg.Pool, account_id: str, hashed: str) -> None:
+    await pool.execute(
+        "INSERT INTO credentials (account_id, password_hash) VALUES ($1, $2)"
+        " ON CONFLICT (account_id) DO UPDATE"
+        " SET password_hash = EXCLUDED.password_hash, updated_at = clock_timestamp()",
+        account_id,
+        hashed,
+    )
+
+
+# -- one-time codes -----------------------------------------------------------------------------
+
+
+async def put_code(
+    pool: asyncpg.Pool,
+    account_id: str,
+    purpose: str,
+    code_hash: bytes,
+    ttl: timedelta,
+    resend_interval: timedelta,
+    new_email: str | None = None,
+) -> bool:
+    """Store a new code (replacing the previous one, attempts reset). False: a code for the same
+    purpose was issued less than `resend_interval` ago, nothing stored (mail-bombing guard)."""
+    stored = await pool.fetchval(
+        "INSERT INTO one_time_codes (account_id, purpose, code_hash, new_email, expires_at)"
+        " VALUES ($1, $2, $3, $4, now() + $5::interval)"
+        " ON CONFLICT (account_id, purpose) DO UPDATE"
+        " SET code_hash = EXCLUDED.code_hash, new_email = EXCLUDED.new_email, attempts = 0,"
+        "     created_at = now(), expires_at = EXCLUDED.expires_at"
+        " WHERE one_time_codes.created_at < now() - $6::interval"
+        " RETURNING true",
+        account_id,
+        purpose,
+        code_hash,
+        new_email,
+        ttl,
+        resend_interval,
+    )
+    return bool(stored)
+
+
+@dataclass(frozen=True)
+class CodeAttempt:
+    code_hash: bytes
+    new_email: str | None
+    attempts: int
+    expired: bool
+
+
+async def attempt_code(pool: asyncpg.Pool, account_id: str, purpose: str) -> CodeAttempt | None:
+    """Count one attempt against the live code (atomically, so parallel guesses count too)."""
+    row = await pool.fetchrow(
+        "UPDATE one_time_codes SET attempts = attempts + 1"
+        " WHERE account_id = $1 AND purpose = $2"
+        " RETURNING code_hash, new_email, attempts, expires_at <= now() AS expired",
+        account_id,
+        purpose,
+    )
+    if row is None:
+        return None
+    return CodeAttempt(bytes(row["code_hash"]), row["new_email"], row["attempts"], row["expired"])
+
+
+async def consume_code(pool: asyncpg.Pool, account_id: str, purpose: str, code_hash: bytes) -> bool:
+    """Delete the matching code; False if a concurrent request used it first (single use)."""
+    used = await pool.fetchval(
+        "DELETE FROM one_time_codes WHERE account_id = $1 AND purpose = $2 AND code_hash = $3"
+        " RETURNING true",
+        account_id,
+        purpose,
+        code_hash,
+    )
+    return bool(used)
+
+
+# -- sessions and refresh tokens ---------------------------------------------------------------
+
+
+async def create_session(
+    pool: asyncpg.Pool,
+    session_id: str,
+    account_id: str,
+    token_hash: bytes,
+    refresh_ttl: timedelta,
+    access_expires_at: datetime,
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO sessions (session_id, account_id, expires_at, access_expires_at)"
+            " VALUES ($1, $2, now() + $3::interval, $4)",
+            session_id,
+            account_id,
+            refresh_ttl,
+            access_expires_at,
+        )
+        await conn.execute(
+            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at)"
+            " VALUES ($1, $2, now() + $3::interval)",
+            token_hash,
+            session_id,
+            refresh_ttl,
+        )
+
+
+@dataclass(frozen=True)
+class Rotation:
+    outcome: Literal["rotated", "reused", "invalid"]
+    session_id: str | None = None
+    account_id: str | None = None
+
+
+async def rotate_refresh_token(
+    pool: asyncpg.Pool,
+    old_hash: bytes,
+    new_hash: bytes,
+    refresh_ttl: timedelta,
+    access_expires_at: datetime,
+) -> Rotation:
+    """Mark the presented token used and issue its successor, if it is live and its session is
+    open. A token that was already used ("reused") names its session so the caller revokes it.
+    The new token never outlives the session."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE refresh_tokens t SET rotated_at = now()"
+            " FROM sessions s"
+            " WHERE t.token_hash = $1 AND t.rotated_at IS NULL AND t.expires_at > now()"
+            "   AND s.session_id = t.session_id AND s.revoked_at IS NULL AND s.expires_at > now()"
+            " RETURNING s.session_id::text AS session_id, s.account_id::text AS account_id,"
+            "           s.expires_at AS session_expires",
+            old_hash,
+        )
+        if row is not None:
+            await conn.execute(
+                "INSERT INTO refresh_tokens (token_hash, session_id, expires_at)"
+                " VALUES ($1, $2, least(now() + $3::interval, $4))",
+                new_hash,
+                row["session_id"],
+                refresh_ttl,
+                row["session_expires"],
+            )
+            await conn.execute(
+                "UPDATE sessions SET access_expires_at = $2 WHERE session_id = $1",
+                row["session_id"],
+                access_expires_at,
+            )
+            return Rotation("rotated", row["session_id"], row["account_id"])
+        used = await conn.fetchrow(
+            "SELECT t.session_id::text AS session_id, s.account_id::text AS account_id"
+            " FROM refresh_tokens t JOIN sessions s USING (session_id)"
+            " WHERE t.token_hash = $1 AND t.rotated_at IS NOT NULL",
+            old_hash,
+        )
+        if used is not None:
+            return Rotation("reused", used["session_id"], used["account_id"])
+        return Rotation("invalid")
+
+
+@dataclass(frozen=True)
+class Revoked:
+    session_id: str
+    account_id: str
+    access_expires_at: datetime | None
+
+
+async def revoke_session(pool: asyncpg.Pool, session_id: str, reason: str) -> Revoked | None:
+    """End an open session (its refresh tokens stop working); None if it was already ended."""
+    row = await pool.fetchrow(
+        "UPDATE sessions SET revoked_at = now(), revoke_reason = $2"
+        " WHERE session_id = $1 AND revoked_at IS NULL"
+        " RETURNING session_id::text AS session_id, account_id::text AS account_id,"
+        "           access_expires_at",
+        session_id,
+        reason,
+    )
+    return Revoked(row["session_id"], row["account_id"], row["access_expires_at"]) if row else None
+
+
+async def revoke_sessions(
+    pool: asyncpg.Pool, account_id: str, reason: str, only: list[str] | None = None
+) -> list[Revoked]:
+    """End every open session of the account (or those in `only`)."""
+    rows = await pool.fetch(
+        "UPDATE sessions SET revoked_at = now(), revoke_reason = $2"
+        " WHERE account_id = $1 AND revoked_at IS NULL"
+        "   AND ($3::uuid[] IS NULL OR session_id = ANY($3::uuid[]))"
+        " RETURNING session_id::text AS session_id, access_expires_at",
+        account_id,
+        reason,
+        only,
+    )
+    return [Revoked(r["session_id"], account_id, r["access_expires_at"]) for r in rows]
+
+
+async def session_open(pool: asyncpg.Pool, session_id: str) -> bool:
+    found = await pool.fetchval(
+        "SELECT true FROM sessions WHERE session_id = $1 AND revoked_at IS NULL", session_id
+    )
+    return bool(found)
+
+
+async def set_access_expiry(pool: asyncpg.Pool, session_id: str, expires_at: datetime) -> None:
+    await pool.execute(
+        "UPDATE sessions SET access_expires_at = $2 WHERE session_id = $1", session_id, expires_at
+    )
+
+
+async def open_sessions(pool: asyncpg.Pool, account_id: str) -> list[dict[str, object]]:
+    rows = await pool.fetch(
+        "SELECT session_id::text AS session_id, created_at, expires_at FROM sessions"
+        " WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > now()"
+        " ORDER BY created_at",
+        account_id,
+    )
+    return [dict(r) for r in rows]
+
+
+# -- login throttling ---------------------------------------------------------------------------
+
+
+async def throttled_for(
+    pool: asyncpg.Pool, limits: dict[str, int], window: timedelta
+) -> int | None:
+    """Seconds until the first blocked key (failures >= its limit within the window) is free
+    again, or None if no key is blocked."""
+    rows = await pool.fetch(
+        "SELECT key, failures,"
+        "  extract(epoch FROM window_start + $2::interval - now())::float8 AS remaining"
+        " FROM login_throttle WHERE key = ANY($1::text[]) AND window_start > now() - $2::interval",
+        list(limits),
+        window,
+    )
+    blocked: list[float] = [r["remaining"] for r in rows if r["failures"] >= limits[r["key"]]]
+    if not blocked:
+        return None
+    return max(1, math.ceil(max(blocked)))
+
+
+async def record_failure(pool: asyncpg.Pool, keys: list[str], window: timedelta) -> None:
+    """One more failure for each key (a fixed window restarts once it has elapsed)."""
+    await pool.execute(
+        "INSERT INTO login_throttle (key, failures, window_start)"
+        " SELECT k, 1, now() FROM unnest($1::text[]) AS k"
+        " ON CONFLICT (key) DO UPDATE SET"
+        "  failures = CASE WHEN login_throttle.window_start <= now() - $2::interval THEN 1"
+        "                  ELSE login_throttle.failures + 1 END,"
+        "  window_start = CASE WHEN login_throttle.window_start <= now() - $2::interval"
+        "                      THEN now() ELSE login_throttle.window_start END",
+        sorted(keys),  # a fixed order: concurrent upserts of the same keys cannot deadlock
+        window,
+    )
+
+
+async def clear_failures(pool: asyncpg.Pool, key: str) -> None:
+    await pool.execute("DELETE FROM login_throttle WHERE key = $1", key)
+
+
+async def purge_throttle(pool: asyncpg.Pool, window: timedelta) -> int:
+    """Delete counters whose window elapsed (run now and then; they are dead weight)."""
+    status = await pool.execute(
+        "DELETE FROM login_throttle WHERE window_start <= now() - $1::interval", window
+    )
+    return int(status.split()[-1])

@@ -1,0 +1,666 @@
+"""The auth API against the real PostgreSQL and a real SMTP server (aiosmtpd on a free port):
+codes are read from the delivered mails, tokens verified with the published JWKS."""
+
+from __future__ import annotations
+
+import email
+import json
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+from aiosmtpd.controller import Controller
+from parley_auth import handlers, tables
+from parley_auth.bootstrap import bootstrap
+from parley_auth.config import Settings
+from parley_auth.migrate import migrate
+from parley_http.consistency import ConsistencyToken
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "correct-horse-42"
+SIX_DIGITS = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server received: (recipients, raw message)."""
+
+    received: list[tuple[list[str], bytes]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[bytes]:
+        return [raw for rcpt, raw in self.received if address in rcpt]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    dsn: str
+    mail: Mailbox
+    auth: handlers.Auth
+
+    async def settle(self) -> None:
+        """Wait for the background work of the requests so far (mails, resets)."""
+        await self.auth.background.drain()
+
+    async def code_for(self, address: str) -> str:
+        await self.settle()
+        raw = self.mail.to(address)[-1]
+        # the code is the only 6-digit number of the whole mail, headers included
+        [code] = SIX_DIGITS.findall(raw.decode())
+        return code
+
+    async def events(self) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return await conn.fetch(
+                "SELECT stream_id, event_type, data::text AS data FROM events"
+                " ORDER BY global_position"
+            )
+        finally:
+            await conn.close()
+
+    async def event_types(self) -> list[str]:
+        return [e["event_type"] for e in await self.events()]
+
+
+def settings_for(dsn: str, smtp_port: int, key_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "postgres_dsn": dsn,
+        "smtp_port": smtp_port,
+        "key_dir": key_dir,
+        "code_resend_interval_s": 0,
+        "login_max_failures_account": 5,
+        "snapshot_every": 5,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+async def api(
+    fresh_database: str, mailbox: tuple[Mailbox, int], tmp_path: Path
+) -> AsyncIterator[Api]:
+    await migrate(fresh_database)
+    box, port = mailbox
+    app = bootstrap(
+        settings_for(fresh_database, port, tmp_path, bootstrap_admin_emails="boss@example.test")
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
+            yield Api(client, fresh_database, box, app.state.auth)
+
+
+async def register_and_verify(api: Api, address: str, name: str = "Ada") -> str:
+    response = await api.client.post(
+        "/v1/auth/register", json={"email": address, "password": PASSWORD, "name": name}
+    )
+    assert response.status_code == 202, response.text
+    code = await api.code_for(address.strip().lower())
+    verified = await api.client.post("/v1/auth/verify-otp", json={"email": address, "code": code})
+    assert verified.status_code == 200, verified.text
+    return str(response.json()["user_id"])
+
+
+async def login(api: Api, address: str, password: str = PASSWORD) -> httpx.Response:
+    return await api.client.post("/v1/auth/login", json={"email": address, "password": password})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+async def test_register_verify_login_refresh_reuse_logout(api: Api) -> None:
+    client = api.client
+    registered = await client.post(
+        "/v1/auth/register",
+        json={"email": "  Ada@Example.TEST ", "password": PASSWORD, "name": "Ada"},
+    )
+    assert registered.status_code == 202, registered.text
+    user_id = registered.json()["user_id"]
+    assert registered.json()["id"] == user_id and registered.json()["version"] == 1
+    token = ConsistencyToken.decode(registered.headers["X-Consistency-Token"])
+    assert (token.context, token.stream_id, token.version) == ("auth", user_id, 1)
+
+    # not verified yet: the right password is not enough
+    problem(await login(api, "ada@example.test"), 403)
+
+    code = await api.code_for("ada@example.test")
+    wrong = "000000" if code != "000000" else "111111"
+    problem(
+        await client.post("/v1/auth/verify-otp", json={"email": "ada@example.test", "code": wrong}),
+        400,
+    )
+    verified = await client.post(
+        "/v1/auth/verify-otp", json={"email": "ADA@example.test", "code": code}
+    )
+    assert verified.status_code == 200, verified.text
+    assert verified.json() == {"id": user_id, "version": 3}
+    # a code is single use
+    again = await client.post(
+        "/v1/auth/verify-otp", json={"email": "ada@example.test", "code": code}
+    )
+    problem(again, 400)
+
+    logged_in = await login(api, "ada@example.test")
+    assert logged_in.status_code == 200, logged_in.text
+    pair = logged_in.json()
+    assert pair["token_type"] == "Bearer" and pair["expires_in"] == 300
+    assert logged_in.headers["Cache-Control"] == "no-store"
+
+    # the access token verifies with the published JWKS
+    jwks = (await client.get("/.well-known/jwks.json")).json()
+    kid = jwt.get_unverified_header(pair["access_token"])["kid"]
+    [jwk] = [k for k in jwks["keys"] if k["kid"] == kid]
+    claims = jwt.decode(
+        pair["access_token"],
+        jwt.PyJWK(jwk).key,
+        algorithms=["EdDSA"],
+        audience="parley",
+        issuer="parley-auth",
+    )
+    assert claims["sub"] == user_id and claims["role"] == "user"
+    assert claims["sid"] == pair["session_id"]
+    assert claims["exp"] - claims["iat"] == 300
+
+    me = await client.get("/v1/auth/me", headers=bearer(pair["access_token"]))
+    assert me.status_code == 200, me.text
+    assert (me.json()["email"], me.json()["verified"], me.json()["role"]) == (
+        "ada@example.test",
+        True,
+        "user",
+    )
+    assert [s["session_id"] for s in me.json()["sessions"]] == [pair["session_id"]]
+
+    # rotation: each refresh gives a new pair
+    rotated = await client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert rotated.status_code == 200, rotated.text
+    second = rotated.json()
+    assert second["refresh_token"] != pair["refresh_token"]
+    assert second["session_id"] == pair["session_id"]
+
+    # the old refresh token again: reuse -> the whole session is revoked
+    reuse = await client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    problem(reuse, 401)
+    problem(
+        await client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}),
+        401,
+    )
+    problem(await client.get("/v1/auth/me", headers=bearer(second["access_token"])), 401)
+    events = await api.events()
+    revoked = [json.loads(e["data"]) for e in events if e["event_type"] == "SessionRevoked"]
+    assert revoked and revoked[0]["reason"] == "refresh_token_reuse"
+    assert revoked[0]["session_id"] == pair["session_id"]
+    assert revoked[0]["user_id"] == user_id
+    assert revoked[0]["expires_at"] is not None
+
+    # a new session, then logout: its refresh token stops working, introspection says inactive
+    fresh = (await login(api, "ada@example.test")).json()
+    active = await client.post("/v1/auth/introspect", data={"token": fresh["access_token"]})
+    assert active.json()["active"] is True and active.json()["sub"] == user_id
+    out = await client.post("/v1/auth/logout", headers=bearer(fresh["access_token"]))
+    assert out.status_code == 200, out.text
+    assert out.json()["id"] == user_id
+    assert "X-Consistency-Token" in out.headers
+    problem(
+        await client.post("/v1/auth/refresh", json={"refresh_token": fresh["refresh_token"]}), 401
+    )
+    inactive = await client.post("/v1/auth/introspect", json={"token": fresh["access_token"]})
+    assert inactive.json() == {"active": False}
+    problem(await client.post("/v1/auth/logout", headers=bearer(fresh["access_token"])), 401)
+
+    assert await api.event_types() == [
+        "UserRegistered",
+        "EmailVerified",
+        "AccountActivated",
+        "UserLoggedIn",
+        "SessionRevoked",
+        "UserLoggedIn",
+        "UserLoggedOut",
+    ]
+    logged_out = json.loads((await api.events())[-1]["data"])
+    assert logged_out["session_id"] == fresh["session_id"]
+    assert logged_out["expires_at"] is not None
+
+    # no secret in any event or outbox row
+    conn = await asyncpg.connect(api.dsn)
+    try:
+        published = await conn.fetch("SELECT headers::text AS h, payload FROM outbox")
+    finally:
+        await conn.close()
+    assert len(published) == 7
+    everything = " ".join(e["data"] for e in events) + " ".join(
+        r["h"] + bytes(r["payload"]).decode() for r in published
+    )
+    for secret in (PASSWORD, code, pair["refresh_token"], second["refresh_token"], "argon2"):
+        assert secret not in everything
+
+
+async def test_duplicate_registration_answers_alike_and_mails_a_notice(api: Api) -> None:
+    first = await register_and_verify(api, "ada@example.test")
+    again = await api.client.post(
+        "/v1/auth/register",
+        json={"email": "ADA@example.test", "password": "another-pass-99", "name": "Eve"},
+    )
+    assert again.status_code == 202, again.text
+    assert set(again.json()) == {"id", "version", "user_id", "status"}
+    assert again.json()["user_id"] != first
+    await api.settle()
+    notice = api.mail.to("ada@example.test")[-1]
+    assert SIX_DIGITS.findall(notice.decode()) == []
+    assert b"Subject: Someone tried to register" in notice
+    assert (await api.event_types()).count("UserRegistered") == 1
+    # the first password still works, the second never did
+    assert (await login(api, "ada@example.test")).status_code == 200
+    problem(await login(api, "ada@example.test", "another-pass-99"), 401)
+
+
+async def test_failed_logins_are_throttled_with_retry_after(api: Api) -> None:
+    await register_and_verify(api, "ada@example.test")
+    for _ in range(5):
+        problem(await login(api, "ada@example.test", "wrong-password-1"), 401)
+    blocked = await login(api, "ada@example.test", PASSWORD)  # even the right one, for now
+    body = problem(blocked, 429)
+    retry_after = int(blocked.headers["Retry-After"])
+    assert 0 < retry_after <= 900 and body["retry_after"] == retry_after
+    # an unknown address gets the same 401 as a wrong password, and is throttled the same way
+    unknown = await login(api, "nobody@example.test", "wrong-password-1")
+    assert problem(unknown, 401)["detail"] == "invalid credentials"
+
+
+async def test_unknown_and_known_addresses_take_similar_time(api: Api) -> None:
+    await register_and_verify(api, "ada@example.test")
+
+    async def timed(address: str) -> float:
+        started = time.perf_counter()
+        problem(await login(api, address, "wrong-password-1"), 401)
+        return time.perf_counter() - started
+
+    known = sorted([await timed("ada@example.test") for _ in range(3)])[1]
+    unknown = sorted([await timed(f"nobody{i}@example.test") for i in range(3)])[1]
+    # both verify an argon2 hash: the same order of magnitude, far above a table lookup
+    assert known > 0.01 and unknown > 0.01
+    assert 0.5 < unknown / known < 2
+
+
+async def test_password_reset(api: Api) -> None:
+    user_id = await register_and_verify(api, "ada@example.test")
+    session = (await login(api, "ada@example.test")).json()
+
+    unknown = await api.client.post("/v1/auth/password-reset", json={"email": "no@example.test"})
+    assert unknown.status_code == 202 and unknown.json() == {"status": "accepted"}
+    await api.settle()
+    assert api.mail.to("no@example.test") == []
+
+    known = await api.client.post("/v1/auth/password-reset", json={"email": "ada@example.test"})
+    assert known.status_code == 202 and known.json() == unknown.json()
+    code = await api.code_for("ada@example.test")
+
+    weak = await api.client.post(
+        "/v1/auth/password-reset/confirm",
+        json={"email": "ada@example.test", "code": code, "new_password": "short"},
+    )
+    assert problem(weak, 422)["errors"][0]["field"] == "new_password"
+    confirmed = await api.client.post(
+        "/v1/auth/password-reset/confirm",
+        json={"email": "ada@example.test", "code": code, "new_password": "brand-new-pass-7"},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["id"] == user_id
+
+    problem(await login(api, "ada@example.test"), 401)
+    assert (await login(api, "ada@example.test", "brand-new-pass-7")).status_code == 200
+    # the session opened before the reset is gone
+    problem(
+        await api.client.post("/v1/auth/refresh", json={"refresh_token": session["refresh_token"]}),
+        401,
+    )
+    types = await api.event_types()
+    assert "PasswordResetRequested" in types and "PasswordChanged" in types
+    revoked = [json.loads(e["data"]) for e in await api.events()]
+    assert {"user_id": user_id, "session_id": session["session_id"]}.items() <= next(
+        d for d in revoked if d.get("reason") == "password_changed"
+    ).items()
+
+
+async def test_code_attempts_are_limited(api: Api) -> None:
+    await api.client.post(
+        "/v1/auth/register", json={"email": "ada@example.test", "password": PASSWORD, "name": "A"}
+    )
+    code = await api.code_for("ada@example.test")
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(5):
+        problem(
+            await api.client.post(
+                "/v1/auth/verify-otp", json={"email": "ada@example.test", "code": wrong}
+            ),
+            400,
+        )
+    too_many = await api.client.post(
+        "/v1/auth/verify-otp", json={"email": "ada@example.test", "code": code}
+    )
+    problem(too_many, 429)
+    # an unknown address gets the answer of a wrong code
+    unknown = await api.client.post(
+        "/v1/auth/verify-otp", json={"email": "nobody@example.test", "code": code}
+    )
+    assert problem(unknown, 400)["detail"] == "the code is wrong or has expired"
+
+
+async def test_change_email(api: Api) -> None:
+    user_id = await register_and_verify(api, "ada@example.test")
+    await register_and_verify(api, "bob@example.test", "Bob")
+    access = (await login(api, "ada@example.test")).json()["access_token"]
+
+    problem(
+        await api.client.post(
+            "/v1/auth/change-email",
+            json={"new_email": "ada@new.test", "password": "wrong-password-1"},
+            headers=bearer(access),
+        ),
+        403,
+    )
+    problem(
+        await api.client.post(
+            "/v1/auth/change-email", json={"new_email": "ada@new.test", "password": PASSWORD}
+        ),
+        401,
+    )
+    # an address that belongs to someone: the same 202, a notice (no code) to that address
+    taken = await api.client.post(
+        "/v1/auth/change-email",
+        json={"new_email": "bob@example.test", "password": PASSWORD},
+        headers=bearer(access),
+    )
+    assert taken.status_code == 202
+    await api.settle()
+    assert SIX_DIGITS.findall(api.mail.to("bob@example.test")[-1].decode()) == []
+
+    asked = await api.client.post(
+        "/v1/auth/change-email",
+        json={"new_email": "Ada@New.test", "password": PASSWORD},
+        headers=bearer(access),
+    )
+    assert asked.status_code == 202, asked.text
+    code = await api.code_for("ada@new.test")
+    done = await api.client.post(
+        "/v1/auth/change-email/confirm", json={"code": code}, headers=bearer(access)
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["id"] == user_id
+    me = (await api.client.get("/v1/auth/me", headers=bearer(access))).json()
+    assert me["email"] == "ada@new.test"
+    assert (await login(api, "ada@new.test")).status_code == 200
+    problem(await login(api, "ada@example.test"), 401)
+    changed = [json.loads(e["data"]) for e in await api.events()]
+    assert {"user_id": user_id, "email": "ada@new.test"} in changed
+
+
+async def test_admin_role_by_cli_handler_and_by_bootstrap_setting(api: Api) -> None:
+    await register_and_verify(api, "ada@example.test")
+    ctx = handlers.Context(handlers.Metadata(correlation_id="cli"))
+    await handlers.change_role(api.auth, "ADA@example.test", "admin", ctx)
+    token = (await login(api, "ada@example.test")).json()["access_token"]
+    assert api.auth.keys.verify(token).role == "admin"
+
+    await register_and_verify(api, "boss@example.test", "Boss")
+    boss = (await login(api, "boss@example.test")).json()["access_token"]
+    assert api.auth.keys.verify(boss).role == "admin"
+    types = await api.event_types()
+    assert types.count("RoleChanged") == 2
+
+
+async def test_interrupted_registration_is_completed_by_the_next_request(api: Api) -> None:
+    """A crash between the claim (with the password hash) and the append leaves a claim whose
+    account has no events; the next request that meets the claim appends the registration."""
+    account_id = "0b0b0b0b-0000-4000-8000-000000000001"
+    hashed = await api.auth.passwords.hash(PASSWORD)
+    await tables.claim_email(api.auth.pool, "ada@example.test", account_id, "Ada", hashed)
+    assert await api.event_types() == []
+    # the holder retries the registration: same answer as ever, the first one is completed
+    retry = await api.client.post(
+        "/v1/auth/register", json={"email": "ada@example.test", "password": PASSWORD, "name": "A"}
+    )
+    assert retry.status_code == 202
+    await api.settle()  # the duplicate path completes it after the response
+    events = await api.events()
+    assert [(e["stream_id"], e["event_type"]) for e in events] == [(account_id, "UserRegistered")]
+    # a password reset verifies the address and lets the holder in
+    await api.client.post("/v1/auth/password-reset", json={"email": "ada@example.test"})
+    code = await api.code_for("ada@example.test")
+    confirmed = await api.client.post(
+        "/v1/auth/password-reset/confirm",
+        json={"email": "ada@example.test", "code": code, "new_password": "brand-new-pass-7"},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert (await login(api, "ada@example.test", "brand-new-pass-7")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        ("/v1/auth/register", {"email": "not-an-email", "password": PASSWORD, "name": "A"}),
+        ("/v1/auth/register", {"email": "a@example.test", "password": "alllowercase", "name": "A"}),
+        ("/v1/auth/register", {"email": "a@example.test", "password": PASSWORD}),
+        (
+            "/v1/auth/register",
+            {"email": "a@example.test", "password": PASSWORD, "name": "A", "x": 1},
+        ),
+        ("/v1/auth/register", [1, 2, 3]),
+        ("/v1/auth/verify-otp", {"email": "a@example.test", "code": "12345"}),
+        ("/v1/auth/verify-otp", {"email": "a@example.test", "code": "abcdef"}),
+        ("/v1/auth/login", {"email": "a@example.test"}),
+        ("/v1/auth/login", {"email": 7, "password": PASSWORD}),
+        ("/v1/auth/refresh", {"refresh_token": ""}),
+        ("/v1/auth/password-reset", {}),
+        ("/v1/auth/introspect", {"nope": "x"}),
+    ],
+)
+async def test_malformed_bodies_get_422_problems(api: Api, path: str, payload: object) -> None:
+    body = problem(await api.client.post(path, json=payload), 422)
+    assert body["errors"] and all("field" in e and "message" in e for e in body["errors"])
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/auth/register", "/v1/auth/login", "/v1/auth/introspect", "/v1/auth/refresh"]
+)
+async def test_garbage_bodies_are_4xx_never_5xx(api: Api, path: str) -> None:
+    for content, kind in [
+        (b"{not json", "application/json"),
+        (b"\xff\xfe\x00", "application/json"),
+        (b"token=%ff%fe", "application/x-www-form-urlencoded"),
+        (b"", "text/plain"),
+    ]:
+        response = await api.client.post(path, content=content, headers={"content-type": kind})
+        if path == "/v1/auth/introspect" and response.status_code == 200:
+            assert response.json() == {"active": False}  # a token that is no token
+            continue
+        assert 400 <= response.status_code < 500, (path, content, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    too_big = await api.client.post(path, content=b"x" * 70_000)
+    problem(too_big, 413)
+
+
+async def test_bearer_routes_refuse_missing_and_forged_tokens(api: Api) -> None:
+    for headers in ({}, bearer("abc.def.ghi"), {"Authorization": "Basic Zm9vOmJhcg=="}):
+        response = await api.client.get("/v1/auth/me", headers=headers)
+        problem(response, 401)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await api.client.post("/v1/auth/introspect", data={"token": "x"})).json() == {
+        "active": False
+    }
+
+
+async def test_openapi_lists_the_routes(api: Api) -> None:
+    document = (await api.client.get("/openapi.json")).json()
+    for path in (
+        "/v1/auth/register",
+        "/v1/auth/verify-otp",
+        "/v1/auth/login",
+        "/v1/auth/refresh",
+        "/v1/auth/logout",
+        "/v1/auth/password-reset",
+        "/v1/auth/password-reset/confirm",
+        "/v1/auth/change-email",
+        "/v1/auth/change-email/confirm",
+        "/v1/auth/introspect",
+        "/v1/auth/me",
+        "/.well-known/jwks.json",
+    ):
+        assert path in document["paths"], path
+    assert json.dumps(document)  # serialisable
+
+
+async def test_messages_are_parseable_mail(api: Api) -> None:
+    await api.client.post(
+        "/v1/auth/register", json={"email": "ada@example.test", "password": PASSWORD, "name": "A"}
+    )
+    await api.settle()
+    message = email.message_from_bytes(api.mail.to("ada@example.test")[0])
+    assert message["To"] == "ada@example.test"
+    assert "verification code" in message["Subject"]
+
+
+async def test_wrong_codes_are_limited_per_address_across_codes(api: Api) -> None:
+    """New reset codes do not buy new guesses; an unknown address behaves the same."""
+    await register_and_verify(api, "ada@example.test")
+    for address in ("ada@example.test", "nobody@example.test"):
+        statuses = []
+        for _ in range(3):
+            await api.client.post("/v1/auth/password-reset", json={"email": address})
+            await api.settle()
+            for _ in range(4):  # under the per-code limit of 5
+                response = await api.client.post(
+                    "/v1/auth/password-reset/confirm",
+                    json={"email": address, "code": "999999", "new_password": "brand-new-pass-7"},
+                )
+                statuses.append(response.status_code)
+        # 10 wrong codes per window, whatever the number of codes mailed
+        assert statuses == [400] * 10 + [429] * 2, (address, statuses)
+        assert int(response.headers["Retry-After"]) > 0
+
+
+async def test_notices_are_rate_limited_per_address(api: Api) -> None:
+    await register_and_verify(api, "ada@example.test")
+    before = len(api.mail.to("ada@example.test"))
+    for _ in range(6):
+        again = await api.client.post(
+            "/v1/auth/register",
+            json={"email": "ada@example.test", "password": PASSWORD, "name": "Ada"},
+        )
+        assert again.status_code == 202
+    await api.settle()
+    assert len(api.mail.to("ada@example.test")) - before == 3
+
+
+async def test_admin_cli_grants_the_role(api: Api) -> None:
+    import asyncio
+    import os
+    import sys
+
+    await register_and_verify(api, "ada@example.test")
+    env = {
+        **os.environ,
+        "AUTH_POSTGRES_DSN": api.dsn,
+        "AUTH_KEY_DIR": str(api.auth.settings.key_dir),
+    }
+    for address, expected in (("ada@example.test", 0), ("nobody@example.test", 1)):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "parley_auth.admin",
+            "grant-admin",
+            address,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await process.communicate()
+        assert process.returncode == expected, output.decode()
+    token = (await login(api, "ada@example.test")).json()["access_token"]
+    assert api.auth.keys.verify(token).role == "admin"
+    changed = [
+        json.loads(e["data"]) for e in await api.events() if e["event_type"] == "RoleChanged"
+    ]
+    assert changed[-1]["role"] == "admin" and changed[-1]["previous_role"] == "user"
+
+
+async def test_the_oldest_session_ends_beyond_the_limit(api: Api) -> None:
+    from parley_auth.domain import MAX_SESSIONS
+
+    await register_and_verify(api, "ada@example.test")
+    sessions = [(await login(api, "ada@example.test")).json() for _ in range(MAX_SESSIONS + 1)]
+    oldest, newest = sessions[0], sessions[-1]
+    problem(
+        await api.client.post("/v1/auth/refresh", json={"refresh_token": oldest["refresh_token"]}),
+        401,
+    )
+    fine = await api.client.post(
+        "/v1/auth/refresh", json={"refresh_token": newest["refresh_token"]}
+    )
+    assert fine.status_code == 200, fine.text
+    me = (await api.client.get("/v1/auth/me", headers=bearer(newest["access_token"]))).json()
+    assert len(me["sessions"]) == MAX_SESSIONS
+    revoked = [
+        json.loads(e["data"]) for e in await api.events() if e["event_type"] == "SessionRevoked"
+    ]
+    assert [(r["session_id"], r["reason"]) for r in revoked] == [
+        (oldest["session_id"], "session_limit")
+    ]
+
+
+async def test_concurrent_registrations_of_one_address_create_one_account(api: Api) -> None:
+    import asyncio
+
+    responses = await asyncio.gather(
+        *(
+            api.client.post(
+                "/v1/auth/register",
+                json={"email": "ada@example.test", "password": f"{PASSWORD}-{i}", "name": "A"},
+            )
+            for i in range(6)
+        )
+    )
+    assert {r.status_code for r in responses} == {202}
+    await api.settle()
+    assert await api.event_types() == ["UserRegistered"]
+    assert len({r.json()["user_id"] for r in responses}) == 6  # decoys look like real ids
