@@ -265,9 +265,11 @@ async def write(db: DB, generation: int, ops: dict[str, list[Op]], chunk: int) -
     sent = 0
     for logical, operations in ops.items():
         target = db[physical(logical, generation)]
-        inserts = [op for op in operations if isinstance(op, InsertOne)]
-        updates = [op for op in operations if not isinstance(op, InsertOne)]
-        parts = [inserts[i : i + INSERT_CHUNK] for i in range(0, len(inserts), INSERT_CHUNK)]
+        inserts: list[Op] = [op for op in operations if isinstance(op, InsertOne)]
+        updates: list[Op] = [op for op in operations if not isinstance(op, InsertOne)]
+        parts: list[list[Op]] = [
+            inserts[i : i + INSERT_CHUNK] for i in range(0, len(inserts), INSERT_CHUNK)
+        ]
         parts += [updates[i : i + chunk] for i in range(0, len(updates), chunk)]
         for part in parts:
             try:
