@@ -14,6 +14,7 @@ import httpx
 import jsonschema
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from conftest import Account
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "libs" / "contracts" / "schemas"
 
@@ -46,12 +47,14 @@ async def records_for(consumer: AIOKafkaConsumer, key: str, count: int, timeout:
 
 
 async def test_command_reaches_kafka_as_a_valid_cloudevent(
-    gateway_url: str, kafka_bootstrap: str
+    gateway_url: str, kafka_bootstrap: str, admin: Account
 ) -> None:
     consumer = await consumer_at_end(kafka_bootstrap, "users.events")
     try:
         user_id = str(uuid.uuid4())
-        async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=gateway_url, timeout=10, headers=admin.headers
+        ) as client:
             created = await client.post(
                 "/v1/users", json={"user_id": user_id, "name": "Ada", "email": "ada@example.test"}
             )
@@ -81,12 +84,14 @@ async def test_command_reaches_kafka_as_a_valid_cloudevent(
 
 
 async def test_commands_under_concurrency_all_reach_kafka_in_order(
-    gateway_url: str, kafka_bootstrap: str
+    gateway_url: str, kafka_bootstrap: str, admin: Account
 ) -> None:
     consumer = await consumer_at_end(kafka_bootstrap, "users.events")
     user_ids = [str(uuid.uuid4()) for _ in range(20)]
     try:
-        async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=gateway_url, timeout=10, headers=admin.headers
+        ) as client:
 
             async def life(user_id: str) -> None:
                 body = {"user_id": user_id, "name": "N", "email": "n@example.test"}

@@ -84,13 +84,18 @@ def service_programs(s: Any) -> list[ServiceProgram]:
     """Every Parley process for settings `s`."""
     kafka = f"{s.host}:{s.kafka_port}"
     mongo = f"mongodb://{s.host}:{s.mongo_port}/"
+    # services that verify access tokens: the auth service's keys, revocations from Kafka
+    authn = {
+        "JWKS_URL": f"http://{s.host}:{port(s, 'auth')}/.well-known/jwks.json",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka,
+    }
     users = _service(
         s,
         "users-api",
         "parley_users",
         "USERS",
         "users",
-        {"POSTGRES_DSN": database_dsn(s, "users")},
+        {"POSTGRES_DSN": database_dsn(s, "users"), **authn},
         upstream="users_cmd",
     )
     auth = _service(
@@ -140,7 +145,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "parley_query_gateway",
         "QUERY",
         "query",
-        {"MONGO_URL": mongo},
+        {"MONGO_URL": mongo, **authn},
         upstream="query",
     )
     return [users, auth, *relays, *projectors, query]

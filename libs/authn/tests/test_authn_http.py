@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from authn_keys import Signer, claims, hmac_signed, jwks, unsigned
 from fastapi import FastAPI
 from parley_authn import (
     CurrentPrincipal,
@@ -20,6 +19,7 @@ from parley_authn import (
     require_self_or_admin,
 )
 from parley_http.problems import install_problem_handlers
+from parley_testing.tokens import Signer, claims, hmac_signed, jwks, unsigned
 
 SIGNER = Signer()
 

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from authn_keys import Signer, jwks
 from fastapi import FastAPI
 from parley_authn import CurrentPrincipal, KeySet, RevocationList, Verifier, install_authn
 from parley_http.problems import install_problem_handlers
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
 from parley_messaging.topics import Topic, ensure_topics
+from parley_testing.tokens import Signer, jwks
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from authn_keys import Signer, claims, hmac_signed, jwks, unsigned
 from parley_authn import InvalidToken, KeySet, Principal, Verifier
+from parley_testing.tokens import Signer, claims, hmac_signed, jwks, unsigned
 
 JWKS_URL = "http://auth.test/.well-known/jwks.json"
 

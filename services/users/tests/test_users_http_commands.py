@@ -13,19 +13,41 @@ import httpx
 import pytest
 from parley_eventstore.migrate import migrate
 from parley_http.consistency import ConsistencyToken
+from parley_testing.tokens import Signer, jwks
 from parley_users.bootstrap import bootstrap
 from parley_users.config import Settings
 
 pytestmark = pytest.mark.integration
 
 
+SIGNER = Signer()  # plays the auth service: the app trusts its key through a static JWKS
+ADMIN = {"Authorization": f"Bearer {SIGNER.token(sub=str(uuid.uuid4()), role='admin')}"}
+
+
+def bearer(user_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {SIGNER.token(sub=user_id)}"}
+
+
 @pytest.fixture
-async def api(fresh_database: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+async def api(
+    fresh_database: str, kafka_bootstrap: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     await migrate(fresh_database)
-    app = bootstrap(Settings(postgres_dsn=fresh_database, snapshot_every=5))
+    settings = Settings(
+        postgres_dsn=fresh_database,
+        snapshot_every=5,
+        jwks=json.dumps(jwks(SIGNER)),
+        jwks_url="",  # the static set only: never the running auth service's keys
+        kafka_bootstrap_servers=kafka_bootstrap,
+        consume_registrations=False,
+    )
+    app = bootstrap(settings)
     async with app.router.lifespan_context(app):
+        assert await app.state.authn.revocations.wait_ready(15)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://users") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://users", headers=ADMIN
+        ) as client:
             yield client, fresh_database
 
 
@@ -145,3 +167,28 @@ async def test_malformed_and_oversized_bodies(api: tuple[httpx.AsyncClient, str]
         "/v1/users", content=b"x" * 100_000, headers={"content-type": "application/json"}
     )
     assert huge.status_code == 413
+
+
+async def test_commands_need_a_token_and_users_edit_only_themselves(
+    api: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, _ = api
+    body = {"name": "Ada", "email": "ada@example.test"}
+    user_id = (await client.post("/v1/users", json=body)).json()["id"]
+    other = str(uuid.uuid4())
+
+    anonymous = await client.patch(
+        f"/v1/users/{user_id}", json={"bio": "x"}, headers={"Authorization": ""}
+    )
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    forged = Signer().token(sub=user_id)  # right shape, key the service does not trust
+    refused = await client.patch(
+        f"/v1/users/{user_id}", json={"bio": "x"}, headers={"Authorization": f"Bearer {forged}"}
+    )
+    assert refused.status_code == 401
+    stranger = await client.patch(f"/v1/users/{user_id}", json={"bio": "x"}, headers=bearer(other))
+    assert stranger.status_code == 403, stranger.text
+    assert (await client.post("/v1/users", json=body, headers=bearer(user_id))).status_code == 403
+    mine = await client.patch(f"/v1/users/{user_id}", json={"bio": "mine"}, headers=bearer(user_id))
+    assert mine.status_code == 200, mine.text

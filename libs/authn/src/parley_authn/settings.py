@@ -32,11 +32,11 @@ from pydantic import BaseModel, Field
 class AuthnSettings(BaseModel):
     jwks_url: str = ""
     jwks: str = ""
-    access_token_max_ttl_s: float = Field(900.0, gt=0)
-    token_leeway_s: float = Field(10.0, ge=0)
+    access_token_max_ttl_s: float = Field(default=900.0, gt=0)
+    token_leeway_s: float = Field(default=10.0, ge=0)
     token_issuer: str = "parley-auth"  # noqa: S105 (a name, not a secret)
     token_audience: str = "parley"  # noqa: S105
-    jwks_min_refresh_interval_s: float = Field(10.0, ge=0)
-    jwks_max_age_s: float = Field(3600.0, gt=0)
+    jwks_min_refresh_interval_s: float = Field(default=10.0, ge=0)
+    jwks_max_age_s: float = Field(default=3600.0, gt=0)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     revocation_topic: str = "auth.events"

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from parley_authn import RevocationList, Verifier, install_authn
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers, problem_response
 from parley_observability.http import install_observability
@@ -24,6 +25,8 @@ log = logging.getLogger("parley.query")
 
 def bootstrap(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    verifier = Verifier.from_settings(settings)
+    revocations = RevocationList.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,7 +39,8 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.cache = DocumentCache(settings.cache_ttl_s)
         try:
-            yield
+            async with revocations:
+                yield
         finally:
             await client.close()
 
@@ -58,6 +62,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     async def mongo_ready() -> bool:
         return bool((await app.state.client.admin.command("ping")).get("ok"))
 
-    install_observability(app, {"mongo": mongo_ready})
+    install_authn(app, verifier, revocations)
+    install_observability(app, {"mongo": mongo_ready, "revocations": revocations.check_ready})
     app.include_router(users.router)
     return app

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from parley_authn import AuthnSettings
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class Settings(AuthnSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QUERY_", extra="ignore")
 
     mongo_url: str = "mongodb://127.0.0.1:27017/"
@@ -17,3 +18,5 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8100
     log_level: str = "INFO"
+    # access tokens are verified locally against the auth service's keys (libs/authn)
+    jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"

@@ -5,10 +5,13 @@ No I/O at import time: connections open in the app's lifespan and close with it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from parley_authn import RevocationList, Verifier, install_authn
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
 from parley_eventstore.pool import create_pool
@@ -17,7 +20,7 @@ from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_observability.http import install_observability
 
-from parley_users import http
+from parley_users import http, registrations
 from parley_users.config import Settings
 from parley_users.domain import EVENTS, User
 
@@ -27,6 +30,8 @@ SOURCE = "/parley/users"
 
 def bootstrap(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    verifier = Verifier.from_settings(settings)
+    revocations = RevocationList.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,9 +47,20 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.users = Repository(
             store, User, EventCodec(*EVENTS), snapshot_every=settings.snapshot_every
         )
+        stop = asyncio.Event()
+        policy = None
+        if settings.consume_registrations:
+            policy = asyncio.create_task(
+                registrations.run_forever(app.state.users, settings.kafka_bootstrap_servers, stop)
+            )
         try:
-            yield
+            async with revocations:
+                yield
         finally:
+            stop.set()
+            if policy is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(policy, timeout=5)
             await store.close()
             await pool.close()
 
@@ -56,6 +72,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         async with app.state.pool.acquire() as conn:
             return bool(await conn.fetchval("SELECT 1") == 1)
 
-    install_observability(app, {"postgres": database_ready})
+    install_authn(app, verifier, revocations)
+    install_observability(app, {"postgres": database_ready, "revocations": revocations.check_ready})
     http.include_routes(app)
     return app

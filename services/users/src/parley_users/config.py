@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from parley_authn import AuthnSettings
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class Settings(AuthnSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="USERS_", extra="ignore")
 
     postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/users"
@@ -16,3 +17,7 @@ class Settings(BaseSettings):
     group_commit: bool = True
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"
+    # access tokens are verified locally against the auth service's keys (libs/authn)
+    jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"
+    # profiles for new accounts from auth.events (off in tests that drive commands directly)
+    consume_registrations: bool = True

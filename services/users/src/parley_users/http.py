@@ -10,6 +10,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response
+from parley_authn import CurrentPrincipal, Principal, require_role, require_self_or_admin
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.consistency import HEADER as CONSISTENCY_HEADER
@@ -59,10 +60,13 @@ def repository(request: Request) -> Repository[User]:
     return users
 
 
-def command_context(idempotency_key: str | None, correlation_id: str | None) -> Context:
+def command_context(
+    idempotency_key: str | None, correlation_id: str | None, principal: Principal
+) -> Context:
     metadata = Metadata(
         correlation_id=correlation_id or str(uuid.uuid4()),
         causation_id=idempotency_key,
+        actor=principal.user_id,
         traceparent=current_traceparent(),
     )
     # keys are scoped to the route so one client key cannot replay another command's result
@@ -101,12 +105,15 @@ async def create_user(
     body: CreateUserBody,
     request: Request,
     response: Response,
+    principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
     correlation_id: CorrelationId = None,
 ) -> Any:
+    """Admins only: profiles of registered accounts are created by the registration flow."""
+    require_role(principal, "admin")
     user_id = str(body.user_id or uuid.uuid4())
     key = f"users.create:{idempotency_key}" if idempotency_key else None
-    ctx = command_context(key, correlation_id)
+    ctx = command_context(key, correlation_id, principal)
     outcome = await run(request, CreateUser(user_id, body.name, body.email), ctx)
     response.headers["Location"] = f"/v1/users/{outcome.stream_id}"
     return accepted(outcome, response)
@@ -118,11 +125,13 @@ async def update_profile(
     body: ProfilePatch,
     request: Request,
     response: Response,
+    principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
     correlation_id: CorrelationId = None,
 ) -> Any:
+    require_self_or_admin(principal, str(user_id))
     key = f"users.patch:{user_id}:{idempotency_key}" if idempotency_key else None
-    ctx = command_context(key, correlation_id)
+    ctx = command_context(key, correlation_id, principal)
     changes = body.model_dump(exclude_unset=True)
     outcome = await run(request, UpdateProfile(str(user_id), changes), ctx)
     return accepted(outcome, response)

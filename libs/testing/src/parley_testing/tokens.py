@@ -1,4 +1,5 @@
-"""Keys and tokens made in the tests: an Ed25519 signer playing the auth service."""
+"""Keys and tokens made in tests: an Ed25519 signer playing the auth service (libs/authn and
+every service that verifies access tokens use it)."""
 
 from __future__ import annotations
 
