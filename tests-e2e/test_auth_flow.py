@@ -5,11 +5,9 @@ consumes), valid against the committed schemas."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
-import re
 import string
 import time
 from pathlib import Path
@@ -19,12 +17,11 @@ import jsonschema
 import jwt
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from parley_testing.accounts import PASSWORD, code_mailed_to
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "libs" / "contracts" / "schemas"
 MAIL = Path(os.environ.get("PARLEY_STATE_DIR", ROOT / ".local")) / "mail"
-SIX_DIGITS = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
-PASSWORD = "correct-horse-42"
 
 
 async def consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
@@ -42,18 +39,6 @@ async def consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     for tp in partitions:
         await consumer.position(tp)
     return consumer
-
-
-async def code_mailed_to(address: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in sorted(MAIL.glob("*.eml"), reverse=True):
-            raw = path.read_text(errors="replace")
-            if f"To: {address}" in raw:
-                [code] = SIX_DIGITS.findall(raw)  # the only 6-digit number of the mail
-                return code
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no mail to {address} in {MAIL}")
 
 
 async def test_account_life_through_the_gateway(gateway_url: str, kafka_bootstrap: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from conftest import Account
+from parley_testing.accounts import Account
 
 
 async def test_command_then_immediate_get_sees_the_write_100_times(

@@ -14,7 +14,7 @@ import httpx
 import jsonschema
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from conftest import Account
+from parley_testing.accounts import Account
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "libs" / "contracts" / "schemas"
 

@@ -1,0 +1,76 @@
+"""Accounts for end-to-end tests and benchmarks: registered, verified and signed in through
+the gateway of the running local cluster, the way a client does it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import string
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+MAIL = Path(os.environ.get("PARLEY_STATE_DIR", ".local")) / "mail"  # the SMTP sink's files
+SIX_DIGITS = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
+PASSWORD = "correct-horse-42"  # noqa: S105 (throwaway test accounts)
+
+
+async def code_mailed_to(address: str, wait_s: float = 10) -> str:
+    """The one-time code of the newest mail to `address` in the SMTP sink."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        for path in sorted(MAIL.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
+            raw = path.read_text(errors="replace")
+            if f"To: {address}" in raw:
+                [code] = SIX_DIGITS.findall(raw)  # the only 6-digit number of the mail
+                assert isinstance(code, str)
+                return code
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no mail to {address} in {MAIL}")
+
+
+def new_address(prefix: str = "e2e") -> str:
+    # letters only: the address is in the mail, and the code must be its only 6-digit number
+    return f"{prefix}-{''.join(random.choices(string.ascii_lowercase, k=12))}@example.test"
+
+
+@dataclass
+class Account:
+    user_id: str
+    email: str
+    access_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def login(client: httpx.AsyncClient, email: str) -> str:
+    response = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def sign_up(client: httpx.AsyncClient, name: str = "E2E") -> Account:
+    """register -> code from the mail -> verify -> login; then wait (bounded) until the
+    profile exists, as a client that just signed up would."""
+    email = new_address()
+    registered = await client.post(
+        "/v1/auth/register", json={"email": email, "password": PASSWORD, "name": name}
+    )
+    assert registered.status_code == 202, registered.text
+    user_id = registered.json()["user_id"]
+    code = await code_mailed_to(email)
+    verified = await client.post("/v1/auth/verify-otp", json={"email": email, "code": code})
+    assert verified.status_code == 200, verified.text
+    account = Account(user_id, email, await login(client, email))
+    deadline = time.monotonic() + 15
+    while (await client.get("/v1/users/me", headers=account.headers)).status_code != 200:
+        assert time.monotonic() < deadline, "the profile of a new account never appeared"
+        await asyncio.sleep(0.1)
+    return account
