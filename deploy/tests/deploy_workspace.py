@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,18 @@ def python_module(command: Any) -> str | None:
     if isinstance(command, list) and len(command) >= 3 and command[:2] == ["python", "-m"]:
         return str(command[2])
     return None
+
+
+_LISTEN_PORT = re.compile(r"[A-Z]+_PORT")
+
+
+def listen_port_variable(names: Iterable[str]) -> str:
+    """The variable naming the port a process listens on: `<PREFIX>_PORT` (USERS_PORT,
+    RELAY_PORT, ...), never another `*_PORT` such as AUTH_SMTP_PORT (a port it connects to)."""
+    found = [name for name in names if _LISTEN_PORT.fullmatch(name)]
+    if len(found) != 1:
+        raise AssertionError(f"expected one <PREFIX>_PORT variable, found {found}")
+    return found[0]
 
 
 def upstreams(nginx_conf: str) -> dict[str, tuple[str, int]]:

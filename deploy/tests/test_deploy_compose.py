@@ -13,6 +13,7 @@ from deploy_workspace import (
     TEST_ONLY,
     ServiceSpec,
     interpolate,
+    listen_port_variable,
     python_module,
     upstreams,
     workspace_packages,
@@ -86,7 +87,8 @@ def test_services_start_in_health_order(compose: dict[str, Any]) -> None:
         if name != "init":
             assert "healthcheck" in service, f"{name} has no healthcheck"
             # readiness on the port the service is told to listen on
-            port = next(v for k, v in environment(service).items() if k.endswith("_PORT"))
+            env = environment(service)
+            port = env[listen_port_variable(env)]
             probe = " ".join(service["healthcheck"]["test"])
             assert f":{port}/readyz" in probe, f"{name}: healthcheck is not /readyz on {port}"
         for dependency, condition in service.get("depends_on", {}).items():
@@ -113,8 +115,8 @@ def test_gateway_uses_the_local_cluster_routes_and_real_upstreams(
     for upstream, (host, port) in found.items():
         assert host in compose["services"], f"upstream {upstream}: no compose service {host}"
         env = environment(compose["services"][host])
-        ports = [v for k, v in env.items() if k.endswith("_PORT")]
-        assert ports == [str(port)], f"upstream {upstream}: {host} listens on {ports}"
+        listens = env[listen_port_variable(env)]
+        assert listens == str(port), f"upstream {upstream}: {host} listens on {listens}"
         assert host in nginx["depends_on"], f"nginx must wait for {host}"
 
 

@@ -13,8 +13,8 @@ REQUIRED = {
     "HTTP latency": "parley_http_request_seconds",
     "outbox backlog": "parley_outbox_backlog_rows",
     "relay lag": "parley_relay_lag_seconds",
-    "consumer lag": "parley_projection_consumer_lag",
-    "DLQ counts": "parley_projection_dlq_total",
+    "consumer lag": "parley_readmodel_consumer_lag",
+    "DLQ counts": "parley_readmodel_dlq_total",
 }
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from deploy_workspace import ROOT, python_module
+from deploy_workspace import ROOT, listen_port_variable, python_module
 
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 from services_catalog import service_programs
@@ -31,7 +31,7 @@ def test_compose_runs_the_local_process_alike(compose: dict[str, Any], name: str
     assert python_module(service["command"]) == module_of(local.command)
     env = {k: str(v) for k, v in service["environment"].items()}
     assert set(local.env) <= env.keys(), f"{name}: {sorted(set(local.env) - env.keys())}"
-    port = next(k for k in local.env if k.endswith("_PORT"))
+    port = listen_port_variable(local.env)
     assert env[port] == local.env[port], f"{name} listens on another port than in `make up`"
 
 
@@ -41,5 +41,5 @@ def test_kubernetes_runs_the_local_process_alike(rendered: Render, name: str) ->
     assert name in deployments, f"{name} is in `make up` but not in deploy/k8s/base"
     (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
     assert python_module(container["command"]) == module_of(LOCAL[name].command)
-    port = next(v for k, v in LOCAL[name].env.items() if k.endswith("_PORT"))
+    port = LOCAL[name].env[listen_port_variable(LOCAL[name].env)]
     assert [p["containerPort"] for p in container["ports"]] == [int(port)]
