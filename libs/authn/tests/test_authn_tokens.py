@@ -239,3 +239,15 @@ async def test_non_ed25519_entries_of_a_jwks_are_ignored() -> None:
 def test_a_keyset_needs_a_source() -> None:
     with pytest.raises(ValueError, match="url or a JWKS"):
         KeySet()
+
+
+async def test_a_verified_token_is_served_from_the_cache_until_it_expires() -> None:
+    signer = Signer()
+    verifier = Verifier(KeySet(jwks=jwks(signer)))
+    token = signer.token(exp=int(time.time()) + 2)
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) is first  # no second signature check
+    verifier.leeway_s = 0
+    await asyncio.sleep(2.1)
+    with pytest.raises(InvalidToken, match="expired"):
+        await verifier.verify(token)

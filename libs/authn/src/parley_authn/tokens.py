@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import httpx
 import jwt
+from cachetools import TTLCache
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from parley_authn.settings import AuthnSettings
@@ -195,6 +196,9 @@ class KeySet:
         return True
 
 
+VERIFIED_TTL_S = 60.0
+
+
 class Verifier:
     """Checks a bearer access token and returns its :class:`Principal`.
 
@@ -220,9 +224,31 @@ class Verifier:
         self.audience = audience
         self.leeway_s = leeway_s
         self.max_ttl_s = max_ttl_s
+        # token -> (principal, the key that verified it) for tokens verified within the last
+        # `VERIFIED_TTL_S`: a client sends the same token for minutes, and the signature check
+        # is most of the cost of a cheap read. A hit still asks the key set for that key (a dict
+        # lookup, or the reload that max age asks for), so a key withdrawn from the JWKS stops
+        # its cached tokens too; expiry is checked on every use, revocation by the caller.
+        self._verified: TTLCache[str, tuple[Principal, str, Ed25519PublicKey]] = TTLCache(
+            maxsize=100_000, ttl=VERIFIED_TTL_S
+        )
 
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token; raises :class:`InvalidToken` otherwise."""
+        known = self._verified.get(token)
+        if known is not None:
+            principal, kid, key = known
+            if await self.keys.get(kid) != key:  # withdrawn, or the kid now names another key
+                del self._verified[token]
+                raise InvalidToken("token signed by an unknown key")
+            if principal.expires_at.timestamp() + self.leeway_s < time.time():
+                raise InvalidToken("token expired")
+            return principal
+        principal, kid, key = await self._verify(token)
+        self._verified[token] = (principal, kid, key)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, str, Ed25519PublicKey]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -250,7 +276,7 @@ class Verifier:
         except jwt.PyJWTError as error:
             log.debug("token refused: %s", error)
             raise InvalidToken("token invalid") from None
-        return self._principal(claims)
+        return self._principal(claims), kid, key
 
     def _principal(self, claims: Mapping[str, Any]) -> Principal:
         sub, sid, role = claims["sub"], claims["sid"], claims["role"]

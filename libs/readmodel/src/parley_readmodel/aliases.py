@@ -15,6 +15,7 @@ projector leaves for a rebuild therefore live in separate documents (`_generatio
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
@@ -76,19 +77,35 @@ async def read_alias(db: DB, projection: str) -> Alias:
 
 
 _cache: dict[tuple[str, str], tuple[float, int]] = {}
+_inflight: dict[tuple[str, str], asyncio.Future[int]] = {}
 
 
 async def active_generation(db: DB, projection: str, ttl_s: float = 1.0) -> int:
     """The generation readers should use, cached for `ttl_s` (a rebuild keeps the old one
-    readable for longer than that after the swap)."""
+    readable for longer than that after the swap). Single-flight: when the entry expires
+    under load, concurrent readers share one read of the alias document."""
     key = (db.name, projection)
     now = time.monotonic()
     hit = _cache.get(key)
     if hit is not None and now - hit[0] < ttl_s:
         return hit[1]
-    generation = (await read_alias(db, projection)).active
-    _cache[key] = (now, generation)
-    return generation
+    pending = _inflight.get(key)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    _inflight[key] = future
+    try:
+        generation = (await read_alias(db, projection)).active
+    except BaseException as error:
+        future.set_exception(error)
+        future.exception()  # retrieved: waiters re-raise it
+        raise
+    else:
+        _cache[key] = (time.monotonic(), generation)
+        future.set_result(generation)
+        return generation
+    finally:
+        del _inflight[key]
 
 
 async def collection(

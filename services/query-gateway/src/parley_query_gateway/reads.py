@@ -8,11 +8,13 @@ this projection's context always reads fresh after the bounded wait (consistency
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 from typing import Any
 
-from cachetools import TTLCache
+from cachetools import LRUCache
 from fastapi import Request, Response
 from parley_readmodel import aliases
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,21 +23,43 @@ DB = AsyncDatabase[dict[str, Any]]
 
 
 class DocumentCache:
-    """(physical collection, _id) -> document or None, for `ttl_s` seconds."""
+    """(physical collection, _id) -> document or None.
+
+    An entry younger than `ttl_s` is served as is. An older one is still served while one
+    background read refreshes it (stale-while-revalidate), up to `4 * ttl_s`; past that the
+    request waits for a fresh read, shared by every concurrent request for it (single-flight).
+    Without this, every expiry under load made all concurrent readers of a hot document wait
+    for the store at once: that herd, not the steady state, was the tail latency."""
 
     def __init__(self, ttl_s: float, size: int = 50_000) -> None:
+        self.ttl_s = ttl_s
         self.enabled = ttl_s > 0
-        self._docs: TTLCache[tuple[str, str], dict[str, Any] | None] = TTLCache(
-            maxsize=size, ttl=max(ttl_s, 0.001)
+        self._docs: LRUCache[tuple[str, str], tuple[float, dict[str, Any] | None]] = LRUCache(
+            maxsize=size
         )
+        self._inflight: dict[tuple[str, str], asyncio.Task[dict[str, Any] | None]] = {}
 
     async def find_one(self, db: DB, collection: str, doc_id: str, fresh: bool) -> Any:
         key = (collection, doc_id)
-        if self.enabled and not fresh and key in self._docs:
-            return self._docs[key]
-        doc = await db[collection].find_one({"_id": doc_id})
+        if not self.enabled or fresh:
+            return await self._read(db, key)
+        hit = self._docs.get(key)
+        age = time.monotonic() - hit[0] if hit is not None else None
+        if hit is not None and age is not None and age < self.ttl_s:
+            return hit[1]
+        refresh = self._inflight.get(key)
+        if refresh is None:
+            refresh = asyncio.create_task(self._read(db, key))
+            self._inflight[key] = refresh
+            refresh.add_done_callback(lambda _: self._inflight.pop(key, None))
+        if hit is not None and age is not None and age < 4 * self.ttl_s:
+            return hit[1]
+        return await asyncio.shield(refresh)
+
+    async def _read(self, db: DB, key: tuple[str, str]) -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = await db[key[0]].find_one({"_id": key[1]})
         if self.enabled:
-            self._docs[key] = doc
+            self._docs[key] = (time.monotonic(), doc)
         return doc
 
 
