@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from parley_readmodel import aliases
 from pymongo.asynchronous.database import AsyncDatabase
 
 DB = AsyncDatabase[dict[str, Any]]
+log = logging.getLogger("parley.query")
 
 
 class DocumentCache:
@@ -51,10 +53,16 @@ class DocumentCache:
         if refresh is None:
             refresh = asyncio.create_task(self._read(db, key))
             self._inflight[key] = refresh
-            refresh.add_done_callback(lambda _: self._inflight.pop(key, None))
+            refresh.add_done_callback(lambda task: self._settled(key, task))
         if hit is not None and age is not None and age < 4 * self.ttl_s:
             return hit[1]
         return await asyncio.shield(refresh)
+
+    def _settled(self, key: tuple[str, str], task: asyncio.Task[dict[str, Any] | None]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            # a background refresh nobody waited for: the stale copy stays until it ages out
+            log.warning("refreshing %s failed: %s", key, task.exception())
 
     async def _read(self, db: DB, key: tuple[str, str]) -> dict[str, Any] | None:
         doc: dict[str, Any] | None = await db[key[0]].find_one({"_id": key[1]})
