@@ -25,6 +25,7 @@ STAGES = {
     "bench.relay": "outbox -> Kafka throughput and commit-to-ack latency",
     "bench.projector": "Kafka -> read model throughput against raw bulk_write",
     "bench.query": "query gateway GET-by-id under 50 connections (wrk) against hello world",
+    "bench.auth": "login throughput (argon2id) and register-to-profile latency through nginx",
 }
 
 

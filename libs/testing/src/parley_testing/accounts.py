@@ -19,7 +19,7 @@ SIX_DIGITS = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
 PASSWORD = "correct-horse-42"  # noqa: S105 (throwaway test accounts)
 
 
-async def code_mailed_to(address: str, wait_s: float = 10) -> str:
+async def code_mailed_to(address: str, wait_s: float = 10, poll_s: float = 0.1) -> str:
     """The one-time code of the newest mail to `address` in the SMTP sink."""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
@@ -29,7 +29,7 @@ async def code_mailed_to(address: str, wait_s: float = 10) -> str:
                 [code] = SIX_DIGITS.findall(raw)  # the only 6-digit number of the mail
                 assert isinstance(code, str)
                 return code
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(poll_s)
     raise AssertionError(f"no mail to {address} in {MAIL}")
 
 
@@ -56,7 +56,7 @@ async def login(client: httpx.AsyncClient, email: str) -> str:
     return token
 
 
-async def sign_up(client: httpx.AsyncClient, name: str = "E2E") -> Account:
+async def sign_up(client: httpx.AsyncClient, name: str = "E2E", poll_s: float = 0.1) -> Account:
     """register -> code from the mail -> verify -> login; then wait (bounded) until the
     profile exists, as a client that just signed up would."""
     email = new_address()
@@ -65,12 +65,12 @@ async def sign_up(client: httpx.AsyncClient, name: str = "E2E") -> Account:
     )
     assert registered.status_code == 202, registered.text
     user_id = registered.json()["user_id"]
-    code = await code_mailed_to(email)
+    code = await code_mailed_to(email, poll_s=poll_s)
     verified = await client.post("/v1/auth/verify-otp", json={"email": email, "code": code})
     assert verified.status_code == 200, verified.text
     account = Account(user_id, email, await login(client, email))
     deadline = time.monotonic() + 15
     while (await client.get("/v1/users/me", headers=account.headers)).status_code != 200:
         assert time.monotonic() < deadline, "the profile of a new account never appeared"
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(poll_s)
     return account
