@@ -3,8 +3,10 @@ request-latency histogram labelled by route template (not raw path, to bound car
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -19,6 +21,8 @@ REQUEST_SECONDS = Histogram(
 )
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+REFRESH_TIMEOUT_S = 2.0
+log = logging.getLogger("parley.observability")
 
 
 class RequestTimer:
@@ -51,11 +55,23 @@ class RequestTimer:
             )
 
 
-def install_observability(app: FastAPI, readiness: Mapping[str, ReadinessCheck]) -> None:
+def install_observability(
+    app: FastAPI,
+    readiness: Mapping[str, ReadinessCheck],
+    refresh: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> None:
+    """/metrics, /healthz, /readyz and the request timer. `refresh`: gauges measured when
+    scraped (an outbox count, a consumer group's lag) rather than by a loop of their own;
+    each gets `REFRESH_TIMEOUT_S`, and one that fails leaves its last value (and is logged)."""
     app.add_middleware(RequestTimer)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        for measure in refresh:
+            try:
+                await asyncio.wait_for(measure(), REFRESH_TIMEOUT_S)
+            except Exception as error:  # a scrape must answer even when a source is down
+                log.warning("metric refresh %s failed: %r", measure, error)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
