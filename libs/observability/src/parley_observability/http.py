@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from parley_observability.tracing import tracing_enabled, tracing_requested
+
 REQUEST_SECONDS = Histogram(
     "parley_http_request_seconds",
     "HTTP request latency by route template",
@@ -64,6 +66,11 @@ def install_observability(
     scraped (an outbox count, a consumer group's lag) rather than by a loop of their own;
     each gets `REFRESH_TIMEOUT_S`, and one that fails leaves its last value (and is logged)."""
     app.add_middleware(RequestTimer)
+    if tracing_requested() or tracing_enabled():
+        # server spans only when traced: the middleware costs a share of a cheap GET
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics,/healthz,/readyz")
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

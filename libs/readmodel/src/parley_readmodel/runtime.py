@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
 from parley_messaging.topics import ensure_topics
+from parley_observability.tracing import child_span, tracing_enabled
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -94,9 +96,13 @@ def _changes(
 async def prepare(
     projection: Projection, records: Iterable[Record], options: Options, redrive: bool = False
 ) -> Prepared:
-    """Decode and run the handlers; a record failing `options.attempts` times is poison."""
+    """Decode and run the handlers; a record failing `options.attempts` times is poison.
+    When tracing is on, each record's projection is a span continuing the record's trace
+    (its `traceparent` header: the relay's publish span)."""
     out = Prepared()
+    traced = tracing_enabled()
     for record in records:
+        span = _record_span(projection, record) if traced else None
         for attempt in range(options.attempts):
             try:
                 stream, version, moment, changes = _changes(
@@ -109,11 +115,30 @@ async def prepare(
                 else:
                     await asyncio.sleep(options.backoff_s * 2**attempt)
         else:
+            if span is not None:
+                span.set_status(StatusCode.ERROR, "parked on the dead-letter topic")
+                span.end()
             continue
+        if span is not None:
+            span.end()
         out.changes += changes
         out.versions[stream] = max(version, out.versions.get(stream, 0))
         out.newest_event_time = max(moment, out.newest_event_time or moment)
     return out
+
+
+def _record_span(projection: Projection, record: Record) -> Span:
+    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+    return child_span(
+        f"project {headers.get('ce_type', 'record')}",
+        headers.get("traceparent"),
+        SpanKind.CONSUMER,
+        {
+            "messaging.system": "kafka",
+            "messaging.destination.name": record.topic,
+            "messaging.consumer.group.name": projection.group,
+        },
+    )
 
 
 async def park(

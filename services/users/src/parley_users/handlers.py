@@ -7,12 +7,15 @@ the saga's Kafka consumer call `handle` with the same commands.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import trace
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, Metadata
+from parley_observability.tracing import current_traceparent
 
 from parley_users.domain import User
 
@@ -74,4 +77,11 @@ HANDLERS: dict[type, Handler] = {
 
 
 async def handle(users: Repository[User], command: object, ctx: Context) -> AppendResult:
-    return await HANDLERS[type(command)](users, command, ctx)
+    """Run one command in a span of its own; the events it appends carry that span as their
+    traceparent, so the relay's publish and every consumer continue this trace."""
+    with trace.get_tracer("parley.users").start_as_current_span(f"users {type(command).__name__}"):
+        traceparent = current_traceparent() or ctx.metadata.traceparent
+        ctx = dataclasses.replace(
+            ctx, metadata=dataclasses.replace(ctx.metadata, traceparent=traceparent)
+        )
+        return await HANDLERS[type(command)](users, command, ctx)
