@@ -65,4 +65,5 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     install_authn(app, verifier, revocations)
     install_observability(app, {"mongo": mongo_ready, "revocations": revocations.check_ready})
     app.include_router(users.router)
+    app.include_router(users.stats_router)
     return app
