@@ -32,7 +32,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from parley_readmodel import dlq, metrics
-from parley_readmodel.aliases import Alias, joined, mark_joined, read_alias, tp_key
+from parley_readmodel.aliases import (
+    Alias,
+    ensure_indexes,
+    joined,
+    mark_joined,
+    read_alias,
+    tp_key,
+)
 from parley_readmodel.apply import Change, LostRace, apply_changes
 from parley_readmodel.dlq import Record
 from parley_readmodel.progress import mark_parked, parked_versions, record_progress
@@ -249,6 +256,7 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
     guard = await resolve_guard(db, options)
     lock = asyncio.Lock()
     done: set[tuple[int, TopicPartition]] = set()
+    indexed: set[int] = set()  # generations whose declared indexes exist
     consumer = AIOKafkaConsumer(
         bootstrap_servers=options.bootstrap_servers,
         group_id=projection.group,
@@ -267,6 +275,9 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
             async with lock:
                 alias = await read_alias(db, projection.name)
                 metrics.GENERATION.labels(projection.name).set(alias.active)
+                for generation in set(alias.targets()) - indexed:
+                    await ensure_indexes(db, generation, projection.indexes)
+                    indexed.add(generation)
                 await join_generations(db, consumer, projection, alias, done)
             batch = await consumer.getmany(timeout_ms=options.poll_ms)
             if not batch:

@@ -71,4 +71,5 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app, {"mongo": mongo_ready, "revocations": revocations.check_ready}, [lag.refresh]
     )
     app.include_router(users.router)
+    app.include_router(users.stats_router)
     return app

@@ -7,7 +7,7 @@ later GET can present to read its own write.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response
 from parley_authn import CurrentPrincipal, Principal, require_role, require_self_or_admin
@@ -19,8 +19,26 @@ from parley_http.problems import Problem
 from parley_observability.tracing import current_traceparent
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from parley_users.domain import User, UserAlreadyExists, UserNotFound
-from parley_users.handlers import Context, CreateUser, UpdateProfile, handle
+from parley_users.domain import (
+    ContactIsSelf,
+    TooManyContacts,
+    User,
+    UserAlreadyExists,
+    UserDeactivated,
+    UserNotFound,
+)
+from parley_users.handlers import (
+    AddContact,
+    AssignRole,
+    ContactNotFound,
+    Context,
+    CreateUser,
+    Deactivate,
+    Reactivate,
+    RemoveContact,
+    UpdateProfile,
+    handle,
+)
 
 CONTEXT = "users"
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -48,6 +66,24 @@ class ProfilePatch(BaseModel):
         if not self.model_fields_set:
             raise ValueError("give at least one of name, bio, avatar_url")
         return self
+
+
+class DeactivateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ContactBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: uuid.UUID
+
+
+class RoleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "admin"]
 
 
 class CommandAccepted(BaseModel):
@@ -85,8 +121,23 @@ async def run(request: Request, command: object, ctx: Context) -> AppendResult:
         return await handle(repository(request), command, ctx)
     except UserNotFound as error:
         raise Problem(404, "Not Found", f"no user {error}") from error
+    except ContactNotFound as error:
+        raise Problem(404, "Not Found", f"no user {error} to add as a contact") from error
     except UserAlreadyExists as error:
         raise Problem(409, "Conflict", f"user {error} already exists") from error
+    except ContactIsSelf as error:
+        raise Problem(
+            422,
+            "Invalid request",
+            "a user cannot be their own contact",
+            errors=[
+                {"field": "contact_id", "message": "is the user themselves", "type": "value_error"}
+            ],
+        ) from error
+    except UserDeactivated as error:
+        raise Problem(409, "Conflict", f"user {error} is deactivated") from error
+    except TooManyContacts as error:
+        raise Problem(409, "Conflict", f"user {error} has the most contacts allowed") from error
     except ConcurrencyError as error:
         raise Problem(
             409,
@@ -135,6 +186,97 @@ async def update_profile(
     changes = body.model_dump(exclude_unset=True)
     outcome = await run(request, UpdateProfile(str(user_id), changes), ctx)
     return accepted(outcome, response)
+
+
+def keyed(route: str, user_id: uuid.UUID, key: str | None, *extra: str) -> str | None:
+    """An Idempotency-Key scoped to the route and its target: the same client key on another
+    command or another user never replays a foreign result."""
+    return ":".join((f"users.{route}", str(user_id), *extra, key)) if key else None
+
+
+@router.post("/{user_id}/deactivate", response_model=CommandAccepted)
+async def deactivate(
+    user_id: uuid.UUID,
+    body: DeactivateBody,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+    correlation_id: CorrelationId = None,
+) -> Any:
+    """Admins only. Deactivating a deactivated user appends nothing (same version back)."""
+    require_role(principal, "admin")
+    ctx = command_context(keyed("deactivate", user_id, idempotency_key), correlation_id, principal)
+    return accepted(await run(request, Deactivate(str(user_id), body.reason), ctx), response)
+
+
+@router.post("/{user_id}/reactivate", response_model=CommandAccepted)
+async def reactivate(
+    user_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+    correlation_id: CorrelationId = None,
+) -> Any:
+    """Admins only; no body. Reactivating an active user appends nothing."""
+    require_role(principal, "admin")
+    ctx = command_context(keyed("reactivate", user_id, idempotency_key), correlation_id, principal)
+    return accepted(await run(request, Reactivate(str(user_id)), ctx), response)
+
+
+@router.post("/{user_id}/contacts", response_model=CommandAccepted)
+async def add_contact(
+    user_id: uuid.UUID,
+    body: ContactBody,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+    correlation_id: CorrelationId = None,
+) -> Any:
+    """The user or an admin. 404 when the contact is not a user; adding twice is a no-op."""
+    require_self_or_admin(principal, str(user_id))
+    key = keyed("contacts.add", user_id, idempotency_key)
+    ctx = command_context(key, correlation_id, principal)
+    command = AddContact(str(user_id), str(body.contact_id))
+    return accepted(await run(request, command, ctx), response)
+
+
+@router.delete("/{user_id}/contacts/{contact_id}", response_model=CommandAccepted)
+async def remove_contact(
+    user_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+    correlation_id: CorrelationId = None,
+) -> Any:
+    """The user or an admin. Removing a contact that is not one is a no-op (200, same
+    version): DELETE is idempotent."""
+    require_self_or_admin(principal, str(user_id))
+    key = keyed("contacts.remove", user_id, idempotency_key, str(contact_id))
+    ctx = command_context(key, correlation_id, principal)
+    command = RemoveContact(str(user_id), str(contact_id))
+    return accepted(await run(request, command, ctx), response)
+
+
+@router.put("/{user_id}/role", response_model=CommandAccepted)
+async def assign_role(
+    user_id: uuid.UUID,
+    body: RoleBody,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+    correlation_id: CorrelationId = None,
+) -> Any:
+    """Admins only. The role the users context shows; the role inside access tokens is the
+    auth service's (`python -m parley_auth.admin grant-admin`), which this service mirrors."""
+    require_role(principal, "admin")
+    ctx = command_context(keyed("role", user_id, idempotency_key), correlation_id, principal)
+    return accepted(await run(request, AssignRole(str(user_id), body.role), ctx), response)
 
 
 def include_routes(app: FastAPI) -> None:
