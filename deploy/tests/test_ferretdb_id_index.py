@@ -84,6 +84,8 @@ def wrapper(
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
+            # the wrapper's defaults, not whatever FERRETDB_* the caller's shell has
+            env={k: v for k, v in os.environ.items() if not k.startswith("FERRETDB_")},
         )
     client: Client = MongoClient(f"mongodb://127.0.0.1:{port}/", serverSelectionTimeoutMS=10_000)
     try:
