@@ -290,7 +290,8 @@ async def read_stored_by_id(
     db: DB, generation: int, keys: Iterable[tuple[str, str]], parallel: int = 8
 ) -> dict[tuple[str, str], Stored]:
     """`read_stored` for FerretDB 1.24: it pushes only `{_id: <string>}` down to SQLite, so an
-    `$in` scans the whole collection; one indexed lookup per document stays flat."""
+    `$in` scans the whole collection; one lookup by `_id` per document stays flat (with the
+    local cluster's wrapper index: docs/decisions.md, "FerretDB: the _id index...")."""
     gate = asyncio.Semaphore(parallel)
 
     async def one(logical: str, doc_id: str) -> tuple[tuple[str, str], Stored] | None:
