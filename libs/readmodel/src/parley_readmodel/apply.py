@@ -256,7 +256,8 @@ def to_ops(segments: Mapping[tuple[str, str], list[Segment]], guard: bool) -> di
     return ops
 
 
-INSERT_CHUNK = 1000  # inserts are one cheap statement each, even on FerretDB
+INSERT_CHUNK = 1000
+FERRETDB_MAX_UPDATES = 99  # inserts are one cheap statement each, even on FerretDB
 
 
 async def write(db: DB, generation: int, ops: dict[str, list[Op]], chunk: int) -> int:
@@ -351,6 +352,10 @@ async def apply_changes(
     and planned again from what they hold."""
     if not changes:
         return 0
+    if not guard:
+        # FerretDB: an update command of 100 statements or more takes every connection of the
+        # database's pool and hangs it until FerretDB restarts (deploy/local/ferretdb notes)
+        chunk = min(chunk, FERRETDB_MAX_UPDATES)
     parked = parked or set()
     if guard:
         stored = await read_stored(db, generation, {(c.collection, c.doc_id) for c in changes})
