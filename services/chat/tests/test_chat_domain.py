@@ -11,12 +11,14 @@ import pytest
 from parley_chat.domain import (
     WINDOW,
     Conversation,
+    ConversationConflict,
     ConversationNotFound,
     InvalidCommand,
     MessageFacts,
     MessageNotFound,
     NotAllowed,
     direct_conversation_id,
+    new_conversation_id,
 )
 from parley_contracts.chat import (
     ConversationCreated,
@@ -89,6 +91,10 @@ def test_direct_conversation_has_a_derived_id_and_is_not_duplicated() -> None:
     conversation = saved(conversation)
     assert conversation.create(B, [A], None) is False  # the other side starts it: same one
     assert conversation.pending == []
+    assert new_conversation_id(B, [A], None) == cid
+    assert new_conversation_id(B, [A], "project") != cid
+    with pytest.raises(ConversationConflict):
+        conversation.create(A, [B, C], None)  # the id exists, the request is something else
     with pytest.raises(InvalidCommand):
         Conversation("random").create(A, [B], None)  # a direct id must be the derived one
 
@@ -160,9 +166,9 @@ def test_who_may_add_and_remove() -> None:
 def test_direct_conversations_keep_their_two_people() -> None:
     conversation = Conversation(direct_conversation_id(A, B))
     conversation.create(A, [B], None)
-    with pytest.raises(InvalidCommand):
+    with pytest.raises(ConversationConflict):
         conversation.add_participant(C, A)
-    with pytest.raises(InvalidCommand):
+    with pytest.raises(ConversationConflict):
         conversation.remove_participant(B, B)
 
 

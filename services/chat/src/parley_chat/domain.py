@@ -64,13 +64,25 @@ class MessageNotFound(DomainError):
 
 
 class InvalidCommand(DomainError):
-    """Well-formed but impossible here (HTTP 409 or 422)."""
+    """Input the domain refuses whatever the state: empty content, too many people (422)."""
+
+
+class ConversationConflict(DomainError):
+    """Impossible in the conversation's current state (409)."""
 
 
 def direct_conversation_id(a: str, b: str) -> str:
     """The one id of the direct conversation between two people, whoever starts it."""
     first, second = sorted((a, b))
     return str(uuid.uuid5(DIRECT_NAMESPACE, f"direct:{first}:{second}"))
+
+
+def new_conversation_id(created_by: str, participant_ids: Iterable[str], title: str | None) -> str:
+    """The id a create command uses: derived for a direct conversation, random otherwise."""
+    people = list(dict.fromkeys([created_by, *participant_ids]))
+    if len(people) == 2 and not (title and title.strip()):
+        return direct_conversation_id(*people)
+    return str(uuid.uuid4())
 
 
 def deletion_event_id(message_id: str) -> uuid.UUID:
@@ -176,7 +188,7 @@ class Conversation(Aggregate):
         if self.exists:
             if kind == "direct" and self.kind == "direct" and set(people) == set(self.read_pos):
                 return False
-            raise InvalidCommand(f"conversation {self.id} exists already")
+            raise ConversationConflict(f"conversation {self.id} exists already")
         if kind == "direct" and self.id != direct_conversation_id(*people):
             raise InvalidCommand("a direct conversation's id is derived from its two people")
         self.record(
@@ -195,11 +207,11 @@ class Conversation(Aggregate):
         if not by_admin:
             self._require_participant(added_by)
         if self.kind == "direct":
-            raise InvalidCommand("a direct conversation has exactly its two people")
+            raise ConversationConflict("a direct conversation has exactly its two people")
         if self.is_participant(user_id):
             return  # already in: nothing to record
         if len(self.read_pos) >= MAX_PARTICIPANTS:
-            raise InvalidCommand(f"at most {MAX_PARTICIPANTS} participants")
+            raise ConversationConflict(f"at most {MAX_PARTICIPANTS} participants")
         self.record(ParticipantAdded(conversation_id=self.id, user_id=user_id, added_by=added_by))
 
     def remove_participant(self, user_id: str, removed_by: str, *, by_admin: bool = False) -> None:
@@ -210,7 +222,7 @@ class Conversation(Aggregate):
         if not (by_admin or removed_by == user_id or creator):
             raise NotAllowed("only the participant, the creator or an admin may remove")
         if self.kind == "direct":
-            raise InvalidCommand("a direct conversation has exactly its two people")
+            raise ConversationConflict("a direct conversation has exactly its two people")
         if not self.is_participant(user_id):
             return  # gone already: nothing to record
         self.record(
