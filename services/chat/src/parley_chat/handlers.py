@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import asyncpg
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
 from parley_eventstore.domain import Event
-from parley_eventstore.records import AppendResult, Metadata, NewEvent
+from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata, NewEvent
 
 from parley_chat.domain import (
     Conversation,
@@ -161,15 +162,25 @@ class Chat:
         ctx: Context,
         result: Callable[[Conversation], dict[str, Any]],
     ) -> AppendResult:
-        async with self.turn(conversation_id):
-            return await self.conversations.execute(
-                conversation_id,
-                command,
-                metadata=ctx.metadata,
-                idempotency_key=ctx.idempotency_key,
-                result=result,
-                retries=self.retries,
-            )
+        attempt = 0
+        while True:
+            try:
+                async with self.turn(conversation_id):
+                    return await self.conversations.execute(
+                        conversation_id,
+                        command,
+                        metadata=ctx.metadata,
+                        idempotency_key=ctx.idempotency_key,
+                        result=result,
+                    )
+            except ConcurrencyError:
+                # another writer (another replica) appended first: these commands commute, so
+                # decide again on a fresh load, after a short random pause that spreads the
+                # racers out (without it they collide in lock-step, one winner per round)
+                if attempt >= self.retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
 
     async def message_facts(self, conversation_id: str, message_id: str) -> MessageFacts | None:
         """A message's facts from its events (for messages older than the window)."""
