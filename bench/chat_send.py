@@ -20,13 +20,14 @@ from parley_chat.handlers import Chat, ChatCodec, Context, SendMessage, handle
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.migrate import migrate
 from parley_eventstore.pool import create_pool
-from parley_eventstore.records import Metadata
+from parley_eventstore.records import ConcurrencyError, Metadata
 from parley_eventstore.store import EventStore
 
 from bench.common import Figures, create_database, drop_database
 
 LENGTHS = (10, 100_000)
-COMMANDS = 300
+CONCURRENCY = (1, 8, 32, 64)
+COMMANDS = 1000
 WARMUP = 30
 PREFILL_BATCH = 2_000
 SNAPSHOT_EVERY = 50
@@ -61,12 +62,49 @@ async def latencies_at(chat: Chat, length: int) -> Figures:
     return Figures(COMMANDS, time.perf_counter() - started, samples)
 
 
+async def concurrent_senders(chat: Chat, senders: int, each: int) -> dict[str, float]:
+    """`senders` tasks send `each` messages into ONE conversation at once. With the
+    per-conversation queue they take turns in-process; without it (`chat.serialize` False: as
+    if every sender were on another replica) they race on the stream version and the losers
+    are re-run (jittered, up to `chat.retries` times). Counts refusals (409 over HTTP)."""
+    cid = str(uuid.uuid4())
+    people = [str(uuid.uuid4()) for _ in range(senders)]
+    conversation = await chat.conversations.load(cid)
+    conversation.create(people[0], people[1:] or [str(uuid.uuid4())], "bench")
+    await chat.conversations.save(conversation, metadata=META)
+    samples: list[float] = []
+    refused = 0
+
+    async def sender(me: str) -> None:
+        nonlocal refused
+        for _ in range(each):
+            t0 = time.perf_counter()
+            try:
+                await handle(chat, SendMessage(cid, me, TEXT), Context(META))
+            except ConcurrencyError:
+                refused += 1
+                continue
+            samples.append((time.perf_counter() - t0) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender(p) for p in people))
+    elapsed = time.perf_counter() - started
+    figures = Figures(len(samples), elapsed, samples)
+    seqs = (await chat.conversations.load(cid)).seq
+    assert seqs == len(samples), "every accepted message got the next seq"
+    return {
+        "per_s": round(len(samples) / elapsed, 1),
+        "p99_ms": round(figures.pct(99), 3),
+        "refused": refused,
+    }
+
+
 async def run() -> dict[str, Any]:
     dsn = await create_database("bench_chat_send")
     results: dict[str, Any] = {}
     try:
         await migrate(dsn)
-        pool = await create_pool(dsn, min_size=2, max_size=4)
+        pool = await create_pool(dsn, min_size=2, max_size=16)
         store = EventStore(
             pool, topic="chat.events", source="/parley/chat", context="chat", group_commit=True
         )
@@ -79,6 +117,14 @@ async def run() -> dict[str, Any]:
                 figures = await latencies_at(chat, length)
                 results[f"send_message.len_{length}.p50_ms"] = round(figures.pct(50), 3)
                 results[f"send_message.len_{length}.p99_ms"] = round(figures.pct(99), 3)
+            for serialize in (True, False):
+                chat.serialize = serialize
+                mode = "queued" if serialize else "racing"
+                for senders in CONCURRENCY:
+                    figures_c = await concurrent_senders(chat, senders, max(10, 320 // senders))
+                    for key, value in figures_c.items():
+                        results[f"send_message.{mode}.c{senders}.{key}"] = value
+            chat.serialize = True
             async with pool.acquire() as conn:
                 results["send_message.snapshot_bytes_at_100000"] = await conn.fetchval(
                     "SELECT max(length(state::text)) FROM snapshots"
