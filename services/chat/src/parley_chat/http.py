@@ -11,8 +11,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
 from parley_authn import CurrentPrincipal, Principal
+from parley_eventstore import history
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.consistency import HEADER as CONSISTENCY_HEADER
 from parley_http.consistency import ConsistencyToken
@@ -288,6 +289,66 @@ async def mark_read(
     return ReadAccepted(
         id=cid, version=token(outcome, response), up_to_seq=int(outcome.result["up_to_seq"])
     )
+
+
+# -- history (routed to this service by nginx: the event store is the command side's) -------
+
+
+class EventPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = Field(description="pass as `after` for the next page")
+
+
+class PastState(BaseModel):
+    id: str
+    version: int
+    state: dict[str, Any]
+
+
+async def require_member(request: Request, conversation_id: str, principal: Principal) -> None:
+    """History is for the conversation's current participants and admins; for anyone else
+    the conversation does not exist (404, like its read routes)."""
+    if principal.is_admin:
+        return
+    conversation = await chat(request).conversations.load(conversation_id)
+    if not conversation.is_participant(principal.user_id):
+        raise Problem(404, "Not Found", f"no conversation {conversation_id}")
+
+
+@router.get("/{conversation_id}/events", response_model=EventPage)
+async def conversation_events(
+    conversation_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    """The conversation's events, oldest first."""
+    await require_member(request, str(conversation_id), principal)
+    return await history.events_page(
+        chat(request).conversations, str(conversation_id), after, limit
+    )
+
+
+@router.get("/{conversation_id}/state", response_model=PastState)
+async def conversation_state(
+    conversation_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    at: Annotated[str, Query(max_length=64, description="a version number or an ISO time")],
+) -> Any:
+    """The conversation as it was at a version or a moment (the fold of its events up to it)."""
+    await require_member(request, str(conversation_id), principal)
+    try:
+        moment = history.parse_moment(at)
+    except history.BadMoment as error:
+        raise Problem(
+            422, "Invalid request", "at: a version number or an ISO 8601 time with its zone"
+        ) from error
+    state = await history.state_at(chat(request).conversations, str(conversation_id), moment)
+    if state is None:
+        raise Problem(404, "Not Found", f"conversation {conversation_id} did not exist at {at}")
+    return state
 
 
 def include_routes(app: FastAPI) -> None:

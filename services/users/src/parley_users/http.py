@@ -10,8 +10,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from parley_authn import CurrentPrincipal, Principal, require_role, require_self_or_admin
+from parley_eventstore import history
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.consistency import HEADER as CONSISTENCY_HEADER
@@ -90,6 +91,17 @@ class RoleBody(BaseModel):
 class CommandAccepted(BaseModel):
     id: str
     version: int
+
+
+class EventPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = Field(description="pass as `after` for the next page")
+
+
+class PastState(BaseModel):
+    id: str
+    version: int
+    state: dict[str, Any]
 
 
 def repository(request: Request) -> Repository[User]:
@@ -231,6 +243,46 @@ async def assign_role(user_id: uuid.UUID, body: RoleBody, call: CommandCall) -> 
     auth service's (`python -m parley_auth.admin grant-admin`), which this service mirrors."""
     require_role(call.principal, "admin")
     return await call.run(AssignRole(str(user_id), body.role), "role", str(user_id))
+
+
+# -- history (routed to this service by nginx: the event store is the command side's) -------
+
+
+@router.get("/{user_id}/events", response_model=EventPage)
+async def user_events(
+    user_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    """The user's events, oldest first (the user themselves or an admin)."""
+    require_self_or_admin(principal, str(user_id))
+    page = await history.events_page(repository(request), str(user_id), after, limit)
+    if not page["items"] and after == 0:
+        raise Problem(404, "Not Found", f"no user {user_id}")
+    return page
+
+
+@router.get("/{user_id}/state", response_model=PastState)
+async def user_state(
+    user_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    at: Annotated[str, Query(max_length=64, description="a version number or an ISO time")],
+) -> Any:
+    """The user as they were at a version or a moment (the fold of the events up to it)."""
+    require_self_or_admin(principal, str(user_id))
+    try:
+        moment = history.parse_moment(at)
+    except history.BadMoment as error:
+        raise Problem(
+            422, "Invalid request", "at: a version number or an ISO 8601 time with its zone"
+        ) from error
+    state = await history.state_at(repository(request), str(user_id), moment)
+    if state is None:
+        raise Problem(404, "Not Found", f"user {user_id} did not exist at {at}")
+    return state
 
 
 def include_routes(app: FastAPI) -> None:
