@@ -51,6 +51,10 @@ class Projection:
     collections: tuple[str, ...]
     handlers: Mapping[str, Handler]  # event name (ce_type without context/version) -> handler
     strict: bool = False  # True: an event with no handler is poison (DLQ), not ignored
+    # logical collection -> secondary indexes, each a tuple of (field, 1 | -1) (indexes.py)
+    indexes: Mapping[str, tuple[tuple[tuple[str, int], ...], ...]] = dataclasses.field(
+        default_factory=dict
+    )
 
     @property
     def group(self) -> str:

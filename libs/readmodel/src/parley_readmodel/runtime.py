@@ -33,6 +33,7 @@ from parley_readmodel import dlq, metrics
 from parley_readmodel.aliases import Alias, joined, mark_joined, read_alias, tp_key
 from parley_readmodel.apply import Change, LostRace, apply_changes
 from parley_readmodel.dlq import Record
+from parley_readmodel.indexes import ensure_indexes
 from parley_readmodel.progress import mark_parked, parked_versions, record_progress
 from parley_readmodel.projection import Projection, Upcast, writes_for
 
@@ -224,6 +225,7 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
     guard = await resolve_guard(db, options)
     lock = asyncio.Lock()
     done: set[tuple[int, TopicPartition]] = set()
+    indexed: set[int] = set()  # generations whose declared indexes exist
     consumer = AIOKafkaConsumer(
         bootstrap_servers=options.bootstrap_servers,
         group_id=projection.group,
@@ -242,6 +244,9 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
             async with lock:
                 alias = await read_alias(db, projection.name)
                 metrics.GENERATION.labels(projection.name).set(alias.active)
+                for generation in set(alias.targets()) - indexed:
+                    await ensure_indexes(db, projection, generation)
+                    indexed.add(generation)
                 await join_generations(db, consumer, projection, alias, done)
             batch = await consumer.getmany(timeout_ms=options.poll_ms)
             if not batch:
