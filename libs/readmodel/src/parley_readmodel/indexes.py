@@ -5,6 +5,8 @@ replica (and every restart) may run it.
 
 FerretDB 1.24 accepts `createIndexes` (compound and unique keys too), though its SQLite backend
 pushes only `_id` filters down; MongoDB 7 uses them for the keyset queries of the gateway.
+One index per command: FerretDB 1.24 drops the connection when one `createIndexes` names two
+or more indexes that all exist already (seen on this machine), which a restart always does.
 """
 
 from __future__ import annotations
@@ -26,6 +28,6 @@ def index_name(keys: tuple[tuple[str, int], ...]) -> str:
 
 async def ensure_indexes(db: DB, projection: Projection, generation: int) -> None:
     for logical, specs in projection.indexes.items():
-        models = [IndexModel(list(keys), name=index_name(keys)) for keys in specs]
-        if models:
-            await db[physical(logical, generation)].create_indexes(models)
+        for keys in specs:
+            model = IndexModel(list(keys), name=index_name(keys))
+            await db[physical(logical, generation)].create_indexes([model])

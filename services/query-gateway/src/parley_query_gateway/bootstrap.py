@@ -16,7 +16,7 @@ from parley_observability.http import install_observability
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from parley_query_gateway import users
+from parley_query_gateway import chat, users
 from parley_query_gateway.config import Settings
 from parley_query_gateway.reads import DocumentCache
 
@@ -65,4 +65,5 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     install_authn(app, verifier, revocations)
     install_observability(app, {"mongo": mongo_ready, "revocations": revocations.check_ready})
     app.include_router(users.router)
+    app.include_router(chat.router)
     return app
