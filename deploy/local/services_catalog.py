@@ -34,7 +34,7 @@ DATABASES: tuple[str, ...] = ("users", "auth")
 SERVICE_MIGRATIONS: dict[str, str] = {"auth": "parley_auth"}
 
 # contexts with a projector process (services/projector-<context>)
-PROJECTED_CONTEXTS: tuple[str, ...] = ("users",)
+PROJECTED_CONTEXTS: tuple[str, ...] = ("users", "chat")
 
 # HTTP services' ports, as offsets from PARLEY_SERVICE_PORT_BASE (the gateway fronts them).
 PORT_OFFSETS = {
@@ -44,6 +44,7 @@ PORT_OFFSETS = {
     "relay-users": 51,
     "relay-auth": 52,
     "projector-users": 71,
+    "projector-chat": 72,
 }
 
 
