@@ -18,7 +18,7 @@ from pymongo.errors import PyMongoError
 
 from parley_query_gateway import chat, users
 from parley_query_gateway.config import Settings
-from parley_query_gateway.reads import DocumentCache
+from parley_query_gateway.reads import DocumentCache, QueryCache
 
 log = logging.getLogger("parley.query")
 
@@ -38,6 +38,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.db = client[settings.mongo_db]
         app.state.settings = settings
         app.state.cache = DocumentCache(settings.cache_ttl_s)
+        app.state.lists = QueryCache(settings.cache_ttl_s)
         try:
             async with revocations:
                 yield

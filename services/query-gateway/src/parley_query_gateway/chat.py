@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from pymongo import DESCENDING
 
 from parley_query_gateway.consistency import caught_up, parse_token
-from parley_query_gateway.reads import DB, not_modified
+from parley_query_gateway.reads import DB, QueryCache, not_modified
 
 router = APIRouter(tags=["chat"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
@@ -181,12 +181,18 @@ async def _collection(request: Request, logical: str) -> Any:
     return await aliases.collection(db, PROJECTION, logical)
 
 
-async def _wait(request: Request, token: str | None) -> None:
-    """Read-your-writes: a token of a chat command waits until projector-chat applied it."""
+async def _wait(request: Request, token: str | None) -> bool:
+    """Read-your-writes: a token of a chat command waits until projector-chat applied it;
+    True: read fresh, not from the list cache."""
     settings = request.app.state.settings
-    await caught_up(
+    return await caught_up(
         request.app.state.db, PROJECTION, CONTEXTS, parse_token(token), settings.consistency_wait_s
     )
+
+
+async def _cached(request: Request, key: tuple[Any, ...], load: Any, fresh: bool) -> Any:
+    cache: QueryCache = request.app.state.lists
+    return await cache.get(key, load, fresh)
 
 
 def _answer(request: Request, response: Response, model: BaseModel) -> Any:
@@ -216,24 +222,28 @@ async def list_conversations(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     token: Token = None,
 ) -> Any:
-    await _wait(request, token)
+    fresh = await _wait(request, token)
     flt: dict[str, Any] = {"user_id": caller.user_id, "removed": NOT_REMOVED}
     if cursor:
         flt.update(after_conversation(cursor))
-    memberships = await _collection(request, "memberships")
-    docs = (
-        await memberships.find(flt)
-        .sort([("last_activity_at", DESCENDING), ("conversation_id", DESCENDING)])
-        .limit(limit + 1)
-        .to_list(None)
-    )
-    more = len(docs) > limit
-    docs = docs[:limit]
-    page = ConversationPage(
-        items=[to_conversation(d) for d in docs],
-        next_cursor=conversation_cursor(docs[-1]) if more else None,
-    )
-    return _answer(request, response, page)
+
+    async def load() -> ConversationPage:
+        memberships = await _collection(request, "memberships")
+        docs = (
+            await memberships.find(flt)
+            .sort([("last_activity_at", DESCENDING), ("conversation_id", DESCENDING)])
+            .limit(limit + 1)
+            .to_list(None)
+        )
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return ConversationPage(
+            items=[to_conversation(d) for d in docs],
+            next_cursor=conversation_cursor(docs[-1]) if more else None,
+        )
+
+    key = ("conversations", caller.user_id, cursor, limit)
+    return _answer(request, response, await _cached(request, key, load, fresh))
 
 
 @router.get(
@@ -244,16 +254,20 @@ async def list_conversations(
 async def unread_count(
     request: Request, response: Response, caller: CurrentPrincipal, token: Token = None
 ) -> Any:
-    await _wait(request, token)
-    memberships = await _collection(request, "memberships")
-    pipeline = [
-        {"$match": {"user_id": caller.user_id, "removed": NOT_REMOVED}},
-        # one accumulator only: FerretDB 1.24 answers 0 for any after the first
-        {"$group": {"_id": None, "count": {"$sum": "$unread_count"}}},
-    ]
-    rows = await (await memberships.aggregate(pipeline)).to_list(None)
-    count = int(rows[0]["count"]) if rows else 0
-    return _answer(request, response, UnreadCount(count=max(0, count)))
+    fresh = await _wait(request, token)
+
+    async def load() -> UnreadCount:
+        memberships = await _collection(request, "memberships")
+        pipeline = [
+            {"$match": {"user_id": caller.user_id, "removed": NOT_REMOVED}},
+            # one accumulator only: FerretDB 1.24 answers 0 for any after the first
+            {"$group": {"_id": None, "count": {"$sum": "$unread_count"}}},
+        ]
+        rows = await (await memberships.aggregate(pipeline)).to_list(None)
+        return UnreadCount(count=max(0, int(rows[0]["count"]) if rows else 0))
+
+    key = ("unread", caller.user_id)
+    return _answer(request, response, await _cached(request, key, load, fresh))
 
 
 @router.get(
@@ -270,21 +284,26 @@ async def list_messages(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     token: Token = None,
 ) -> Any:
-    await _wait(request, token)
+    fresh = await _wait(request, token)
     if not await my_membership(request, caller, conversation_id):
         raise Problem(404, "Not Found", f"no conversation {conversation_id}")
     flt: dict[str, Any] = {"conversation_id": conversation_id}
     if cursor:
         flt["seq"] = {"$lt": after_seq(cursor)}
-    messages = await _collection(request, "messages")
-    docs = await messages.find(flt).sort("seq", DESCENDING).limit(limit + 1).to_list(None)
-    more = len(docs) > limit
-    docs = docs[:limit]
-    page = MessagePage(
-        items=[to_message(d) for d in docs],
-        next_cursor=_encode({"s": int(docs[-1]["seq"])}) if more else None,
-    )
-    return _answer(request, response, page)
+
+    async def load() -> MessagePage:
+        messages = await _collection(request, "messages")
+        docs = await messages.find(flt).sort("seq", DESCENDING).limit(limit + 1).to_list(None)
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return MessagePage(
+            items=[to_message(d) for d in docs],
+            next_cursor=_encode({"s": int(docs[-1]["seq"])}) if more else None,
+        )
+
+    # per conversation, not per caller: the membership check above is never cached
+    key = ("messages", conversation_id, cursor, limit)
+    return _answer(request, response, await _cached(request, key, load, fresh))
 
 
 @router.get(
@@ -300,26 +319,36 @@ async def search_messages(
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     token: Token = None,
 ) -> Any:
-    await _wait(request, token)
+    fresh = await _wait(request, token)
     wanted = query_tokens(q)
     if not wanted:
         raise Problem(400, "Bad Request", "q has no letters or digits to search for")
-    memberships = await _collection(request, "memberships")
-    mine = await memberships.find(
-        {"user_id": caller.user_id, "removed": NOT_REMOVED}, {"conversation_id": 1}
-    ).to_list(None)
-    ids = sorted({d["conversation_id"] for d in mine})
+
+    async def my_conversations() -> list[str]:
+        memberships = await _collection(request, "memberships")
+        mine = await memberships.find(
+            {"user_id": caller.user_id, "removed": NOT_REMOVED}, {"conversation_id": 1}
+        ).to_list(None)
+        return sorted({d["conversation_id"] for d in mine})
+
+    ids = await _cached(request, ("mine", caller.user_id), my_conversations, fresh)
     if not ids:
         return _answer(request, response, SearchResult(items=[]))
     match = wanted[0] if len(wanted) == 1 else {"$all": wanted}
-    messages = await _collection(request, "messages")
-    docs = (
-        await messages.find(
-            {"conversation_id": {"$in": ids}, "search": match, "deleted": NOT_REMOVED},
-            {"search": 0},
+
+    async def load() -> SearchResult:
+        messages = await _collection(request, "messages")
+        docs = (
+            await messages.find(
+                {"conversation_id": {"$in": ids}, "search": match, "deleted": NOT_REMOVED},
+                {"search": 0},
+            )
+            .sort([("sent_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+            .to_list(None)
         )
-        .sort([("sent_at", DESCENDING), ("_id", DESCENDING)])
-        .limit(limit)
-        .to_list(None)
-    )
-    return _answer(request, response, SearchResult(items=[to_message(d) for d in docs]))
+        return SearchResult(items=[to_message(d) for d in docs])
+
+    # keyed by the caller's current conversations too: leaving one drops it from results
+    key = ("search", caller.user_id, tuple(wanted), limit, tuple(ids))
+    return _answer(request, response, await _cached(request, key, load, fresh))
