@@ -15,7 +15,7 @@ TEST_ROOTS = $(wildcard libs services deploy/tests)
 # pytest exits 5 when a tier has no test yet; that is not a failure of the tier
 PYTEST_TIER = $(RUN) pytest $(1) ; rc=$$? ; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
-.PHONY: help sync up down clean ps kill logs test test-unit test-integration test-e2e bench lint deploy-tools
+.PHONY: help sync up down clean ps kill pause resume logs test test-unit test-integration test-e2e bench lint deploy-tools
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ ps: ## one line per managed process: name, state, pid
 
 kill: ## SIGKILL one process (S=<name>); the process manager restarts it
 	@$(CLUSTER) kill $(S)
+
+pause: ## stop one process until `make resume` (S=<name>)
+	@$(CLUSTER) pause $(S)
+
+resume: ## start a paused process again (S=<name>)
+	@$(CLUSTER) resume $(S)
 
 logs: ## last lines of one process's log (S=<name>)
 	@$(CLUSTER) logs $(S)

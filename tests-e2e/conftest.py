@@ -23,6 +23,7 @@ import sys  # noqa: E402
 
 import httpx  # noqa: E402
 from parley_testing.accounts import Account, login, sign_up  # noqa: E402
+from parley_testing.plugin import dsn_for_database  # noqa: E402
 
 
 @pytest.fixture
@@ -32,14 +33,16 @@ async def user(gateway_url: str) -> Account:
 
 
 @pytest.fixture(scope="session")
-def admin(gateway_url: str) -> Account:
-    """An account made admin with the operator's CLI (`python -m parley_auth.admin`)."""
+def admin(gateway_url: str, postgres_dsn: str) -> Account:
+    """An account made admin with the operator's CLI (`python -m parley_auth.admin`), pointed
+    at this cluster's auth database (ports may be overridden)."""
+    env = {**os.environ, "AUTH_POSTGRES_DSN": dsn_for_database(postgres_dsn, "auth")}
 
     async def make() -> Account:
         async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
             account = await sign_up(client, "Admin")
             grant = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "parley_auth.admin", "grant-admin", account.email
+                sys.executable, "-m", "parley_auth.admin", "grant-admin", account.email, env=env
             )
             assert await grant.wait() == 0
             account.access_token = await login(client, account.email)

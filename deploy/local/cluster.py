@@ -151,6 +151,17 @@ def kill(s: Settings, name: str) -> None:
     log(f"SIGKILL sent to {name} (pid {pid}); supervisord restarts it")
 
 
+def pause(s: Settings, name: str) -> None:
+    """Stop one process until `resume` (supervisord does not restart a stopped process)."""
+    supervisorctl(s, "stop", name)
+    log(f"{name} stopped; `make resume S={name}` starts it again")
+
+
+def resume(s: Settings, name: str) -> None:
+    supervisorctl(s, "start", name)
+    log(f"{name} started")
+
+
 def logs(s: Settings, name: str, lines: int) -> None:
     path = s.logs / f"{name}.log"
     if not path.exists():
@@ -169,7 +180,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "command", choices=["up", "down", "ps", "kill", "logs", "clean", "install", "endpoints"]
+        "command",
+        choices=[
+            "up",
+            "down",
+            "ps",
+            "kill",
+            "pause",
+            "resume",
+            "logs",
+            "clean",
+            "install",
+            "endpoints",
+        ],
     )
     parser.add_argument("name", nargs="?")
     parser.add_argument("-n", type=int, default=100, help="log lines")
@@ -177,13 +200,15 @@ def main() -> None:
     # aiokafka logs every retry while a fresh broker elects leaders; only errors matter here
     logging.basicConfig(level=logging.ERROR)
     s = Settings.from_env(dict(os.environ))
-    if args.command in ("kill", "logs") and not args.name:
+    if args.command in ("kill", "pause", "resume", "logs") and not args.name:
         sys.exit(f"usage: make {args.command} S=<process name>")
     actions: dict[str, Callable[[], None]] = {
         "up": lambda: up(s),
         "down": lambda: down(s),
         "ps": lambda: ps(s),
         "kill": lambda: kill(s, args.name),
+        "pause": lambda: pause(s, args.name),
+        "resume": lambda: resume(s, args.name),
         "logs": lambda: logs(s, args.name, args.n),
         "clean": lambda: clean(s),
         "install": lambda: install(s),

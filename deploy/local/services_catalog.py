@@ -27,7 +27,7 @@ class ServiceProgram:
 
 
 # One PostgreSQL database per command service (DESIGN.md 3), each with its own relay.
-DATABASES: tuple[str, ...] = ("users", "auth")
+DATABASES: tuple[str, ...] = ("users", "auth", "chat")
 
 # databases whose service adds tables of its own: database -> the package holding `migrations/`
 # (applied with the event store's migrations in one dbmate run)
@@ -41,8 +41,10 @@ PORT_OFFSETS = {
     "query": 0,
     "users": 1,
     "auth": 2,
+    "chat": 3,
     "relay-users": 51,
     "relay-auth": 52,
+    "relay-chat": 53,
     "projector-users": 71,
     "projector-chat": 72,
 }
@@ -114,6 +116,15 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         },
         upstream="auth_cmd",
     )
+    chat = _service(
+        s,
+        "chat-api",
+        "parley_chat",
+        "CHAT",
+        "chat",
+        {"POSTGRES_DSN": database_dsn(s, "chat"), **authn},
+        upstream="chat_cmd",
+    )
     relays = [
         _service(
             s,
@@ -149,7 +160,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         {"MONGO_URL": mongo, **authn},
         upstream="query",
     )
-    return [users, auth, *relays, *projectors, query]
+    return [users, auth, chat, *relays, *projectors, query]
 
 
 def upstreams(s: Any) -> dict[str, str]:

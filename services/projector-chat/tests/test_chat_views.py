@@ -19,7 +19,7 @@ from parley_projector_chat.views import (
 )
 from parley_readmodel.apply import Change, materialise, plan
 from parley_readmodel.projection import Write
-from parley_readmodel.search import query_tokens, tokens
+from parley_readmodel.search import prefix_tokens, query_words
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -190,12 +190,14 @@ def test_an_event_naming_another_conversation_than_its_stream_is_refused() -> No
         message_sent(envelope("MessageSent", 2, subject="c2"), sent(1, "a", ["b"]))
 
 
-def test_tokens_are_normalised_words_and_prefixes() -> None:
-    assert tokens("Ärger ﬁne") == ["ar", "arg", "arge", "arger", "fi", "fin", "fine"]
-    assert "a" in tokens("a b")  # short words are kept whole
-    long = tokens("x" * 40)
-    assert max(len(t) for t in long) == 20
-    assert query_tokens("  HÉL  wor ") == ["hel", "wor"]
+def test_message_tokens_and_query_words_meet() -> None:
+    stored = set(prefix_tokens("Ärger mit dem ﬁne Projekt"))
+    assert {"a", "ar", "arger", "fi", "fine", "proj", "projekt"} <= stored
+    assert query_words("  PROJ  ärg ") == ["proj", "arg"]
+    assert set(query_words("projekt ÄRGER")) <= stored  # any order, any case and accents
+    assert max(len(t) for t in prefix_tokens("x" * 40)) == 20
+    assert query_words("x" * 40) == ["x" * 20]
+    assert query_words("?!") == []
 
 
 def test_projection_handles_every_chat_event() -> None:

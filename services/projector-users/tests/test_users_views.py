@@ -4,7 +4,16 @@ import uuid
 from datetime import UTC, datetime
 
 from parley_messaging.envelope import Envelope, ce_type
-from parley_projector_users.views import profile_updated, user_created, users_projection
+from parley_projector_users.views import (
+    contact_added,
+    contact_removed,
+    email_changed,
+    profile_updated,
+    role_assigned,
+    status_changed,
+    user_created,
+    users_projection,
+)
 
 
 def envelope(name: str) -> Envelope:
@@ -21,11 +30,50 @@ def envelope(name: str) -> Envelope:
 
 def test_created_sets_the_whole_profile() -> None:
     (write,) = user_created(
-        envelope("UserCreated"), {"user_id": "u1", "name": "Ada", "email": "a@x"}
+        envelope("UserCreated"),
+        {"user_id": "u1", "name": "Émilie Noël", "email": "Emilie.Noel@X.test"},
     )
     assert write.doc_id == "u1"
-    assert write.update["$set"]["name"] == "Ada"
-    assert write.update["$set"]["bio"] is None
+    fields = write.update["$set"]
+    assert fields["name"] == "Émilie Noël"
+    assert fields["bio"] is None
+    assert (fields["role"], fields["status"]) == ("user", "active")
+    assert fields["name_key"] == "emilie noel"
+    assert fields["email_key"] == "emilie.noel@x.test"
+    assert {"emi", "noel", "emilie n"} <= set(fields["search_name"])
+    assert {"emilie.n", "noe"} <= set(fields["search_email"])
+    assert not any("x.test" in t for t in fields["search_email"])  # the local part only
+
+
+def test_a_new_name_gets_new_tokens_and_sort_key() -> None:
+    (write,) = profile_updated(envelope("UserProfileUpdated"), {"user_id": "u1", "name": "Zoë"})
+    fields = write.update["$set"]
+    assert (fields["name_key"], fields["search_name"]) == ("zoe", ["z", "zo", "zoe"])
+
+
+def test_status_role_and_email_set_their_fields() -> None:
+    e = envelope("X")
+    (status,) = status_changed(e, {"user_id": "u1", "status": "deactivated", "reason": "spam"})
+    assert status.update["$set"]["status"] == "deactivated"
+    assert status.update["$set"]["status_reason"] == "spam"
+    (active,) = status_changed(e, {"user_id": "u1", "status": "active", "reason": None})
+    assert active.update["$set"]["status_reason"] is None
+    (role,) = role_assigned(e, {"user_id": "u1", "role": "admin"})
+    assert role.update["$set"]["role"] == "admin"
+    (email,) = email_changed(e, {"user_id": "u1", "email": "New@Y.test"})
+    assert email.update["$set"]["email_key"] == "new@y.test"
+    assert "new" in email.update["$set"]["search_email"]
+
+
+def test_contacts_are_one_document_per_pair_with_a_tombstone() -> None:
+    e = envelope("X")
+    (added,) = contact_added(e, {"user_id": "u1", "contact_id": "u2"})
+    (removed,) = contact_removed(e, {"user_id": "u1", "contact_id": "u2"})
+    assert added.collection == removed.collection == "contacts"
+    assert added.doc_id == removed.doc_id == "u1:u2"
+    assert added.update["$set"]["removed"] is False
+    assert removed.update["$set"]["removed"] is True
+    assert set(removed.update) == {"$set"}  # never a delete
 
 
 def test_update_sets_only_given_fields() -> None:

@@ -1,8 +1,22 @@
 """The user aggregate's rules, with no database."""
 
 import pytest
-from parley_contracts.users import UserCreated, UserProfileUpdated
-from parley_users.domain import User, UserAlreadyExists, UserNotFound
+from parley_contracts.users import (
+    UserContactAdded,
+    UserContactRemoved,
+    UserCreated,
+    UserProfileEmailChanged,
+    UserProfileUpdated,
+    UserRoleAssigned,
+    UserStatusChanged,
+)
+from parley_users.domain import (
+    ContactIsSelf,
+    User,
+    UserAlreadyExists,
+    UserDeactivated,
+    UserNotFound,
+)
 
 
 def created_user() -> User:
@@ -55,6 +69,97 @@ def test_absent_fields_stay_unchanged_when_folding() -> None:
 def test_snapshot_round_trip() -> None:
     user = created_user()
     user.update_profile({"bio": "b"})
+    user.add_contact("u2")
+    user.assign_role("admin")
+    user.deactivate("spam")
     copy = User("u1")
     copy.restore(user.snapshot())
     assert (copy.exists, copy.email, copy.profile) == (True, user.email, user.profile)
+    assert (copy.contacts, copy.role, copy.status) == ({"u2"}, "admin", "deactivated")
+
+
+def test_deactivate_and_reactivate_record_once() -> None:
+    user = created_user()
+    user.deactivate("spam")
+    user.deactivate("again")  # already deactivated: nothing new
+    user.reactivate()
+    user.reactivate()
+    assert user.pending == [
+        UserStatusChanged(user_id="u1", status="deactivated", reason="spam"),
+        UserStatusChanged(user_id="u1", status="active"),
+    ]
+    assert user.status == "active"
+
+
+def test_reactivating_an_active_user_records_nothing() -> None:
+    user = created_user()
+    user.reactivate()
+    assert user.pending == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda u: u.deactivate("x"),
+        lambda u: u.reactivate(),
+        lambda u: u.add_contact("u2"),
+        lambda u: u.remove_contact("u2"),
+        lambda u: u.assign_role("admin"),
+        lambda u: u.change_email("a@b.c"),
+    ],
+)
+def test_commands_on_an_unknown_user_are_refused(command: object) -> None:
+    with pytest.raises(UserNotFound):
+        command(User("nobody"))  # type: ignore[operator]
+
+
+def test_contacts_add_twice_is_a_noop_and_remove_absent_is_a_noop() -> None:
+    user = created_user()
+    user.add_contact("u2")
+    user.add_contact("u2")
+    user.remove_contact("u3")
+    user.remove_contact("u2")
+    user.remove_contact("u2")
+    user.add_contact("u2")
+    assert user.pending == [
+        UserContactAdded(user_id="u1", contact_id="u2"),
+        UserContactRemoved(user_id="u1", contact_id="u2"),
+        UserContactAdded(user_id="u1", contact_id="u2"),
+    ]
+    assert user.contacts == {"u2"}
+
+
+def test_a_user_is_not_their_own_contact() -> None:
+    with pytest.raises(ContactIsSelf):
+        created_user().add_contact("u1")
+
+
+def test_a_deactivated_user_adds_no_contacts_but_may_remove_them() -> None:
+    user = created_user()
+    user.add_contact("u2")
+    user.deactivate("spam")
+    with pytest.raises(UserDeactivated):
+        user.add_contact("u3")
+    user.add_contact("u2")  # already a contact: still a no-op, not an error
+    user.remove_contact("u2")
+    assert user.contacts == set()
+
+
+def test_role_and_email_record_only_changes() -> None:
+    user = created_user()
+    user.assign_role("user")  # the default
+    user.assign_role("admin")
+    user.assign_role("admin")
+    user.change_email("ada@example.test")  # unchanged
+    user.change_email("ada@new.test")
+    assert user.pending == [
+        UserRoleAssigned(user_id="u1", role="admin"),
+        UserProfileEmailChanged(user_id="u1", email="ada@new.test"),
+    ]
+    assert (user.role, user.email) == ("admin", "ada@new.test")
+
+
+def test_an_old_snapshot_is_not_restored() -> None:
+    # version 1 snapshots lack status/role/contacts: the repository ignores them (rebuilds
+    # from events) because the schema version was bumped
+    assert User.snapshot_schema_version == 2

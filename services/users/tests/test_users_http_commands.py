@@ -192,3 +192,193 @@ async def test_commands_need_a_token_and_users_edit_only_themselves(
     assert (await client.post("/v1/users", json=body, headers=bearer(user_id))).status_code == 403
     mine = await client.patch(f"/v1/users/{user_id}", json={"bio": "mine"}, headers=bearer(user_id))
     assert mine.status_code == 200, mine.text
+
+
+async def new_user(client: httpx.AsyncClient, name: str = "Ada") -> str:
+    user_id = str(uuid.uuid4())
+    response = await client.post(
+        "/v1/users", json={"user_id": user_id, "name": name, "email": f"{name}@example.test"}
+    )
+    assert response.status_code == 201, response.text
+    return user_id
+
+
+async def stream(dsn: str, user_id: str) -> list[tuple[int, str, dict[str, object]]]:
+    found = await rows(
+        dsn,
+        f"SELECT version, event_type, data FROM events WHERE stream_id = '{user_id}' "
+        "ORDER BY version",
+    )
+    return [(r["version"], r["event_type"], json.loads(r["data"])) for r in found]
+
+
+def version_and_token(response: httpx.Response) -> int:
+    assert response.status_code == 200, response.text
+    token = ConsistencyToken.decode(response.headers["X-Consistency-Token"])
+    assert token.version == response.json()["version"]
+    assert token.stream_id == response.json()["id"]
+    version: int = response.json()["version"]
+    return version
+
+
+async def test_admins_deactivate_and_reactivate_once(api: tuple[httpx.AsyncClient, str]) -> None:
+    client, dsn = api
+    user_id = await new_user(client)
+    off = await client.post(f"/v1/users/{user_id}/deactivate", json={"reason": "spam"})
+    assert version_and_token(off) == 2
+    again = await client.post(f"/v1/users/{user_id}/deactivate", json={"reason": "spam"})
+    assert version_and_token(again) == 2  # already deactivated: nothing appended
+    on = await client.post(f"/v1/users/{user_id}/reactivate")
+    assert version_and_token(on) == 3
+    assert [(v, t, d.get("status"), d.get("reason")) for v, t, d in await stream(dsn, user_id)][
+        1:
+    ] == [
+        (2, "UserStatusChanged", "deactivated", "spam"),
+        (3, "UserStatusChanged", "active", None),
+    ]
+
+    own = await client.post(
+        f"/v1/users/{user_id}/deactivate", json={"reason": "me"}, headers=bearer(user_id)
+    )
+    assert own.status_code == 403
+    assert own.headers["content-type"] == "application/problem+json"
+    assert (await client.post(f"/v1/users/{uuid.uuid4()}/reactivate")).status_code == 404
+    no_reason = await client.post(f"/v1/users/{user_id}/deactivate", json={})
+    assert no_reason.status_code == 422
+    assert no_reason.json()["errors"][0]["field"] == "reason"
+    anonymous = await client.post(f"/v1/users/{user_id}/reactivate", headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+
+
+async def test_contacts_add_remove_and_their_rules(api: tuple[httpx.AsyncClient, str]) -> None:
+    client, dsn = api
+    ada = await new_user(client, "ada")
+    bob = await new_user(client, "bob")
+    eve = await new_user(client, "eve")
+    mine = bearer(ada)
+
+    added = await client.post(f"/v1/users/{ada}/contacts", json={"contact_id": bob}, headers=mine)
+    assert version_and_token(added) == 2
+    twice = await client.post(f"/v1/users/{ada}/contacts", json={"contact_id": bob}, headers=mine)
+    assert version_and_token(twice) == 2  # a no-op, not an error
+
+    stranger = await client.post(
+        f"/v1/users/{ada}/contacts", json={"contact_id": eve}, headers=bearer(eve)
+    )
+    assert stranger.status_code == 403
+    ghost = await client.post(
+        f"/v1/users/{ada}/contacts", json={"contact_id": str(uuid.uuid4())}, headers=mine
+    )
+    assert ghost.status_code == 404
+    assert ghost.headers["content-type"] == "application/problem+json"
+    itself = await client.post(f"/v1/users/{ada}/contacts", json={"contact_id": ada}, headers=mine)
+    assert itself.status_code == 422
+    assert itself.json()["errors"][0]["field"] == "contact_id"
+    bad = await client.post(f"/v1/users/{ada}/contacts", json={"contact_id": "x"}, headers=mine)
+    assert bad.status_code == 422
+    by_admin = await client.post(f"/v1/users/{ada}/contacts", json={"contact_id": eve})
+    assert version_and_token(by_admin) == 3
+
+    removed = await client.delete(f"/v1/users/{ada}/contacts/{bob}", headers=mine)
+    assert version_and_token(removed) == 4
+    gone = await client.delete(f"/v1/users/{ada}/contacts/{bob}", headers=mine)
+    assert version_and_token(gone) == 4  # DELETE is idempotent
+    assert (
+        await client.delete(f"/v1/users/{ada}/contacts/{eve}", headers=bearer(bob))
+    ).status_code == 403
+    assert (await client.delete(f"/v1/users/{uuid.uuid4()}/contacts/{eve}")).status_code == 404
+
+    assert [(t, d.get("contact_id")) for _, t, d in await stream(dsn, ada)] == [
+        ("UserCreated", None),
+        ("UserContactAdded", bob),
+        ("UserContactAdded", eve),
+        ("UserContactRemoved", bob),
+    ]
+
+    await client.post(f"/v1/users/{ada}/deactivate", json={"reason": "spam"})
+    refused = await client.post(f"/v1/users/{ada}/contacts", json={"contact_id": bob}, headers=mine)
+    assert refused.status_code == 409
+
+
+async def test_a_retried_contact_command_returns_its_first_result(
+    api: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, dsn = api
+    ada, bob = await new_user(client, "ada"), await new_user(client, "bob")
+    key = {"Idempotency-Key": "add-bob-1"}
+    first = await client.post(f"/v1/users/{ada}/contacts", json={"contact_id": bob}, headers=key)
+    assert version_and_token(first) == 2
+    await client.delete(f"/v1/users/{ada}/contacts/{bob}")
+    retried = await client.post(f"/v1/users/{ada}/contacts", json={"contact_id": bob}, headers=key)
+    assert version_and_token(retried) == 2  # the first result, not a new append
+    assert len(await stream(dsn, ada)) == 3
+    # the same client key on another user's command is another command
+    other = await client.post(f"/v1/users/{bob}/contacts", json={"contact_id": ada}, headers=key)
+    assert version_and_token(other) == 2
+
+
+async def test_admins_assign_roles(api: tuple[httpx.AsyncClient, str]) -> None:
+    client, dsn = api
+    user_id = await new_user(client)
+    assigned = await client.put(f"/v1/users/{user_id}/role", json={"role": "admin"})
+    assert version_and_token(assigned) == 2
+    same = await client.put(f"/v1/users/{user_id}/role", json={"role": "admin"})
+    assert version_and_token(same) == 2
+    self_service = await client.put(
+        f"/v1/users/{user_id}/role", json={"role": "admin"}, headers=bearer(user_id)
+    )
+    assert self_service.status_code == 403
+    wrong = await client.put(f"/v1/users/{user_id}/role", json={"role": "root"})
+    assert wrong.status_code == 422
+    assert (
+        await client.put(f"/v1/users/{uuid.uuid4()}/role", json={"role": "user"})
+    ).status_code == 404
+    assert [(t, d.get("role")) for _, t, d in await stream(dsn, user_id)][1:] == [
+        ("UserRoleAssigned", "admin")
+    ]
+
+
+def auth_record(name: str, data: dict[str, object]) -> tuple[list[tuple[str, bytes]], bytes]:
+    from datetime import UTC, datetime
+
+    from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
+
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        source="/parley/auth",
+        type=ce_type("auth", name, 1),
+        subject=str(data["user_id"]),
+        time=datetime.now(UTC),
+        data=json.dumps(data).encode(),
+        aggregate_version=1,
+    )
+    return kafka_headers(header_map(envelope)), envelope.data
+
+
+async def test_the_users_context_mirrors_auth_roles_and_addresses(
+    api: tuple[httpx.AsyncClient, str],
+) -> None:
+    """auth.events -> commands (registrations.py), through the real repository."""
+    from parley_users import registrations
+
+    client, dsn = api
+    users = client._transport.app.state.users  # type: ignore[attr-defined]
+    user_id = str(uuid.uuid4())
+    records = [
+        auth_record("UserRegistered", {"user_id": user_id, "email": "a@x.test", "name": "A"}),
+        auth_record("RoleChanged", {"user_id": user_id, "role": "admin", "previous_role": "user"}),
+        auth_record("UserEmailChanged", {"user_id": user_id, "email": "b@x.test"}),
+        auth_record("UserLoggedIn", {"user_id": user_id, "session_id": "s"}),
+        auth_record(
+            "RoleChanged", {"user_id": str(uuid.uuid4()), "role": "admin", "previous_role": "user"}
+        ),  # no profile: skipped
+        ([("ce_type", b"garbage")], b"{"),  # undecodable: skipped
+    ]
+    for _ in range(2):  # a redelivery appends nothing new
+        for headers, value in records:
+            await registrations.apply(users, headers, value, None)
+    assert [(t, d.get("role"), d.get("email")) for _, t, d in await stream(dsn, user_id)] == [
+        ("UserCreated", None, "a@x.test"),
+        ("UserRoleAssigned", "admin", None),
+        ("UserProfileEmailChanged", None, "b@x.test"),
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -29,3 +29,44 @@ class UserProfileUpdated(UsersEvent):
     name: str | None = Field(default=None, max_length=200)
     bio: str | None = Field(default=None, max_length=2000)
     avatar_url: str | None = Field(default=None, max_length=2000)
+
+
+UserStatus = Literal["active", "deactivated"]
+UserRole = Literal["user", "admin"]
+
+
+class UserStatusChanged(UsersEvent):
+    """An admin deactivated or reactivated the user (`reason` is given when deactivating)."""
+
+    user_id: str
+    status: UserStatus
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class UserContactAdded(UsersEvent):
+    """`contact_id` (another user) is now one of the user's contacts."""
+
+    user_id: str
+    contact_id: str
+
+
+class UserContactRemoved(UsersEvent):
+    """`contact_id` is no longer one of the user's contacts."""
+
+    user_id: str
+    contact_id: str
+
+
+class UserRoleAssigned(UsersEvent):
+    """The user's role as the users context shows it. The role inside access tokens is the
+    auth context's (`parley.auth.RoleChanged`); this one mirrors it, or is set by an admin."""
+
+    user_id: str
+    role: UserRole
+
+
+class UserProfileEmailChanged(UsersEvent):
+    """The profile's email address changed (mirrored from `parley.auth.UserEmailChanged`)."""
+
+    user_id: str
+    email: str = Field(max_length=320)

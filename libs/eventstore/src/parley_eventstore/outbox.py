@@ -96,3 +96,16 @@ class OutboxWaker:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+async def pending(pool: asyncpg.Pool) -> tuple[int, float]:
+    """(rows not yet published, age in seconds of the oldest one, 0 when none): the backlog
+    as the database that owns it sees it, alive whether or not a relay runs."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS n,"
+            " coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) AS age"
+            " FROM outbox"
+        )
+    assert row is not None
+    return int(row["n"]), float(row["age"])

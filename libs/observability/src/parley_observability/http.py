@@ -3,13 +3,17 @@ request-latency histogram labelled by route template (not raw path, to bound car
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from parley_observability.tracing import tracing_enabled, tracing_requested
 
 REQUEST_SECONDS = Histogram(
     "parley_http_request_seconds",
@@ -19,6 +23,8 @@ REQUEST_SECONDS = Histogram(
 )
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+REFRESH_TIMEOUT_S = 2.0
+log = logging.getLogger("parley.observability")
 
 
 class RequestTimer:
@@ -51,11 +57,28 @@ class RequestTimer:
             )
 
 
-def install_observability(app: FastAPI, readiness: Mapping[str, ReadinessCheck]) -> None:
+def install_observability(
+    app: FastAPI,
+    readiness: Mapping[str, ReadinessCheck],
+    refresh: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> None:
+    """/metrics, /healthz, /readyz and the request timer. `refresh`: gauges measured when
+    scraped (an outbox count, a consumer group's lag) rather than by a loop of their own;
+    each gets `REFRESH_TIMEOUT_S`, and one that fails leaves its last value (and is logged)."""
     app.add_middleware(RequestTimer)
+    if tracing_requested() or tracing_enabled():
+        # server spans only when traced: the middleware costs a share of a cheap GET
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics,/healthz,/readyz")
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        for measure in refresh:
+            try:
+                await asyncio.wait_for(measure(), REFRESH_TIMEOUT_S)
+            except Exception as error:  # a scrape must answer even when a source is down
+                log.warning("metric refresh %s failed: %r", measure, error)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)

@@ -23,12 +23,29 @@ from opentelemetry.sdk.trace.export import (
 )
 
 
+def tracing_requested(env: Mapping[str, str] | None = None) -> bool:
+    """True when OTEL_TRACES_EXPORTER names an exporter (off by default: no span costs)."""
+    env = os.environ if env is None else env
+    names = {n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "none").split(",")}
+    return bool(names - {"none", ""})
+
+
+def tracing_enabled() -> bool:
+    """True once an SDK provider is installed (configure_tracing with an exporter)."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
 def configure_tracing(
     service: str,
     exporter: SpanExporter | None = None,
     env: Mapping[str, str] | None = None,
-) -> TracerProvider:
+) -> TracerProvider | None:
+    """Install an SDK provider exporting to `exporter` (tests) or to what OTEL_* asks for, and
+    the asyncpg and PyMongo client instrumentations. Nothing when tracing is not requested:
+    the API's no-op provider then makes every span free, and traceparents still travel."""
     env = os.environ if env is None else env
+    if exporter is None and not tracing_requested(env):
+        return None
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -38,7 +55,37 @@ def configure_tracing(
             if chosen is not None:
                 provider.add_span_processor(BatchSpanProcessor(chosen))
     trace.set_tracer_provider(provider)
+    _instrument_clients()
     return provider
+
+
+def _instrument_clients() -> None:
+    """Client spans for PostgreSQL (asyncpg) and MongoDB (PyMongo's command monitoring, which
+    the asyncio client shares), for the services that use them."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+    for instrumentor in (AsyncPGInstrumentor(), PymongoInstrumentor()):  # type: ignore[no-untyped-call]
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+
+
+def child_span(
+    name: str, traceparent: str | None, kind: trace.SpanKind, attributes: Mapping[str, str]
+) -> trace.Span:
+    """A span continuing `traceparent` (a record's or an event's); end it with span.end().
+    Non-recording and nearly free when tracing is off."""
+    tracer = trace.get_tracer("parley")
+    return tracer.start_span(
+        name, context=context_from_traceparent(traceparent), kind=kind, attributes=attributes
+    )
+
+
+def traceparent_of(span: trace.Span) -> str | None:
+    """The W3C traceparent naming `span` itself (to pass on as the next hop's parent)."""
+    carrier: dict[str, str] = {}
+    inject(carrier, context=trace.set_span_in_context(span))
+    return carrier.get("traceparent")
 
 
 def _exporter(name: str) -> SpanExporter | None:

@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -113,6 +115,20 @@ async def collection(
 ) -> AsyncCollection[dict[str, Any]]:
     """The collection a reader (the query gateway) should query for `logical` now."""
     return db[physical(logical, await active_generation(db, projection, ttl_s))]
+
+
+async def ensure_indexes(
+    db: DB, generation: int, indexes: Mapping[str, tuple[tuple[tuple[str, int], ...], ...]]
+) -> None:
+    """Create a projection's declared indexes in one generation, the missing ones only and one
+    per command: FerretDB 1.24 drops the connection when one createIndexes names several
+    indexes that all exist already (one existing index per command is answered normally)."""
+    for logical, wanted in indexes.items():
+        target = db[physical(logical, generation)]
+        existing = {tuple(i["key"].items()) async for i in await target.list_indexes()}
+        for keys in wanted:
+            if tuple(keys) not in existing:
+                await target.create_indexes([IndexModel(list(keys))])
 
 
 async def mark_joined(db: DB, projection: str, generation: int, tp: str) -> None:

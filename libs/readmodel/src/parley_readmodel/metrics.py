@@ -29,3 +29,8 @@ LAG_SECONDS = Gauge(
     ["projection"],
 )
 GENERATION = Gauge("parley_readmodel_generation", "Active generation", ["projection"])
+GROUP_LAG = Gauge(
+    "parley_consumer_group_lag",
+    "End offset minus the group's committed offset, measured from outside the consumer",
+    ["group", "topic", "partition"],
+)

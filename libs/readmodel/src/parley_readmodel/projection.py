@@ -12,6 +12,11 @@ Rules a handler must follow (both MongoDB 7 and FerretDB 1.24 hold to them):
   writer: derive its ``_id`` from the event's stream (``f"{user}:{conversation}"`` rather than
   one per-user document folding every conversation, which consumers of several partitions
   would update concurrently). Sum such sub-documents when reading ($group/$sum works).
+
+`indexes` declares secondary indexes per logical collection (key lists, ascending 1 or
+descending -1); the runtime creates them on every generation it writes (createIndexes is
+idempotent), the rebuild on the generation it fills. FerretDB 1.24 accepts them (it pushes
+only `_id` filters down, so they matter on MongoDB).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -42,6 +47,7 @@ class Write:
 
 
 Handler = Callable[[Envelope, dict[str, Any]], list[Write]]
+IndexKeys = tuple[tuple[str, int], ...]  # e.g. (("name_key", 1), ("_id", 1))
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,7 @@ class Projection:
     collections: tuple[str, ...]
     handlers: Mapping[str, Handler]  # event name (ce_type without context/version) -> handler
     strict: bool = False  # True: an event with no handler is poison (DLQ), not ignored
-    # logical collection -> secondary indexes, each a tuple of (field, 1 | -1) (indexes.py)
-    indexes: Mapping[str, tuple[tuple[tuple[str, int], ...], ...]] = dataclasses.field(
-        default_factory=dict
-    )
+    indexes: Mapping[str, tuple[IndexKeys, ...]] = field(default_factory=dict)  # logical ->
 
     @property
     def group(self) -> str:

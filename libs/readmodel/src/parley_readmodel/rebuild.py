@@ -32,8 +32,14 @@ from parley_messaging.topics import partitions_of
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_readmodel import cli
-from parley_readmodel.aliases import ALIASES, joined, physical, read_alias, tp_key
-from parley_readmodel.indexes import ensure_indexes
+from parley_readmodel.aliases import (
+    ALIASES,
+    ensure_indexes,
+    joined,
+    physical,
+    read_alias,
+    tp_key,
+)
 from parley_readmodel.progress import PROGRESS
 from parley_readmodel.projection import Projection, load_projection
 from parley_readmodel.runtime import Options, apply_prepared, park, prepare, resolve_guard
@@ -94,7 +100,7 @@ async def rebuild(
         {"_id": projection.name}, {"$set": {"pending": new, "latest": new}}
     )
     log.info("%s: building generation %d beside %d", projection.name, new, old)
-    await ensure_indexes(db, projection, new)
+    await ensure_indexes(db, new, projection.indexes)
     complete = await _fill(db, projection, new, options, guard)
     await db[ALIASES].update_one({"_id": projection.name}, {"$set": {f"complete.{new}": complete}})
     deadline = time.monotonic() + join_timeout_s

@@ -24,16 +24,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
 from parley_messaging.topics import ensure_topics
+from parley_observability.tracing import child_span, tracing_enabled
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from parley_readmodel import dlq, metrics
-from parley_readmodel.aliases import Alias, joined, mark_joined, read_alias, tp_key
+from parley_readmodel.aliases import (
+    Alias,
+    ensure_indexes,
+    joined,
+    mark_joined,
+    read_alias,
+    tp_key,
+)
 from parley_readmodel.apply import Change, LostRace, apply_changes
 from parley_readmodel.dlq import Record
-from parley_readmodel.indexes import ensure_indexes
 from parley_readmodel.progress import mark_parked, parked_versions, record_progress
 from parley_readmodel.projection import Projection, Upcast, writes_for
 
@@ -49,7 +57,7 @@ class Options:
     attempts: int = 3  # tries of a failing record before it is parked
     backoff_s: float = 0.02  # first retry pause, doubled per attempt
     store_backoff_max_s: float = 5.0  # the store being down is retried without end
-    chunk: int = 50  # updates per bulk command (FerretDB: see apply.py)
+    chunk: int = 50  # updates per bulk command (FerretDB: see apply.py; at most 99 there)
     guard: bool | None = None  # version guard in filters; None: on unless FerretDB
     upcast: Upcast | None = None
     dlq_partitions: int = 1
@@ -95,9 +103,13 @@ def _changes(
 async def prepare(
     projection: Projection, records: Iterable[Record], options: Options, redrive: bool = False
 ) -> Prepared:
-    """Decode and run the handlers; a record failing `options.attempts` times is poison."""
+    """Decode and run the handlers; a record failing `options.attempts` times is poison.
+    When tracing is on, each record's projection is a span continuing the record's trace
+    (its `traceparent` header: the relay's publish span)."""
     out = Prepared()
+    traced = tracing_enabled()
     for record in records:
+        span = _record_span(projection, record) if traced else None
         for attempt in range(options.attempts):
             try:
                 stream, version, moment, changes = _changes(
@@ -110,11 +122,30 @@ async def prepare(
                 else:
                     await asyncio.sleep(options.backoff_s * 2**attempt)
         else:
+            if span is not None:
+                span.set_status(StatusCode.ERROR, "parked on the dead-letter topic")
+                span.end()
             continue
+        if span is not None:
+            span.end()
         out.changes += changes
         out.versions[stream] = max(version, out.versions.get(stream, 0))
         out.newest_event_time = max(moment, out.newest_event_time or moment)
     return out
+
+
+def _record_span(projection: Projection, record: Record) -> Span:
+    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+    return child_span(
+        f"project {headers.get('ce_type', 'record')}",
+        headers.get("traceparent"),
+        SpanKind.CONSUMER,
+        {
+            "messaging.system": "kafka",
+            "messaging.destination.name": record.topic,
+            "messaging.consumer.group.name": projection.group,
+        },
+    )
 
 
 async def park(
@@ -245,7 +276,7 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
                 alias = await read_alias(db, projection.name)
                 metrics.GENERATION.labels(projection.name).set(alias.active)
                 for generation in set(alias.targets()) - indexed:
-                    await ensure_indexes(db, projection, generation)
+                    await ensure_indexes(db, generation, projection.indexes)
                     indexed.add(generation)
                 await join_generations(db, consumer, projection, alias, done)
             batch = await consumer.getmany(timeout_ms=options.poll_ms)

@@ -1,12 +1,12 @@
-"""Search without `$text` (FerretDB 1.24 has none): a read model stores, per document, an array
-of normalised tokens (every word and its prefixes), indexed; a query matches one token exactly,
-so `search: "hel"` finds "Hello". The projector and the query gateway share this one function
-so both sides normalise alike.
+"""Search without `$text` (FerretDB 1.24 has none): documents keep an indexed array of
+normalised prefix tokens, and a query is an equality match on one normalised token
+(`{field: normalise(q)}`), which MongoDB answers from a multikey index.
 
-Normalisation: NFKD, combining marks dropped, casefold ("Ärger" -> "arger", "ﬁne" -> "fine");
-words are runs of letters and digits. Prefixes start at MIN_PREFIX characters (shorter words
-are kept whole) and stop at MAX_TOKEN (longer words match on their first MAX_TOKEN characters,
-and a query token is cut the same way).
+Normalisation makes search case- and accent-insensitive: Unicode NFKD, combining marks
+dropped, casefolded, whitespace collapsed ("Émilie  Noël" -> "emilie noel"). The tokens of a
+text are the prefixes (up to `MAX_PREFIX` characters) of each of its words and of the whole
+normalised text, so "noe", "emilie n" and "emil" all find "Émilie Noël". A query longer than
+`MAX_PREFIX` is cut to it (then it may match a little more than it says).
 """
 
 from __future__ import annotations
@@ -14,36 +14,36 @@ from __future__ import annotations
 import re
 import unicodedata
 
-MIN_PREFIX = 2
-MAX_TOKEN = 20
-MAX_TOKENS = 2000  # per document: a 4,000-character message stays well below 16 MB anyway
-_WORD = re.compile(r"[^\W_]+")
+MAX_PREFIX = 20
+_WORD = re.compile(r"[^\W_]+")  # letters and digits; punctuation, '_' and spaces split words
 
 
 def normalise(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return stripped.casefold()
+    return " ".join(stripped.casefold().split())
 
 
-def words(text: str) -> list[str]:
-    return _WORD.findall(normalise(text))
+def prefixes(word: str, max_len: int = MAX_PREFIX) -> list[str]:
+    return [word[:n] for n in range(1, min(len(word), max_len) + 1)]
 
 
-def tokens(text: str) -> list[str]:
-    """Every word and its prefixes, deduplicated, in first-seen order (deterministic)."""
-    out: dict[str, None] = {}
-    for word in words(text):
-        word = word[:MAX_TOKEN]
-        if len(word) < MIN_PREFIX:
-            out[word] = None
-        for end in range(MIN_PREFIX, len(word) + 1):
-            out[word[:end]] = None
-        if len(out) >= MAX_TOKENS:
-            break
-    return list(out)[:MAX_TOKENS]
+def prefix_tokens(text: str, max_len: int = MAX_PREFIX) -> list[str]:
+    """The sorted, distinct tokens a document stores for `text`."""
+    whole = normalise(text)
+    tokens = set(prefixes(whole, max_len))
+    for word in _WORD.findall(whole):
+        tokens.update(prefixes(word, max_len))
+    return sorted(tokens)
 
 
-def query_tokens(q: str) -> list[str]:
-    """The tokens a query must all match (each a word or a prefix of one)."""
-    return list(dict.fromkeys(word[:MAX_TOKEN] for word in words(q)))
+def query_token(q: str, max_len: int = MAX_PREFIX) -> str:
+    """The token a query `q` is looked up by ("" for a blank query: no filter)."""
+    return normalise(q)[:max_len].strip()
+
+
+def query_words(q: str, max_len: int = MAX_PREFIX) -> list[str]:
+    """The words of a query, each a token of `prefix_tokens` when a document has a word that
+    starts with it: a query for all of them (`{field: {$all: words}}`) finds "Émilie Noël" by
+    "noel emi", in any order ([] for a query without letters or digits)."""
+    return list(dict.fromkeys(word[:max_len] for word in _WORD.findall(normalise(q))))

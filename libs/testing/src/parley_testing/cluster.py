@@ -46,3 +46,12 @@ def wait_restarted(name: str, old_pid: int, timeout: float = 60.0) -> int:
             return int(pid)
         time.sleep(0.3)
     raise TimeoutError(f"{name} was not restarted within {timeout}s")
+
+
+def pause(name: str) -> None:
+    """Stop a process (the process manager leaves it stopped until `resume`)."""
+    _cluster("pause", name)
+
+
+def resume(name: str) -> None:
+    _cluster("resume", name)

@@ -17,11 +17,13 @@ import asyncpg
 from fastapi import FastAPI
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
+from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_observability.http import install_observability
+from parley_observability.metrics import outbox_refresher
 
 from parley_auth import http, tables
 from parley_auth.config import Settings
@@ -112,6 +114,10 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         async with app.state.pool.acquire() as conn:
             return bool(await conn.fetchval("SELECT 1") == 1)
 
-    install_observability(app, {"postgres": database_ready})
+    install_observability(
+        app,
+        {"postgres": database_ready},
+        refresh=[outbox_refresher("auth", lambda: pending(app.state.pool))],
+    )
     http.include_routes(app)
     return app

@@ -33,7 +33,7 @@ from typing import Any
 
 from parley_messaging.envelope import Envelope
 from parley_readmodel.projection import Projection, Write
-from parley_readmodel.search import tokens
+from parley_readmodel.search import prefix_tokens
 
 NAME = "projector-chat"  # the projection's name: its consumer group and alias document
 MEMBERSHIPS = "memberships"
@@ -175,7 +175,7 @@ def message_sent(env: Envelope, data: dict[str, Any]) -> list[Write]:
                     "client_message_id": data.get("client_message_id"),
                     "sent_at": env.time,
                     "deleted": False,
-                    "search": tokens(data["content"]),
+                    "search": prefix_tokens(data["content"]),
                 }
             },
         ),

@@ -14,6 +14,7 @@ from typing import Any
 
 from parley_observability.logs import configure_logging
 from parley_observability.ops import serve_ops
+from parley_observability.tracing import configure_tracing
 from parley_readmodel.runtime import Options, run
 from pymongo import AsyncMongoClient
 
@@ -54,6 +55,7 @@ async def main_async(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.name, settings.log_level)
+    configure_tracing(settings.name)
     asyncio.run(main_async(settings))
 
 

@@ -1,4 +1,14 @@
-"""The users read model: one document per user, shaped for the query gateway.
+"""The users read model, shaped for the query gateway:
+
+- `users`: one document per user (`_id` = user id): profile, `role`, `status`, and what the
+  queries need: `name_key` (the normalised name: the list's sort key, with `_id`),
+  `email_key` (the casefolded address: lookup by email), `search_name` / `search_email`
+  (normalised prefix tokens of the name's words and of the address's local part; see
+  parley_readmodel.search). Two arrays, not one: each handler sees one event, so a name
+  change cannot recompute tokens of the address it does not carry, and the gateway lets only
+  admins search by address (the address is personal data).
+- `contacts`: one document per (user, contact) pair, `_id` = f"{user}:{contact}", written only
+  by the user's stream (one writer per document); a removal sets the tombstone `removed`.
 
 Handlers are pure functions from one event to MongoDB updates; the read-model runtime
 (parley_readmodel) adds the per-stream version guard that makes replays harmless.
@@ -9,11 +19,36 @@ from __future__ import annotations
 from typing import Any
 
 from parley_messaging.envelope import Envelope
-from parley_readmodel.projection import Projection, Write
+from parley_readmodel.projection import IndexKeys, Projection, Write
+from parley_readmodel.search import normalise, prefix_tokens
 
 NAME = "projector-users"  # the projection's name: its consumer group and alias document
 USERS = "users"
+CONTACTS = "contacts"
 PROFILE_FIELDS = ("name", "bio", "avatar_url")
+INDEXES: dict[str, tuple[IndexKeys, ...]] = {
+    USERS: (
+        (("name_key", 1), ("_id", 1)),
+        (("search_name", 1),),
+        (("search_email", 1),),
+        (("email_key", 1),),
+        (("role", 1),),
+    ),
+    CONTACTS: ((("user_id", 1), ("_id", 1)),),
+}
+
+
+def name_fields(name: str) -> dict[str, Any]:
+    return {"name": name, "name_key": normalise(name), "search_name": prefix_tokens(name)}
+
+
+def email_fields(email: str) -> dict[str, Any]:
+    local = email.rpartition("@")[0] or email
+    return {
+        "email": email,
+        "email_key": email.strip().casefold(),
+        "search_email": prefix_tokens(local),
+    }
 
 
 def user_created(event: Envelope, data: dict[str, Any]) -> list[Write]:
@@ -23,10 +58,13 @@ def user_created(event: Envelope, data: dict[str, Any]) -> list[Write]:
             data["user_id"],
             {
                 "$set": {
-                    "name": data["name"],
-                    "email": data["email"],
+                    **name_fields(data["name"]),
+                    **email_fields(data["email"]),
                     "bio": None,
                     "avatar_url": None,
+                    "role": "user",
+                    "status": "active",
+                    "status_reason": None,
                     "created_at": event.time,
                     "updated_at": event.time,
                 }
@@ -37,13 +75,67 @@ def user_created(event: Envelope, data: dict[str, Any]) -> list[Write]:
 
 def profile_updated(event: Envelope, data: dict[str, Any]) -> list[Write]:
     changes = {k: data[k] for k in PROFILE_FIELDS if data.get(k) is not None}
+    if "name" in changes:
+        changes.update(name_fields(changes["name"]))
     return [Write(USERS, data["user_id"], {"$set": {**changes, "updated_at": event.time}})]
+
+
+def _set(data: dict[str, Any], event: Envelope, **fields: Any) -> list[Write]:
+    return [Write(USERS, data["user_id"], {"$set": {**fields, "updated_at": event.time}})]
+
+
+def status_changed(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    return _set(data, event, status=data["status"], status_reason=data.get("reason"))
+
+
+def role_assigned(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    return _set(data, event, role=data["role"])
+
+
+def email_changed(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    return _set(data, event, **email_fields(data["email"]))
+
+
+def contact_id(data: dict[str, Any]) -> str:
+    return f"{data['user_id']}:{data['contact_id']}"
+
+
+def contact_added(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    fields = {
+        "user_id": data["user_id"],
+        "contact_id": data["contact_id"],
+        "added_at": event.time,
+        "removed": False,
+        "removed_at": None,
+        "updated_at": event.time,
+    }
+    return [Write(CONTACTS, contact_id(data), {"$set": fields})]
+
+
+def contact_removed(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    fields = {
+        "user_id": data["user_id"],
+        "contact_id": data["contact_id"],
+        "removed": True,  # a tombstone, never a delete (projection.py)
+        "removed_at": event.time,
+        "updated_at": event.time,
+    }
+    return [Write(CONTACTS, contact_id(data), {"$set": fields})]
 
 
 def users_projection(name: str = NAME) -> Projection:
     return Projection(
         name=name,
         topics=("users.events",),
-        collections=(USERS,),
-        handlers={"UserCreated": user_created, "UserProfileUpdated": profile_updated},
+        collections=(USERS, CONTACTS),
+        handlers={
+            "UserCreated": user_created,
+            "UserProfileUpdated": profile_updated,
+            "UserStatusChanged": status_changed,
+            "UserRoleAssigned": role_assigned,
+            "UserProfileEmailChanged": email_changed,
+            "UserContactAdded": contact_added,
+            "UserContactRemoved": contact_removed,
+        },
+        indexes=INDEXES,
     )

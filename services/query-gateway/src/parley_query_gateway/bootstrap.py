@@ -13,6 +13,7 @@ from parley_authn import RevocationList, Verifier, install_authn
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers, problem_response
 from parley_observability.http import install_observability
+from parley_readmodel.lag import LagMonitor
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
@@ -27,6 +28,8 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     verifier = Verifier.from_settings(settings)
     revocations = RevocationList.from_settings(settings)
+    # the projections this gateway serves, by consumer group: their lag is its freshness
+    lag = LagMonitor(settings.kafka_bootstrap_servers, {users.PROJECTION: ("users.events",)})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +46,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             async with revocations:
                 yield
         finally:
+            await lag.close()
             await client.close()
 
     app = FastAPI(title="Parley queries", version="1.0.0", lifespan=lifespan)
@@ -64,7 +68,10 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         return bool((await app.state.client.admin.command("ping")).get("ok"))
 
     install_authn(app, verifier, revocations)
-    install_observability(app, {"mongo": mongo_ready, "revocations": revocations.check_ready})
+    install_observability(
+        app, {"mongo": mongo_ready, "revocations": revocations.check_ready}, [lag.refresh]
+    )
     app.include_router(users.router)
+    app.include_router(users.stats_router)
     app.include_router(chat.router)
     return app

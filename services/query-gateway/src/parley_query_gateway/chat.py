@@ -22,7 +22,7 @@ from parley_authn import CurrentPrincipal, Principal
 from parley_http.consistency import HEADER as CONSISTENCY_HEADER
 from parley_http.problems import Problem
 from parley_readmodel import aliases
-from parley_readmodel.search import query_tokens
+from parley_readmodel.search import query_words
 from pydantic import BaseModel
 from pymongo import DESCENDING
 
@@ -320,7 +320,7 @@ async def search_messages(
     token: Token = None,
 ) -> Any:
     fresh = await _wait(request, token)
-    wanted = query_tokens(q)
+    wanted = query_words(q)
     if not wanted:
         raise Problem(400, "Bad Request", "q has no letters or digits to search for")
 

@@ -1,25 +1,39 @@
 """Queries of the users read model. Every read needs a signed-in caller; the email address
-is personal data and is shown only to its owner and to admins."""
+is personal data and is shown only to its owner and to admins (and only admins search by
+it or look users up by it).
+
+Lists are keyset-paginated (pages.py): users in (name_key, _id) order, contacts in _id order.
+Search is an equality match on normalised prefix tokens (parley_readmodel.search), no $text.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request, Response
-from parley_authn import CurrentPrincipal, Principal
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from parley_authn import CurrentPrincipal, Principal, require_role, require_self_or_admin
 from parley_http.consistency import HEADER as CONSISTENCY_HEADER
 from parley_http.problems import Problem
+from parley_readmodel import aliases
+from parley_readmodel.search import query_token
 from pydantic import BaseModel
 
 from parley_query_gateway.consistency import caught_up, parse_token
+from parley_query_gateway.pages import after, decode_cursor, encode_cursor
 from parley_query_gateway.reads import get_document, not_modified
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=1000)]
 PROJECTION = "projector-users"
 CONTEXTS = ("users",)
+Role = Literal["user", "admin"]
+Status = Literal["active", "deactivated"]
+USER_ORDER = ("name_key", "_id")
 
 
 class UserView(BaseModel):
@@ -28,41 +42,128 @@ class UserView(BaseModel):
     email: str | None = None  # only for the user themselves and admins
     bio: str | None = None
     avatar_url: str | None = None
+    role: Role = "user"
+    status: Status = "active"
+    status_reason: str | None = None  # only for admins
     created_at: datetime
     updated_at: datetime
 
 
+class UserPage(BaseModel):
+    items: list[UserView]
+    next_cursor: str | None = None  # absent: this is the last page
+
+
+class ContactView(BaseModel):
+    contact_id: str
+    name: str | None = None  # None: the contact's profile is not in the read model (yet)
+    added_at: datetime
+
+
+class ContactPage(BaseModel):
+    items: list[ContactView]
+    next_cursor: str | None = None
+
+
 def to_view(doc: dict[str, Any], caller: Principal) -> UserView:
-    fields = {k: v for k, v in doc.items() if k in UserView.model_fields}
+    fields = {k: v for k, v in doc.items() if k in UserView.model_fields and v is not None}
     if not (caller.is_admin or caller.user_id == doc["_id"]):
         fields.pop("email", None)
+    if not caller.is_admin:
+        fields.pop("status_reason", None)
     return UserView(id=doc["_id"], **fields)
+
+
+async def fresh_for(request: Request, token: str | None) -> bool:
+    settings = request.app.state.settings
+    return await caught_up(
+        request.app.state.db, PROJECTION, CONTEXTS, parse_token(token), settings.consistency_wait_s
+    )
+
+
+def answer(request: Request, response: Response, body: BaseModel) -> Any:
+    if not_modified(request, response, body.model_dump(mode="json")):
+        return Response(status_code=304, headers=dict(response.headers))
+    return body
 
 
 async def user_view(
     user_id: str, request: Request, response: Response, caller: Principal, token: str | None
 ) -> Any:
-    settings = request.app.state.settings
-    fresh = await caught_up(
-        request.app.state.db, PROJECTION, CONTEXTS, parse_token(token), settings.consistency_wait_s
-    )
+    fresh = await fresh_for(request, token)
     doc = await get_document(request, PROJECTION, "users", user_id, fresh)
     if doc is None:
         raise Problem(404, "Not Found", f"no user {user_id}")
-    view = to_view(doc, caller)
-    if not_modified(request, response, view.model_dump(mode="json")):
-        return Response(status_code=304, headers=dict(response.headers))
-    return view
+    return answer(request, response, to_view(doc, caller))
 
 
-@router.get("/me", response_model=UserView, responses={304: {"description": "unchanged"}})
+UNCHANGED: dict[int | str, dict[str, Any]] = {304: {"description": "unchanged"}}
+
+
+@router.get("", response_model=UserPage, responses=UNCHANGED)
+async def list_users(
+    request: Request,
+    response: Response,
+    caller: CurrentPrincipal,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    role: Role | None = None,
+    status: Status | None = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    token: Token = None,
+) -> Any:
+    """Users by name (accent- and case-insensitive, ascending), optionally those whose name
+    (or, for admins, email local part) has a word or a start matching `q`."""
+    await fresh_for(request, token)
+    filters: list[dict[str, Any]] = []
+    term = query_token(q or "")
+    if term:
+        by_name = {"search_name": term}
+        filters.append({"$or": [by_name, {"search_email": term}]} if caller.is_admin else by_name)
+    if role is not None:
+        filters.append({"role": role})
+    if status is not None:
+        filters.append({"status": status})
+    if cursor is not None:
+        filters.append(after(USER_ORDER, decode_cursor(cursor, len(USER_ORDER))))
+    flt = {} if not filters else filters[0] if len(filters) == 1 else {"$and": filters}
+    users = await aliases.collection(request.app.state.db, PROJECTION, "users")
+    found = await users.find(flt).sort([(f, 1) for f in USER_ORDER]).limit(limit + 1).to_list(None)
+    page = UserPage(items=[to_view(doc, caller) for doc in found[:limit]])
+    if len(found) > limit:
+        last = found[limit - 1]
+        page.next_cursor = encode_cursor(str(last.get("name_key", "")), last["_id"])
+    return answer(request, response, page)
+
+
+@router.get("/me", response_model=UserView, responses=UNCHANGED)
 async def get_me(
     request: Request, response: Response, caller: CurrentPrincipal, token: Token = None
 ) -> Any:
     return await user_view(caller.user_id, request, response, caller, token)
 
 
-@router.get("/{user_id}", response_model=UserView, responses={304: {"description": "unchanged"}})
+@router.get("/by-email/{email}", response_model=UserView, responses=UNCHANGED)
+async def get_user_by_email(
+    email: Annotated[str, Path(max_length=320, pattern=r"^[^@\s/]{1,64}@[^@\s/]{1,255}$")],
+    request: Request,
+    response: Response,
+    caller: CurrentPrincipal,
+    token: Token = None,
+) -> Any:
+    """Admins only. Case-insensitive. Should two profiles share an address (auth keeps
+    accounts' addresses unique, profiles an admin created need not be), the oldest."""
+    require_role(caller, "admin")
+    await fresh_for(request, token)
+    users = await aliases.collection(request.app.state.db, PROJECTION, "users")
+    cursor = users.find({"email_key": email.strip().casefold()})
+    found = await cursor.sort([("created_at", 1), ("_id", 1)]).limit(1).to_list(None)
+    if not found:
+        raise Problem(404, "Not Found", "no user with that address")
+    return answer(request, response, to_view(found[0], caller))
+
+
+@router.get("/{user_id}", response_model=UserView, responses=UNCHANGED)
 async def get_user(
     user_id: uuid.UUID,
     request: Request,
@@ -71,3 +172,76 @@ async def get_user(
     token: Token = None,
 ) -> Any:
     return await user_view(str(user_id), request, response, caller, token)
+
+
+@router.get("/{user_id}/contacts", response_model=ContactPage, responses=UNCHANGED)
+async def list_contacts(
+    user_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    caller: CurrentPrincipal,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    token: Token = None,
+) -> Any:
+    """The user's own contacts (the user or an admin), in a stable order (by contact id)."""
+    owner = str(user_id)
+    require_self_or_admin(caller, owner)
+    fresh = await fresh_for(request, token)
+    if await get_document(request, PROJECTION, "users", owner, fresh) is None:
+        raise Problem(404, "Not Found", f"no user {owner}")
+    flt: dict[str, Any] = {"user_id": owner, "removed": False}
+    if cursor is not None:
+        (last_id,) = decode_cursor(cursor, 1)
+        flt["_id"] = {"$gt": last_id}
+    contacts = await aliases.collection(request.app.state.db, PROJECTION, "contacts")
+    found = await contacts.find(flt).sort("_id", 1).limit(limit + 1).to_list(None)
+    shown = found[:limit]
+    # names by _id (FerretDB scans a collection for an $in; single reads are indexed + cached)
+    profiles = await asyncio.gather(
+        *(get_document(request, PROJECTION, "users", d["contact_id"], False) for d in shown)
+    )
+    page = ContactPage(
+        items=[
+            ContactView(
+                contact_id=d["contact_id"],
+                name=profile.get("name") if profile else None,
+                added_at=d["added_at"],
+            )
+            for d, profile in zip(shown, profiles, strict=True)
+        ]
+    )
+    if len(found) > limit:
+        page.next_cursor = encode_cursor(shown[-1]["_id"])
+    return answer(request, response, page)
+
+
+stats_router = APIRouter(prefix="/v1/stats", tags=["stats"])
+
+
+class RoleStats(BaseModel):
+    roles: dict[str, int]
+    total: int
+
+
+@stats_router.get("/roles", response_model=RoleStats, responses=UNCHANGED)
+async def role_stats(
+    request: Request,
+    response: Response,
+    caller: CurrentPrincipal,
+    status: Status | None = None,
+    token: Token = None,
+) -> Any:
+    """Admins only: users per role (optionally of one status). Computed when asked, by one
+    `$group` with one `$sum` over the per-user documents (each has one writer), never kept
+    in a counter document that many streams would update."""
+    require_role(caller, "admin")
+    await fresh_for(request, token)
+    users = await aliases.collection(request.app.state.db, PROJECTION, "users")
+    pipeline: list[dict[str, Any]] = [{"$match": {"status": status}}] if status else []
+    pipeline.append({"$group": {"_id": "$role", "count": {"$sum": 1}}})
+    roles = {"user": 0, "admin": 0}
+    async for row in await users.aggregate(pipeline):
+        role = row["_id"] or "user"  # documents projected before roles existed
+        roles[role] = roles.get(role, 0) + int(row["count"])
+    return answer(request, response, RoleStats(roles=roles, total=sum(roles.values())))

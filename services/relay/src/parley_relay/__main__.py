@@ -7,6 +7,7 @@ import signal
 
 from parley_observability.logs import configure_logging
 from parley_observability.ops import serve_ops
+from parley_observability.tracing import configure_tracing
 
 from parley_relay.config import Settings
 from parley_relay.relay import run
@@ -36,6 +37,7 @@ async def main_async(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.name, settings.log_level)
+    configure_tracing(settings.name)
     asyncio.run(main_async(settings))
 
 

@@ -26,7 +26,9 @@ import time
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
 from parley_messaging.envelope import kafka_headers
+from parley_observability.tracing import child_span, traceparent_of, tracing_enabled
 
 from parley_relay import metrics
 from parley_relay.config import Settings
@@ -68,16 +70,34 @@ async def publish_batch(
     if not rows:
         return 0
     faults.hit("crash_before_send")
-    acks = [
-        await producer.send(
-            row["topic"],
-            value=row["payload"],
-            key=row["key"].encode(),
-            headers=kafka_headers(json.loads(row["headers"])),
+    traced = tracing_enabled()  # decided once a batch: no per-record cost when off
+    spans = []
+    acks = []
+    for row in rows:
+        headers = json.loads(row["headers"])
+        if traced and headers.get("traceparent"):
+            # the publish continues the command's trace; consumers continue the publish
+            span = child_span(
+                f"publish {row['topic']}",
+                headers["traceparent"],
+                SpanKind.PRODUCER,
+                {"messaging.system": "kafka", "messaging.destination.name": row["topic"]},
+            )
+            headers["traceparent"] = traceparent_of(span) or headers["traceparent"]
+            spans.append(span)
+        acks.append(
+            await producer.send(
+                row["topic"],
+                value=row["payload"],
+                key=row["key"].encode(),
+                headers=kafka_headers(headers),
+            )
         )
-        for row in rows
-    ]
-    await asyncio.gather(*acks)  # every record acknowledged by the broker, or an exception
+    try:
+        await asyncio.gather(*acks)  # every record acknowledged by the broker, or an exception
+    finally:
+        for span in spans:
+            span.end()
     acked_at = time.time()
     faults.hit("crash_after_ack")
     await conn.execute(DELETE, [row["id"] for row in rows])

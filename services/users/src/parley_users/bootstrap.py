@@ -14,11 +14,13 @@ from fastapi import FastAPI
 from parley_authn import RevocationList, Verifier, install_authn
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
+from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_observability.http import install_observability
+from parley_observability.metrics import outbox_refresher
 
 from parley_users import http, registrations
 from parley_users.config import Settings
@@ -73,6 +75,10 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             return bool(await conn.fetchval("SELECT 1") == 1)
 
     install_authn(app, verifier, revocations)
-    install_observability(app, {"postgres": database_ready, "revocations": revocations.check_ready})
+    install_observability(
+        app,
+        {"postgres": database_ready, "revocations": revocations.check_ready},
+        refresh=[outbox_refresher("users", lambda: pending(app.state.pool))],
+    )
     http.include_routes(app)
     return app

@@ -1,7 +1,10 @@
-"""The user aggregate: a profile that is created once and then edited.
+"""The user aggregate: a profile that is created once and then edited, with a status, a role
+(mirrored from the auth context) and a set of contacts.
 
 Pure domain: imports only the event-store's domain base and the public event contract (both
 free of infrastructure). Commands check invariants and record events; `when` folds them.
+Commands that would change nothing record nothing (a repeated deactivation, adding a contact
+twice, removing one that is absent), so retries and mirrored events are harmless.
 """
 
 from __future__ import annotations
@@ -9,7 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from parley_contracts.users import UserCreated, UserProfileUpdated
+from parley_contracts.users import (
+    UserContactAdded,
+    UserContactRemoved,
+    UserCreated,
+    UserProfileEmailChanged,
+    UserProfileUpdated,
+    UserRole,
+    UserRoleAssigned,
+    UserStatus,
+    UserStatusChanged,
+)
 from parley_eventstore.domain import Aggregate, Event
 
 
@@ -25,18 +38,35 @@ class UserAlreadyExists(DomainError):
     pass
 
 
+class ContactIsSelf(DomainError):
+    """A user cannot be their own contact."""
+
+
+class UserDeactivated(DomainError):
+    """A deactivated user adds no contacts (an admin reactivates them first)."""
+
+
+class TooManyContacts(DomainError):
+    pass
+
+
 PROFILE_FIELDS = ("name", "bio", "avatar_url")
+ROLES: tuple[UserRole, ...] = ("user", "admin")
+MAX_CONTACTS = 5000  # bounds the aggregate's state (and so its snapshot)
 
 
 class User(Aggregate):
     stream_type: ClassVar[str] = "user"
-    snapshot_schema_version: ClassVar[int] = 1
+    snapshot_schema_version: ClassVar[int] = 2  # 2: status, role, contacts
 
     def __init__(self, aggregate_id: str) -> None:
         super().__init__(aggregate_id)
         self.exists = False
         self.email = ""
         self.profile: dict[str, str | None] = dict.fromkeys(PROFILE_FIELDS)
+        self.status: UserStatus = "active"
+        self.role: UserRole = "user"
+        self.contacts: set[str] = set()
 
     # -- commands -------------------------------------------------------------------------
 
@@ -48,8 +78,7 @@ class User(Aggregate):
     def update_profile(self, changes: Mapping[str, str | None]) -> None:
         """Record only the fields whose value really changes (a no-op edit appends nothing).
         None means "leave unchanged"; an empty string clears a field."""
-        if not self.exists:
-            raise UserNotFound(self.id)
+        self._must_exist()
         changed = {
             k: v
             for k, v in changes.items()
@@ -57,6 +86,50 @@ class User(Aggregate):
         }
         if changed:
             self.record(UserProfileUpdated(user_id=self.id, **changed))
+
+    def deactivate(self, reason: str) -> None:
+        self._must_exist()
+        if self.status != "deactivated":
+            self.record(UserStatusChanged(user_id=self.id, status="deactivated", reason=reason))
+
+    def reactivate(self) -> None:
+        self._must_exist()
+        if self.status != "active":
+            self.record(UserStatusChanged(user_id=self.id, status="active"))
+
+    def add_contact(self, contact_id: str) -> None:
+        """The caller checked that `contact_id` is a user (another aggregate)."""
+        self._must_exist()
+        if contact_id == self.id:
+            raise ContactIsSelf(self.id)
+        if contact_id in self.contacts:
+            return
+        if self.status == "deactivated":
+            raise UserDeactivated(self.id)
+        if len(self.contacts) >= MAX_CONTACTS:
+            raise TooManyContacts(self.id)
+        self.record(UserContactAdded(user_id=self.id, contact_id=contact_id))
+
+    def remove_contact(self, contact_id: str) -> None:
+        self._must_exist()
+        if contact_id in self.contacts:
+            self.record(UserContactRemoved(user_id=self.id, contact_id=contact_id))
+
+    def assign_role(self, role: UserRole) -> None:
+        self._must_exist()
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        if role != self.role:
+            self.record(UserRoleAssigned(user_id=self.id, role=role))
+
+    def change_email(self, email: str) -> None:
+        self._must_exist()
+        if email != self.email:
+            self.record(UserProfileEmailChanged(user_id=self.id, email=email))
+
+    def _must_exist(self) -> None:
+        if not self.exists:
+            raise UserNotFound(self.id)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -71,14 +144,42 @@ class User(Aggregate):
                     value = getattr(event, field)
                     if value is not None:  # absent = unchanged (the contract's rule)
                         self.profile[field] = value
+            case UserStatusChanged(status=status):
+                self.status = status
+            case UserContactAdded(contact_id=contact_id):
+                self.contacts.add(contact_id)
+            case UserContactRemoved(contact_id=contact_id):
+                self.contacts.discard(contact_id)
+            case UserRoleAssigned(role=role):
+                self.role = role
+            case UserProfileEmailChanged(email=email):
+                self.email = email
 
     def snapshot(self) -> Mapping[str, Any]:
-        return {"exists": self.exists, "email": self.email, "profile": dict(self.profile)}
+        return {
+            "exists": self.exists,
+            "email": self.email,
+            "profile": dict(self.profile),
+            "status": self.status,
+            "role": self.role,
+            "contacts": sorted(self.contacts),
+        }
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.exists = bool(state["exists"])
         self.email = str(state["email"])
         self.profile = dict(state["profile"])
+        self.status = state["status"]
+        self.role = state["role"]
+        self.contacts = set(state["contacts"])
 
 
-EVENTS: tuple[type[Event], ...] = (UserCreated, UserProfileUpdated)
+EVENTS: tuple[type[Event], ...] = (
+    UserCreated,
+    UserProfileUpdated,
+    UserStatusChanged,
+    UserContactAdded,
+    UserContactRemoved,
+    UserRoleAssigned,
+    UserProfileEmailChanged,
+)

@@ -7,14 +7,18 @@ the saga's Kafka consumer call `handle` with the same commands.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import trace
+from parley_contracts.users import UserRole
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, Metadata
+from parley_observability.tracing import current_traceparent
 
-from parley_users.domain import User
+from parley_users.domain import DomainError, User
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,45 @@ class CreateUser:
 class UpdateProfile:
     user_id: str
     changes: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Deactivate:
+    user_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reactivate:
+    user_id: str
+
+
+@dataclass(frozen=True)
+class AddContact:
+    user_id: str
+    contact_id: str
+
+
+@dataclass(frozen=True)
+class RemoveContact:
+    user_id: str
+    contact_id: str
+
+
+@dataclass(frozen=True)
+class AssignRole:
+    user_id: str
+    role: UserRole
+
+
+@dataclass(frozen=True)
+class ChangeEmail:
+    user_id: str
+    email: str
+
+
+class ContactNotFound(DomainError):
+    """The would-be contact is not a user."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +109,75 @@ async def update_profile(
     )
 
 
+async def _execute(
+    users: Repository[User], user_id: str, decide: Callable[[User], None], ctx: Context
+) -> AppendResult:
+    # these commands set a state (or add/remove one element): they commute with concurrent
+    # edits of other fields, so a concurrent write is retried on a fresh load
+    return await users.execute(
+        user_id,
+        decide,
+        metadata=ctx.metadata,
+        idempotency_key=ctx.idempotency_key,
+        result=_result,
+        retries=3,
+    )
+
+
+async def deactivate(users: Repository[User], command: Deactivate, ctx: Context) -> AppendResult:
+    return await _execute(users, command.user_id, lambda u: u.deactivate(command.reason), ctx)
+
+
+async def reactivate(users: Repository[User], command: Reactivate, ctx: Context) -> AppendResult:
+    return await _execute(users, command.user_id, lambda u: u.reactivate(), ctx)
+
+
+async def add_contact(users: Repository[User], command: AddContact, ctx: Context) -> AppendResult:
+    """The contact must be a user: read from the event store (its snapshot + tail), not the
+    read model, so a user created a moment ago counts. Users are never deleted, so the check
+    cannot be invalidated between this read and the append."""
+    if command.contact_id != command.user_id:
+        contact = await users.load(command.contact_id)
+        if not contact.exists:
+            raise ContactNotFound(command.contact_id)
+    return await _execute(users, command.user_id, lambda u: u.add_contact(command.contact_id), ctx)
+
+
+async def remove_contact(
+    users: Repository[User], command: RemoveContact, ctx: Context
+) -> AppendResult:
+    return await _execute(
+        users, command.user_id, lambda u: u.remove_contact(command.contact_id), ctx
+    )
+
+
+async def assign_role(users: Repository[User], command: AssignRole, ctx: Context) -> AppendResult:
+    return await _execute(users, command.user_id, lambda u: u.assign_role(command.role), ctx)
+
+
+async def change_email(users: Repository[User], command: ChangeEmail, ctx: Context) -> AppendResult:
+    return await _execute(users, command.user_id, lambda u: u.change_email(command.email), ctx)
+
+
 Handler = Callable[[Repository[User], Any, Context], Awaitable[AppendResult]]
 HANDLERS: dict[type, Handler] = {
     CreateUser: create_user,
     UpdateProfile: update_profile,
+    Deactivate: deactivate,
+    Reactivate: reactivate,
+    AddContact: add_contact,
+    RemoveContact: remove_contact,
+    AssignRole: assign_role,
+    ChangeEmail: change_email,
 }
 
 
 async def handle(users: Repository[User], command: object, ctx: Context) -> AppendResult:
-    return await HANDLERS[type(command)](users, command, ctx)
+    """Run one command in a span of its own; the events it appends carry that span as their
+    traceparent, so the relay's publish and every consumer continue this trace."""
+    with trace.get_tracer("parley.users").start_as_current_span(f"users {type(command).__name__}"):
+        traceparent = current_traceparent() or ctx.metadata.traceparent
+        ctx = dataclasses.replace(
+            ctx, metadata=dataclasses.replace(ctx.metadata, traceparent=traceparent)
+        )
+        return await HANDLERS[type(command)](users, command, ctx)

@@ -7,9 +7,10 @@ later GET can present to read its own write.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from parley_authn import CurrentPrincipal, Principal, require_role, require_self_or_admin
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
@@ -19,8 +20,26 @@ from parley_http.problems import Problem
 from parley_observability.tracing import current_traceparent
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from parley_users.domain import User, UserAlreadyExists, UserNotFound
-from parley_users.handlers import Context, CreateUser, UpdateProfile, handle
+from parley_users.domain import (
+    ContactIsSelf,
+    TooManyContacts,
+    User,
+    UserAlreadyExists,
+    UserDeactivated,
+    UserNotFound,
+)
+from parley_users.handlers import (
+    AddContact,
+    AssignRole,
+    ContactNotFound,
+    Context,
+    CreateUser,
+    Deactivate,
+    Reactivate,
+    RemoveContact,
+    UpdateProfile,
+    handle,
+)
 
 CONTEXT = "users"
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -50,6 +69,24 @@ class ProfilePatch(BaseModel):
         return self
 
 
+class DeactivateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ContactBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: uuid.UUID
+
+
+class RoleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "admin"]
+
+
 class CommandAccepted(BaseModel):
     id: str
     version: int
@@ -60,24 +97,49 @@ def repository(request: Request) -> Repository[User]:
     return users
 
 
-def command_context(
-    idempotency_key: str | None, correlation_id: str | None, principal: Principal
-) -> Context:
-    metadata = Metadata(
-        correlation_id=correlation_id or str(uuid.uuid4()),
-        causation_id=idempotency_key,
-        actor=principal.user_id,
-        traceparent=current_traceparent(),
-    )
-    # keys are scoped to the route so one client key cannot replay another command's result
-    return Context(metadata, idempotency_key)
+@dataclass(frozen=True)
+class Call:
+    """What every command route receives besides its path and body: who calls, the HTTP
+    request and response, and the optional Idempotency-Key and X-Correlation-Id headers."""
+
+    request: Request
+    response: Response
+    principal: Principal
+    idempotency_key: str | None
+    correlation_id: str | None
+
+    def context(self, route: str, *target: str) -> Context:
+        """The command's context. The client's key is scoped to the route and its target, so
+        one client key never replays another command's or another user's result."""
+        key = self.idempotency_key
+        scoped = ":".join((f"users.{route}", *target, key)) if key else None
+        metadata = Metadata(
+            correlation_id=self.correlation_id or str(uuid.uuid4()),
+            causation_id=scoped,
+            actor=self.principal.user_id,
+            traceparent=current_traceparent(),
+        )
+        return Context(metadata, scoped)
+
+    async def run(self, command: object, route: str, *target: str) -> CommandAccepted:
+        outcome = await run(self.request, command, self.context(route, *target))
+        version = int(outcome.result.get("version", outcome.version))
+        token = ConsistencyToken(CONTEXT, outcome.stream_id, version).encode()
+        self.response.headers[CONSISTENCY_HEADER] = token
+        return CommandAccepted(id=outcome.stream_id, version=version)
 
 
-def accepted(outcome: AppendResult, response: Response) -> CommandAccepted:
-    version = int(outcome.result.get("version", outcome.version))
-    token = ConsistencyToken(CONTEXT, outcome.stream_id, version).encode()
-    response.headers[CONSISTENCY_HEADER] = token
-    return CommandAccepted(id=outcome.stream_id, version=version)
+def command_call(
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+    correlation_id: CorrelationId = None,
+) -> Call:
+    return Call(request, response, principal, idempotency_key, correlation_id)
+
+
+CommandCall = Annotated[Call, Depends(command_call)]
 
 
 async def run(request: Request, command: object, ctx: Context) -> AppendResult:
@@ -85,8 +147,23 @@ async def run(request: Request, command: object, ctx: Context) -> AppendResult:
         return await handle(repository(request), command, ctx)
     except UserNotFound as error:
         raise Problem(404, "Not Found", f"no user {error}") from error
+    except ContactNotFound as error:
+        raise Problem(404, "Not Found", f"no user {error} to add as a contact") from error
     except UserAlreadyExists as error:
         raise Problem(409, "Conflict", f"user {error} already exists") from error
+    except ContactIsSelf as error:
+        raise Problem(
+            422,
+            "Invalid request",
+            "a user cannot be their own contact",
+            errors=[
+                {"field": "contact_id", "message": "is the user themselves", "type": "value_error"}
+            ],
+        ) from error
+    except UserDeactivated as error:
+        raise Problem(409, "Conflict", f"user {error} is deactivated") from error
+    except TooManyContacts as error:
+        raise Problem(409, "Conflict", f"user {error} has the most contacts allowed") from error
     except ConcurrencyError as error:
         raise Problem(
             409,
@@ -101,40 +178,59 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 
 
 @router.post("", status_code=201, response_model=CommandAccepted)
-async def create_user(
-    body: CreateUserBody,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
+async def create_user(body: CreateUserBody, call: CommandCall) -> Any:
     """Admins only: profiles of registered accounts are created by the registration flow."""
-    require_role(principal, "admin")
+    require_role(call.principal, "admin")
     user_id = str(body.user_id or uuid.uuid4())
-    key = f"users.create:{idempotency_key}" if idempotency_key else None
-    ctx = command_context(key, correlation_id, principal)
-    outcome = await run(request, CreateUser(user_id, body.name, body.email), ctx)
-    response.headers["Location"] = f"/v1/users/{outcome.stream_id}"
-    return accepted(outcome, response)
+    accepted = await call.run(CreateUser(user_id, body.name, body.email), "create")
+    call.response.headers["Location"] = f"/v1/users/{accepted.id}"
+    return accepted
 
 
 @router.patch("/{user_id}", response_model=CommandAccepted)
-async def update_profile(
-    user_id: uuid.UUID,
-    body: ProfilePatch,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
-    require_self_or_admin(principal, str(user_id))
-    key = f"users.patch:{user_id}:{idempotency_key}" if idempotency_key else None
-    ctx = command_context(key, correlation_id, principal)
+async def update_profile(user_id: uuid.UUID, body: ProfilePatch, call: CommandCall) -> Any:
+    require_self_or_admin(call.principal, str(user_id))
     changes = body.model_dump(exclude_unset=True)
-    outcome = await run(request, UpdateProfile(str(user_id), changes), ctx)
-    return accepted(outcome, response)
+    return await call.run(UpdateProfile(str(user_id), changes), "patch", str(user_id))
+
+
+@router.post("/{user_id}/deactivate", response_model=CommandAccepted)
+async def deactivate(user_id: uuid.UUID, body: DeactivateBody, call: CommandCall) -> Any:
+    """Admins only. Deactivating a deactivated user appends nothing (same version back)."""
+    require_role(call.principal, "admin")
+    return await call.run(Deactivate(str(user_id), body.reason), "deactivate", str(user_id))
+
+
+@router.post("/{user_id}/reactivate", response_model=CommandAccepted)
+async def reactivate(user_id: uuid.UUID, call: CommandCall) -> Any:
+    """Admins only; no body. Reactivating an active user appends nothing."""
+    require_role(call.principal, "admin")
+    return await call.run(Reactivate(str(user_id)), "reactivate", str(user_id))
+
+
+@router.post("/{user_id}/contacts", response_model=CommandAccepted)
+async def add_contact(user_id: uuid.UUID, body: ContactBody, call: CommandCall) -> Any:
+    """The user or an admin. 404 when the contact is not a user; adding twice is a no-op."""
+    require_self_or_admin(call.principal, str(user_id))
+    command = AddContact(str(user_id), str(body.contact_id))
+    return await call.run(command, "contacts.add", str(user_id))
+
+
+@router.delete("/{user_id}/contacts/{contact_id}", response_model=CommandAccepted)
+async def remove_contact(user_id: uuid.UUID, contact_id: uuid.UUID, call: CommandCall) -> Any:
+    """The user or an admin. Removing a contact that is not one is a no-op (200, same
+    version): DELETE is idempotent."""
+    require_self_or_admin(call.principal, str(user_id))
+    command = RemoveContact(str(user_id), str(contact_id))
+    return await call.run(command, "contacts.remove", str(user_id), str(contact_id))
+
+
+@router.put("/{user_id}/role", response_model=CommandAccepted)
+async def assign_role(user_id: uuid.UUID, body: RoleBody, call: CommandCall) -> Any:
+    """Admins only. The role the users context shows; the role inside access tokens is the
+    auth service's (`python -m parley_auth.admin grant-admin`), which this service mirrors."""
+    require_role(call.principal, "admin")
+    return await call.run(AssignRole(str(user_id), body.role), "role", str(user_id))
 
 
 def include_routes(app: FastAPI) -> None:

@@ -1,16 +1,25 @@
-"""Profiles for new accounts: `auth.events` UserRegistered -> CreateUser.
+"""The users context follows the auth context: `auth.events` ->
+- UserRegistered -> CreateUser (a profile for a new account),
+- RoleChanged -> AssignRole (the role shown by the users read model),
+- UserEmailChanged -> ChangeEmail (the profile's address).
 
-Interim until the registration saga (issue 6) sends the same command over `users.commands`:
-a consumer group of its own, at-least-once (the offset is committed after the command), and
-idempotent (a profile that exists already is the outcome we want). A record that cannot be
-decoded is logged and skipped: it never stops the partition (the envelope codec and the
-committed schemas make that a bug of the producer, not data this consumer can repair).
+Direction of truth: auth decides who may log in and the role inside access tokens; the users
+context mirrors role and address for queries (search, `GET /v1/users/...`, role stats). An
+admin's `PUT /v1/users/{id}/role` changes only the mirror; the next RoleChanged wins.
+
+Profiles are interim until the registration saga (issue 6) sends CreateUser over
+`users.commands`. A consumer group of its own, at-least-once (the offset is committed after
+the command), idempotent: the command's idempotency key is the auth event's id, a profile that
+exists already is the outcome we want, and role/address commands append nothing when nothing
+changes. One account's events share a partition (key = user id), so they arrive in order. A
+record that cannot be decoded, or names a user without a profile, is logged and skipped: it
+never stops the partition (the envelope codec and the committed schemas make that a bug of
+the producer, not data this consumer can repair).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 
@@ -19,18 +28,29 @@ from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import InvalidEnvelope, decode
 
-from parley_users.domain import User, UserAlreadyExists
-from parley_users.handlers import Context, CreateUser, handle
+from parley_users.domain import User, UserAlreadyExists, UserNotFound
+from parley_users.handlers import AssignRole, ChangeEmail, Context, CreateUser, handle
 
 log = logging.getLogger("parley.users.registrations")
 GROUP = "users-registrations"
 TOPIC = "auth.events"
 
 
-def command_for(event_name: str, data: dict[str, object]) -> CreateUser | None:
-    if event_name != "UserRegistered":
-        return None
-    return CreateUser(str(data["user_id"]), str(data["name"]), str(data["email"]))
+Command = CreateUser | AssignRole | ChangeEmail
+
+
+def command_for(event_name: str, data: dict[str, object]) -> Command | None:
+    match event_name:
+        case "UserRegistered":
+            return CreateUser(str(data["user_id"]), str(data["name"]), str(data["email"]))
+        case "RoleChanged":
+            role = data["role"]
+            if role not in ("user", "admin"):
+                raise ValueError(f"unknown role {role!r}")
+            return AssignRole(str(data["user_id"]), role)
+        case "UserEmailChanged":
+            return ChangeEmail(str(data["user_id"]), str(data["email"]))
+    return None
 
 
 async def consume(users: Repository[User], bootstrap_servers: str, stop: asyncio.Event) -> None:
@@ -71,9 +91,13 @@ async def apply(
     metadata = Metadata(
         correlation_id=envelope.correlation_id or envelope.id, causation_id=envelope.id
     )
-    # a profile created before (a redelivery, or an admin) is the outcome we want
-    with contextlib.suppress(UserAlreadyExists):
+    try:
         await handle(users, command, Context(metadata, f"users.from-auth:{envelope.id}"))
+    except UserAlreadyExists:
+        pass  # a profile created before (a redelivery, or an admin) is the outcome we want
+    except UserNotFound:
+        # an account whose profile was never made (e.g. created before this consumer existed)
+        log.warning("skipped %s for %s: no profile", envelope.event_name, envelope.subject)
 
 
 async def run_forever(users: Repository[User], bootstrap_servers: str, stop: asyncio.Event) -> None:

@@ -1,0 +1,116 @@
+"""One trace follows a write (issue 7): the HTTP request's server span, the command handler's
+span (its traceparent stored with the event and the outbox row), the relay's publish span
+(continuing it and written into the Kafka record's `traceparent` header) and the projector's
+span (continuing the header), with the right parent links, plus asyncpg client spans.
+
+The pieces run in this process with an in-memory exporter, against the real PostgreSQL and
+Kafka: the users app through ASGI, the relay's `publish_batch` on the app's database, and the
+read-model runtime's `prepare` on the record as consumed from `users.events`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from parley_eventstore.migrate import migrate
+from parley_messaging.topics import partitions_of
+from parley_observability.tracing import configure_tracing
+from parley_projector_users.views import users_projection
+from parley_readmodel.runtime import Options, prepare
+from parley_relay.config import Settings as RelaySettings
+from parley_relay.faults import Faults
+from parley_relay.relay import publish_batch
+from parley_testing.tokens import Signer, jwks
+from parley_users.bootstrap import bootstrap
+from parley_users.config import Settings as UsersSettings
+
+EXPORTER = InMemorySpanExporter()
+
+
+async def test_one_trace_from_the_request_to_the_projection(
+    fresh_database: str, kafka_bootstrap: str
+) -> None:
+    configure_tracing("trace-test", exporter=EXPORTER)
+    await migrate(fresh_database)
+    signer = Signer()
+    app = bootstrap(
+        UsersSettings(
+            postgres_dsn=fresh_database,
+            jwks=json.dumps(jwks(signer)),
+            jwks_url="",
+            kafka_bootstrap_servers=kafka_bootstrap,
+            consume_registrations=False,
+        )
+    )
+    user_id = str(uuid.uuid4())
+    headers = {"Authorization": f"Bearer {signer.token(sub=str(uuid.uuid4()), role='admin')}"}
+    async with app.router.lifespan_context(app):
+        assert await app.state.authn.revocations.wait_ready(15)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://users") as client:
+            created = await client.post(
+                "/v1/users",
+                json={"user_id": user_id, "name": "Traced", "email": "t@example.test"},
+                headers=headers,
+            )
+            assert created.status_code == 201, created.text
+
+    parts = [
+        TopicPartition("users.events", p)
+        for p in await partitions_of(kafka_bootstrap, "users.events")
+    ]
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        for tp in parts:
+            consumer.seek(tp, ends[tp])
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka_bootstrap, enable_idempotence=True, acks="all"
+        )
+        await producer.start()
+        conn = await asyncpg.connect(fresh_database)
+        try:
+            relay = RelaySettings(postgres_dsn=fresh_database, name="trace-relay")
+            assert await publish_batch(conn, producer, relay, Faults()) == 1
+        finally:
+            await conn.close()
+            await producer.stop()
+        record = None
+        for _ in range(40):
+            batch = await consumer.getmany(timeout_ms=250)
+            found = [r for rs in batch.values() for r in rs if r.key == user_id.encode()]
+            if found:
+                record = found[0]
+                break
+        assert record is not None, "the published record never arrived"
+    finally:
+        await consumer.stop()
+    projection = users_projection("trace-test")
+    prepared = await prepare(projection, [record], Options(bootstrap_servers=kafka_bootstrap))
+    assert prepared.changes and not prepared.poison
+
+    spans = {span.name: span for span in EXPORTER.get_finished_spans()}
+    server = spans["POST /v1/users"]
+    handler = spans["users CreateUser"]
+    publish = spans["publish users.events"]
+    project = spans["project parley.users.UserCreated.v1"]
+    trace_id = server.context.trace_id
+    assert {s.context.trace_id for s in (handler, publish, project)} == {trace_id}
+    assert handler.parent is not None and handler.parent.span_id == server.context.span_id
+    assert publish.parent is not None and publish.parent.span_id == handler.context.span_id
+    assert project.parent is not None and project.parent.span_id == publish.context.span_id
+    header = dict(record.headers)["traceparent"].decode()
+    assert header.split("-")[2] == format(publish.context.span_id, "016x")
+    database_spans = [
+        s
+        for s in EXPORTER.get_finished_spans()
+        if s.attributes and s.attributes.get("db.system") == "postgresql"
+    ]
+    assert any(s.context.trace_id == trace_id for s in database_spans), "no asyncpg span"
