@@ -34,7 +34,7 @@ DATABASES: tuple[str, ...] = ("users", "auth", "chat")
 SERVICE_MIGRATIONS: dict[str, str] = {"auth": "parley_auth"}
 
 # contexts with a projector process (services/projector-<context>)
-PROJECTED_CONTEXTS: tuple[str, ...] = ("users",)
+PROJECTED_CONTEXTS: tuple[str, ...] = ("users", "chat")
 
 # HTTP services' ports, as offsets from PARLEY_SERVICE_PORT_BASE (the gateway fronts them).
 PORT_OFFSETS = {
@@ -46,6 +46,7 @@ PORT_OFFSETS = {
     "relay-auth": 52,
     "relay-chat": 53,
     "projector-users": 71,
+    "projector-chat": 72,
 }
 
 
