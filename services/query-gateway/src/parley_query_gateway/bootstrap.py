@@ -29,7 +29,10 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     verifier = Verifier.from_settings(settings)
     revocations = RevocationList.from_settings(settings)
     # the projections this gateway serves, by consumer group: their lag is its freshness
-    lag = LagMonitor(settings.kafka_bootstrap_servers, {users.PROJECTION: ("users.events",)})
+    lag = LagMonitor(
+        settings.kafka_bootstrap_servers,
+        {users.PROJECTION: ("users.events",), chat.PROJECTION: ("chat.events",)},
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
