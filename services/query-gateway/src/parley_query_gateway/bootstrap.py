@@ -44,7 +44,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.db = client[settings.mongo_db]
         app.state.settings = settings
         app.state.cache = DocumentCache(settings.cache_ttl_s)
-        app.state.lists = QueryCache(settings.cache_ttl_s)
+        app.state.lists = QueryCache(settings.list_cache_ttl_s)
         try:
             async with revocations:
                 yield

@@ -26,50 +26,17 @@ log = logging.getLogger("parley.query")
 
 
 class DocumentCache:
-    """(physical collection, _id) -> document or None.
-
-    An entry younger than `ttl_s` is served as is. An older one is still served while one
-    background read refreshes it (stale-while-revalidate), up to `4 * ttl_s`; past that the
-    request waits for a fresh read, shared by every concurrent request for it (single-flight).
-    Without this, every expiry under load made all concurrent readers of a hot document wait
-    for the store at once: that herd, not the steady state, was the tail latency."""
+    """Single documents by `_id`: a QueryCache keyed by (physical collection, _id)."""
 
     def __init__(self, ttl_s: float, size: int = 50_000) -> None:
-        self.ttl_s = ttl_s
-        self.enabled = ttl_s > 0
-        self._docs: LRUCache[tuple[str, str], tuple[float, dict[str, Any] | None]] = LRUCache(
-            maxsize=size
-        )
-        self._inflight: dict[tuple[str, str], asyncio.Task[dict[str, Any] | None]] = {}
+        self._cache = QueryCache(ttl_s, size)
 
     async def find_one(self, db: DB, collection: str, doc_id: str, fresh: bool) -> Any:
-        key = (collection, doc_id)
-        if not self.enabled or fresh:
-            return await self._read(db, key)
-        hit = self._docs.get(key)
-        age = time.monotonic() - hit[0] if hit is not None else None
-        if hit is not None and age is not None and age < self.ttl_s:
-            return hit[1]
-        refresh = self._inflight.get(key)
-        if refresh is None:
-            refresh = asyncio.create_task(self._read(db, key))
-            self._inflight[key] = refresh
-            refresh.add_done_callback(lambda task: self._settled(key, task))
-        if hit is not None and age is not None and age < 4 * self.ttl_s:
-            return hit[1]
-        return await asyncio.shield(refresh)
+        async def load() -> dict[str, Any] | None:
+            doc: dict[str, Any] | None = await db[collection].find_one({"_id": doc_id})
+            return doc
 
-    def _settled(self, key: tuple[str, str], task: asyncio.Task[dict[str, Any] | None]) -> None:
-        self._inflight.pop(key, None)
-        if not task.cancelled() and task.exception() is not None:
-            # a background refresh nobody waited for: the stale copy stays until it ages out
-            log.warning("refreshing %s failed: %s", key, task.exception())
-
-    async def _read(self, db: DB, key: tuple[str, str]) -> dict[str, Any] | None:
-        doc: dict[str, Any] | None = await db[key[0]].find_one({"_id": key[1]})
-        if self.enabled:
-            self._docs[key] = (time.monotonic(), doc)
-        return doc
+        return await self._cache.get((collection, doc_id), load, fresh)
 
 
 async def get_document(
@@ -99,12 +66,15 @@ def not_modified(request: Request, response: Response, body: Any) -> bool:
 
 
 class QueryCache:
-    """Results of list queries per caller and parameters, on the same terms as DocumentCache
-    (fresh for `ttl_s`, served stale while one background read refreshes it up to `4 * ttl_s`,
-    single-flight). Needed on FerretDB 1.24, which pushes only `_id` equality down to SQLite:
-    every other filter scans and decodes the whole collection (a conversation list over 5,000
-    memberships took 0.5-0.8 s there), so concurrent readers of one list must share one read.
-    A GET with a consistency token of the projection's context bypasses it (`fresh`)."""
+    """Results of reads (a document, a list page) per key: fresh for `ttl_s`, then served
+    stale while one background read refreshes them, up to `4 * ttl_s`; past that the request
+    waits for a fresh read shared by every concurrent request for that key (single-flight).
+
+    Why: without it every expiry under load made all concurrent readers of a hot key wait for
+    the store at once (that herd, not the steady state, was the tail latency); and FerretDB
+    1.24 pushes only `_id` equality down to SQLite, so every list filter scans the whole
+    collection (a conversation list over 5,000 memberships took 0.5-0.8 s there). A GET with a
+    consistency token of the projection's context bypasses it (`fresh`)."""
 
     def __init__(self, ttl_s: float, size: int = 20_000) -> None:
         self.ttl_s = ttl_s
