@@ -5,6 +5,7 @@ Pure data (no driver imports), so handlers and tests can build and inspect them 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ class Metadata:
     causation_id: str | None = None
     actor: str | None = None
     traceparent: str | None = None
+
+    def traced(self, traceparent: str | None) -> Metadata:
+        """The same metadata under another trace parent (kept when `traceparent` is None)."""
+        return dataclasses.replace(self, traceparent=traceparent or self.traceparent)
 
     def as_dict(self) -> dict[str, str]:
         return {k: v for k, v in vars(self).items() if v is not None}

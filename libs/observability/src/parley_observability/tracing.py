@@ -8,7 +8,8 @@ metadata, outbox rows and Kafka headers, so one trace follows a write end to end
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -110,3 +111,13 @@ def current_traceparent() -> str | None:
 def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
     """A context whose parent is the given traceparent (or an empty one)."""
     return extract({"traceparent": traceparent} if traceparent else {})
+
+
+@contextmanager
+def command_span(service: str, command: object) -> Iterator[str | None]:
+    """A span around one command (`<service> <CommandName>`); yields its traceparent, for the
+    events the command appends to carry (the relay's publish and every consumer continue it).
+    None when tracing is off and no trace came in."""
+    tracer = trace.get_tracer(f"parley.{service}")
+    with tracer.start_as_current_span(f"{service} {type(command).__name__}"):
+        yield current_traceparent()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import uuid
@@ -31,6 +32,7 @@ from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
 from parley_eventstore.domain import Event
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata, NewEvent
+from parley_observability.tracing import command_span
 
 from parley_chat.domain import (
     Conversation,
@@ -309,4 +311,8 @@ HANDLERS: dict[type, Handler] = {
 
 
 async def handle(chat: Chat, command: object, ctx: Context) -> AppendResult:
-    return await HANDLERS[type(command)](chat, command, ctx)
+    """Run one command in a span of its own; the events it appends carry that span as their
+    traceparent, so the relay's publish and every consumer continue this trace."""
+    with command_span("chat", command) as traceparent:
+        ctx = dataclasses.replace(ctx, metadata=ctx.metadata.traced(traceparent))
+        return await HANDLERS[type(command)](chat, command, ctx)

@@ -12,11 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import trace
 from parley_contracts.users import UserRole
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, Metadata
-from parley_observability.tracing import current_traceparent
+from parley_observability.tracing import command_span
 
 from parley_users.domain import DomainError, User
 
@@ -175,9 +174,6 @@ HANDLERS: dict[type, Handler] = {
 async def handle(users: Repository[User], command: object, ctx: Context) -> AppendResult:
     """Run one command in a span of its own; the events it appends carry that span as their
     traceparent, so the relay's publish and every consumer continue this trace."""
-    with trace.get_tracer("parley.users").start_as_current_span(f"users {type(command).__name__}"):
-        traceparent = current_traceparent() or ctx.metadata.traceparent
-        ctx = dataclasses.replace(
-            ctx, metadata=dataclasses.replace(ctx.metadata, traceparent=traceparent)
-        )
+    with command_span("users", command) as traceparent:
+        ctx = dataclasses.replace(ctx, metadata=ctx.metadata.traced(traceparent))
         return await HANDLERS[type(command)](users, command, ctx)
