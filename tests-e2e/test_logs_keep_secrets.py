@@ -1,5 +1,6 @@
 """Logs never carry secrets (issue 7): after a sign-up (password, mailed code), a login
-(access and refresh tokens) and a profile edit, no log of the cluster contains any of them."""
+(access and refresh tokens), a profile edit and a chat message, no log of the cluster contains
+any of them (nor the profile or message text)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,19 @@ async def test_no_password_code_or_token_in_any_log(gateway_url: str) -> None:
             headers={"Authorization": f"Bearer {again}"},
         )
         assert patched.status_code == 200
+        friend = await sign_up(client, "Friend")
+        conversation = await client.post(
+            "/v1/conversations",
+            json={"participant_ids": [friend.user_id], "title": "secrets"},
+            headers={"Authorization": f"Bearer {again}"},
+        )
+        text = "the message text 5f2a must stay out of logs"
+        sent = await client.post(
+            f"/v1/conversations/{conversation.json()['id']}/messages",
+            json={"content": text},
+            headers={"Authorization": f"Bearer {again}"},
+        )
+        assert sent.status_code == 201, sent.text
     secrets = {
         "password": PASSWORD,
         "code": code,
@@ -35,6 +49,7 @@ async def test_no_password_code_or_token_in_any_log(gateway_url: str) -> None:
         "refresh token": pair["refresh_token"],
         "second access token": again,
         "profile text": bio,
+        "message text": text,
     }
     logs = sorted(LOGS.glob("*.log"))
     assert logs, f"no logs in {LOGS}"
