@@ -1,0 +1,85 @@
+"""Public events of the chat context (topic `chat.events`, key = conversation id).
+
+Every event of a conversation, its messages and read marks included, is in the conversation's
+one stream: per-conversation order on the topic and one writer per read-model document keyed
+by conversation. `seq` numbers a conversation's messages 1, 2, 3... without gaps (a deleted
+message keeps its number). `MessagesRead.unread_after` is computed by the write side so a read
+model can set a participant's unread counter exactly, without a query (see docs/decisions.md,
+"Chat (issue 5: command side)", for how and its one approximation).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from parley_contracts.base import Event
+
+ConversationKind = Literal["direct", "group"]
+
+
+class ChatEvent(Event):
+    context: ClassVar[str] = "chat"
+    abstract: ClassVar[bool] = True
+
+
+class ConversationCreated(ChatEvent):
+    """A conversation started. A `direct` conversation has exactly two participants and no
+    title, and its id is derived from the pair (the same two people never get two)."""
+
+    conversation_id: str
+    kind: ConversationKind
+    title: str | None = Field(default=None, max_length=200)
+    participant_ids: list[str]
+    created_by: str
+
+
+class ParticipantAdded(ChatEvent):
+    """`user_id` joined the conversation (they see messages sent from now on as unread)."""
+
+    conversation_id: str
+    user_id: str
+    added_by: str
+
+
+class ParticipantRemoved(ChatEvent):
+    """`user_id` left or was removed: they can no longer read or send."""
+
+    conversation_id: str
+    user_id: str
+    removed_by: str
+
+
+class MessageSent(ChatEvent):
+    """A message, number `seq` of its conversation (1, 2, 3... without gaps)."""
+
+    conversation_id: str
+    message_id: str
+    seq: int = Field(ge=1)
+    sender_id: str
+    content: str = Field(min_length=1, max_length=4000)
+    client_message_id: str | None = Field(default=None, max_length=200)
+
+
+class MessageDeleted(ChatEvent):
+    """Message `seq` was deleted: read models show it as deleted and drop its text."""
+
+    conversation_id: str
+    message_id: str
+    seq: int = Field(ge=1)
+    deleted_by: str
+    # who sent the deleted message: lets a read model take it off the other participants'
+    # unread counters without looking the message up (None only if unknown)
+    sender_id: str | None = None
+
+
+class MessagesRead(ChatEvent):
+    """`user_id` read the conversation up to message `up_to_seq` (0: none). `unread_after` is
+    the number of messages from other participants with seq > up_to_seq (deleted ones not
+    counted) at the time of the mark: the participant's unread counter, exactly."""
+
+    conversation_id: str
+    user_id: str
+    up_to_seq: int = Field(ge=0)
+    unread_after: int = Field(ge=0)
