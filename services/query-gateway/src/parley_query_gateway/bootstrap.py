@@ -17,7 +17,7 @@ from parley_readmodel.lag import LagMonitor
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from parley_query_gateway import users
+from parley_query_gateway import notifications, users
 from parley_query_gateway.config import Settings
 from parley_query_gateway.reads import DocumentCache
 
@@ -29,7 +29,13 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     verifier = Verifier.from_settings(settings)
     revocations = RevocationList.from_settings(settings)
     # the projections this gateway serves, by consumer group: their lag is its freshness
-    lag = LagMonitor(settings.kafka_bootstrap_servers, {users.PROJECTION: ("users.events",)})
+    lag = LagMonitor(
+        settings.kafka_bootstrap_servers,
+        {
+            users.PROJECTION: ("users.events",),
+            notifications.PROJECTION: notifications.TOPICS,
+        },
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,4 +78,5 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(users.router)
     app.include_router(users.stats_router)
+    app.include_router(notifications.router)
     return app
