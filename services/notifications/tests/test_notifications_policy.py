@@ -156,7 +156,7 @@ async def test_muted_conversation_and_in_app_off_notify_nobody(world: Any) -> No
 
 
 async def test_email_goes_to_the_latest_address(world: Any) -> None:
-    policy, store, directory, mailer = world
+    policy, store, _, mailer = world
     await with_address(policy, "bob", "old@x.test")
     await feed(
         policy,

@@ -52,7 +52,6 @@ from parley_notifications.mail import message_mail
 log = logging.getLogger("parley.notifications.policy")
 CHAT_TOPIC = "chat.events"
 USERS_TOPIC = "users.events"
-TOPICS = (CHAT_TOPIC, USERS_TOPIC)
 
 
 class Store(Protocol):
@@ -129,6 +128,8 @@ class Policy:
     mail_from: str
     mail_attempts: int = 3
     mail_backoff_s: float = 0.5
+    chat_topic: str = CHAT_TOPIC
+    users_topic: str = USERS_TOPIC
 
     async def apply(self, topic: str, envelope: Envelope) -> None:
         try:
@@ -138,13 +139,13 @@ class Policy:
         except ValueError as error:
             raise Poison(str(error)) from error
         name = envelope.event_name
-        if topic == USERS_TOPIC and name in ("UserCreated", "UserProfileEmailChanged"):
+        if topic == self.users_topic and name in ("UserCreated", "UserProfileEmailChanged"):
             try:
                 user_id, email = str(data["user_id"]), str(data["email"])
             except KeyError as error:
                 raise Poison(f"{name} without {error}") from error
             await self.directory.remember(user_id, email, envelope.aggregate_version or 0)
-        elif topic == CHAT_TOPIC and name == "MessageSent":
+        elif topic == self.chat_topic and name == "MessageSent":
             message = message_of(data)
             if message is None:
                 log.warning(
@@ -212,7 +213,8 @@ async def apply_record(
 
 async def consume(policy: Policy, bootstrap_servers: str, group: str, stop: asyncio.Event) -> None:
     consumer = AIOKafkaConsumer(
-        *TOPICS,
+        policy.chat_topic,
+        policy.users_topic,
         bootstrap_servers=bootstrap_servers,
         group_id=group,
         enable_auto_commit=False,
