@@ -27,23 +27,29 @@ class ServiceProgram:
 
 
 # One PostgreSQL database per command service (DESIGN.md 3), each with its own relay.
-DATABASES: tuple[str, ...] = ("users", "auth")
+DATABASES: tuple[str, ...] = ("users", "auth", "notifications")
 
 # databases whose service adds tables of its own: database -> the package holding `migrations/`
 # (applied with the event store's migrations in one dbmate run)
-SERVICE_MIGRATIONS: dict[str, str] = {"auth": "parley_auth"}
+SERVICE_MIGRATIONS: dict[str, str] = {
+    "auth": "parley_auth",
+    "notifications": "parley_notifications",
+}
 
 # contexts with a projector process (services/projector-<context>)
-PROJECTED_CONTEXTS: tuple[str, ...] = ("users",)
+PROJECTED_CONTEXTS: tuple[str, ...] = ("users", "notifications")
 
 # HTTP services' ports, as offsets from PARLEY_SERVICE_PORT_BASE (the gateway fronts them).
 PORT_OFFSETS = {
     "query": 0,
     "users": 1,
     "auth": 2,
+    "notifications": 4,
     "relay-users": 51,
     "relay-auth": 52,
+    "relay-notifications": 54,
     "projector-users": 71,
+    "projector-notifications": 74,
 }
 
 
@@ -113,6 +119,20 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         },
         upstream="auth_cmd",
     )
+    notifications = _service(
+        s,
+        "notifications-api",
+        "parley_notifications",
+        "NOTIFICATIONS",
+        "notifications",
+        {
+            "POSTGRES_DSN": database_dsn(s, "notifications"),
+            "SMTP_HOST": s.host,
+            "SMTP_PORT": str(s.smtp_port),
+            **authn,
+        },
+        upstream="notifications_cmd",
+    )
     relays = [
         _service(
             s,
@@ -148,7 +168,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         {"MONGO_URL": mongo, **authn},
         upstream="query",
     )
-    return [users, auth, *relays, *projectors, query]
+    return [users, auth, notifications, *relays, *projectors, query]
 
 
 def upstreams(s: Any) -> dict[str, str]:

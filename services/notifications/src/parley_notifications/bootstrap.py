@@ -33,6 +33,7 @@ from parley_notifications.domain import (
 )
 from parley_notifications.handlers import Repositories
 from parley_notifications.mail import Mailer
+from parley_notifications.migrate import migrate
 
 TOPIC = "notifications.events"
 SOURCE = "/parley/notifications"
@@ -45,6 +46,8 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await migrate(settings.postgres_dsn)
         pool = await create_pool(settings.postgres_dsn, min_size=2, max_size=settings.pool_size)
         store = EventStore(
             pool,

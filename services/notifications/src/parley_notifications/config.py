@@ -25,3 +25,7 @@ class Settings(AuthnSettings, BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     mail_from: str = "Parley <no-reply@parley.invalid>"
+    # apply the database's migrations (event store + directory) before serving: for
+    # docker-compose, whose shared init image lacks this package; the local cluster and
+    # Kubernetes (a Job) migrate beforehand
+    migrate_on_start: bool = False
