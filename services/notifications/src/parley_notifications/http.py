@@ -83,9 +83,10 @@ async def run(request: Request, command: object, ctx: Context) -> AppendResult:
         ) from error
 
 
-def keyed(route: str, target: str, key: str | None) -> str | None:
-    """An Idempotency-Key scoped to the route, the caller's target: never a foreign result."""
-    return f"notifications.{route}:{target}:{key}" if key else None
+def keyed(route: str, caller: str, target: str, key: str | None) -> str | None:
+    """An Idempotency-Key scoped to the route, the caller and the target: the same client key
+    never replays another command's or another caller's result."""
+    return f"notifications.{route}:{caller}:{target}:{key}" if key else None
 
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
@@ -103,7 +104,9 @@ async def update_preferences(
     """The caller's whole preferences (channels and muted conversations). Defaults before the
     first PUT: in-app on, email off. Putting the same preferences again appends nothing."""
     ctx = command_context(
-        keyed("preferences", principal.user_id, idempotency_key), correlation_id, principal
+        keyed("preferences", principal.user_id, principal.user_id, idempotency_key),
+        correlation_id,
+        principal,
     )
     command = UpdatePreferences(
         principal.user_id, body.in_app, body.email, list(body.muted_conversations)
@@ -123,7 +126,9 @@ async def mark_read(
     """The recipient only (anyone else: 404). Marking a read notification again is a no-op
     (200, same version)."""
     nid = str(notification_id)
-    ctx = command_context(keyed("read", nid, idempotency_key), correlation_id, principal)
+    ctx = command_context(
+        keyed("read", principal.user_id, nid, idempotency_key), correlation_id, principal
+    )
     return accepted(await run(request, MarkRead(nid, principal.user_id), ctx), response)
 
 
