@@ -15,30 +15,12 @@ from pathlib import Path
 import httpx
 import jsonschema
 import jwt
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from parley_testing.accounts import PASSWORD, code_mailed_to
+from parley_testing.kafka import consumer_at_end
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "libs" / "contracts" / "schemas"
 MAIL = Path(os.environ.get("PARLEY_STATE_DIR", ROOT / ".local")) / "mail"
-
-
-async def consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (description,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for tp in partitions:
-        await consumer.position(tp)
-    return consumer
 
 
 async def test_account_life_through_the_gateway(gateway_url: str, kafka_bootstrap: str) -> None:

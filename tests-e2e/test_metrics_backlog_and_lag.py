@@ -53,37 +53,29 @@ async def edits(gateway_url: str, admin: Account, count: int) -> None:
             assert patched.status_code == 200, patched.text
 
 
-async def test_outbox_backlog_rises_while_the_relay_is_stopped(
-    gateway_url: str, admin: Account
-) -> None:
-    def backlog() -> object:
-        return scrape(
-            USERS_API, "parley_outbox_pending_rows", lambda labels: labels["database"] == "users"
-        )
+CASES = {
+    # process paused -> (where the gauge is scraped, gauge, labels that select it, wait after)
+    "relay-users": (USERS_API, "parley_outbox_pending_rows", ("database", "users"), 30),
+    "projector-users": (QUERY, "parley_consumer_group_lag", ("group", "projector-users"), 60),
+}
 
-    await until(lambda v: v == 0, backlog, 30)
-    await asyncio.to_thread(cluster.pause, "relay-users")
+
+@pytest.mark.parametrize("process", CASES)
+async def test_gauge_rises_while_the_process_is_stopped_and_drains_after(
+    process: str, gateway_url: str, admin: Account
+) -> None:
+    """relay-users: the outbox backlog, counted by users-api; projector-users: its consumer
+    group's lag, measured from outside by the query gateway."""
+    url, name, (label, value), drain_s = CASES[process]
+
+    def gauge() -> object:
+        return scrape(url, name, lambda labels: labels[label] == value)
+
+    await until(lambda v: v == 0, gauge, 30)
+    await asyncio.to_thread(cluster.pause, process)
     try:
         await edits(gateway_url, admin, 10)
-        assert await until(lambda v: v >= 10, backlog, 10) >= 10
+        assert await until(lambda v: v >= 10, gauge, 15) >= 10
     finally:
-        await asyncio.to_thread(cluster.resume, "relay-users")
-    await until(lambda v: v == 0, backlog, 30)
-
-
-async def test_consumer_lag_rises_while_the_projector_is_stopped(
-    gateway_url: str, admin: Account
-) -> None:
-    def lag() -> object:
-        return scrape(
-            QUERY, "parley_consumer_group_lag", lambda labels: labels["group"] == "projector-users"
-        )
-
-    await until(lambda v: v == 0, lag, 30)
-    await asyncio.to_thread(cluster.pause, "projector-users")
-    try:
-        await edits(gateway_url, admin, 10)
-        assert await until(lambda v: v >= 10, lag, 15) >= 10
-    finally:
-        await asyncio.to_thread(cluster.resume, "projector-users")
-    await until(lambda v: v == 0, lag, 60)
+        await asyncio.to_thread(cluster.resume, process)
+    await until(lambda v: v == 0, gauge, drain_s)

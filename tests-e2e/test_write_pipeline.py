@@ -12,29 +12,11 @@ from pathlib import Path
 
 import httpx
 import jsonschema
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 from parley_testing.accounts import Account
+from parley_testing.kafka import consumer_at_end
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "libs" / "contracts" / "schemas"
-
-
-async def consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (description,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
-    assert partitions, f"topic {topic} has no partitions"
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for tp in partitions:  # resolve the lazy seek now, before the write happens
-        await consumer.position(tp)
-    return consumer
 
 
 async def records_for(consumer: AIOKafkaConsumer, key: str, count: int, timeout: float) -> list:

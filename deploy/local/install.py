@@ -3,8 +3,10 @@ state once (PostgreSQL cluster, Kafka storage). Every step is idempotent and cac
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -72,15 +74,36 @@ def ensure_kafka_jars(s: Settings) -> Path:
     return libs
 
 
+FERRETDB_SOURCE = HERE / "ferretdb"
+
+
+def ferretdb_binary(s: Settings) -> Path:
+    """The wrapper's binary for the current source. Its name carries a hash of the Go module's
+    files: a changed main.go, go.mod or go.sum gets its own build (modification times are not
+    trusted: a checkout or a copy can make the source look older than a stale binary) and a
+    new supervisord command line, so `make up` on a running cluster restarts FerretDB on it."""
+    digest = hashlib.sha256()
+    for path in sorted(FERRETDB_SOURCE.iterdir()):
+        if path.suffix == ".go" or path.name in ("go.mod", "go.sum"):
+            content = path.read_bytes()
+            digest.update(f"{path.name}\0{len(content)}\0".encode() + content)
+    return s.state / "bin" / f"ferretdb-{digest.hexdigest()[:16]}"
+
+
 def ensure_ferretdb(s: Settings) -> Path:
-    binary = s.state / "bin" / "ferretdb"
-    source = HERE / "ferretdb"
-    newest = max(p.stat().st_mtime for p in source.iterdir())
-    if binary.exists() and binary.stat().st_mtime >= newest:
-        return binary
-    log("building FerretDB 1.24 from the Go module proxy (cached in ~/go/pkg/mod)")
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    run(["go", "build", "-trimpath", "-o", str(binary), "."], cwd=source)
+    binary = ferretdb_binary(s)
+    if not binary.exists():
+        log("building FerretDB 1.24 from the Go module proxy (cached in ~/go/pkg/mod)")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_suffix(".partial")
+        run(["go", "build", "-trimpath", "-o", str(partial), "."], cwd=FERRETDB_SOURCE)
+        partial.rename(binary)  # atomic: never a half-written binary under the final name
+    # older builds, except one the current supervisord configuration may still restart
+    conf = s.state / "supervisord.conf"
+    in_use = set(re.split(r"[\s=]+", conf.read_text())) if conf.exists() else set()
+    for old in binary.parent.glob("ferretdb*"):
+        if old != binary and str(old) not in in_use:
+            old.unlink(missing_ok=True)
     return binary
 
 

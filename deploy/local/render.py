@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from install import chown_to, pg_bindir
+from install import chown_to, ferretdb_binary, pg_bindir
 from services_catalog import service_programs, upstreams
 from settings import HERE, ROOT, Program, Settings, is_root
 
@@ -106,7 +106,9 @@ def programs(s: Settings, kafka_libs: Path) -> list[Program]:
         ),
         Program(
             "ferretdb",
-            f"{s.state / 'bin' / 'ferretdb'} -listen-addr {s.host}:{s.mongo_port}"
+            # the wrapper (deploy/local/ferretdb) adds the _id expression index and runs SQLite
+            # with synchronous=NORMAL by default (-id-index, -sqlite-synchronous)
+            f"{ferretdb_binary(s)} -listen-addr {s.host}:{s.mongo_port}"
             # warn logs a full dump of every unsupported command (PyMongo's endSessions on
             # each close): megabytes of noise and CPU; errors only
             f" -sqlite-dir {s.state / 'ferretdb'}/ -log-level error",

@@ -27,7 +27,7 @@ class ServiceProgram:
 
 
 # One PostgreSQL database per command service (DESIGN.md 3), each with its own relay.
-DATABASES: tuple[str, ...] = ("users", "auth", "notifications")
+DATABASES: tuple[str, ...] = ("users", "auth", "chat", "notifications")
 
 # databases whose service adds tables of its own: database -> the package holding `migrations/`
 # (applied with the event store's migrations in one dbmate run)
@@ -44,9 +44,11 @@ PORT_OFFSETS = {
     "query": 0,
     "users": 1,
     "auth": 2,
+    "chat": 3,
     "notifications": 4,
     "relay-users": 51,
     "relay-auth": 52,
+    "relay-chat": 53,
     "relay-notifications": 54,
     "projector-users": 71,
     "projector-notifications": 74,
@@ -119,6 +121,15 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         },
         upstream="auth_cmd",
     )
+    chat = _service(
+        s,
+        "chat-api",
+        "parley_chat",
+        "CHAT",
+        "chat",
+        {"POSTGRES_DSN": database_dsn(s, "chat"), **authn},
+        upstream="chat_cmd",
+    )
     notifications = _service(
         s,
         "notifications-api",
@@ -168,7 +179,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         {"MONGO_URL": mongo, **authn},
         upstream="query",
     )
-    return [users, auth, notifications, *relays, *projectors, query]
+    return [users, auth, chat, notifications, *relays, *projectors, query]
 
 
 def upstreams(s: Any) -> dict[str, str]:

@@ -382,3 +382,48 @@ async def test_the_users_context_mirrors_auth_roles_and_addresses(
         ("UserRoleAssigned", "admin", None),
         ("UserProfileEmailChanged", None, "b@x.test"),
     ]
+
+
+async def test_history_pages_and_state_at_a_version_or_a_moment(
+    api: tuple[httpx.AsyncClient, str],
+) -> None:
+    """snapshot_every=5 in this fixture: the past states below straddle snapshots, and each
+    must be what the first N events say (the bio of the (N-1)th edit), not the snapshot's."""
+    client, _ = api
+    user_id = (await client.post("/v1/users", json={"name": "Ada", "email": "a@x.test"})).json()[
+        "id"
+    ]
+    for i in range(12):
+        assert (
+            await client.patch(f"/v1/users/{user_id}", json={"bio": f"b{i}"})
+        ).status_code == 200
+
+    first = await client.get(f"/v1/users/{user_id}/events", params={"limit": 5})
+    assert first.status_code == 200, first.text
+    assert [e["version"] for e in first.json()["items"]] == [1, 2, 3, 4, 5]
+    assert first.json()["items"][0]["type"] == "UserCreated"
+    rest = await client.get(
+        f"/v1/users/{user_id}/events", params={"after": first.json()["next_cursor"]}
+    )
+    assert [e["version"] for e in rest.json()["items"]] == list(range(6, 14))
+    assert rest.json()["next_cursor"] is None
+
+    for version in (1, 2, 5, 6, 10, 13):
+        past = await client.get(f"/v1/users/{user_id}/state", params={"at": str(version)})
+        assert past.status_code == 200, past.text
+        body = past.json()
+        assert body["version"] == version
+        expected = None if version == 1 else f"b{version - 2}"
+        assert body["state"]["profile"]["bio"] == expected, (version, body)
+
+    seventh = rest.json()["items"][1]  # version 7
+    at_time = await client.get(f"/v1/users/{user_id}/state", params={"at": seventh["recorded_at"]})
+    assert at_time.json()["version"] == 7
+    assert (
+        await client.get(f"/v1/users/{user_id}/state", params={"at": "yesterday"})
+    ).status_code == 422
+    before = await client.get(f"/v1/users/{user_id}/state", params={"at": "2000-01-01T00:00:00Z"})
+    assert before.status_code == 404
+    other = str(uuid.uuid4())
+    stranger = await client.get(f"/v1/users/{user_id}/events", headers=bearer(other))
+    assert stranger.status_code == 403

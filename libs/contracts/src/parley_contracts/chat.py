@@ -60,6 +60,9 @@ class MessageSent(ChatEvent):
     sender_id: str
     content: str = Field(min_length=1, max_length=4000)
     client_message_id: str | None = Field(default=None, max_length=200)
+    # the participants other than the sender when it was sent: consumers that act per
+    # recipient (unread counters, notifications) need no state of their own to know them
+    recipient_ids: list[str] = Field(default_factory=list)
 
 
 class MessageDeleted(ChatEvent):

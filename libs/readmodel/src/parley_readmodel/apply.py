@@ -256,7 +256,8 @@ def to_ops(segments: Mapping[tuple[str, str], list[Segment]], guard: bool) -> di
     return ops
 
 
-INSERT_CHUNK = 1000  # inserts are one cheap statement each, even on FerretDB
+INSERT_CHUNK = 1000
+FERRETDB_MAX_UPDATES = 99  # inserts are one cheap statement each, even on FerretDB
 
 
 async def write(db: DB, generation: int, ops: dict[str, list[Op]], chunk: int) -> int:
@@ -290,7 +291,8 @@ async def read_stored_by_id(
     db: DB, generation: int, keys: Iterable[tuple[str, str]], parallel: int = 8
 ) -> dict[tuple[str, str], Stored]:
     """`read_stored` for FerretDB 1.24: it pushes only `{_id: <string>}` down to SQLite, so an
-    `$in` scans the whole collection; one indexed lookup per document stays flat."""
+    `$in` scans the whole collection; one lookup by `_id` per document stays flat (with the
+    local cluster's wrapper index: docs/decisions.md, "FerretDB: the _id index...")."""
     gate = asyncio.Semaphore(parallel)
 
     async def one(logical: str, doc_id: str) -> tuple[tuple[str, str], Stored] | None:
@@ -350,6 +352,10 @@ async def apply_changes(
     and planned again from what they hold."""
     if not changes:
         return 0
+    if not guard:
+        # FerretDB: an update command of 100 statements or more takes every connection of the
+        # database's pool and hangs it until FerretDB restarts (deploy/local/ferretdb notes)
+        chunk = min(chunk, FERRETDB_MAX_UPDATES)
     parked = parked or set()
     if guard:
         stored = await read_stored(db, generation, {(c.collection, c.doc_id) for c in changes})

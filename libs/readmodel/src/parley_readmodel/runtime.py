@@ -57,7 +57,7 @@ class Options:
     attempts: int = 3  # tries of a failing record before it is parked
     backoff_s: float = 0.02  # first retry pause, doubled per attempt
     store_backoff_max_s: float = 5.0  # the store being down is retried without end
-    chunk: int = 50  # updates per bulk command (FerretDB: see apply.py)
+    chunk: int = 50  # updates per bulk command (FerretDB: see apply.py; at most 99 there)
     guard: bool | None = None  # version guard in filters; None: on unless FerretDB
     upcast: Upcast | None = None
     dlq_partitions: int = 1

@@ -7,10 +7,12 @@ later GET can present to read its own write.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from parley_authn import CurrentPrincipal, Principal, require_role, require_self_or_admin
+from parley_eventstore import history
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.consistency import HEADER as CONSISTENCY_HEADER
@@ -91,29 +93,65 @@ class CommandAccepted(BaseModel):
     version: int
 
 
+class EventPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = Field(description="pass as `after` for the next page")
+
+
+class PastState(BaseModel):
+    id: str
+    version: int
+    state: dict[str, Any]
+
+
 def repository(request: Request) -> Repository[User]:
     users: Repository[User] = request.app.state.users
     return users
 
 
-def command_context(
-    idempotency_key: str | None, correlation_id: str | None, principal: Principal
-) -> Context:
-    metadata = Metadata(
-        correlation_id=correlation_id or str(uuid.uuid4()),
-        causation_id=idempotency_key,
-        actor=principal.user_id,
-        traceparent=current_traceparent(),
-    )
-    # keys are scoped to the route so one client key cannot replay another command's result
-    return Context(metadata, idempotency_key)
+@dataclass(frozen=True)
+class Call:
+    """What every command route receives besides its path and body: who calls, the HTTP
+    request and response, and the optional Idempotency-Key and X-Correlation-Id headers."""
+
+    request: Request
+    response: Response
+    principal: Principal
+    idempotency_key: str | None
+    correlation_id: str | None
+
+    def context(self, route: str, *target: str) -> Context:
+        """The command's context. The client's key is scoped to the route and its target, so
+        one client key never replays another command's or another user's result."""
+        key = self.idempotency_key
+        scoped = ":".join((f"users.{route}", *target, key)) if key else None
+        metadata = Metadata(
+            correlation_id=self.correlation_id or str(uuid.uuid4()),
+            causation_id=scoped,
+            actor=self.principal.user_id,
+            traceparent=current_traceparent(),
+        )
+        return Context(metadata, scoped)
+
+    async def run(self, command: object, route: str, *target: str) -> CommandAccepted:
+        outcome = await run(self.request, command, self.context(route, *target))
+        version = int(outcome.result.get("version", outcome.version))
+        token = ConsistencyToken(CONTEXT, outcome.stream_id, version).encode()
+        self.response.headers[CONSISTENCY_HEADER] = token
+        return CommandAccepted(id=outcome.stream_id, version=version)
 
 
-def accepted(outcome: AppendResult, response: Response) -> CommandAccepted:
-    version = int(outcome.result.get("version", outcome.version))
-    token = ConsistencyToken(CONTEXT, outcome.stream_id, version).encode()
-    response.headers[CONSISTENCY_HEADER] = token
-    return CommandAccepted(id=outcome.stream_id, version=version)
+def command_call(
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+    correlation_id: CorrelationId = None,
+) -> Call:
+    return Call(request, response, principal, idempotency_key, correlation_id)
+
+
+CommandCall = Annotated[Call, Depends(command_call)]
 
 
 async def run(request: Request, command: object, ctx: Context) -> AppendResult:
@@ -152,131 +190,99 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 
 
 @router.post("", status_code=201, response_model=CommandAccepted)
-async def create_user(
-    body: CreateUserBody,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
+async def create_user(body: CreateUserBody, call: CommandCall) -> Any:
     """Admins only: profiles of registered accounts are created by the registration flow."""
-    require_role(principal, "admin")
+    require_role(call.principal, "admin")
     user_id = str(body.user_id or uuid.uuid4())
-    key = f"users.create:{idempotency_key}" if idempotency_key else None
-    ctx = command_context(key, correlation_id, principal)
-    outcome = await run(request, CreateUser(user_id, body.name, body.email), ctx)
-    response.headers["Location"] = f"/v1/users/{outcome.stream_id}"
-    return accepted(outcome, response)
+    accepted = await call.run(CreateUser(user_id, body.name, body.email), "create")
+    call.response.headers["Location"] = f"/v1/users/{accepted.id}"
+    return accepted
 
 
 @router.patch("/{user_id}", response_model=CommandAccepted)
-async def update_profile(
-    user_id: uuid.UUID,
-    body: ProfilePatch,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
-    require_self_or_admin(principal, str(user_id))
-    key = f"users.patch:{user_id}:{idempotency_key}" if idempotency_key else None
-    ctx = command_context(key, correlation_id, principal)
+async def update_profile(user_id: uuid.UUID, body: ProfilePatch, call: CommandCall) -> Any:
+    require_self_or_admin(call.principal, str(user_id))
     changes = body.model_dump(exclude_unset=True)
-    outcome = await run(request, UpdateProfile(str(user_id), changes), ctx)
-    return accepted(outcome, response)
-
-
-def keyed(route: str, user_id: uuid.UUID, key: str | None, *extra: str) -> str | None:
-    """An Idempotency-Key scoped to the route and its target: the same client key on another
-    command or another user never replays a foreign result."""
-    return ":".join((f"users.{route}", str(user_id), *extra, key)) if key else None
+    return await call.run(UpdateProfile(str(user_id), changes), "patch", str(user_id))
 
 
 @router.post("/{user_id}/deactivate", response_model=CommandAccepted)
-async def deactivate(
-    user_id: uuid.UUID,
-    body: DeactivateBody,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
+async def deactivate(user_id: uuid.UUID, body: DeactivateBody, call: CommandCall) -> Any:
     """Admins only. Deactivating a deactivated user appends nothing (same version back)."""
-    require_role(principal, "admin")
-    ctx = command_context(keyed("deactivate", user_id, idempotency_key), correlation_id, principal)
-    return accepted(await run(request, Deactivate(str(user_id), body.reason), ctx), response)
+    require_role(call.principal, "admin")
+    return await call.run(Deactivate(str(user_id), body.reason), "deactivate", str(user_id))
 
 
 @router.post("/{user_id}/reactivate", response_model=CommandAccepted)
-async def reactivate(
-    user_id: uuid.UUID,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
+async def reactivate(user_id: uuid.UUID, call: CommandCall) -> Any:
     """Admins only; no body. Reactivating an active user appends nothing."""
-    require_role(principal, "admin")
-    ctx = command_context(keyed("reactivate", user_id, idempotency_key), correlation_id, principal)
-    return accepted(await run(request, Reactivate(str(user_id)), ctx), response)
+    require_role(call.principal, "admin")
+    return await call.run(Reactivate(str(user_id)), "reactivate", str(user_id))
 
 
 @router.post("/{user_id}/contacts", response_model=CommandAccepted)
-async def add_contact(
-    user_id: uuid.UUID,
-    body: ContactBody,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
+async def add_contact(user_id: uuid.UUID, body: ContactBody, call: CommandCall) -> Any:
     """The user or an admin. 404 when the contact is not a user; adding twice is a no-op."""
-    require_self_or_admin(principal, str(user_id))
-    key = keyed("contacts.add", user_id, idempotency_key)
-    ctx = command_context(key, correlation_id, principal)
+    require_self_or_admin(call.principal, str(user_id))
     command = AddContact(str(user_id), str(body.contact_id))
-    return accepted(await run(request, command, ctx), response)
+    return await call.run(command, "contacts.add", str(user_id))
 
 
 @router.delete("/{user_id}/contacts/{contact_id}", response_model=CommandAccepted)
-async def remove_contact(
-    user_id: uuid.UUID,
-    contact_id: uuid.UUID,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
+async def remove_contact(user_id: uuid.UUID, contact_id: uuid.UUID, call: CommandCall) -> Any:
     """The user or an admin. Removing a contact that is not one is a no-op (200, same
     version): DELETE is idempotent."""
-    require_self_or_admin(principal, str(user_id))
-    key = keyed("contacts.remove", user_id, idempotency_key, str(contact_id))
-    ctx = command_context(key, correlation_id, principal)
+    require_self_or_admin(call.principal, str(user_id))
     command = RemoveContact(str(user_id), str(contact_id))
-    return accepted(await run(request, command, ctx), response)
+    return await call.run(command, "contacts.remove", str(user_id), str(contact_id))
 
 
 @router.put("/{user_id}/role", response_model=CommandAccepted)
-async def assign_role(
-    user_id: uuid.UUID,
-    body: RoleBody,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
+async def assign_role(user_id: uuid.UUID, body: RoleBody, call: CommandCall) -> Any:
     """Admins only. The role the users context shows; the role inside access tokens is the
     auth service's (`python -m parley_auth.admin grant-admin`), which this service mirrors."""
-    require_role(principal, "admin")
-    ctx = command_context(keyed("role", user_id, idempotency_key), correlation_id, principal)
-    return accepted(await run(request, AssignRole(str(user_id), body.role), ctx), response)
+    require_role(call.principal, "admin")
+    return await call.run(AssignRole(str(user_id), body.role), "role", str(user_id))
+
+
+# -- history (routed to this service by nginx: the event store is the command side's) -------
+
+
+@router.get("/{user_id}/events", response_model=EventPage)
+async def user_events(
+    user_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    """The user's events, oldest first (the user themselves or an admin)."""
+    require_self_or_admin(principal, str(user_id))
+    page = await history.events_page(repository(request), str(user_id), after, limit)
+    if not page["items"] and after == 0:
+        raise Problem(404, "Not Found", f"no user {user_id}")
+    return page
+
+
+@router.get("/{user_id}/state", response_model=PastState)
+async def user_state(
+    user_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    at: Annotated[str, Query(max_length=64, description="a version number or an ISO time")],
+) -> Any:
+    """The user as they were at a version or a moment (the fold of the events up to it)."""
+    require_self_or_admin(principal, str(user_id))
+    try:
+        moment = history.parse_moment(at)
+    except history.BadMoment as error:
+        raise Problem(
+            422, "Invalid request", "at: a version number or an ISO 8601 time with its zone"
+        ) from error
+    state = await history.state_at(repository(request), str(user_id), moment)
+    if state is None:
+        raise Problem(404, "Not Found", f"user {user_id} did not exist at {at}")
+    return state
 
 
 def include_routes(app: FastAPI) -> None:

@@ -1,0 +1,1 @@
+"""Chat command service: conversations as event-sourced aggregates (messages, read marks)."""

@@ -1,0 +1,71 @@
+"""The composition root: settings -> pool -> event store -> repository -> handlers -> FastAPI.
+
+No I/O at import time: connections open in the app's lifespan and close with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from parley_authn import RevocationList, Verifier, install_authn
+from parley_eventstore.aggregate import Repository
+from parley_eventstore.pool import create_pool
+from parley_eventstore.store import EventStore
+from parley_http.limits import BodySizeLimit
+from parley_http.problems import install_problem_handlers
+from parley_observability.http import install_observability
+
+from parley_chat import http
+from parley_chat.config import Settings
+from parley_chat.domain import EVENTS, Conversation
+from parley_chat.handlers import Chat, ChatCodec
+
+TOPIC = "chat.events"
+SOURCE = "/parley/chat"
+
+
+def bootstrap(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    verifier = Verifier.from_settings(settings)
+    revocations = RevocationList.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings.postgres_dsn, min_size=2, max_size=settings.pool_size)
+        store = EventStore(
+            pool,
+            topic=TOPIC,
+            source=SOURCE,
+            context=http.CONTEXT,
+            group_commit=settings.group_commit,
+        )
+        app.state.pool = pool
+        app.state.chat = Chat(
+            Repository(
+                store, Conversation, ChatCodec(*EVENTS), snapshot_every=settings.snapshot_every
+            ),
+            pool,
+            retries=settings.command_retries,
+            serialize=settings.serialize_per_conversation,
+        )
+        try:
+            async with revocations:
+                yield
+        finally:
+            await store.close()
+            await pool.close()
+
+    app = FastAPI(title="Parley chat (commands)", version="1.0.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    async def database_ready() -> bool:
+        async with app.state.pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT 1") == 1)
+
+    install_authn(app, verifier, revocations)
+    install_observability(app, {"postgres": database_ready, "revocations": revocations.check_ready})
+    http.include_routes(app)
+    return app

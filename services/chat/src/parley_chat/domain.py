@@ -1,0 +1,376 @@
+"""The conversation aggregate: participants, message numbering, read marks and unread counts.
+
+Pure domain: imports only the event-store's domain base and the public event contract.
+
+Every event of a conversation is in its one stream, but the state stays bounded whatever the
+conversation's length (it is snapshotted, and the snapshot is what each command loads):
+- participants, each with the seq they have read up to and their exact unread counter
+  (messages from others, not deleted, with seq > their read position): O(participants);
+- the last seq;
+- a window of the last `WINDOW` messages as (seq, message id, sender, deleted): O(1).
+
+Messages older than the window are not in the state. A command about one (delete it, mark
+read up to it) gets its facts (`MessageFacts`) from the handler, which reads that message's
+event by id; the aggregate decides as usual.
+
+`MessagesRead.unread_after` (messages from OTHER participants, not deleted, with
+seq > up_to_seq) is exact when up_to_seq is inside the window or is the reader's latest
+position (the common case: "read up to the latest" gives 0), and is exact whenever the reader's
+previous read position is inside the window. Only when both the previous read position and
+the new mark are older than the window is the part before the window estimated, as
+min(gap between mark and window, unread counter minus the window's count): an upper bound.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from parley_contracts.chat import (
+    ConversationCreated,
+    MessageDeleted,
+    MessageSent,
+    MessagesRead,
+    ParticipantAdded,
+    ParticipantRemoved,
+)
+from parley_eventstore.domain import Aggregate, Event
+
+WINDOW = 128  # recent messages kept in the state (and the snapshot)
+MAX_PARTICIPANTS = 256
+MAX_CONTENT = 4000
+MAX_TITLE = 200
+DIRECT_NAMESPACE = uuid.UUID("5b0c1d2e-7a43-4f4e-9c61-2f8f3c7d9a10")
+DELETED_NAMESPACE = uuid.UUID("a3f1e0b6-52d4-4c0b-8d7e-9e2b61c4f7d2")
+
+
+class DomainError(Exception):
+    """A command that the current state refuses."""
+
+
+class ConversationNotFound(DomainError):
+    pass
+
+
+class NotAllowed(DomainError):
+    """The caller may not do this (HTTP 403)."""
+
+
+class MessageNotFound(DomainError):
+    pass
+
+
+class InvalidCommand(DomainError):
+    """Input the domain refuses whatever the state: empty content, too many people (422)."""
+
+
+class ConversationConflict(DomainError):
+    """Impossible in the conversation's current state (409)."""
+
+
+def direct_conversation_id(a: str, b: str) -> str:
+    """The one id of the direct conversation between two people, whoever starts it."""
+    first, second = sorted((a, b))
+    return str(uuid.uuid5(DIRECT_NAMESPACE, f"direct:{first}:{second}"))
+
+
+def new_conversation_id(created_by: str, participant_ids: Iterable[str], title: str | None) -> str:
+    """The id a create command uses: derived for a direct conversation, random otherwise."""
+    people = list(dict.fromkeys([created_by, *participant_ids]))
+    if len(people) == 2 and not (title and title.strip()):
+        return direct_conversation_id(*people)
+    return str(uuid.uuid4())
+
+
+def deletion_event_id(message_id: str) -> uuid.UUID:
+    """The event id of a message's MessageDeleted: one deletion per message, findable by id."""
+    return uuid.uuid5(DELETED_NAMESPACE, message_id)
+
+
+def clean_content(content: str) -> str:
+    text = content.strip()
+    if not 1 <= len(text) <= MAX_CONTENT:
+        raise InvalidCommand(f"content must be 1..{MAX_CONTENT} characters after trimming")
+    return text
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    """What the aggregate needs to know of a message older than its window."""
+
+    message_id: str
+    seq: int
+    sender_id: str
+    deleted: bool
+
+
+@dataclass
+class Recent:
+    seq: int
+    message_id: str
+    sender_id: str
+    deleted: bool = False
+
+
+class Conversation(Aggregate):
+    stream_type: ClassVar[str] = "conversation"
+    snapshot_schema_version: ClassVar[int] = 1
+
+    def __init__(self, aggregate_id: str) -> None:
+        super().__init__(aggregate_id)
+        self.exists = False
+        self.kind: Literal["direct", "group"] = "group"
+        self.title: str | None = None
+        self.created_by = ""
+        self.seq = 0
+        self.read_pos: dict[str, int] = {}  # participant -> read up to seq
+        self.unread: dict[str, int] = {}  # participant -> exact unread counter
+        self.recent: deque[Recent] = deque(maxlen=WINDOW)
+
+    # -- queries --------------------------------------------------------------------------
+
+    @property
+    def participants(self) -> list[str]:
+        return list(self.read_pos)
+
+    def is_participant(self, user_id: str) -> bool:
+        return user_id in self.read_pos
+
+    def recent_message(self, message_id: str) -> Recent | None:
+        for entry in self.recent:
+            if entry.message_id == message_id:
+                return entry
+        return None
+
+    def in_window(self, seq: int) -> bool:
+        """True when every message with a higher seq than `seq` is in the window."""
+        return not self.recent or seq >= self.recent[0].seq - 1
+
+    def unread_after(self, user_id: str, up_to_seq: int) -> int:
+        """Messages from others, not deleted, with seq > up_to_seq (see the module doc)."""
+        counted = sum(
+            1 for m in self.recent if m.seq > up_to_seq and m.sender_id != user_id and not m.deleted
+        )
+        if self.in_window(up_to_seq):
+            return counted
+        # the reader's counter covers (read_pos, seq]; the part of it before the window is
+        # the old part; (up_to_seq, window start) holds at most that many and at most its size
+        old_part = max(self.unread.get(user_id, 0) - counted, 0)
+        before_window = self.recent[0].seq - 1 - up_to_seq
+        return counted + min(old_part, before_window)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _require_exists(self) -> None:
+        if not self.exists:
+            raise ConversationNotFound(self.id)
+
+    def _require_participant(self, user_id: str) -> None:
+        self._require_exists()
+        if not self.is_participant(user_id):
+            raise NotAllowed("only participants may do this")
+
+    def create(self, created_by: str, participant_ids: Iterable[str], title: str | None) -> bool:
+        """Start the conversation. A direct one (two people, no title) that exists already is
+        not created again: returns False and records nothing. True when created."""
+        people = list(dict.fromkeys([created_by, *participant_ids]))
+        if len(people) < 2:
+            raise InvalidCommand("a conversation needs at least one other participant")
+        if len(people) > MAX_PARTICIPANTS:
+            raise InvalidCommand(f"at most {MAX_PARTICIPANTS} participants")
+        title = title.strip() if title is not None else None
+        if title is not None and not 1 <= len(title) <= MAX_TITLE:
+            raise InvalidCommand(f"title must be 1..{MAX_TITLE} characters")
+        kind: Literal["direct", "group"] = "direct" if len(people) == 2 and not title else "group"
+        if self.exists:
+            if kind == "direct" and self.kind == "direct" and set(people) == set(self.read_pos):
+                return False
+            raise ConversationConflict(f"conversation {self.id} exists already")
+        if kind == "direct" and self.id != direct_conversation_id(*people):
+            raise InvalidCommand("a direct conversation's id is derived from its two people")
+        self.record(
+            ConversationCreated(
+                conversation_id=self.id,
+                kind=kind,
+                title=title,
+                participant_ids=people,
+                created_by=created_by,
+            )
+        )
+        return True
+
+    def add_participant(self, user_id: str, added_by: str, *, by_admin: bool = False) -> None:
+        self._require_exists()
+        if not by_admin:
+            self._require_participant(added_by)
+        if self.kind == "direct":
+            raise ConversationConflict("a direct conversation has exactly its two people")
+        if self.is_participant(user_id):
+            return  # already in: nothing to record
+        if len(self.read_pos) >= MAX_PARTICIPANTS:
+            raise ConversationConflict(f"at most {MAX_PARTICIPANTS} participants")
+        self.record(ParticipantAdded(conversation_id=self.id, user_id=user_id, added_by=added_by))
+
+    def remove_participant(self, user_id: str, removed_by: str, *, by_admin: bool = False) -> None:
+        """Removal by the participant themself, the conversation's creator (while still a
+        participant) or an admin."""
+        self._require_exists()
+        creator = removed_by == self.created_by and self.is_participant(removed_by)
+        if not (by_admin or removed_by == user_id or creator):
+            raise NotAllowed("only the participant, the creator or an admin may remove")
+        if self.kind == "direct":
+            raise ConversationConflict("a direct conversation has exactly its two people")
+        if not self.is_participant(user_id):
+            return  # gone already: nothing to record
+        self.record(
+            ParticipantRemoved(conversation_id=self.id, user_id=user_id, removed_by=removed_by)
+        )
+
+    def send(
+        self, message_id: str, sender_id: str, content: str, client_message_id: str | None
+    ) -> int:
+        """Record message number seq+1; returns its seq."""
+        self._require_participant(sender_id)
+        self.record(
+            MessageSent(
+                conversation_id=self.id,
+                message_id=message_id,
+                seq=self.seq + 1,
+                sender_id=sender_id,
+                content=clean_content(content),
+                client_message_id=client_message_id,
+                recipient_ids=sorted(u for u in self.read_pos if u != sender_id),
+            )
+        )
+        return self.seq
+
+    def facts(self, message_id: str, old: MessageFacts | None) -> MessageFacts:
+        """The message's facts from the window, else from the handler's lookup."""
+        entry = self.recent_message(message_id)
+        if entry is not None:
+            return MessageFacts(entry.message_id, entry.seq, entry.sender_id, entry.deleted)
+        if old is None or old.message_id != message_id or old.seq > self.seq:
+            raise MessageNotFound(message_id)
+        return old
+
+    def delete_message(
+        self,
+        message_id: str,
+        deleted_by: str,
+        *,
+        by_admin: bool = False,
+        old: MessageFacts | None = None,
+    ) -> None:
+        """The sender (still a participant) or an admin deletes a message; deleting a deleted
+        message records nothing."""
+        self._require_exists()
+        if not by_admin:
+            self._require_participant(deleted_by)
+        facts = self.facts(message_id, old)
+        if not by_admin and facts.sender_id != deleted_by:
+            raise NotAllowed("only the sender or an admin may delete a message")
+        if facts.deleted:
+            return
+        self.record(
+            MessageDeleted(
+                conversation_id=self.id,
+                message_id=message_id,
+                seq=facts.seq,
+                deleted_by=deleted_by,
+                sender_id=facts.sender_id,
+            )
+        )
+
+    def mark_read(
+        self, user_id: str, message_id: str | None = None, old: MessageFacts | None = None
+    ) -> int:
+        """Read up to a message (default: the latest). Read positions only move forward: a
+        mark at or below the current one records nothing. Returns the reader's position."""
+        self._require_participant(user_id)
+        up_to = self.seq if message_id is None else self.facts(message_id, old).seq
+        if up_to <= self.read_pos[user_id]:
+            return self.read_pos[user_id]
+        self.record(
+            MessagesRead(
+                conversation_id=self.id,
+                user_id=user_id,
+                up_to_seq=up_to,
+                unread_after=self.unread_after(user_id, up_to),
+            )
+        )
+        return up_to
+
+    # -- state ----------------------------------------------------------------------------
+
+    def when(self, event: Event) -> None:
+        match event:
+            case ConversationCreated():
+                self.exists = True
+                self.kind = event.kind
+                self.title = event.title
+                self.created_by = event.created_by
+                for user_id in event.participant_ids:
+                    self.read_pos[user_id] = 0
+                    self.unread[user_id] = 0
+            case ParticipantAdded(user_id=user_id):
+                # a newcomer starts with everything before them read
+                self.read_pos[user_id] = self.seq
+                self.unread[user_id] = 0
+            case ParticipantRemoved(user_id=user_id):
+                self.read_pos.pop(user_id, None)
+                self.unread.pop(user_id, None)
+            case MessageSent():
+                self.seq = event.seq
+                self.recent.append(Recent(event.seq, event.message_id, event.sender_id))
+                for user_id in self.unread:
+                    if user_id != event.sender_id:
+                        self.unread[user_id] += 1
+            case MessageDeleted():
+                entry = self.recent_message(event.message_id)
+                if entry is not None:
+                    entry.deleted = True
+                sender = event.sender_id if event.sender_id is not None else ""
+                for user_id, pos in self.read_pos.items():
+                    if user_id != sender and pos < event.seq and self.unread[user_id] > 0:
+                        self.unread[user_id] -= 1
+            case MessagesRead():
+                if event.user_id in self.read_pos:
+                    self.read_pos[event.user_id] = event.up_to_seq
+                    self.unread[event.user_id] = event.unread_after
+
+    def snapshot(self) -> Mapping[str, Any]:
+        return {
+            "exists": self.exists,
+            "kind": self.kind,
+            "title": self.title,
+            "created_by": self.created_by,
+            "seq": self.seq,
+            "participants": [[u, self.read_pos[u], self.unread[u]] for u in self.read_pos],
+            "recent": [[m.seq, m.message_id, m.sender_id, m.deleted] for m in self.recent],
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.exists = bool(state["exists"])
+        self.kind = state["kind"]
+        self.title = state["title"]
+        self.created_by = str(state["created_by"])
+        self.seq = int(state["seq"])
+        self.read_pos = {str(u): int(pos) for u, pos, _ in state["participants"]}
+        self.unread = {str(u): int(n) for u, _, n in state["participants"]}
+        self.recent = deque(
+            (Recent(int(s), str(m), str(u), bool(d)) for s, m, u, d in state["recent"]),
+            maxlen=WINDOW,
+        )
+
+
+EVENTS: tuple[type[Event], ...] = (
+    ConversationCreated,
+    ParticipantAdded,
+    ParticipantRemoved,
+    MessageSent,
+    MessageDeleted,
+    MessagesRead,
+)

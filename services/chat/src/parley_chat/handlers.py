@@ -1,0 +1,312 @@
+"""Command handlers: plain async functions, one per command, in one routing table.
+
+A handler loads the conversation, asks it to decide, and saves the new events with their
+outbox rows in one transaction (the repository does both). No HTTP here.
+
+Concurrency: every event of a conversation goes to its one stream, so two commands on one
+conversation at once conflict on the stream version. Within one process, commands on the same
+conversation queue on a per-conversation lock (no wasted round trip); across processes the
+loser of a race gets ConcurrencyError and, since these commands commute (appending a message,
+a read mark or a membership change decides again on the fresh state), is re-run on a fresh
+load (`retries`).
+
+Messages older than the aggregate's window are looked up by id: a MessageSent event's id IS
+the message id and a MessageDeleted event's id is derived from it (see `ChatCodec`), so the
+lookup is one probe of the events table's unique event-id index, whatever the length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from parley_eventstore.aggregate import Repository
+from parley_eventstore.codec import EventCodec
+from parley_eventstore.domain import Event
+from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata, NewEvent
+
+from parley_chat.domain import (
+    Conversation,
+    MessageFacts,
+    deletion_event_id,
+)
+
+STREAM_VERSION_CONSTRAINT = "events_stream_version"
+
+
+class ChatCodec(EventCodec):
+    """Event ids that make messages findable: MessageSent's id is the message id, and
+    MessageDeleted's is derived from it (one deletion per message, checked by the index)."""
+
+    def encode(self, event: Event) -> NewEvent:
+        encoded = super().encode(event)
+        message_id = encoded.data.get("message_id")
+        if message_id is None:
+            return encoded
+        if encoded.event_type == "MessageSent":
+            event_id = uuid.UUID(str(message_id))
+        else:
+            event_id = deletion_event_id(str(message_id))
+        return NewEvent(encoded.event_type, encoded.data, encoded.schema_version, event_id)
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key while anyone holds or waits for it (no growth over time)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+@dataclass(frozen=True)
+class CreateConversation:
+    conversation_id: str
+    created_by: str
+    participant_ids: tuple[str, ...]
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    conversation_id: str
+    sender_id: str
+    content: str
+    client_message_id: str | None = None
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True)
+class DeleteMessage:
+    conversation_id: str
+    message_id: str
+    deleted_by: str
+    by_admin: bool = False
+
+
+@dataclass(frozen=True)
+class AddParticipant:
+    conversation_id: str
+    user_id: str
+    added_by: str
+    by_admin: bool = False
+
+
+@dataclass(frozen=True)
+class RemoveParticipant:
+    conversation_id: str
+    user_id: str
+    removed_by: str
+    by_admin: bool = False
+
+
+@dataclass(frozen=True)
+class MarkMessagesAsRead:
+    conversation_id: str
+    user_id: str
+    up_to_message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every command carries besides its fields."""
+
+    metadata: Metadata
+    idempotency_key: str | None = None
+
+
+@dataclass
+class Chat:
+    """The handlers' dependencies."""
+
+    conversations: Repository[Conversation]
+    pool: asyncpg.Pool
+    retries: int = 20
+    serialize: bool = True
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, conversation_id: str) -> AsyncIterator[None]:
+        if self.serialize:
+            async with self.locks.hold(conversation_id):
+                yield
+        else:
+            yield
+
+    async def execute(
+        self,
+        conversation_id: str,
+        command: Callable[[Conversation], Any],
+        ctx: Context,
+        result: Callable[[Conversation], dict[str, Any]],
+    ) -> AppendResult:
+        attempt = 0
+        while True:
+            try:
+                async with self.turn(conversation_id):
+                    return await self.conversations.execute(
+                        conversation_id,
+                        command,
+                        metadata=ctx.metadata,
+                        idempotency_key=ctx.idempotency_key,
+                        result=result,
+                    )
+            except ConcurrencyError:
+                # another writer (another replica) appended first: these commands commute, so
+                # decide again on a fresh load, after a short random pause that spreads the
+                # racers out (without it they collide in lock-step, one winner per round)
+                if attempt >= self.retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+
+    async def message_facts(self, conversation_id: str, message_id: str) -> MessageFacts | None:
+        """A message's facts from its events (for messages older than the window)."""
+        try:
+            sent_id = uuid.UUID(message_id)
+        except ValueError:
+            return None
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT event_type, data FROM events"
+                " WHERE event_id = ANY($1::uuid[]) AND stream_id = $2",
+                [sent_id, deletion_event_id(message_id)],
+                conversation_id,
+            )
+        sent = next((r for r in rows if r["event_type"] == "MessageSent"), None)
+        if sent is None:
+            return None
+        data = sent["data"]
+        if isinstance(data, str):
+            data = json.loads(data)
+        deleted = any(r["event_type"] == "MessageDeleted" for r in rows)
+        return MessageFacts(message_id, int(data["seq"]), str(data["sender_id"]), deleted)
+
+
+def _version(conversation: Conversation) -> dict[str, Any]:
+    return {"id": conversation.id, "version": conversation.next_version}
+
+
+async def create_conversation(
+    chat: Chat, command: CreateConversation, ctx: Context
+) -> AppendResult:
+    created = [False]
+
+    def decide(conversation: Conversation) -> None:
+        created[0] = conversation.create(command.created_by, command.participant_ids, command.title)
+
+    outcome = await chat.execute(command.conversation_id, decide, ctx, _version)
+    if created[0] or outcome.already_handled:
+        return outcome
+    # an existing direct conversation: nothing appended, answered as "already there"
+    return AppendResult(outcome.stream_id, outcome.version, {**outcome.result, "existing": True})
+
+
+async def send_message(chat: Chat, command: SendMessage, ctx: Context) -> AppendResult:
+    def result(conversation: Conversation) -> dict[str, Any]:
+        return {
+            "id": command.message_id,
+            "conversation_id": conversation.id,
+            "version": conversation.next_version,
+            "seq": conversation.seq,
+        }
+
+    return await chat.execute(
+        command.conversation_id,
+        lambda c: c.send(
+            command.message_id, command.sender_id, command.content, command.client_message_id
+        ),
+        ctx,
+        result,
+    )
+
+
+async def delete_message(chat: Chat, command: DeleteMessage, ctx: Context) -> AppendResult:
+    for attempt in range(2):
+        old = await chat.message_facts(command.conversation_id, command.message_id)
+
+        def decide(conversation: Conversation, old: MessageFacts | None = old) -> None:
+            conversation.delete_message(
+                command.message_id, command.deleted_by, by_admin=command.by_admin, old=old
+            )
+
+        try:
+            return await chat.execute(command.conversation_id, decide, ctx, _version)
+        except asyncpg.UniqueViolationError as error:
+            # the derived deletion event id exists: another request deleted this old message
+            # after our lookup; look again (now it is deleted, and nothing more is recorded)
+            if error.constraint_name == STREAM_VERSION_CONSTRAINT or attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def add_participant(chat: Chat, command: AddParticipant, ctx: Context) -> AppendResult:
+    return await chat.execute(
+        command.conversation_id,
+        lambda c: c.add_participant(command.user_id, command.added_by, by_admin=command.by_admin),
+        ctx,
+        _version,
+    )
+
+
+async def remove_participant(chat: Chat, command: RemoveParticipant, ctx: Context) -> AppendResult:
+    return await chat.execute(
+        command.conversation_id,
+        lambda c: c.remove_participant(
+            command.user_id, command.removed_by, by_admin=command.by_admin
+        ),
+        ctx,
+        _version,
+    )
+
+
+async def mark_read(chat: Chat, command: MarkMessagesAsRead, ctx: Context) -> AppendResult:
+    old = None
+    if command.up_to_message_id is not None:
+        old = await chat.message_facts(command.conversation_id, command.up_to_message_id)
+    position = [0]
+
+    def decide(conversation: Conversation) -> None:
+        position[0] = conversation.mark_read(command.user_id, command.up_to_message_id, old)
+
+    def result(conversation: Conversation) -> dict[str, Any]:
+        return {**_version(conversation), "up_to_seq": position[0]}
+
+    return await chat.execute(command.conversation_id, decide, ctx, result)
+
+
+Handler = Callable[[Chat, Any, Context], Awaitable[AppendResult]]
+HANDLERS: dict[type, Handler] = {
+    CreateConversation: create_conversation,
+    SendMessage: send_message,
+    DeleteMessage: delete_message,
+    AddParticipant: add_participant,
+    RemoveParticipant: remove_participant,
+    MarkMessagesAsRead: mark_read,
+}
+
+
+async def handle(chat: Chat, command: object, ctx: Context) -> AppendResult:
+    return await HANDLERS[type(command)](chat, command, ctx)
