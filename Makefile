@@ -15,7 +15,7 @@ TEST_ROOTS = $(wildcard libs services deploy/tests)
 # pytest exits 5 when a tier has no test yet; that is not a failure of the tier
 PYTEST_TIER = $(RUN) pytest $(1) ; rc=$$? ; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
-.PHONY: help sync up down clean ps kill pause resume logs test test-unit test-integration test-e2e bench lint deploy-tools
+.PHONY: help sync up down clean ps kill pause resume logs test test-unit test-integration test-e2e bench soak faults lint deploy-tools
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -74,6 +74,12 @@ test-integration: sync ## tests against the real PostgreSQL, Kafka and FerretDB 
 
 test-e2e: sync ## the public interfaces of the running cluster
 	@$(call PYTEST_TIER,-q tests-e2e)
+
+faults: up ## the fault-injection suite, full profile (three rounds of SIGKILLs under load)
+	@PARLEY_FAULT_ROUNDS=3 $(RUN) pytest -q -s -m fault tests-e2e
+
+soak: up ## steady mixed load for MINUTES (default 10): do lag and memory stay flat? -> bench/results/soak.*
+	@$(RUN) python -m bench.soak --minutes $(or $(MINUTES),10)
 
 bench: up ## benchmarks -> bench/results/latest.json and PNG plots
 	@$(RUN) python bench/run.py

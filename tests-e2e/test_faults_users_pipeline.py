@@ -8,7 +8,8 @@ process manager restart it, and then check the invariants:
 - nothing was parked on the projector's dead-letter topic.
 
 Each fault, the commands accepted during it and the invariants checked are written to
-`.local/reports/faults-users.json` (and printed). Bounded: a few seconds per fault.
+`.local/reports/faults-users.json` (and printed). Bounded: a few seconds per fault; `make test`
+runs one round, `make faults` three.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.fault
 
+# every kind of process the users pipeline crosses; `make faults` repeats the round
 FAULTS = (
     "relay-users",
     "projector-users",
@@ -46,7 +48,7 @@ FAULTS = (
     "kafka",
     "ferretdb",
     "postgres",
-)
+) * int(os.environ.get("PARLEY_FAULT_ROUNDS", "1"))
 USERS = 12
 LOAD_PER_S = 40
 AFTER_RESTART_S = 3.0

@@ -37,7 +37,7 @@ SERVICE_MIGRATIONS: dict[str, str] = {
 }
 
 # contexts with a projector process (services/projector-<context>)
-PROJECTED_CONTEXTS: tuple[str, ...] = ("users", "notifications")
+PROJECTED_CONTEXTS: tuple[str, ...] = ("users", "chat", "notifications")
 
 # HTTP services' ports, as offsets from PARLEY_SERVICE_PORT_BASE (the gateway fronts them).
 PORT_OFFSETS = {
@@ -51,6 +51,7 @@ PORT_OFFSETS = {
     "relay-chat": 53,
     "relay-notifications": 54,
     "projector-users": 71,
+    "projector-chat": 72,
     "projector-notifications": 74,
 }
 

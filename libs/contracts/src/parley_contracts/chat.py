@@ -41,6 +41,11 @@ class ParticipantAdded(ChatEvent):
     conversation_id: str
     user_id: str
     added_by: str
+    # the conversation as the newcomer finds it, so a read model can show it to them
+    # without state of its own: everyone in it after the change, its title and kind
+    participant_ids: list[str] = Field(default_factory=list)
+    title: str | None = Field(default=None, max_length=200)
+    kind: Literal["direct", "group"] | None = None
 
 
 class ParticipantRemoved(ChatEvent):
@@ -49,6 +54,7 @@ class ParticipantRemoved(ChatEvent):
     conversation_id: str
     user_id: str
     removed_by: str
+    participant_ids: list[str] = Field(default_factory=list)  # everyone left after the change
 
 
 class MessageSent(ChatEvent):
@@ -75,6 +81,11 @@ class MessageDeleted(ChatEvent):
     # who sent the deleted message: lets a read model take it off the other participants'
     # unread counters without looking the message up (None only if unknown)
     sender_id: str | None = None
+    participant_ids: list[str] = Field(default_factory=list)  # the participants now
+    last_seq: int | None = Field(default=None, ge=1)  # the conversation's newest message now
+    # participants (not the sender) whose read position is below `seq`: the message was
+    # counted as unread for them, and no longer is
+    unread_by: list[str] = Field(default_factory=list)
 
 
 class MessagesRead(ChatEvent):

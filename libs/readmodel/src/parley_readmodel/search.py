@@ -40,3 +40,10 @@ def prefix_tokens(text: str, max_len: int = MAX_PREFIX) -> list[str]:
 def query_token(q: str, max_len: int = MAX_PREFIX) -> str:
     """The token a query `q` is looked up by ("" for a blank query: no filter)."""
     return normalise(q)[:max_len].strip()
+
+
+def query_words(q: str, max_len: int = MAX_PREFIX) -> list[str]:
+    """The words of a query, each a token of `prefix_tokens` when a document has a word that
+    starts with it: a query for all of them (`{field: {$all: words}}`) finds "Émilie Noël" by
+    "noel emi", in any order ([] for a query without letters or digits)."""
+    return list(dict.fromkeys(word[:max_len] for word in _WORD.findall(normalise(q))))

@@ -55,3 +55,7 @@ def pause(name: str) -> None:
 
 def resume(name: str) -> None:
     _cluster("resume", name)
+
+
+# the servers the local cluster runs for Parley; every other process is one of Parley's own
+INFRASTRUCTURE = frozenset({"postgres", "kafka", "ferretdb", "nginx", "smtp-sink"})

@@ -212,7 +212,16 @@ class Conversation(Aggregate):
             return  # already in: nothing to record
         if len(self.read_pos) >= MAX_PARTICIPANTS:
             raise ConversationConflict(f"at most {MAX_PARTICIPANTS} participants")
-        self.record(ParticipantAdded(conversation_id=self.id, user_id=user_id, added_by=added_by))
+        self.record(
+            ParticipantAdded(
+                conversation_id=self.id,
+                user_id=user_id,
+                added_by=added_by,
+                participant_ids=sorted({*self.read_pos, user_id}),
+                title=self.title,
+                kind=self.kind,
+            )
+        )
 
     def remove_participant(self, user_id: str, removed_by: str, *, by_admin: bool = False) -> None:
         """Removal by the participant themself, the conversation's creator (while still a
@@ -226,7 +235,12 @@ class Conversation(Aggregate):
         if not self.is_participant(user_id):
             return  # gone already: nothing to record
         self.record(
-            ParticipantRemoved(conversation_id=self.id, user_id=user_id, removed_by=removed_by)
+            ParticipantRemoved(
+                conversation_id=self.id,
+                user_id=user_id,
+                removed_by=removed_by,
+                participant_ids=sorted(u for u in self.read_pos if u != user_id),
+            )
         )
 
     def send(
@@ -281,6 +295,13 @@ class Conversation(Aggregate):
                 seq=facts.seq,
                 deleted_by=deleted_by,
                 sender_id=facts.sender_id,
+                participant_ids=sorted(self.read_pos),
+                last_seq=self.seq,
+                unread_by=sorted(
+                    u
+                    for u, pos in self.read_pos.items()
+                    if u != facts.sender_id and pos < facts.seq and self.unread[u] > 0
+                ),
             )
         )
 

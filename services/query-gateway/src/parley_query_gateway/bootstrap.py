@@ -17,9 +17,9 @@ from parley_readmodel.lag import LagMonitor
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from parley_query_gateway import notifications, users
+from parley_query_gateway import chat, notifications, users
 from parley_query_gateway.config import Settings
-from parley_query_gateway.reads import DocumentCache
+from parley_query_gateway.reads import DocumentCache, QueryCache
 
 log = logging.getLogger("parley.query")
 
@@ -47,6 +47,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.db = client[settings.mongo_db]
         app.state.settings = settings
         app.state.cache = DocumentCache(settings.cache_ttl_s)
+        app.state.lists = QueryCache(settings.cache_ttl_s)
         try:
             async with revocations:
                 yield
@@ -78,5 +79,6 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(users.router)
     app.include_router(users.stats_router)
+    app.include_router(chat.router)
     app.include_router(notifications.router)
     return app

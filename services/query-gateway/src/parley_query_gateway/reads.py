@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cachetools import LRUCache
@@ -95,3 +96,49 @@ def not_modified(request: Request, response: Response, body: Any) -> bool:
     response.headers["ETag"] = tag
     response.headers["Cache-Control"] = "private, no-cache"
     return tag in request.headers.get("if-none-match", "")
+
+
+class QueryCache:
+    """Results of list queries per caller and parameters, on the same terms as DocumentCache
+    (fresh for `ttl_s`, served stale while one background read refreshes it up to `4 * ttl_s`,
+    single-flight). Needed on FerretDB 1.24, which pushes only `_id` equality down to SQLite:
+    every other filter scans and decodes the whole collection (a conversation list over 5,000
+    memberships took 0.5-0.8 s there), so concurrent readers of one list must share one read.
+    A GET with a consistency token of the projection's context bypasses it (`fresh`)."""
+
+    def __init__(self, ttl_s: float, size: int = 20_000) -> None:
+        self.ttl_s = ttl_s
+        self.enabled = ttl_s > 0
+        self._hits: LRUCache[tuple[Any, ...], tuple[float, Any]] = LRUCache(maxsize=size)
+        self._inflight: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
+
+    async def get(
+        self, key: tuple[Any, ...], load: Callable[[], Awaitable[Any]], fresh: bool
+    ) -> Any:
+        if not self.enabled or fresh:
+            value = await load()
+            if self.enabled:
+                self._hits[key] = (time.monotonic(), value)
+            return value
+        hit = self._hits.get(key)
+        age = time.monotonic() - hit[0] if hit is not None else None
+        if hit is not None and age is not None and age < self.ttl_s:
+            return hit[1]
+        refresh = self._inflight.get(key)
+        if refresh is None:
+            refresh = asyncio.create_task(self._load(key, load))
+            self._inflight[key] = refresh
+            refresh.add_done_callback(lambda task: self._settled(key, task))
+        if hit is not None and age is not None and age < 4 * self.ttl_s:
+            return hit[1]
+        return await asyncio.shield(refresh)
+
+    async def _load(self, key: tuple[Any, ...], load: Callable[[], Awaitable[Any]]) -> Any:
+        value = await load()
+        self._hits[key] = (time.monotonic(), value)
+        return value
+
+    def _settled(self, key: tuple[Any, ...], task: asyncio.Task[Any]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("refreshing %s failed: %s", key, task.exception())

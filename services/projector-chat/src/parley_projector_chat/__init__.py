@@ -1,0 +1,1 @@
+"""Projector of the chat context: chat.events -> memberships, messages, conversations."""

@@ -1,0 +1,264 @@
+"""The chat read models, shaped for the query gateway's four chat routes.
+
+Every chat event is in its conversation's stream (key and `ce_subject` = conversation id), so
+every document below derives its `_id` from one conversation: one writer per document, and the
+runtime's per-stream versions (`_v.<conversation>`) make replays and redeliveries no-ops,
+counters included.
+
+- `memberships`, `_id` "<user>:<conversation>": what one participant's conversation list
+  shows (title, kind, participants, last message, last activity, unread counter). A user who
+  leaves keeps the document with `removed: true` (a tombstone; the routes hide it).
+- `messages`, `_id` message id: one document per message, with a normalised token array for
+  search (parley_readmodel.search). A deleted message keeps its document: `deleted: true`,
+  `content: null`, no tokens.
+- `conversations`, `_id` conversation id: the conversation as a whole (participants kept with
+  `$addToSet`/`$pull`, which need no list, last message, highest seq). Nothing reads it yet but
+  operators and the fallback described in docs/decisions.md.
+
+Handlers are pure, so they cannot look the participant list up: an event that changes every
+participant's membership must name them. The command side adds (contract additions, see
+docs/decisions.md "Chat (issue 5: read side)"):
+- MessageSent.recipient_ids: the participants other than the sender when it was sent;
+- ParticipantAdded/ParticipantRemoved.participant_ids: the participants after the change, and
+  ParticipantAdded.title/kind for the new member's document;
+- MessageDeleted.participant_ids, .last_seq (the conversation's highest seq when deleted) and
+  .unread_by (participants whose unread counter still counted the message).
+Without them the handlers fall back to what the event itself says (see each handler).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from parley_messaging.envelope import Envelope
+from parley_readmodel.projection import Projection, Write
+from parley_readmodel.search import prefix_tokens
+
+NAME = "projector-chat"  # the projection's name: its consumer group and alias document
+MEMBERSHIPS = "memberships"
+MESSAGES = "messages"
+CONVERSATIONS = "conversations"
+
+
+def membership_id(user_id: str, conversation_id: str) -> str:
+    return f"{user_id}:{conversation_id}"
+
+
+def _conversation(env: Envelope, data: dict[str, Any]) -> str:
+    conversation_id = str(data.get("conversation_id") or env.subject)
+    if conversation_id != env.subject:
+        # the document ids must derive from the event's stream (one writer per document)
+        raise ValueError(f"event of stream {env.subject} names conversation {conversation_id}")
+    return conversation_id
+
+
+def _member(user_id: str, conversation_id: str, update: dict[str, dict[str, Any]]) -> Write:
+    """A membership update that always (re)states whose it is, so a document created by any
+    event is found by the routes' `user_id` filter."""
+    fields = update.setdefault("$set", {})
+    fields.update({"user_id": user_id, "conversation_id": conversation_id})
+    return Write(MEMBERSHIPS, membership_id(user_id, conversation_id), update)
+
+
+def _ids(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    return list(dict.fromkeys(str(v) for v in value))
+
+
+def conversation_created(env: Envelope, data: dict[str, Any]) -> list[Write]:
+    cid = _conversation(env, data)
+    participants = _ids(data["participant_ids"]) or []
+    shared = {
+        "title": data.get("title"),
+        "kind": data["kind"],
+        "participant_ids": participants,
+        "last_message": None,
+        "last_activity_at": env.time,
+    }
+    writes = [
+        Write(
+            CONVERSATIONS,
+            cid,
+            {
+                "$set": {
+                    **shared,
+                    "created_by": data["created_by"],
+                    "created_at": env.time,
+                    "last_seq": 0,
+                }
+            },
+        )
+    ]
+    for user in participants:
+        member = {**shared, "unread_count": 0, "read_up_to_seq": 0, "removed": False}
+        writes.append(_member(user, cid, {"$set": {**member, "joined_at": env.time}}))
+    return writes
+
+
+def participant_added(env: Envelope, data: dict[str, Any]) -> list[Write]:
+    cid = _conversation(env, data)
+    user = str(data["user_id"])
+    participants = _ids(data.get("participant_ids"))
+    new: dict[str, Any] = {
+        "removed": False,
+        "unread_count": 0,  # messages sent before joining are not unread
+        "last_activity_at": env.time,
+        "joined_at": env.time,
+    }
+    on_insert: dict[str, Any] = {"last_message": None, "read_up_to_seq": 0}
+    for key, default in (("title", None), ("kind", "group")):
+        if key in data:
+            new[key] = data[key]
+        else:  # fallback: an older event without it; keep what a re-added member had
+            on_insert[key] = default
+    update: dict[str, dict[str, Any]] = {"$set": new, "$setOnInsert": on_insert}
+    if participants is not None:
+        new["participant_ids"] = participants
+    else:  # fallback: the new member's list knows at least themselves
+        update["$addToSet"] = {"participant_ids": user}
+    writes = [
+        Write(CONVERSATIONS, cid, {"$addToSet": {"participant_ids": user}}),
+        _member(user, cid, update),
+    ]
+    for other in participants or []:
+        if other != user:
+            writes.append(_member(other, cid, {"$set": {"participant_ids": participants}}))
+    return writes
+
+
+def participant_removed(env: Envelope, data: dict[str, Any]) -> list[Write]:
+    cid = _conversation(env, data)
+    user = str(data["user_id"])
+    participants = _ids(data.get("participant_ids"))
+    writes = [
+        Write(CONVERSATIONS, cid, {"$pull": {"participant_ids": user}}),
+        # a tombstone: the document stays (a replay keeps its version), the routes hide it
+        _member(user, cid, {"$set": {"removed": True, "removed_at": env.time}}),
+    ]
+    for other in participants or []:
+        if other != user:
+            writes.append(_member(other, cid, {"$set": {"participant_ids": participants}}))
+    return writes
+
+
+def last_message(
+    data: dict[str, Any], sent_at: datetime | None, content: str | None
+) -> dict[str, Any]:
+    return {
+        "message_id": data["message_id"],
+        "seq": int(data["seq"]),
+        "sender_id": data.get("sender_id"),
+        "content": content,
+        "deleted": content is None,
+        "sent_at": sent_at,
+    }
+
+
+def message_sent(env: Envelope, data: dict[str, Any]) -> list[Write]:
+    cid = _conversation(env, data)
+    sender = str(data["sender_id"])
+    seq = int(data["seq"])
+    last = last_message(data, env.time, data["content"])
+    activity = {"last_message": last, "last_activity_at": env.time}
+    writes = [
+        Write(
+            MESSAGES,
+            str(data["message_id"]),
+            {
+                "$set": {
+                    "conversation_id": cid,
+                    "seq": seq,
+                    "sender_id": sender,
+                    "content": data["content"],
+                    "client_message_id": data.get("client_message_id"),
+                    "sent_at": env.time,
+                    "deleted": False,
+                    "search": prefix_tokens(data["content"]),
+                }
+            },
+        ),
+        Write(CONVERSATIONS, cid, {"$set": activity, "$max": {"last_seq": seq}}),
+        _member(sender, cid, {"$set": dict(activity)}),
+    ]
+    # fallback without recipient_ids (an event from before the field): only the sender's
+    # membership moves; the others catch up at their next read mark (unread_after is exact)
+    for user in _ids(data.get("recipient_ids")) or []:
+        if user != sender:
+            writes.append(_member(user, cid, {"$set": dict(activity), "$inc": {"unread_count": 1}}))
+    return writes
+
+
+def message_deleted(env: Envelope, data: dict[str, Any]) -> list[Write]:
+    cid = _conversation(env, data)
+    seq = int(data["seq"])
+    writes = [
+        Write(
+            MESSAGES,
+            str(data["message_id"]),
+            {
+                "$set": {
+                    "conversation_id": cid,
+                    "seq": seq,
+                    "content": None,  # the text is gone from the read model
+                    "search": [],
+                    "deleted": True,
+                    "deleted_at": env.time,
+                    "deleted_by": data.get("deleted_by"),
+                }
+            },
+        )
+    ]
+    decrements = {str(u) for u in data.get("unread_by") or []}
+    last_seq = data.get("last_seq")
+    participants = _ids(data.get("participant_ids")) or []
+    is_last = last_seq is not None and int(last_seq) == seq
+    if is_last:
+        # the whole sub-document (a member who joined after it has none to patch)
+        gone = last_message(data, data.get("sent_at"), None)
+        writes.append(Write(CONVERSATIONS, cid, {"$set": {"last_message": gone}}))
+    for user in sorted(set(participants) | decrements):
+        update: dict[str, dict[str, Any]] = {}
+        if is_last and user in participants:
+            update["$set"] = {"last_message": last_message(data, data.get("sent_at"), None)}
+        if user in decrements:
+            update["$inc"] = {"unread_count": -1}
+        writes.append(_member(user, cid, update))
+    return writes
+
+
+def messages_read(env: Envelope, data: dict[str, Any]) -> list[Write]:
+    cid = _conversation(env, data)
+    return [
+        _member(
+            str(data["user_id"]),
+            cid,
+            {
+                # exact, computed by the command side: a replay or a lost increment cannot
+                # leave the counter wrong past the next read mark
+                "$set": {"unread_count": int(data["unread_after"])},
+                "$max": {"read_up_to_seq": int(data["up_to_seq"])},
+            },
+        )
+    ]
+
+
+def chat_projection(name: str = NAME) -> Projection:
+    return Projection(
+        name=name,
+        topics=("chat.events",),
+        collections=(MEMBERSHIPS, MESSAGES, CONVERSATIONS),
+        handlers={
+            "ConversationCreated": conversation_created,
+            "ParticipantAdded": participant_added,
+            "ParticipantRemoved": participant_removed,
+            "MessageSent": message_sent,
+            "MessageDeleted": message_deleted,
+            "MessagesRead": messages_read,
+        },
+        indexes={
+            MEMBERSHIPS: ((("user_id", 1), ("last_activity_at", -1), ("conversation_id", -1)),),
+            MESSAGES: ((("conversation_id", 1), ("seq", -1)), (("search", 1), ("sent_at", -1))),
+        },
+    )

@@ -1,0 +1,114 @@
+"""The chat projection over a real Kafka topic into a fresh database of the Mongo-wire store:
+two users writing both ways, unread counters on each side, read marks, a deletion, a removal,
+and replays that change nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from parley_projector_chat.views import chat_projection
+from parley_testing.chat import Conversation, interleaved
+from parley_testing.projections import (
+    documents,
+    dump,
+    on_topic,
+    produce,
+    project,
+    reset_offsets,
+)
+from pymongo import AsyncMongoClient
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def db(mongo_url: str) -> AsyncIterator[Any]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, socketTimeoutMS=60_000)
+    database = client[f"chat_{uuid.uuid4().hex[:10]}"]
+    yield database
+    await client.drop_database(database.name)
+    await client.close()
+
+
+def story() -> tuple[Conversation, Conversation]:
+    direct = Conversation("dm-ab", ["alice", "bob"])
+    direct.send("alice", "Hello Bob")
+    direct.send("bob", "Hi Alice, wie geht's?")
+    direct.send("alice", "Ärger mit dem Projekt")
+    direct.mark_read("bob")  # bob: 0 unread
+    direct.send("bob", "secret plan")
+    direct.send("bob", "never mind")
+    direct.delete(5, "bob")  # the last message, unread by alice: her counter drops
+    group = Conversation("grp", ["alice", "bob", "carol"], kind="group")
+    group.send("carol", "carol was here")
+    group.send("alice", "welcome")
+    group.remove("carol", "alice")
+    group.send("bob", "after carol left")
+    return direct, group
+
+
+async def test_two_users_unread_read_marks_deletion_removal_and_exact_replays(
+    db: Any, kafka_bootstrap: str, unique_name: str
+) -> None:
+    direct, group = story()
+    topic = f"chat.{unique_name}"
+    projection = on_topic(chat_projection(), topic, f"projector-chat-{unique_name}")
+    events = interleaved(direct, group)
+    # at-least-once upstream: some records twice
+    await produce(kafka_bootstrap, topic, events + events[3:9])
+    await project(db, projection, kafka_bootstrap, max_records=5)
+
+    members = await documents(db, projection, "memberships")
+    messages = await documents(db, projection, "messages")
+    alice, bob = members["alice:dm-ab"], members["bob:dm-ab"]
+    # alice: bob's 2 and 4 (5 deleted); bob: read up to 3, then only his own
+    assert (alice["unread_count"], bob["unread_count"]) == (2, 0)
+    assert direct.unread("alice") == 2
+    for doc in (alice, bob):
+        assert doc["last_message"]["seq"] == 5
+        assert doc["last_message"]["deleted"] is True
+        assert doc["last_message"]["content"] is None
+        assert doc["participant_ids"] == ["alice", "bob"]
+        assert doc["kind"] == "direct" and doc["removed"] is False
+    assert messages["dm-ab-m5"]["content"] is None and messages["dm-ab-m5"]["search"] == []
+    assert messages["dm-ab-m5"]["deleted"] is True
+    assert messages["dm-ab-m4"]["content"] == "secret plan"
+    assert "arger" in messages["dm-ab-m3"]["search"] and "pro" in messages["dm-ab-m3"]["search"]
+
+    carol = members["carol:grp"]
+    assert carol["removed"] is True
+    assert carol["last_message"]["seq"] == 2  # she got nothing after she left
+    assert members["alice:grp"]["participant_ids"] == ["alice", "bob"]
+    assert members["alice:grp"]["unread_count"] == 2  # carol's and bob's
+    assert members["bob:grp"]["unread_count"] == 2  # carol's and alice's
+    assert members["bob:grp"]["last_message"]["content"] == "after carol left"
+    conversations = await documents(db, projection, "conversations")
+    assert conversations["grp"]["participant_ids"] == ["alice", "bob"]
+    assert conversations["grp"]["last_seq"] == 3
+
+    first = await dump(db, projection)
+    for _ in range(2):  # the whole topic again over the populated model: byte-identical
+        await reset_offsets(kafka_bootstrap, projection.group, projection.topics)
+        await project(db, projection, kafka_bootstrap, max_records=7)
+        assert await dump(db, projection) == first
+
+
+async def test_declared_indexes_exist_on_the_generation_written(
+    db: Any, kafka_bootstrap: str, unique_name: str
+) -> None:
+    direct = Conversation("dm-x", ["x", "y"])
+    direct.send("x", "hello")
+    topic = f"chat.{unique_name}"
+    projection = on_topic(chat_projection(), topic, f"projector-chat-{unique_name}")
+    await produce(kafka_bootstrap, topic, direct.records)
+    await project(db, projection, kafka_bootstrap)
+    # a restart creates them again (FerretDB once dropped the connection on that)
+    await reset_offsets(kafka_bootstrap, projection.group, projection.topics)
+    await project(db, projection, kafka_bootstrap)
+    names = {i["name"] async for i in await db["messages__g1"].list_indexes()}
+    assert {"conversation_id_1_seq_-1", "search_1_sent_at_-1"} <= names
+    names = {i["name"] async for i in await db["memberships__g1"].list_indexes()}
+    assert "user_id_1_last_activity_at_-1_conversation_id_-1" in names

@@ -1,0 +1,354 @@
+"""Queries of the chat read models (services/projector-chat). Every route needs a signed-in
+caller and shows only the caller's own conversations: a conversation the caller is not (or no
+longer) a participant of is a 404, never its data.
+
+Lists are keyset-paginated with opaque cursors: the conversation list over
+(last_activity_at, conversation_id) descending, a message page over seq descending. The
+filters use equality and range operators, `$in`, `$all`, `$ne` and `$or` only, and the unread
+total one `$group` with one `$sum` (FerretDB 1.24 answers 0 for every accumulator after the
+first).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from parley_authn import CurrentPrincipal, Principal
+from parley_http.consistency import HEADER as CONSISTENCY_HEADER
+from parley_http.problems import Problem
+from parley_readmodel import aliases
+from parley_readmodel.search import query_words
+from pydantic import BaseModel
+from pymongo import DESCENDING
+
+from parley_query_gateway.consistency import caught_up, parse_token
+from parley_query_gateway.reads import DB, QueryCache, not_modified
+
+router = APIRouter(tags=["chat"])
+Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
+PROJECTION = "projector-chat"
+CONTEXTS = ("chat",)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NOT_REMOVED = {"$ne": True}
+
+
+class LastMessage(BaseModel):
+    id: str
+    seq: int
+    sender_id: str | None
+    content: str | None  # null once deleted
+    deleted: bool = False
+    sent_at: datetime | None
+
+
+class ConversationItem(BaseModel):
+    id: str
+    title: str | None
+    kind: str | None
+    participant_ids: list[str]
+    last_message: LastMessage | None
+    last_activity_at: datetime | None
+    unread_count: int
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationItem]
+    next_cursor: str | None
+
+
+class MessageItem(BaseModel):
+    id: str
+    conversation_id: str
+    sender_id: str | None
+    content: str | None  # null once deleted
+    deleted: bool
+    sent_at: datetime | None
+    seq: int
+
+
+class MessagePage(BaseModel):
+    items: list[MessageItem]
+    next_cursor: str | None
+
+
+class SearchResult(BaseModel):
+    items: list[MessageItem]
+
+
+class UnreadCount(BaseModel):
+    count: int
+
+
+def _encode(value: Any) -> str:
+    raw = json.dumps(value, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+    except (binascii.Error, ValueError) as error:
+        raise Problem(400, "Bad Request", "cursor is not one this API issued") from error
+
+
+def _ms(moment: datetime) -> int:
+    """A stored time (BSON: UTC milliseconds, read back naive) as integer milliseconds."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (aware - EPOCH) // timedelta(milliseconds=1)
+
+
+def _at(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)  # exact, unlike fromtimestamp(ms / 1000)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def conversation_cursor(doc: dict[str, Any]) -> str:
+    return _encode({"t": _ms(doc["last_activity_at"]), "c": doc["conversation_id"]})
+
+
+def after_conversation(cursor: str) -> dict[str, Any]:
+    value = _decode(cursor)
+    if not (
+        isinstance(value, dict)
+        and isinstance(value.get("t"), int)
+        and isinstance(value.get("c"), str)
+    ):
+        raise Problem(400, "Bad Request", "cursor is not one this API issued")
+    at = _at(value["t"])
+    return {
+        "$or": [
+            {"last_activity_at": {"$lt": at}},
+            {"last_activity_at": at, "conversation_id": {"$lt": value["c"]}},
+        ]
+    }
+
+
+def after_seq(cursor: str) -> int:
+    value = _decode(cursor)
+    if not (isinstance(value, dict) and isinstance(value.get("s"), int)):
+        raise Problem(400, "Bad Request", "cursor is not one this API issued")
+    return int(value["s"])
+
+
+def to_last_message(value: Any) -> LastMessage | None:
+    if not isinstance(value, dict):
+        return None
+    return LastMessage(
+        id=value["message_id"],
+        seq=value["seq"],
+        sender_id=value.get("sender_id"),
+        content=None if value.get("deleted") else value.get("content"),
+        deleted=bool(value.get("deleted")),
+        sent_at=_utc(value.get("sent_at")),
+    )
+
+
+def to_conversation(doc: dict[str, Any]) -> ConversationItem:
+    return ConversationItem(
+        id=doc["conversation_id"],
+        title=doc.get("title"),
+        kind=doc.get("kind"),
+        participant_ids=list(doc.get("participant_ids") or []),
+        last_message=to_last_message(doc.get("last_message")),
+        last_activity_at=_utc(doc.get("last_activity_at")),
+        unread_count=max(0, int(doc.get("unread_count") or 0)),
+    )
+
+
+def to_message(doc: dict[str, Any]) -> MessageItem:
+    deleted = bool(doc.get("deleted"))
+    return MessageItem(
+        id=doc["_id"],
+        conversation_id=doc["conversation_id"],
+        sender_id=doc.get("sender_id"),
+        content=None if deleted else doc.get("content"),
+        deleted=deleted,
+        sent_at=_utc(doc.get("sent_at")),
+        seq=doc["seq"],
+    )
+
+
+async def _collection(request: Request, logical: str) -> Any:
+    db: DB = request.app.state.db
+    return await aliases.collection(db, PROJECTION, logical)
+
+
+async def _wait(request: Request, token: str | None) -> bool:
+    """Read-your-writes: a token of a chat command waits until projector-chat applied it;
+    True: read fresh, not from the list cache."""
+    settings = request.app.state.settings
+    return await caught_up(
+        request.app.state.db, PROJECTION, CONTEXTS, parse_token(token), settings.consistency_wait_s
+    )
+
+
+async def _cached(request: Request, key: tuple[Any, ...], load: Any, fresh: bool) -> Any:
+    cache: QueryCache = request.app.state.lists
+    return await cache.get(key, load, fresh)
+
+
+def _answer(request: Request, response: Response, model: BaseModel) -> Any:
+    if not_modified(request, response, model.model_dump(mode="json")):
+        return Response(status_code=304, headers=dict(response.headers))
+    return model
+
+
+async def my_membership(request: Request, caller: Principal, conversation_id: str) -> bool:
+    """Always read fresh (never from the document cache): a participant removed a moment ago
+    must not keep reading."""
+    memberships = await _collection(request, "memberships")
+    doc = await memberships.find_one({"_id": f"{caller.user_id}:{conversation_id}"}, {"removed": 1})
+    return doc is not None and not doc.get("removed")
+
+
+@router.get(
+    "/v1/conversations",
+    response_model=ConversationPage,
+    responses={304: {"description": "unchanged"}},
+)
+async def list_conversations(
+    request: Request,
+    response: Response,
+    caller: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    token: Token = None,
+) -> Any:
+    fresh = await _wait(request, token)
+    flt: dict[str, Any] = {"user_id": caller.user_id, "removed": NOT_REMOVED}
+    if cursor:
+        flt.update(after_conversation(cursor))
+
+    async def load() -> ConversationPage:
+        memberships = await _collection(request, "memberships")
+        docs = (
+            await memberships.find(flt)
+            .sort([("last_activity_at", DESCENDING), ("conversation_id", DESCENDING)])
+            .limit(limit + 1)
+            .to_list(None)
+        )
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return ConversationPage(
+            items=[to_conversation(d) for d in docs],
+            next_cursor=conversation_cursor(docs[-1]) if more else None,
+        )
+
+    key = ("conversations", caller.user_id, cursor, limit)
+    return _answer(request, response, await _cached(request, key, load, fresh))
+
+
+@router.get(
+    "/v1/conversations/unread-count",
+    response_model=UnreadCount,
+    responses={304: {"description": "unchanged"}},
+)
+async def unread_count(
+    request: Request, response: Response, caller: CurrentPrincipal, token: Token = None
+) -> Any:
+    fresh = await _wait(request, token)
+
+    async def load() -> UnreadCount:
+        memberships = await _collection(request, "memberships")
+        pipeline = [
+            {"$match": {"user_id": caller.user_id, "removed": NOT_REMOVED}},
+            # one accumulator only: FerretDB 1.24 answers 0 for any after the first
+            {"$group": {"_id": None, "count": {"$sum": "$unread_count"}}},
+        ]
+        rows = await (await memberships.aggregate(pipeline)).to_list(None)
+        return UnreadCount(count=max(0, int(rows[0]["count"]) if rows else 0))
+
+    key = ("unread", caller.user_id)
+    return _answer(request, response, await _cached(request, key, load, fresh))
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}/messages",
+    response_model=MessagePage,
+    responses={304: {"description": "unchanged"}, 404: {"description": "not a participant"}},
+)
+async def list_messages(
+    conversation_id: Annotated[str, Path(max_length=200)],
+    request: Request,
+    response: Response,
+    caller: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    token: Token = None,
+) -> Any:
+    fresh = await _wait(request, token)
+    if not await my_membership(request, caller, conversation_id):
+        raise Problem(404, "Not Found", f"no conversation {conversation_id}")
+    flt: dict[str, Any] = {"conversation_id": conversation_id}
+    if cursor:
+        flt["seq"] = {"$lt": after_seq(cursor)}
+
+    async def load() -> MessagePage:
+        messages = await _collection(request, "messages")
+        docs = await messages.find(flt).sort("seq", DESCENDING).limit(limit + 1).to_list(None)
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return MessagePage(
+            items=[to_message(d) for d in docs],
+            next_cursor=_encode({"s": int(docs[-1]["seq"])}) if more else None,
+        )
+
+    # per conversation, not per caller: the membership check above is never cached
+    key = ("messages", conversation_id, cursor, limit)
+    return _answer(request, response, await _cached(request, key, load, fresh))
+
+
+@router.get(
+    "/v1/messages/search",
+    response_model=SearchResult,
+    responses={304: {"description": "unchanged"}},
+)
+async def search_messages(
+    request: Request,
+    response: Response,
+    caller: CurrentPrincipal,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+    token: Token = None,
+) -> Any:
+    fresh = await _wait(request, token)
+    wanted = query_words(q)
+    if not wanted:
+        raise Problem(400, "Bad Request", "q has no letters or digits to search for")
+
+    async def my_conversations() -> list[str]:
+        memberships = await _collection(request, "memberships")
+        mine = await memberships.find(
+            {"user_id": caller.user_id, "removed": NOT_REMOVED}, {"conversation_id": 1}
+        ).to_list(None)
+        return sorted({d["conversation_id"] for d in mine})
+
+    ids = await _cached(request, ("mine", caller.user_id), my_conversations, fresh)
+    if not ids:
+        return _answer(request, response, SearchResult(items=[]))
+    match = wanted[0] if len(wanted) == 1 else {"$all": wanted}
+
+    async def load() -> SearchResult:
+        messages = await _collection(request, "messages")
+        docs = (
+            await messages.find(
+                {"conversation_id": {"$in": ids}, "search": match, "deleted": NOT_REMOVED},
+                {"search": 0},
+            )
+            .sort([("sent_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+            .to_list(None)
+        )
+        return SearchResult(items=[to_message(d) for d in docs])
+
+    # keyed by the caller's current conversations too: leaving one drops it from results
+    key = ("search", caller.user_id, tuple(wanted), limit, tuple(ids))
+    return _answer(request, response, await _cached(request, key, load, fresh))
