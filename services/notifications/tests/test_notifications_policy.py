@@ -219,3 +219,22 @@ async def test_poison_records_are_skipped(world: Any) -> None:
     await apply_record(policy, "chat.events", headers, b'{"conversation_id": "c1"}', b"k")
     await feed(policy, "chat.events", message(["bob"]))  # and the next record still works
     assert len(store.notes) == 1
+
+
+async def test_a_message_sent_as_the_chat_contract_serialises_it(world: Any) -> None:
+    """The policy reads the very fields chat's published MessageSent carries."""
+    from parley_contracts.chat import MessageSent
+
+    policy, store, _, _ = world
+    event = MessageSent(
+        conversation_id="c9",
+        message_id="m9",
+        seq=1,
+        sender_id="ada",
+        content="from the contract",
+        recipient_ids=["bob", "eve"],
+    )
+    headers, _ = record("chat", "MessageSent", "c9", 1)
+    await apply_record(policy, "chat.events", headers, event.model_dump_json().encode(), b"c9")
+    assert {n.user_id for n in store.notes.values()} == {"bob", "eve"}
+    assert notification_id("m9", "bob") in store.notes
