@@ -42,6 +42,7 @@ GATEWAY = f"http://127.0.0.1:{os.environ.get('PARLEY_GATEWAY_PORT', '8080')}"
 BACKLOGS = {
     "users outbox": (BASE + 1, "parley_outbox_pending_rows"),
     "auth outbox": (BASE + 2, "parley_outbox_pending_rows"),
+    "chat outbox": (BASE + 3, "parley_outbox_pending_rows"),
     "projections": (BASE, "parley_consumer_group_lag"),
 }
 

@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from parley_authn import RevocationList, Verifier, install_authn
 from parley_eventstore.aggregate import Repository
+from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_observability.http import install_observability
+from parley_observability.metrics import outbox_refresher
 
 from parley_chat import http
 from parley_chat.config import Settings
@@ -66,6 +68,10 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             return bool(await conn.fetchval("SELECT 1") == 1)
 
     install_authn(app, verifier, revocations)
-    install_observability(app, {"postgres": database_ready, "revocations": revocations.check_ready})
+    install_observability(
+        app,
+        {"postgres": database_ready, "revocations": revocations.check_ready},
+        refresh=[outbox_refresher("chat", lambda: pending(app.state.pool))],
+    )
     http.include_routes(app)
     return app

@@ -33,6 +33,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         settings.kafka_bootstrap_servers,
         {
             users.PROJECTION: ("users.events",),
+            chat.PROJECTION: ("chat.events",),
             notifications.PROJECTION: notifications.TOPICS,
         },
     )
