@@ -211,6 +211,11 @@ async def apply_record(
         log.warning("skipped a poison %s record (key %r): %s", topic, key, error)
 
 
+async def apply_in_order(policy: Policy, topic: str, records: list[Any]) -> None:
+    for record in records:
+        await apply_record(policy, topic, record.headers, record.value, record.key)
+
+
 async def consume(policy: Policy, bootstrap_servers: str, group: str, stop: asyncio.Event) -> None:
     consumer = AIOKafkaConsumer(
         policy.chat_topic,
@@ -224,9 +229,16 @@ async def consume(policy: Policy, bootstrap_servers: str, group: str, stop: asyn
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=500, max_records=200)
-            for tp, records in batch.items():
-                for record in records:
-                    await apply_record(policy, tp.topic, record.headers, record.value, record.key)
+            # partitions in parallel, each in order: a message (key = conversation) and all
+            # its notifications live on one partition, a user's address changes on one
+            # users.events partition, so no two tasks touch the same stream or row
+            await asyncio.gather(
+                *(
+                    apply_in_order(policy, tp.topic, records)
+                    for tp, records in batch.items()
+                    if records
+                )
+            )
             if batch:
                 await consumer.commit()
     finally:
