@@ -27,14 +27,17 @@ class ServiceProgram:
 
 
 # One PostgreSQL database per command service (DESIGN.md 3), each with its own relay.
-DATABASES: tuple[str, ...] = ("users", "auth", "chat")
+DATABASES: tuple[str, ...] = ("users", "auth", "chat", "notifications")
 
 # databases whose service adds tables of its own: database -> the package holding `migrations/`
 # (applied with the event store's migrations in one dbmate run)
-SERVICE_MIGRATIONS: dict[str, str] = {"auth": "parley_auth"}
+SERVICE_MIGRATIONS: dict[str, str] = {
+    "auth": "parley_auth",
+    "notifications": "parley_notifications",
+}
 
 # contexts with a projector process (services/projector-<context>)
-PROJECTED_CONTEXTS: tuple[str, ...] = ("users", "chat")
+PROJECTED_CONTEXTS: tuple[str, ...] = ("users", "chat", "notifications")
 
 # HTTP services' ports, as offsets from PARLEY_SERVICE_PORT_BASE (the gateway fronts them).
 PORT_OFFSETS = {
@@ -42,11 +45,14 @@ PORT_OFFSETS = {
     "users": 1,
     "auth": 2,
     "chat": 3,
+    "notifications": 4,
     "relay-users": 51,
     "relay-auth": 52,
     "relay-chat": 53,
+    "relay-notifications": 54,
     "projector-users": 71,
     "projector-chat": 72,
+    "projector-notifications": 74,
 }
 
 
@@ -125,6 +131,20 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         {"POSTGRES_DSN": database_dsn(s, "chat"), **authn},
         upstream="chat_cmd",
     )
+    notifications = _service(
+        s,
+        "notifications-api",
+        "parley_notifications",
+        "NOTIFICATIONS",
+        "notifications",
+        {
+            "POSTGRES_DSN": database_dsn(s, "notifications"),
+            "SMTP_HOST": s.host,
+            "SMTP_PORT": str(s.smtp_port),
+            **authn,
+        },
+        upstream="notifications_cmd",
+    )
     relays = [
         _service(
             s,
@@ -160,7 +180,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         {"MONGO_URL": mongo, **authn},
         upstream="query",
     )
-    return [users, auth, chat, *relays, *projectors, query]
+    return [users, auth, chat, notifications, *relays, *projectors, query]
 
 
 def upstreams(s: Any) -> dict[str, str]:

@@ -17,7 +17,7 @@ from parley_readmodel.lag import LagMonitor
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from parley_query_gateway import chat, users
+from parley_query_gateway import chat, notifications, users
 from parley_query_gateway.config import Settings
 from parley_query_gateway.reads import DocumentCache, QueryCache
 
@@ -31,7 +31,11 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     # the projections this gateway serves, by consumer group: their lag is its freshness
     lag = LagMonitor(
         settings.kafka_bootstrap_servers,
-        {users.PROJECTION: ("users.events",), chat.PROJECTION: ("chat.events",)},
+        {
+            users.PROJECTION: ("users.events",),
+            chat.PROJECTION: ("chat.events",),
+            notifications.PROJECTION: notifications.TOPICS,
+        },
     )
 
     @asynccontextmanager
@@ -77,4 +81,5 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(users.stats_router)
     app.include_router(chat.router)
+    app.include_router(notifications.router)
     return app

@@ -1,0 +1,61 @@
+"""Public events of the notifications context (topic `notifications.events`).
+
+Two kinds of streams, key = the aggregate id:
+- a notification (id = uuid5 of (message id, recipient id): a redelivered `MessageSent`
+  names the same notification, so it is never created twice): NotificationCreated, then
+  NotificationRead and/or NotificationEmailed;
+- a user's preferences (id = the user id): NotificationPreferencesUpdated, each carrying the
+  whole new state (no event means the defaults: in-app on, email off).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from parley_contracts.base import Event
+
+NotificationKind = Literal["message"]
+PREVIEW_LENGTH = 140
+
+
+class NotificationsEvent(Event):
+    context: ClassVar[str] = "notifications"
+    abstract: ClassVar[bool] = True
+
+
+class NotificationCreated(NotificationsEvent):
+    """`user_id` has a new in-app notification: `sender_id` sent message `message_id` in
+    `conversation_id`; `preview` is the message's first 140 characters."""
+
+    notification_id: str
+    user_id: str
+    kind: NotificationKind = "message"
+    conversation_id: str
+    message_id: str
+    sender_id: str
+    preview: str = Field(max_length=PREVIEW_LENGTH)
+
+
+class NotificationRead(NotificationsEvent):
+    """The recipient marked the notification read (once: marking it again records nothing)."""
+
+    notification_id: str
+    user_id: str
+
+
+class NotificationEmailed(NotificationsEvent):
+    """The notification's mail was handed to the SMTP server (once per notification)."""
+
+    notification_id: str
+    user_id: str
+
+
+class NotificationPreferencesUpdated(NotificationsEvent):
+    """The user's whole preferences after the change: channels and muted conversations."""
+
+    user_id: str
+    in_app: bool
+    email: bool
+    muted_conversations: list[str] = Field(max_length=1000)

@@ -1,0 +1,1 @@
+"""Notifications command service: in-app and email notifications of chat messages."""

@@ -1,0 +1,136 @@
+"""Command handlers: plain async functions, one per command, in one routing table.
+
+The HTTP layer and the policy (policy.py) call `handle` with the same commands. Each handler
+loads one aggregate, lets it decide, and saves its events with the outbox rows in one
+transaction (the repository does both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+from parley_eventstore.aggregate import Repository
+from parley_eventstore.domain import Aggregate
+from parley_eventstore.records import AppendResult, Metadata
+from parley_observability.tracing import current_traceparent
+
+from parley_notifications.domain import Notification, Preferences
+
+
+@dataclass(frozen=True)
+class CreateNotification:
+    notification_id: str
+    user_id: str
+    conversation_id: str
+    message_id: str
+    sender_id: str
+    content: str
+
+
+@dataclass(frozen=True)
+class MarkRead:
+    notification_id: str
+    user_id: str  # the caller: only the recipient may mark it
+
+
+@dataclass(frozen=True)
+class MarkEmailed:
+    notification_id: str
+
+
+@dataclass(frozen=True)
+class UpdatePreferences:
+    user_id: str
+    in_app: bool
+    email: bool
+    muted_conversations: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    metadata: Metadata
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Repositories:
+    notifications: Repository[Notification]
+    preferences: Repository[Preferences]
+
+
+def _result(aggregate: Aggregate) -> dict[str, Any]:
+    return {"id": aggregate.id, "version": aggregate.next_version}
+
+
+async def _execute(
+    repo: Repository[Any], stream_id: str, decide: Callable[[Any], None], ctx: Context
+) -> AppendResult:
+    # every command here sets a state: a concurrent write is retried on a fresh load
+    return await repo.execute(
+        stream_id,
+        decide,
+        metadata=ctx.metadata,
+        idempotency_key=ctx.idempotency_key,
+        result=_result,
+        retries=3,
+    )
+
+
+async def create_notification(
+    repos: Repositories, command: CreateNotification, ctx: Context
+) -> AppendResult:
+    c = command
+    return await _execute(
+        repos.notifications,
+        c.notification_id,
+        lambda n: n.create(c.user_id, c.conversation_id, c.message_id, c.sender_id, c.content),
+        ctx,
+    )
+
+
+async def mark_read(repos: Repositories, command: MarkRead, ctx: Context) -> AppendResult:
+    return await _execute(
+        repos.notifications, command.notification_id, lambda n: n.mark_read(command.user_id), ctx
+    )
+
+
+async def mark_emailed(repos: Repositories, command: MarkEmailed, ctx: Context) -> AppendResult:
+    return await _execute(
+        repos.notifications, command.notification_id, lambda n: n.mark_emailed(), ctx
+    )
+
+
+async def update_preferences(
+    repos: Repositories, command: UpdatePreferences, ctx: Context
+) -> AppendResult:
+    c = command
+    return await _execute(
+        repos.preferences,
+        c.user_id,
+        lambda p: p.update(c.in_app, c.email, c.muted_conversations),
+        ctx,
+    )
+
+
+Handler = Callable[[Repositories, Any, Context], Awaitable[AppendResult]]
+HANDLERS: dict[type, Handler] = {
+    CreateNotification: create_notification,
+    MarkRead: mark_read,
+    MarkEmailed: mark_emailed,
+    UpdatePreferences: update_preferences,
+}
+
+
+async def handle(repos: Repositories, command: object, ctx: Context) -> AppendResult:
+    """Run one command in a span of its own (its events carry that span's traceparent)."""
+    name = f"notifications {type(command).__name__}"
+    with trace.get_tracer("parley.notifications").start_as_current_span(name):
+        traceparent = current_traceparent() or ctx.metadata.traceparent
+        ctx = dataclasses.replace(
+            ctx, metadata=dataclasses.replace(ctx.metadata, traceparent=traceparent)
+        )
+        return await HANDLERS[type(command)](repos, command, ctx)

@@ -1,0 +1,260 @@
+"""The notification policy: a consumer inside the service process (group
+`notifications-policy`, like the users service's registrations consumer).
+
+- users.events UserCreated / UserProfileEmailChanged -> the `directory` table (where to mail);
+- chat.events MessageSent -> for each recipient (`recipient_ids`: the participants other than
+  the sender when the message was sent, computed by the chat command side), unless the
+  recipient muted the conversation or turned in-app off: CreateNotification; then, when the
+  recipient turned email on, a mail through SMTP and NotificationEmailed.
+
+At-least-once: offsets are committed after a batch's commands, so a crash redelivers. That is
+harmless: the notification id is uuid5(message id, recipient), creating an existing one is a
+no-op, and a notification already marked emailed is not mailed again. The one window left: a
+crash after the SMTP server took the mail and before NotificationEmailed was appended mails
+twice (documented in docs/decisions.md; exactly-once across SMTP is not possible).
+
+A record that cannot be decoded or lacks a field is logged and skipped: it never stops the
+partition. A store or Kafka error restarts the consumer from the last commit (with backoff).
+An SMTP server that refuses or is away is retried a few times, then the mail is given up
+(logged; the in-app notification stays), so a dead SMTP server never blocks notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import aiosmtplib
+from aiokafka import AIOKafkaConsumer
+from parley_eventstore.records import Metadata
+from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
+
+from parley_notifications.domain import (
+    Notification,
+    Preferences,
+    decide_delivery,
+    notification_id,
+    preview_of,
+)
+from parley_notifications.handlers import (
+    Context,
+    CreateNotification,
+    MarkEmailed,
+    Repositories,
+    handle,
+)
+from parley_notifications.mail import message_mail
+
+log = logging.getLogger("parley.notifications.policy")
+CHAT_TOPIC = "chat.events"
+USERS_TOPIC = "users.events"
+
+
+class Store(Protocol):
+    """What the policy needs of the write side (the event store, or a fake in unit tests)."""
+
+    async def preferences(self, user_id: str) -> Preferences: ...
+    async def notification(self, notification_id: str) -> Notification: ...
+    async def run(self, command: object, ctx: Context) -> None: ...
+
+
+class AddressBook(Protocol):
+    async def remember(self, user_id: str, email: str, version: int) -> None: ...
+    async def address(self, user_id: str) -> str | None: ...
+
+
+class Sender(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+class EventStoreBackend:
+    """`Store` on the real repositories."""
+
+    def __init__(self, repos: Repositories) -> None:
+        self.repos = repos
+
+    async def preferences(self, user_id: str) -> Preferences:
+        return await self.repos.preferences.load(user_id)
+
+    async def notification(self, notification_id: str) -> Notification:
+        return await self.repos.notifications.load(notification_id)
+
+    async def run(self, command: object, ctx: Context) -> None:
+        await handle(self.repos, command, ctx)
+
+
+class Poison(ValueError):
+    """A record this consumer can never handle (skipped, logged)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    conversation_id: str
+    message_id: str
+    sender_id: str
+    content: str
+    recipient_ids: tuple[str, ...]
+
+
+def message_of(data: dict[str, Any]) -> Message | None:
+    """The fields of a MessageSent; None when it names no recipients (an event written before
+    the chat side added `recipient_ids`: whom to notify is unknown, so nobody is)."""
+    try:
+        recipients = data.get("recipient_ids")
+        sender = str(data["sender_id"])
+        message = Message(
+            conversation_id=str(data["conversation_id"]),
+            message_id=str(data["message_id"]),
+            sender_id=sender,
+            content=str(data["content"]),
+            recipient_ids=tuple(dict.fromkeys(str(r) for r in recipients if str(r) != sender))
+            if isinstance(recipients, list)
+            else (),
+        )
+    except (KeyError, TypeError) as error:
+        raise Poison(f"MessageSent without {error}") from error
+    return message if isinstance(recipients, list) else None
+
+
+@dataclass
+class Policy:
+    store: Store
+    directory: AddressBook
+    mailer: Sender
+    mail_from: str
+    mail_attempts: int = 3
+    mail_backoff_s: float = 0.5
+    chat_topic: str = CHAT_TOPIC
+    users_topic: str = USERS_TOPIC
+
+    async def apply(self, topic: str, envelope: Envelope) -> None:
+        try:
+            data = json.loads(envelope.data)
+            if not isinstance(data, dict):
+                raise Poison("event data is not an object")
+        except ValueError as error:
+            raise Poison(str(error)) from error
+        name = envelope.event_name
+        if topic == self.users_topic and name in ("UserCreated", "UserProfileEmailChanged"):
+            try:
+                user_id, email = str(data["user_id"]), str(data["email"])
+            except KeyError as error:
+                raise Poison(f"{name} without {error}") from error
+            await self.directory.remember(user_id, email, envelope.aggregate_version or 0)
+        elif topic == self.chat_topic and name == "MessageSent":
+            message = message_of(data)
+            if message is None:
+                log.warning(
+                    "MessageSent %s has no recipient_ids: nobody notified", data.get("message_id")
+                )
+                return
+            metadata = Metadata(
+                correlation_id=envelope.correlation_id or envelope.id, causation_id=envelope.id
+            )
+            for recipient in message.recipient_ids:
+                await self.deliver(message, recipient, metadata)
+
+    async def deliver(self, message: Message, recipient: str, metadata: Metadata) -> None:
+        prefs = await self.store.preferences(recipient)
+        delivery = decide_delivery(prefs, message.conversation_id)
+        if not delivery.in_app:
+            return
+        nid = notification_id(message.message_id, recipient)
+        command = CreateNotification(
+            nid,
+            recipient,
+            message.conversation_id,
+            message.message_id,
+            message.sender_id,
+            message.content,
+        )
+        await self.store.run(command, Context(metadata))
+        if delivery.email:
+            await self.mail(nid, recipient, message, metadata)
+
+    async def mail(self, nid: str, recipient: str, message: Message, metadata: Metadata) -> None:
+        notification = await self.store.notification(nid)
+        if notification.emailed:
+            return  # a redelivery: mailed before
+        to = await self.directory.address(recipient)
+        if to is None:
+            log.warning("no address for user %s: notification %s not mailed", recipient, nid)
+            return
+        mail = message_mail(self.mail_from, to, nid, preview_of(message.content))
+        for attempt in range(1, self.mail_attempts + 1):
+            try:
+                await self.mailer.send(mail)
+                break
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                if attempt == self.mail_attempts:
+                    log.exception("notification %s not mailed after %d attempts", nid, attempt)
+                    return
+                await asyncio.sleep(self.mail_backoff_s * 2 ** (attempt - 1))
+        await self.store.run(MarkEmailed(nid), Context(metadata))
+
+
+async def apply_record(
+    policy: Policy,
+    topic: str,
+    headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...],
+    value: bytes | None,
+    key: bytes | None,
+) -> None:
+    try:
+        envelope = decode(headers, value)
+        await policy.apply(topic, envelope)
+    except (InvalidEnvelope, Poison) as error:
+        log.warning("skipped a poison %s record (key %r): %s", topic, key, error)
+
+
+async def apply_in_order(policy: Policy, topic: str, records: list[Any]) -> None:
+    for record in records:
+        await apply_record(policy, topic, record.headers, record.value, record.key)
+
+
+async def consume(policy: Policy, bootstrap_servers: str, group: str, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(
+        policy.chat_topic,
+        policy.users_topic,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=500, max_records=200)
+            # partitions in parallel, each in order: a message (key = conversation) and all
+            # its notifications live on one partition, a user's address changes on one
+            # users.events partition, so no two tasks touch the same stream or row
+            await asyncio.gather(
+                *(
+                    apply_in_order(policy, tp.topic, records)
+                    for tp, records in batch.items()
+                    if records
+                )
+            )
+            if batch:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def run_forever(
+    policy: Policy, bootstrap_servers: str, group: str, stop: asyncio.Event
+) -> None:
+    """Keep consuming across Kafka or store outages (supervised by the service's lifespan)."""
+    pause = 0.5
+    while not stop.is_set():
+        try:
+            await consume(policy, bootstrap_servers, group, stop)
+            pause = 0.5
+        except Exception:  # Kafka away or a store error: log, back off, start from the commit
+            log.exception("notification policy failed; restarting in %.1fs", pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 30.0)

@@ -1,0 +1,240 @@
+"""The policy's decisions on fakes (no Kafka, no database, no SMTP): who is notified, who is
+mailed, and that a redelivered message changes nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+import pytest
+from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
+from parley_notifications.domain import Notification, Preferences, notification_id
+from parley_notifications.handlers import (
+    Context,
+    CreateNotification,
+    MarkEmailed,
+    UpdatePreferences,
+)
+from parley_notifications.policy import Policy, apply_record
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.prefs: dict[str, Preferences] = {}
+        self.notes: dict[str, Notification] = {}
+        self.appended: list[object] = []
+
+    async def preferences(self, user_id: str) -> Preferences:
+        return self.prefs.get(user_id) or Preferences(user_id)
+
+    async def notification(self, nid: str) -> Notification:
+        return self.notes.get(nid) or Notification(nid)
+
+    async def run(self, command: object, ctx: Context) -> None:
+        match command:
+            case CreateNotification() as c:
+                n = self.notes.setdefault(c.notification_id, Notification(c.notification_id))
+                n.create(c.user_id, c.conversation_id, c.message_id, c.sender_id, c.content)
+            case MarkEmailed() as c:
+                n = self.notes[c.notification_id]
+                n.mark_emailed()
+            case UpdatePreferences() as c:
+                n = self.prefs.setdefault(c.user_id, Preferences(c.user_id))
+                n.update(c.in_app, c.email, c.muted_conversations)
+        self.appended.extend(n.pending)
+        n.mark_saved(n.next_version)
+
+
+class FakeDirectory:
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, int]] = {}
+
+    async def remember(self, user_id: str, email: str, version: int) -> None:
+        if user_id not in self.rows or self.rows[user_id][1] < version:
+            self.rows[user_id] = (email, version)
+
+    async def address(self, user_id: str) -> str | None:
+        row = self.rows.get(user_id)
+        return row[0] if row else None
+
+
+class FakeMailer:
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[EmailMessage] = []
+        self.failures = failures
+
+    async def send(self, message: EmailMessage) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise aiosmtplib.SMTPServerDisconnected("away")
+        self.sent.append(message)
+
+
+def record(context: str, event: str, subject: str, version: int, /, **data: Any) -> Any:
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        source=f"/parley/{context}",
+        type=ce_type(context, event, 1),
+        subject=subject,
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        data=json.dumps(data).encode(),
+        aggregate_version=version,
+    )
+    return kafka_headers(header_map(envelope)), envelope.data
+
+
+def message(recipients: list[str] | None = None, content: str = "hello bob") -> Any:
+    data: dict[str, Any] = dict(
+        conversation_id="c1", message_id="m1", seq=1, sender_id="ada", content=content
+    )
+    if recipients is not None:
+        data["recipient_ids"] = recipients
+    return record("chat", "MessageSent", "c1", 2, **data)
+
+
+@pytest.fixture
+def world() -> tuple[Policy, FakeStore, FakeDirectory, FakeMailer]:
+    store, directory, mailer = FakeStore(), FakeDirectory(), FakeMailer()
+    policy = Policy(store, directory, mailer, "Parley <p@x.test>", mail_backoff_s=0)
+    return policy, store, directory, mailer
+
+
+async def feed(policy: Policy, topic: str, rec: Any) -> None:
+    headers, value = rec
+    await apply_record(policy, topic, headers, value, b"k")
+
+
+async def with_address(policy: Policy, user: str, email: str) -> None:
+    await feed(
+        policy,
+        "users.events",
+        record("users", "UserCreated", user, 1, user_id=user, name=user, email=email),
+    )
+
+
+async def set_prefs(store: FakeStore, user: str, **prefs: Any) -> None:
+    p = dict(in_app=True, email=False, muted_conversations=[]) | prefs
+    await store.run(UpdatePreferences(user, **p), None)  # type: ignore[arg-type]
+
+
+async def test_each_recipient_gets_one_in_app_notification_by_default(world: Any) -> None:
+    policy, store, _, mailer = world
+    await feed(policy, "chat.events", message(["bob", "eve", "ada"]))
+    assert {n.user_id for n in store.notes.values()} == {"bob", "eve"}  # never the sender
+    assert notification_id("m1", "bob") in store.notes
+    assert mailer.sent == []  # email is off by default
+
+
+async def test_redelivery_creates_and_mails_nothing_new(world: Any) -> None:
+    policy, store, _, mailer = world
+    await with_address(policy, "bob", "bob@x.test")
+    await set_prefs(store, "bob", email=True)
+    store.appended.clear()
+    for _ in range(3):
+        await feed(policy, "chat.events", message(["bob"]))
+    assert [type(e).__name__ for e in store.appended] == [
+        "NotificationCreated",
+        "NotificationEmailed",
+    ]
+    assert len(mailer.sent) == 1
+    assert mailer.sent[0]["To"] == "bob@x.test"
+    assert "hello bob" in mailer.sent[0].get_content()
+
+
+async def test_muted_conversation_and_in_app_off_notify_nobody(world: Any) -> None:
+    policy, store, _, mailer = world
+    await with_address(policy, "bob", "bob@x.test")
+    await set_prefs(store, "bob", email=True, muted_conversations=["c1"])
+    await set_prefs(store, "eve", in_app=False, email=True)
+    await feed(policy, "chat.events", message(["bob", "eve"]))
+    assert store.notes == {}
+    assert mailer.sent == []
+
+
+async def test_email_goes_to_the_latest_address(world: Any) -> None:
+    policy, store, _, mailer = world
+    await with_address(policy, "bob", "old@x.test")
+    await feed(
+        policy,
+        "users.events",
+        record("users", "UserProfileEmailChanged", "bob", 3, user_id="bob", email="new@x.test"),
+    )
+    await with_address(policy, "bob", "old@x.test")  # a redelivered older event
+    await set_prefs(store, "bob", email=True)
+    await feed(policy, "chat.events", message(["bob"]))
+    assert [m["To"] for m in mailer.sent] == ["new@x.test"]
+
+
+async def test_email_without_an_address_is_skipped_and_in_app_kept(world: Any) -> None:
+    policy, store, _, mailer = world
+    await set_prefs(store, "bob", email=True)
+    await feed(policy, "chat.events", message(["bob"]))
+    assert len(store.notes) == 1 and not next(iter(store.notes.values())).emailed
+    assert mailer.sent == []
+
+
+async def test_smtp_failures_are_retried_then_given_up(world: Any) -> None:
+    policy, store, _, _ = world
+    await with_address(policy, "bob", "bob@x.test")
+    await set_prefs(store, "bob", email=True)
+    policy.mailer = flaky = FakeMailer(failures=2)
+    await feed(policy, "chat.events", message(["bob"]))
+    assert len(flaky.sent) == 1  # the third attempt went through
+    policy.mailer = dead = FakeMailer(failures=99)
+    await feed(
+        policy,
+        "chat.events",
+        record(
+            "chat",
+            "MessageSent",
+            "c1",
+            3,
+            conversation_id="c1",
+            message_id="m2",
+            seq=2,
+            sender_id="ada",
+            content="again",
+            recipient_ids=["bob"],
+        ),
+    )
+    assert dead.sent == []
+    assert not store.notes[notification_id("m2", "bob")].emailed
+
+
+async def test_message_without_recipient_ids_is_skipped(world: Any) -> None:
+    policy, store, _, _ = world
+    await feed(policy, "chat.events", message(None))
+    assert store.notes == {}
+
+
+async def test_poison_records_are_skipped(world: Any) -> None:
+    policy, store, _, _ = world
+    await apply_record(policy, "chat.events", [], b"not an event", b"k")
+    headers, _ = message(["bob"])
+    await apply_record(policy, "chat.events", headers, b"{not json", b"k")
+    await apply_record(policy, "chat.events", headers, b'{"conversation_id": "c1"}', b"k")
+    await feed(policy, "chat.events", message(["bob"]))  # and the next record still works
+    assert len(store.notes) == 1
+
+
+async def test_a_message_sent_as_the_chat_contract_serialises_it(world: Any) -> None:
+    """The policy reads the very fields chat's published MessageSent carries."""
+    from parley_contracts.chat import MessageSent
+
+    policy, store, _, _ = world
+    event = MessageSent(
+        conversation_id="c9",
+        message_id="m9",
+        seq=1,
+        sender_id="ada",
+        content="from the contract",
+        recipient_ids=["bob", "eve"],
+    )
+    headers, _ = record("chat", "MessageSent", "c9", 1)
+    await apply_record(policy, "chat.events", headers, event.model_dump_json().encode(), b"c9")
+    assert {n.user_id for n in store.notes.values()} == {"bob", "eve"}
+    assert notification_id("m9", "bob") in store.notes

@@ -1,0 +1,1 @@
+"""Projector of the notifications context: notifications.events -> the notifications read model."""
