@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from parley_messaging.topics import partitions_of
 from parley_testing.accounts import MAIL, Account, sign_up
 
 Json = dict[str, Any]
@@ -76,14 +77,14 @@ async def redeliver(bootstrap: str, message_id: str) -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic("chat.events") or set()
-        if not partitions:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic("chat.events") or set()
-        tps = [TopicPartition("chat.events", p) for p in partitions]
+        tps = [
+            TopicPartition("chat.events", p) for p in await partitions_of(bootstrap, "chat.events")
+        ]
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
+        start = await consumer.beginning_offsets(tps)
+        for tp in tps:  # the message was sent a moment ago: it is among the latest records
+            consumer.seek(tp, max(start[tp], end[tp] - 2000))
         found = None
         while found is None and any([await consumer.position(tp) < end[tp] for tp in tps]):
             batch = await consumer.getmany(timeout_ms=1000, max_records=500)
