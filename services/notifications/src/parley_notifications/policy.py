@@ -30,8 +30,11 @@ from typing import Any, Protocol
 
 import aiosmtplib
 from aiokafka import AIOKafkaConsumer
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
+from parley_observability.tracing import child_span, current_traceparent
 
 from parley_notifications.domain import (
     Notification,
@@ -152,11 +155,22 @@ class Policy:
                     "MessageSent %s has no recipient_ids: nobody notified", data.get("message_id")
                 )
                 return
-            metadata = Metadata(
-                correlation_id=envelope.correlation_id or envelope.id, causation_id=envelope.id
+            # the policy's work continues the message's trace (the relay's publish span), and
+            # the notifications it records carry this span on to their own consumers
+            span = child_span(
+                f"notify {envelope.type}",
+                envelope.traceparent,
+                SpanKind.CONSUMER,
+                {"messaging.system": "kafka", "messaging.destination.name": topic},
             )
-            for recipient in message.recipient_ids:
-                await self.deliver(message, recipient, metadata)
+            with trace.use_span(span, end_on_exit=True):
+                metadata = Metadata(
+                    correlation_id=envelope.correlation_id or envelope.id,
+                    causation_id=envelope.id,
+                    traceparent=current_traceparent(),
+                )
+                for recipient in message.recipient_ids:
+                    await self.deliver(message, recipient, metadata)
 
     async def deliver(self, message: Message, recipient: str, metadata: Metadata) -> None:
         prefs = await self.store.preferences(recipient)

@@ -1,18 +1,9 @@
-"""Settings from the environment (pydantic-settings)."""
+"""Settings from the environment (`PROJECTOR_*`, pydantic-settings)."""
 
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from parley_readmodel.service import ProjectorSettings
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PROJECTOR_", extra="ignore")
-
+class Settings(ProjectorSettings):
     name: str = "projector-chat"
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    mongo_url: str = "mongodb://127.0.0.1:27017/"
-    mongo_db: str = "parley"
-    max_records: int = 500
-    host: str = "127.0.0.1"
-    port: int = 0
-    log_level: str = "INFO"
