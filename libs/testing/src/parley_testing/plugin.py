@@ -57,9 +57,8 @@ def dsn_for_database(dsn: str, database: str) -> str:
     return f"{head}/{database}{query}"
 
 
-@pytest.fixture
-async def fresh_database(postgres_dsn: str) -> AsyncIterator[str]:
-    """A new, empty database for one test; dropped afterwards. Yields its DSN."""
+async def create_database(postgres_dsn: str) -> str:
+    """A new, empty database on the server of `postgres_dsn`; returns its DSN."""
     import asyncpg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
@@ -68,12 +67,26 @@ async def fresh_database(postgres_dsn: str) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield dsn_for_database(postgres_dsn, name)
-    admin = await asyncpg.connect(postgres_dsn)
+    return dsn_for_database(postgres_dsn, name)
+
+
+async def drop_database(dsn: str) -> None:
+    import asyncpg
+
+    name = dsn.rpartition("/")[2].partition("?")[0]
+    admin = await asyncpg.connect(dsn_for_database(dsn, "postgres"))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def fresh_database(postgres_dsn: str) -> AsyncIterator[str]:
+    """A new, empty database for one test; dropped afterwards. Yields its DSN."""
+    dsn = await create_database(postgres_dsn)
+    yield dsn
+    await drop_database(dsn)
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import trace
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.domain import Aggregate
 from parley_eventstore.records import AppendResult, Metadata
-from parley_observability.tracing import current_traceparent
+from parley_observability.tracing import command_span
 
 from parley_notifications.domain import Notification, Preferences
 
@@ -127,10 +126,6 @@ HANDLERS: dict[type, Handler] = {
 
 async def handle(repos: Repositories, command: object, ctx: Context) -> AppendResult:
     """Run one command in a span of its own (its events carry that span's traceparent)."""
-    name = f"notifications {type(command).__name__}"
-    with trace.get_tracer("parley.notifications").start_as_current_span(name):
-        traceparent = current_traceparent() or ctx.metadata.traceparent
-        ctx = dataclasses.replace(
-            ctx, metadata=dataclasses.replace(ctx.metadata, traceparent=traceparent)
-        )
+    with command_span("notifications", command) as traceparent:
+        ctx = dataclasses.replace(ctx, metadata=ctx.metadata.traced(traceparent))
         return await HANDLERS[type(command)](repos, command, ctx)
