@@ -108,38 +108,7 @@ async def test_one_trace_from_the_request_to_the_projection(
             )
             assert created.status_code == 201, created.text
 
-    parts = [
-        TopicPartition("users.events", p)
-        for p in await partitions_of(kafka_bootstrap, "users.events")
-    ]
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(parts)
-        ends = await consumer.end_offsets(parts)
-        for tp in parts:
-            consumer.seek(tp, ends[tp])
-        producer = AIOKafkaProducer(
-            bootstrap_servers=kafka_bootstrap, enable_idempotence=True, acks="all"
-        )
-        await producer.start()
-        conn = await asyncpg.connect(fresh_database)
-        try:
-            relay = RelaySettings(postgres_dsn=fresh_database, name="trace-relay")
-            assert await publish_batch(conn, producer, relay, Faults()) == 1
-        finally:
-            await conn.close()
-            await producer.stop()
-        record = None
-        for _ in range(40):
-            batch = await consumer.getmany(timeout_ms=250)
-            found = [r for rs in batch.values() for r in rs if r.key == user_id.encode()]
-            if found:
-                record = found[0]
-                break
-        assert record is not None, "the published record never arrived"
-    finally:
-        await consumer.stop()
+    record = await relay_one(fresh_database, kafka_bootstrap, "users.events", user_id)
     projection = users_projection("trace-test")
     prepared = await prepare(projection, [record], Options(bootstrap_servers=kafka_bootstrap))
     assert prepared.changes and not prepared.poison
