@@ -30,6 +30,8 @@ CONCURRENCY = (1, 8, 32, 64)
 COMMANDS = 1000
 WARMUP = 30
 PREFILL_BATCH = 2_000
+OTHER_CONVERSATIONS = 2_000  # the rest of the database (see other_conversations)
+OTHER_LENGTH = 10
 SNAPSHOT_EVERY = 50
 META = Metadata(correlation_id="bench")
 PEOPLE = [str(uuid.uuid4()) for _ in range(3)]
@@ -44,6 +46,17 @@ async def prefill(conversations: Repository[Conversation], cid: str, length: int
         for _ in range(min(PREFILL_BATCH, length - n)):
             conversation.send(str(uuid.uuid4()), PEOPLE[n % 3], TEXT, None)
             n += 1
+        await conversations.save(conversation, metadata=META)
+
+
+async def other_conversations(conversations: Repository[Conversation], count: int) -> None:
+    """The rest of a chat database: many small conversations beside the one measured, so the
+    planner's statistics see what a real one holds (not a single stream owning the table)."""
+    for _ in range(count):
+        conversation = await conversations.load(str(uuid.uuid4()))
+        conversation.create(PEOPLE[0], PEOPLE[1:], "other")
+        for i in range(OTHER_LENGTH):
+            conversation.send(str(uuid.uuid4()), PEOPLE[i % 3], TEXT, None)
         await conversations.save(conversation, metadata=META)
 
 
@@ -117,6 +130,7 @@ async def run() -> dict[str, Any]:
             pool,
         )
         try:
+            await other_conversations(chat.conversations, OTHER_CONVERSATIONS)
             for length in LENGTHS:
                 figures = await latencies_at(chat, length)
                 results[f"send_message.len_{length}.p50_ms"] = round(figures.pct(50), 3)
