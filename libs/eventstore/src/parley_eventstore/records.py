@@ -89,6 +89,12 @@ class AppendResult:
     already_handled: bool = False
     positions: tuple[int, ...] = ()
 
+    @property
+    def reported_version(self) -> int:
+        """The version a command answers with: the one its handler put in `result` (a
+        command that appends nothing reports the aggregate's current one), else the stream's."""
+        return int(self.result.get("version", self.version))
+
 
 class ConcurrencyError(Exception):
     """The stream moved on: `expected` was not its head (`actual`). HTTP maps this to 409."""

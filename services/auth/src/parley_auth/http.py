@@ -15,8 +15,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
-from parley_http.consistency import HEADER as CONSISTENCY_HEADER
-from parley_http.consistency import ConsistencyToken
+from parley_http.commands import CorrelationId, hand_out_token
 from parley_http.problems import Problem
 from parley_observability.tracing import current_traceparent
 from pydantic import (
@@ -33,7 +32,6 @@ from parley_auth.domain import AccountNotFound, password_problems
 from parley_auth.tokens import AccessClaims
 
 CONTEXT = "auth"
-CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
 Authorization = Annotated[str | None, Header(max_length=8192)]
 EMAIL = r"^\s*[^@\s]{1,64}@[^@\s]{1,255}\s*$"
 Email = Annotated[str, Field(pattern=EMAIL, max_length=320)]
@@ -156,10 +154,8 @@ def context(request: Request, correlation_id: str | None, actor: str | None = No
 
 
 def accepted(outcome: AppendResult, response: Response) -> dict[str, Any]:
-    version = int(outcome.result.get("version", outcome.version))
-    response.headers[CONSISTENCY_HEADER] = ConsistencyToken(
-        CONTEXT, outcome.stream_id, max(1, version)
-    ).encode()
+    version = outcome.reported_version
+    hand_out_token(response, CONTEXT, outcome.stream_id, max(1, version))
     return {"id": outcome.stream_id, "version": version}
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from parley_authn import CurrentPrincipal, Principal
 from parley_eventstore import history
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
-from parley_http.consistency import HEADER as CONSISTENCY_HEADER
-from parley_http.consistency import ConsistencyToken
+from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
 from parley_http.problems import Problem
 from parley_observability.tracing import current_traceparent
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,8 +44,6 @@ from parley_chat.handlers import (
 )
 
 CONTEXT = "chat"
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
 
 
 class CreateConversationBody(BaseModel):
@@ -120,11 +117,9 @@ def scoped(key: str | None, *parts: str) -> str | None:
 
 
 def token(outcome: AppendResult, response: Response) -> int:
-    version = int(outcome.result.get("version", outcome.version))
+    version = outcome.reported_version
     conversation_id = str(outcome.result.get("conversation_id", outcome.stream_id))
-    response.headers[CONSISTENCY_HEADER] = ConsistencyToken(
-        CONTEXT, conversation_id, version
-    ).encode()
+    hand_out_token(response, CONTEXT, conversation_id, version)
     return version
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from parley_authn import CurrentPrincipal, Principal
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
-from parley_http.consistency import HEADER as CONSISTENCY_HEADER
-from parley_http.consistency import ConsistencyToken
+from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
 from parley_http.problems import Problem
 from parley_observability.tracing import current_traceparent
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,8 +26,6 @@ from parley_notifications.domain import (
 from parley_notifications.handlers import Context, MarkRead, UpdatePreferences, handle
 
 CONTEXT = "notifications"
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
 
 
 class PreferencesBody(BaseModel):
@@ -59,9 +56,8 @@ def command_context(
 
 
 def accepted(outcome: AppendResult, response: Response) -> CommandAccepted:
-    version = int(outcome.result.get("version", outcome.version))
-    token = ConsistencyToken(CONTEXT, outcome.stream_id, version).encode()
-    response.headers[CONSISTENCY_HEADER] = token
+    version = outcome.reported_version
+    hand_out_token(response, CONTEXT, outcome.stream_id, version)
     return CommandAccepted(id=outcome.stream_id, version=version)
 
 

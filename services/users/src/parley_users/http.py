@@ -10,13 +10,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from parley_authn import CurrentPrincipal, Principal, require_role, require_self_or_admin
 from parley_eventstore import history
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
-from parley_http.consistency import HEADER as CONSISTENCY_HEADER
-from parley_http.consistency import ConsistencyToken
+from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
 from parley_http.problems import Problem
 from parley_observability.tracing import current_traceparent
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -43,8 +42,6 @@ from parley_users.handlers import (
 )
 
 CONTEXT = "users"
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
 EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
 
 
@@ -135,9 +132,8 @@ class Call:
 
     async def run(self, command: object, route: str, *target: str) -> CommandAccepted:
         outcome = await run(self.request, command, self.context(route, *target))
-        version = int(outcome.result.get("version", outcome.version))
-        token = ConsistencyToken(CONTEXT, outcome.stream_id, version).encode()
-        self.response.headers[CONSISTENCY_HEADER] = token
+        version = outcome.reported_version
+        hand_out_token(self.response, CONTEXT, outcome.stream_id, version)
         return CommandAccepted(id=outcome.stream_id, version=version)
 
 
