@@ -3,24 +3,19 @@ the query gateway reads, and replays from offset 0 that change nothing (byte-ide
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import bson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
-from parley_messaging.topics import Topic, ensure_topics, partitions_of
+from parley_messaging.topics import Topic, ensure_topics
 from parley_projector_notifications.views import notifications_projection
 from parley_readmodel.aliases import active_generation, physical
-from parley_readmodel.projection import Projection
-from parley_readmodel.runtime import Options, run
+from parley_testing.projections import dump, produce, project, reset_offsets
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -59,56 +54,6 @@ class Stream:
             aggregate_version=self.version,
         )
         return self.stream_id.encode(), envelope.data, kafka_headers(header_map(envelope))
-
-
-async def produce(bootstrap: str, topic: str, records: list[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
-    await producer.start()
-    try:
-        sent = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in records]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-
-
-async def committed_offsets(bootstrap: str, group: str, topic: str, reset: bool = False) -> bool:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
-        if reset:
-            consumer.assign(tps)
-            await consumer.commit({tp: 0 for tp in tps})
-            return True
-        end = await consumer.end_offsets(tps)
-        return all([(await consumer.committed(tp) or 0) >= end[tp] for tp in tps])
-    finally:
-        await consumer.stop()
-
-
-async def project(db: DB, projection: Projection, bootstrap: str, max_records: int) -> None:
-    options = Options(bootstrap_servers=bootstrap, max_records=max_records, backoff_s=0.01)
-    task = asyncio.create_task(run(db, projection, options))
-    try:
-        deadline = time.monotonic() + 60
-        while not await committed_offsets(bootstrap, projection.group, projection.topics[0]):
-            assert time.monotonic() < deadline, "the projection never caught up"
-            assert not task.done(), task
-            await asyncio.sleep(0.2)
-    finally:
-        options.stop.set()
-        await asyncio.wait_for(task, 60)
-
-
-async def dump(db: DB, projection: Projection) -> dict[str, list[bytes]]:
-    generation = await active_generation(db, projection.name, ttl_s=0)
-    return {
-        name: [
-            bson.encode(d)
-            for d in await db[physical(name, generation)].find({}).sort("_id", 1).to_list(None)
-        ]
-        for name in projection.collections
-    }
 
 
 def created(stream: Stream, user: str, message: str, **extra: Any) -> Any:
@@ -185,6 +130,6 @@ async def test_notifications_and_preferences_and_replays_change_nothing(
 
     before = await dump(db, projection)
     for batch in (500, 2):  # the whole topic again, twice, in big then tiny batches
-        await committed_offsets(kafka_bootstrap, projection.group, topic, reset=True)
+        await reset_offsets(kafka_bootstrap, projection.group, projection.topics)
         await project(db, projection, kafka_bootstrap, max_records=batch)
         assert await dump(db, projection) == before
