@@ -14,7 +14,6 @@ from parley_authn import CurrentPrincipal, Principal
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
 from parley_http.problems import Problem
-from parley_observability.tracing import current_traceparent
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley_notifications.domain import (
@@ -50,7 +49,6 @@ def command_context(
         correlation_id=correlation_id or str(uuid.uuid4()),
         causation_id=idempotency_key,
         actor=principal.user_id,
-        traceparent=current_traceparent(),
     )
     return Context(metadata, idempotency_key)
 

@@ -17,7 +17,6 @@ from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
 from parley_http.problems import Problem
-from parley_observability.tracing import current_traceparent
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley_users.domain import (
@@ -126,7 +125,6 @@ class Call:
             correlation_id=self.correlation_id or str(uuid.uuid4()),
             causation_id=scoped,
             actor=self.principal.user_id,
-            traceparent=current_traceparent(),
         )
         return Context(metadata, scoped)
 
