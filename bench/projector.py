@@ -21,14 +21,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
-from parley_messaging.topics import Topic, ensure_topics, partitions_of
+from parley_messaging.topics import Topic, ensure_topics
 from parley_projector_users.views import users_projection
 from parley_readmodel.aliases import physical
 from parley_readmodel.runtime import Options
 from parley_readmodel.runtime import run as run_projector
 from parley_testing.infra import Server, locate
+from parley_testing.projections import committed_to_end, on_topic
 from pymongo import AsyncMongoClient, InsertOne
 
 from bench.common import kafka_bootstrap
@@ -67,29 +68,13 @@ async def produce(topic: str, envelopes: list[Envelope]) -> None:
         await producer.stop()
 
 
-async def drained(group: str, topic: str) -> bool:
-    """True once `group` committed the end offset of every partition of `topic`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap(), group_id=group)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in await partitions_of(kafka_bootstrap(), topic)]
-        ends = await consumer.end_offsets(parts)
-        for tp in parts:
-            if (await consumer.committed(tp) or 0) < ends[tp]:
-                return False
-        return True
-    finally:
-        await consumer.stop()
-
-
 async def timed_projection(db: Any, topic: str, name: str, produced: list[Envelope]) -> float:
     await produce(topic, produced)
-    projection = users_projection(name)
-    projection = type(projection)(name, (topic,), projection.collections, projection.handlers)
+    projection = on_topic(users_projection(name), topic, name)
     options = Options(bootstrap_servers=kafka_bootstrap(), max_records=2000)
     started = time.perf_counter()
     task = asyncio.create_task(run_projector(db, projection, options))
-    while not await drained(name, topic):
+    while not await committed_to_end(kafka_bootstrap(), name, (topic,)):
         await asyncio.sleep(0.1)
     elapsed = time.perf_counter() - started
     options.stop.set()

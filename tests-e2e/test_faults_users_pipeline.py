@@ -30,11 +30,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from parley_messaging.topics import partitions_of
 from parley_projector_users.views import users_projection
 from parley_readmodel import aliases
-from parley_readmodel.runtime import Options
-from parley_readmodel.runtime import run as run_projector
 from parley_testing import cluster
 from parley_testing.accounts import Account
 from parley_testing.plugin import dsn_for_database
+from parley_testing.projections import project
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.fault
@@ -131,27 +130,11 @@ async def rebuilt(bootstrap: str, mongo_url: str, users: list[str]) -> dict[str,
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
     name = f"faults-rebuild-{uuid.uuid4().hex[:8]}"
     db = client[name.replace("-", "_")]
-    options = Options(bootstrap_servers=bootstrap, max_records=2000)
-    task = asyncio.create_task(run_projector(db, users_projection(name), options))
     try:
-        ends = await end_offsets(bootstrap, "users.events")
-        probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=name)
-        await probe.start()
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                committed = {tp: await probe.committed(tp) or 0 for tp in ends}
-                if all(committed[tp] >= end for tp, end in ends.items()):
-                    break
-                assert time.monotonic() < deadline, "the rebuild did not reach the end"
-                await asyncio.sleep(0.5)
-        finally:
-            await probe.stop()
+        await project(db, users_projection(name), bootstrap, timeout_s=120, max_records=2000)
         collection = await aliases.collection(db, name, "users")
         return {d["_id"]: d async for d in collection.find({"_id": {"$in": users}})}
     finally:
-        options.stop.set()
-        await task
         await client.drop_database(db.name)
         await client.close()
 

@@ -69,7 +69,8 @@ def on_topic(projection: Projection, topic: str, name: str) -> Projection:
     return dataclasses.replace(projection, name=name, topics=(topic,))
 
 
-async def _committed_to_end(bootstrap: str, group: str, topics: tuple[str, ...]) -> bool:
+async def committed_to_end(bootstrap: str, group: str, topics: tuple[str, ...]) -> bool:
+    """True once `group` committed the end offset of every partition of `topics`."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
     await consumer.start()
     try:
@@ -100,7 +101,7 @@ async def project(
     """Run the projection until its group committed the end of every partition."""
     async with running(db, projection, bootstrap, **options):
         deadline = time.monotonic() + timeout_s
-        while not await _committed_to_end(bootstrap, projection.group, projection.topics):
+        while not await committed_to_end(bootstrap, projection.group, projection.topics):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{projection.group} never caught up")
             await asyncio.sleep(0.2)
