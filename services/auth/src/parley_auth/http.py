@@ -7,6 +7,7 @@ taken address, password reset) answer exactly as for a fresh address.
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from typing import Annotated, Any
@@ -186,7 +187,12 @@ async def run(coroutine: Any) -> Any:
             401, "Unauthorized", "a valid access token is required", headers=BEARER
         ) from error
     except h.AccountInactive as error:
-        raise Problem(403, "Forbidden", "verify your email address first") from error
+        raise Problem(
+            403,
+            "Forbidden",
+            "the account is not active: verify your email address, and if you just did, "
+            "retry in a moment (the registration is still completing)",
+        ) from error
     except h.WrongPassword as error:
         raise Problem(403, "Forbidden", "the password is not correct") from error
     except h.InvalidCode as error:
@@ -401,6 +407,39 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     return auth_of(request).keys.jwks()
 
 
+internal = APIRouter(prefix="/internal/v1", tags=["internal"], include_in_schema=False)
+
+
+class CodeRequest(Body):
+    user_id: uuid.UUID
+
+
+def require_internal_caller(request: Request, authorization: str | None) -> None:
+    """Service-to-service calls carry the shared internal token (never routed by nginx: only
+    reachable inside the cluster network). No token configured: the endpoint is off."""
+    expected = auth_of(request).settings.internal_token
+    presented = bearer_token(authorization) or ""
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise Problem(401, "Unauthorized", "an internal service token is required", headers=BEARER)
+
+
+@internal.post("/verification-codes")
+async def verification_code(
+    body: CodeRequest, request: Request, response: Response, authorization: Authorization = None
+) -> dict[str, Any]:
+    """A fresh email-verification code for a registering account, for the notifications service
+    to mail (the code never travels on Kafka and is stored here only as a keyed hash)."""
+    require_internal_caller(request, authorization)
+    response.headers["Cache-Control"] = "no-store"
+    issued = await h.verification_code(auth_of(request), str(body.user_id))
+    if issued is None:
+        raise Problem(404, "Not Found", "no account waiting for verification with this id")
+    email, code = issued
+    ttl = auth_of(request).settings.code_ttl_s
+    return {"user_id": str(body.user_id), "email": email, "code": code, "expires_in": ttl}
+
+
 def include_routes(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(well_known)
+    app.include_router(internal)

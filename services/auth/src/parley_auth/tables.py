@@ -43,6 +43,15 @@ async def claim_email(
         return existing
 
 
+async def release_account(pool: asyncpg.Pool, account_id: str) -> None:
+    """A cancelled registration: its address is free again, and its password hash and codes
+    are gone (idempotent)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM email_claims WHERE account_id = $1", account_id)
+        await conn.execute("DELETE FROM credentials WHERE account_id = $1", account_id)
+        await conn.execute("DELETE FROM one_time_codes WHERE account_id = $1", account_id)
+
+
 @dataclass(frozen=True)
 class Claim:
     email: str
