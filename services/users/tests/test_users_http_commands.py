@@ -358,14 +358,19 @@ def auth_record(name: str, data: dict[str, object]) -> tuple[list[tuple[str, byt
 async def test_the_users_context_mirrors_auth_roles_and_addresses(
     api: tuple[httpx.AsyncClient, str],
 ) -> None:
-    """auth.events -> commands (registrations.py), through the real repository."""
+    """auth.events -> commands (registrations.py), through the real repository. Profiles are
+    the registration saga's: UserRegistered itself creates nothing here."""
+    from parley_eventstore.records import Metadata
     from parley_users import registrations
+    from parley_users.handlers import Context, CreateUser, handle
 
     client, dsn = api
     users = client._transport.app.state.users  # type: ignore[attr-defined]
     user_id = str(uuid.uuid4())
+    ignored = str(uuid.uuid4())
+    await handle(users, CreateUser(user_id, "A", "a@x.test"), Context(Metadata("c")))
     records = [
-        auth_record("UserRegistered", {"user_id": user_id, "email": "a@x.test", "name": "A"}),
+        auth_record("UserRegistered", {"user_id": ignored, "email": "c@x.test", "name": "C"}),
         auth_record("RoleChanged", {"user_id": user_id, "role": "admin", "previous_role": "user"}),
         auth_record("UserEmailChanged", {"user_id": user_id, "email": "b@x.test"}),
         auth_record("UserLoggedIn", {"user_id": user_id, "session_id": "s"}),
@@ -382,6 +387,7 @@ async def test_the_users_context_mirrors_auth_roles_and_addresses(
         ("UserRoleAssigned", "admin", None),
         ("UserProfileEmailChanged", None, "b@x.test"),
     ]
+    assert await stream(dsn, ignored) == []
 
 
 async def test_history_pages_and_state_at_a_version_or_a_moment(

@@ -14,15 +14,17 @@ from fastapi import FastAPI
 from parley_authn import RevocationList, Verifier, install_authn
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
+from parley_eventstore.commandlog import SagaCommandLog
 from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
+from parley_messaging.participant import serve_forever
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 
-from parley_users import http, registrations
+from parley_users import http, registrations, saga
 from parley_users.config import Settings
 from parley_users.domain import EVENTS, User
 
@@ -50,19 +52,31 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             store, User, EventCodec(*EVENTS), snapshot_every=settings.snapshot_every
         )
         stop = asyncio.Event()
-        policy = None
+        consumers = []
         if settings.consume_registrations:
-            policy = asyncio.create_task(
-                registrations.run_forever(app.state.users, settings.kafka_bootstrap_servers, stop)
+            kafka = settings.kafka_bootstrap_servers
+            consumers.append(
+                asyncio.create_task(registrations.run_forever(app.state.users, kafka, stop))
+            )
+            consumers.append(
+                asyncio.create_task(
+                    serve_forever(
+                        "users",
+                        saga.handlers(app.state.users),
+                        kafka,
+                        stop,
+                        commands=SagaCommandLog(pool),
+                    )
+                )
             )
         try:
             async with revocations:
                 yield
         finally:
             stop.set()
-            if policy is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(policy, timeout=5)
+            for consumer in consumers:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(consumer, timeout=5)
             await store.close()
             await pool.close()
 

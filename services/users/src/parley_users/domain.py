@@ -42,6 +42,10 @@ class ContactIsSelf(DomainError):
     """A user cannot be their own contact."""
 
 
+class ReservedName(DomainError):
+    """A display name that would impersonate Parley itself (see RESERVED_NAMES)."""
+
+
 class UserDeactivated(DomainError):
     """A deactivated user adds no contacts (an admin reactivates them first)."""
 
@@ -52,6 +56,16 @@ class TooManyContacts(DomainError):
 
 PROFILE_FIELDS = ("name", "bio", "avatar_url")
 ROLES: tuple[UserRole, ...] = ("user", "admin")
+# display names nobody may take: they would pass for the operators of the service
+RESERVED_NAMES = frozenset(
+    {"admin", "administrator", "parley", "parley support", "support", "system"}
+)
+
+
+def is_reserved(name: str) -> bool:
+    return " ".join(name.casefold().split()) in RESERVED_NAMES
+
+
 MAX_CONTACTS = 5000  # bounds the aggregate's state (and so its snapshot)
 
 
@@ -66,6 +80,7 @@ class User(Aggregate):
         self.profile: dict[str, str | None] = dict.fromkeys(PROFILE_FIELDS)
         self.status: UserStatus = "active"
         self.role: UserRole = "user"
+        self.role_assigned = False  # the registration's default role was recorded
         self.contacts: set[str] = set()
 
     # -- commands -------------------------------------------------------------------------
@@ -73,6 +88,8 @@ class User(Aggregate):
     def create(self, name: str, email: str) -> None:
         if self.exists:
             raise UserAlreadyExists(self.id)
+        if is_reserved(name):
+            raise ReservedName(name)
         self.record(UserCreated(user_id=self.id, name=name, email=email))
 
     def update_profile(self, changes: Mapping[str, str | None]) -> None:
@@ -84,6 +101,8 @@ class User(Aggregate):
             for k, v in changes.items()
             if k in PROFILE_FIELDS and v is not None and self.profile[k] != v
         }
+        if is_reserved(changed.get("name") or ""):
+            raise ReservedName(str(changed["name"]))
         if changed:
             self.record(UserProfileUpdated(user_id=self.id, **changed))
 
@@ -122,6 +141,13 @@ class User(Aggregate):
         if role != self.role:
             self.record(UserRoleAssigned(user_id=self.id, role=role))
 
+    def assign_default_role(self) -> None:
+        """The registration's role step: records the default role once per profile (a role
+        given before, e.g. an admin mirrored from auth, is not overwritten)."""
+        self._must_exist()
+        if not self.role_assigned:
+            self.record(UserRoleAssigned(user_id=self.id, role=self.role))
+
     def change_email(self, email: str) -> None:
         self._must_exist()
         if email != self.email:
@@ -152,6 +178,7 @@ class User(Aggregate):
                 self.contacts.discard(contact_id)
             case UserRoleAssigned(role=role):
                 self.role = role
+                self.role_assigned = True
             case UserProfileEmailChanged(email=email):
                 self.email = email
 
@@ -162,6 +189,7 @@ class User(Aggregate):
             "profile": dict(self.profile),
             "status": self.status,
             "role": self.role,
+            "role_assigned": self.role_assigned,
             "contacts": sorted(self.contacts),
         }
 
@@ -171,6 +199,7 @@ class User(Aggregate):
         self.profile = dict(state["profile"])
         self.status = state["status"]
         self.role = state["role"]
+        self.role_assigned = bool(state.get("role_assigned", False))  # absent before the saga
         self.contacts = set(state["contacts"])
 
 
