@@ -67,7 +67,7 @@ async def test_a_saga_runs_to_completion_one_transaction_per_reply(pool: asyncpg
     assert await orchestrator.start(user, "a@x.test", "Ada")
     assert not await orchestrator.start(user, "a@x.test", "Ada")  # a redelivered trigger
     for _ in range(4):
-        topic, _, command_id = (await outbox(pool))[-1]
+        _topic, _, command_id = (await outbox(pool))[-1]
         await orchestrator.on_reply(succeeded(command_id, user))
         await orchestrator.on_reply(succeeded(command_id, user))  # a duplicate reply: ignored
     sent = await outbox(pool)

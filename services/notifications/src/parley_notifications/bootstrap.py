@@ -14,13 +14,13 @@ from fastapi import FastAPI
 from parley_authn import RevocationList, Verifier, install_authn
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
+from parley_eventstore.commandlog import SagaCommandLog
 from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
-from parley_eventstore.commandlog import SagaCommandLog
 from parley_http.limits import BodySizeLimit
-from parley_messaging.participant import serve_forever
 from parley_http.problems import install_problem_handlers
+from parley_messaging.participant import serve_forever
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 
