@@ -624,7 +624,7 @@ async def test_the_internal_code_endpoint_needs_the_service_token(api: Api) -> N
     assert ok.status_code == 200, ok.text
     # verified: nothing left to verify
     problem(
-        await api.client.post(path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN)), 404
+        await api.client.post(path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN)), 409
     )
 
 

@@ -296,13 +296,19 @@ async def verify_email(auth: Auth, email: str, code: str, ctx: Context) -> Appen
 # -- the registration saga's steps (commands over Kafka, see saga.py) ----------------------------
 
 
+class AlreadyVerified(AuthError):
+    """The address of this account is verified already: no code to send (409)."""
+
+
 async def verification_code(auth: Auth, account_id: str) -> tuple[str, str] | None:
     """A fresh verification code for an account still to verify: (address, code), for the
     notifications service to mail. The previous code, if any, stops working. None: no such
-    account, or nothing to verify."""
+    account (or a cancelled one); AlreadyVerified: nothing to verify."""
     account = await auth.accounts.load(account_id)
-    if not account.exists or account.cancelled or account.verified:
+    if not account.exists or account.cancelled:
         return None
+    if account.verified:
+        raise AlreadyVerified(account_id)
     code = new_code()
     await tables.put_code(
         auth.pool,

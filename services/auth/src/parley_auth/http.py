@@ -431,7 +431,10 @@ async def verification_code(
     to mail (the code never travels on Kafka and is stored here only as a keyed hash)."""
     require_internal_caller(request, authorization)
     response.headers["Cache-Control"] = "no-store"
-    issued = await h.verification_code(auth_of(request), str(body.user_id))
+    try:
+        issued = await h.verification_code(auth_of(request), str(body.user_id))
+    except h.AlreadyVerified as error:
+        raise Problem(409, "Conflict", "the address of this account is verified already") from error
     if issued is None:
         raise Problem(404, "Not Found", "no account waiting for verification with this id")
     email, code = issued

@@ -36,12 +36,15 @@ class CodeSource:
     timeout_s: float = 3.0
 
     async def issue(self, user_id: str) -> tuple[str, str, int] | None:
-        """(address, code, ttl seconds), or None when auth has nothing to verify for it."""
+        """(address, code, ttl seconds); None when the address is verified already (nothing
+        to send); Rejected when auth has no such account (or it was cancelled)."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
             response = await client.post(CODE_PATH, json={"user_id": user_id}, headers=headers)
-        if response.status_code == 404:
+        if response.status_code == 409:
             return None
+        if response.status_code == 404:
+            raise Rejected("auth has no account waiting for verification")
         response.raise_for_status()  # 401 (a misconfigured token) and 5xx: retried, then seen
         body = response.json()
         return str(body["email"]), str(body["code"]), int(body["expires_in"])
@@ -69,8 +72,8 @@ def handlers(
             retries=3,
         )
         issued = await codes.issue(command.subject)
-        if issued is None:
-            raise Rejected("auth has no account waiting for verification")
+        if issued is None:  # verified already (a late retry): the mail's purpose is met
+            return {"preferences_version": outcome.reported_version, "mailed": False}
         address, code, ttl = issued
         await mailer.send(mail.verification_mail(mail_from, address, code, max(1, ttl // 60)))
         return {"preferences_version": outcome.reported_version, "mailed": True}

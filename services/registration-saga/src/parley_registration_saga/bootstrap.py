@@ -34,11 +34,16 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.pool = pool
         app.state.orchestrator = orchestrator
         stop = asyncio.Event()
+        app.state.consuming = consuming = asyncio.Event()
+        if not settings.consume:
+            consuming.set()
         tasks = [asyncio.create_task(consumer.timers(orchestrator, settings.timer_tick_s, stop))]
         if settings.consume:
             tasks.append(
                 asyncio.create_task(
-                    consumer.run_forever(orchestrator, settings.kafka_bootstrap_servers, stop)
+                    consumer.run_forever(
+                        orchestrator, settings.kafka_bootstrap_servers, stop, consuming
+                    )
                 )
             )
         try:
@@ -57,9 +62,13 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         async with app.state.pool.acquire() as conn:
             return bool(await conn.fetchval("SELECT 1") == 1)
 
+    async def consumer_ready() -> bool:
+        # the consumer group holds its partitions with pinned positions (see consumer.py)
+        return bool(app.state.consuming.is_set())
+
     install_observability(
         app,
-        {"postgres": database_ready},
+        {"postgres": database_ready, "kafka": consumer_ready},
         refresh=[
             lambda: app.state.orchestrator.refresh_metrics(),
             outbox_refresher("saga", lambda: pending(app.state.pool)),

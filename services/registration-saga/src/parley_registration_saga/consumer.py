@@ -3,6 +3,13 @@ on `registration-saga.replies` move it on. One consumer group, at-least-once: of
 committed after the transactions that acted on the records (a redelivered trigger finds its
 saga and does nothing; a redelivered reply no longer matches the current action).
 
+Where a new consumer group starts: at the end of both topics, pinned by a commit before the
+service reports ready. Registrations older than the saga's first deployment went through the
+flow before it, and replaying them would send their accounts through the saga a second time
+(new codes, compensations of finished accounts); every later restart resumes from the
+committed offsets, so nothing after that first moment is skipped. `make up` (and a Kubernetes
+readiness probe) waits for that readiness, so no registration can slip in before the pin.
+
 A record that cannot be read is parked on `registration-saga.dlq` with the reason and the
 partition keeps flowing; other auth events are none of the saga's business.
 """
@@ -26,14 +33,19 @@ log = logging.getLogger("parley.saga.consumer")
 TRIGGER_TOPIC = events_topic("auth")
 
 
-async def consume(orchestrator: Orchestrator, bootstrap_servers: str, stop: asyncio.Event) -> None:
+async def consume(
+    orchestrator: Orchestrator,
+    bootstrap_servers: str,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+) -> None:
     consumer = AIOKafkaConsumer(
         TRIGGER_TOPIC,
         orchestrator.reply_to,
         bootstrap_servers=bootstrap_servers,
         group_id=SAGA_GROUP,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="latest",
         session_timeout_ms=6000,
         heartbeat_interval_ms=2000,
     )
@@ -42,6 +54,9 @@ async def consume(orchestrator: Orchestrator, bootstrap_servers: str, stop: asyn
     try:
         await consumer.start()
         try:
+            await _pin_positions(consumer, stop)
+            if ready is not None:
+                ready.set()
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=200)
                 for records in batch.values():
@@ -53,6 +68,19 @@ async def consume(orchestrator: Orchestrator, bootstrap_servers: str, stop: asyn
             await consumer.stop()
     finally:
         await producer.stop()
+
+
+async def _pin_positions(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    """Wait for the first assignment and commit its positions (for a new group: the ends of the
+    topics), so the starting point no longer depends on when the first fetch happens."""
+    while not consumer.assignment() and not stop.is_set():
+        await consumer.getmany(timeout_ms=100, max_records=1)  # joins; nothing is fetched yet
+        if consumer.assignment():
+            break
+    assignment = consumer.assignment()
+    positions = {tp: await consumer.position(tp) for tp in assignment}
+    if positions:
+        await consumer.commit(positions)
 
 
 async def apply(
@@ -106,12 +134,15 @@ async def timers(orchestrator: Orchestrator, tick: float, stop: asyncio.Event) -
 
 
 async def run_forever(
-    orchestrator: Orchestrator, bootstrap_servers: str, stop: asyncio.Event
+    orchestrator: Orchestrator,
+    bootstrap_servers: str,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
 ) -> None:
     pause = 0.5
     while not stop.is_set():
         try:
-            await consume(orchestrator, bootstrap_servers, stop)
+            await consume(orchestrator, bootstrap_servers, stop, ready)
         except Exception:
             log.exception("saga consumer failed; restarting in %.1fs", pause)
             await asyncio.sleep(pause)
