@@ -69,7 +69,9 @@ async def run() -> dict[str, Any]:
         registered = await asyncio.gather(*tasks)
         offered = count / (time.monotonic() - start)
         finished = await asyncio.gather(*(completed_at(client, u) for u, _ in registered))
-    latencies = [(done - accepted) * 1000 for (_, accepted), done in zip(registered, finished)]
+    latencies = [
+        (done - accepted) * 1000 for (_, accepted), done in zip(registered, finished, strict=True)
+    ]
     return {
         "saga.p50_ms": round(percentile(latencies, 50), 1),
         "saga.p99_ms": round(percentile(latencies, 99), 1),

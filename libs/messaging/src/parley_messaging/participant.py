@@ -8,7 +8,10 @@
 - Always replies: `Rejected` from the handler -> `rejected` (the orchestrator compensates);
   any other exception -> `failed` (the orchestrator retries with backoff); success ->
   `succeeded` with the handler's result. Only `succeeded` and `rejected` are logged as final.
-- At-least-once: the offset is committed after the reply was acknowledged by Kafka. A record
+- Concurrent across subjects, in order within one: the records of a batch are grouped by key
+  (the subject: one account) and up to `concurrency` groups run at once, so one slow command
+  (an SMTP server, an HTTP call) does not hold up the commands of other accounts.
+- At-least-once: the offset is committed after the replies were acknowledged by Kafka. A record
   that is not a saga command at all (no reply address) cannot be answered: it is parked on
   `<group>.dlq` with the reason, and the partition keeps flowing.
 """
@@ -91,6 +94,7 @@ async def serve(
     commands: CommandLog | None = None,
     group: str | None = None,
     session_timeout_ms: int = 6000,
+    concurrency: int = 32,
 ) -> None:
     """Answer `<context>.commands` until `stop` is set (one consumer group per participant)."""
     group = group or f"{context}-saga-participant"
@@ -112,18 +116,36 @@ async def serve(
     try:
         await consumer.start()
         try:
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=100)
-                for records in batch.values():
+            slots = asyncio.Semaphore(concurrency)
+
+            async def answer_in_order(records: list[ConsumerRecord[bytes, bytes]]) -> None:
+                async with slots:
                     for record in records:
                         await _answer(record, handlers, commands, producer, source, group)
-                if batch:
-                    await producer.flush()
-                    await consumer.commit()
+
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=200)
+                if not batch:
+                    continue
+                await asyncio.gather(*(answer_in_order(rs) for rs in by_key(batch).values()))
+                await producer.flush()
+                await consumer.commit()
         finally:
             await consumer.stop()
     finally:
         await producer.stop()
+
+
+def by_key(
+    batch: Mapping[Any, list[ConsumerRecord[bytes, bytes]]],
+) -> dict[bytes | None, list[ConsumerRecord[bytes, bytes]]]:
+    """The records of a fetched batch grouped by key, each group in partition order (one key
+    lives in one partition, so this is the order it was produced in)."""
+    groups: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = {}
+    for records in batch.values():
+        for record in records:
+            groups.setdefault(record.key, []).append(record)
+    return groups
 
 
 async def _answer(

@@ -90,8 +90,8 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                     )
                 )
             )
+        codes = saga.CodeSource(settings.auth_url, settings.internal_token)
         if settings.saga_participant:
-            codes = saga.CodeSource(settings.auth_url, settings.internal_token)
             mailer = Mailer(settings.smtp_host, settings.smtp_port)
             tasks.append(
                 asyncio.create_task(
@@ -112,6 +112,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(task, timeout=5)
+            await codes.close()
             await store.close()
             await pool.close()
 

@@ -27,20 +27,30 @@ from parley_notifications.handlers import Context, Repositories
 CODE_PATH = "/internal/v1/verification-codes"
 
 
-@dataclass(frozen=True)
+@dataclass
 class CodeSource:
-    """The auth service's internal endpoint that issues verification codes."""
+    """The auth service's internal endpoint that issues verification codes (one pooled
+    client: a connection per call would cost more than the call)."""
 
     base_url: str
     token: str | None
     timeout_s: float = 3.0
+    _client: httpx.AsyncClient | None = None
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
     async def issue(self, user_id: str) -> tuple[str, str, int] | None:
         """(address, code, ttl seconds); None when the address is verified already (nothing
         to send); Rejected when auth has no such account (or it was cancelled)."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
-            response = await client.post(CODE_PATH, json={"user_id": user_id}, headers=headers)
+        response = await self.client().post(CODE_PATH, json={"user_id": user_id}, headers=headers)
         if response.status_code == 409:
             return None
         if response.status_code == 404:

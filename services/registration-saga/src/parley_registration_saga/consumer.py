@@ -24,6 +24,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from parley_messaging.envelope import InvalidEnvelope, decode
+from parley_messaging.participant import by_key
 from parley_messaging.saga import decode_reply
 from parley_messaging.topics import SAGA_GROUP, dlq_topic, events_topic
 
@@ -31,6 +32,7 @@ from parley_registration_saga.orchestrator import Orchestrator
 
 log = logging.getLogger("parley.saga.consumer")
 TRIGGER_TOPIC = events_topic("auth")
+CONCURRENCY = 16  # sagas handled at once (each holds a pooled connection for a transaction)
 
 
 async def consume(
@@ -57,13 +59,20 @@ async def consume(
             await _pin_positions(consumer, stop)
             if ready is not None:
                 ready.set()
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=200)
-                for records in batch.values():
+            slots = asyncio.Semaphore(CONCURRENCY)
+
+            async def apply_in_order(records: list[ConsumerRecord[bytes, bytes]]) -> None:
+                async with slots:
                     for record in records:
                         await apply(orchestrator, record, producer)
-                if batch:
-                    await consumer.commit()
+
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=500)
+                if not batch:
+                    continue
+                # one saga's records (key = account id) in order; different sagas at once
+                await asyncio.gather(*(apply_in_order(rs) for rs in by_key(batch).values()))
+                await consumer.commit()
         finally:
             await consumer.stop()
     finally:
