@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,13 @@ def _append_plots(f: dict[str, Any], out: Path) -> list[Path]:
         right.bar(xs, [f.get(f"{prefix}.c{c}.p99_ms", 0) for c in CONCURRENCY], width, label=label)
     for axis, title in ((left, "append throughput (events/s)"), (right, "commit latency p99 (ms)")):
         axis.set_xticks(range(len(CONCURRENCY)), [f"c={c}" for c in CONCURRENCY])
+        axis.set_xlabel("concurrent writers (closed loop, one event per commit)")
         axis.set_title(title)
+    left.set_ylabel("events per second")
+    right.set_ylabel("p99 latency, ms (log scale)")
     left.legend(fontsize=7)
     right.set_yscale("log")
+    fig.suptitle("append: Parley against bare PostgreSQL loops and the eventsourcing library")
     path = out / "append.png"
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -75,8 +80,11 @@ def _stage_bars(f: dict[str, Any], out: Path) -> list[Path]:
     if len(known) < 2:
         return []
     fig, axis = plt.subplots(figsize=(6, 4))
-    axis.bar(list(known), list(known.values()))
+    bars = axis.bar(list(known), list(known.values()))
+    axis.bar_label(bars, fmt="{:,.0f}")
     axis.set_title("throughput per pipeline stage (per second)")
+    axis.set_xlabel("stage (append/relay/projector: events, query: requests)")
+    axis.set_ylabel("per second")
     path = out / "pipeline_throughput.png"
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -84,5 +92,66 @@ def _stage_bars(f: dict[str, Any], out: Path) -> list[Path]:
     return [path]
 
 
+QUERIES = {
+    "users_get": "GET /v1/users/{id}",
+    "messages_page": "GET /v1/conversations/{id}/messages?limit=50",
+    "users_search": "GET /v1/users?q=",
+}
+
+
+def _query_size_plot(f: dict[str, Any], out: Path) -> list[Path]:
+    found = (re.fullmatch(r"query_size\.\w+\.n_(\d+)\.store_p50_ms", key) for key in f)
+    sizes = sorted({int(m.group(1)) for m in found if m})
+    if len(sizes) < 2:
+        return []
+    fig, (gateway, store) = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    for i, (query, label) in enumerate(QUERIES.items()):
+        for axis, field in ((gateway, ""), (store, "store_")):
+            for pct, style in (("p50", "-"), ("p99", "--")):
+                points = [(n, f.get(f"query_size.{query}.n_{n}.{field}{pct}_ms")) for n in sizes]
+                xs = [n for n, v in points if v is not None]
+                axis.plot(
+                    xs,
+                    [v for _, v in points if v is not None],
+                    style,
+                    color=f"C{i}",
+                    marker="o" if pct == "p50" else "x",
+                    label=f"{label} {pct}",
+                )
+    gateway.set_title("through the query gateway (HTTP, token verified, no cache)", fontsize=10)
+    store.set_title("the same read straight from the store (PyMongo)", fontsize=10)
+    for axis in (gateway, store):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xticks(sizes, [f"{n:,}" for n in sizes])
+        axis.set_xlabel("documents in the collection read (log scale)")
+        axis.grid(True, which="major", alpha=0.3)
+        axis.axhline(5000, color="grey", linewidth=0.8, linestyle=":")
+        axis.text(sizes[0], 5600, "gateway's store timeout, 5 s (503 above)", fontsize=7)
+    if any(key.endswith(".over_store_timeout") for key in f):
+        store.text(
+            sizes[-1],
+            3000,
+            "above 5 s: one sample each; through the gateway a 503",
+            ha="right",
+            fontsize=7,
+        )
+    gateway.set_ylabel("latency, ms (log scale)")
+    gateway.legend(fontsize=7)
+    fig.suptitle(
+        "query latency against collection size (sequential requests, p50 solid, p99 dashed)"
+    )
+    path = out / "query_vs_collection_size.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
 def draw(figures: dict[str, Any], out: Path) -> list[Path]:
-    return [*_append_plots(figures, out), *_command_plot(figures, out), *_stage_bars(figures, out)]
+    return [
+        *_append_plots(figures, out),
+        *_command_plot(figures, out),
+        *_stage_bars(figures, out),
+        *_query_size_plot(figures, out),
+    ]
