@@ -92,6 +92,61 @@ def _stage_bars(f: dict[str, Any], out: Path) -> list[Path]:
     return [path]
 
 
+# operation -> (p50 key, p99 key); the label says how it was loaded
+OPERATIONS = {
+    "append, 8 writers": ("append.c8.p50_ms", "append.c8.p99_ms"),
+    "command, stream of 10 events": (
+        "command.stream_len_10.p50_ms",
+        "command.stream_len_10.p99_ms",
+    ),
+    "send message, 1 sender": ("send_message.len_10.p50_ms", "send_message.len_10.p99_ms"),
+    "relay: commit to consumer": ("relay.lag_p50_ms", "relay.lag_p99_ms"),
+    "GET user by id, sequential": (
+        "query_size.users_get.n_10000.p50_ms",
+        "query_size.users_get.n_10000.p99_ms",
+    ),
+    "GET user by id, 50 connections": (None, "query.get_by_id.p99_ms"),
+    "conversation list, 50 connections": (None, "conversation_list.p99_ms"),
+    "login (argon2id), back to back": (None, "login.p99_ms"),
+    "sign-up to profile readable": ("register_to_profile.p50_ms", "register_to_profile.p99_ms"),
+    "message sent to visible in list": ("message_visible.p50_ms", "message_visible.p99_ms"),
+}
+
+
+def _ms(value: float) -> str:
+    return "" if not value else f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _latency_plot(f: dict[str, Any], out: Path) -> list[Path]:
+    rows: list[tuple[str, float, float]] = [
+        (label, float(f.get(p50) or 0) if p50 else 0.0, float(f[p99]))
+        for label, (p50, p99) in OPERATIONS.items()
+        if f.get(p99) is not None
+    ]
+    if len(rows) < 2:
+        return []
+    fig, axis = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.6))
+    ys = range(len(rows))
+    p50s, p99s = [r[1] for r in rows], [r[2] for r in rows]
+    for shift, values, pct, colour in ((-0.2, p50s, "p50", "C0"), (0.2, p99s, "p99", "C3")):
+        bars = axis.barh([y + shift for y in ys], values, 0.4, color=colour)
+        bars.set_label(pct)
+        axis.bar_label(bars, [_ms(v) for v in values], fontsize=7, padding=2)
+    axis.set_yticks(list(ys), [r[0] for r in rows])
+    axis.invert_yaxis()
+    axis.set_xscale("log")
+    axis.set_xlim(0.5, 3 * max(p99s))
+    axis.set_xlabel("latency, ms (log scale)")
+    axis.set_title("latency percentiles per operation (no p50 bar: only the p99 is measured)")
+    axis.grid(True, axis="x", which="major", alpha=0.3)
+    axis.legend(loc="upper right")
+    path = out / "latency_percentiles.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
 QUERIES = {
     "users_get": "GET /v1/users/{id}",
     "messages_page": "GET /v1/conversations/{id}/messages?limit=50",
@@ -150,6 +205,7 @@ def _query_size_plot(f: dict[str, Any], out: Path) -> list[Path]:
 
 def draw(figures: dict[str, Any], out: Path) -> list[Path]:
     return [
+        *_latency_plot(figures, out),
         *_append_plots(figures, out),
         *_command_plot(figures, out),
         *_stage_bars(figures, out),
