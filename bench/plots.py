@@ -110,6 +110,7 @@ OPERATIONS = {
     "login (argon2id), back to back": (None, "login.p99_ms"),
     "sign-up to profile readable": ("register_to_profile.p50_ms", "register_to_profile.p99_ms"),
     "message sent to visible in list": ("message_visible.p50_ms", "message_visible.p99_ms"),
+    "registration saga, 20/s offered": ("saga.p50_ms", "saga.p99_ms"),
 }
 
 
