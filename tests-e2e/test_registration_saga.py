@@ -211,3 +211,23 @@ async def test_orchestrator_killed_with_50_in_flight_finishes_each_exactly_once(
         auth = Counter(await event_types(postgres_dsn, "auth", user_id))
         assert auth["AccountActivated"] == 1, user_id
         assert len(mails_to(email)) == 1, email
+
+
+async def test_a_taken_address_is_not_told_apart_by_the_status_endpoint(gateway_url: str) -> None:
+    """Registering a taken address answers a decoy id (enumeration safety); the status
+    endpoint must then show it a registration like any other, not a 404."""
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+        email = new_address("saga")
+        real = await register(client, email)
+        assert await registration_settled(client, real) == "completed"
+        decoy = await register(client, email)
+        assert decoy != real
+        assert await registration_settled(client, decoy) == "completed"
+        shown_real, shown_decoy = (
+            await registration(client, real),
+            await registration(client, decoy),
+        )
+        assert set(shown_decoy) == set(shown_real)
+        assert [(h["step"], h["event"]) for h in shown_decoy["history"]] == [
+            (h["step"], h["event"]) for h in shown_real["history"]
+        ]

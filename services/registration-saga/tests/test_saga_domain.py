@@ -167,3 +167,21 @@ def test_the_public_view_shows_only_status_steps_and_times() -> None:
     assert "ada@example.com" not in text and "Ada" not in text and "reserved" not in text
     assert set(view) == {"id", "status", "step", "started_at", "updated_at", "history"}
     assert all(set(entry) == {"step", "event", "at"} for entry in view["history"])
+
+
+def test_a_decoy_shadow_reads_like_a_real_registration_as_time_passes() -> None:
+    shadow = Saga.shadow("decoy", "registration-saga.replies", T0, [0.05, 0.1, 0.05, 0.05])
+    real, (command,) = start()
+    for _ in range(3):
+        (command,) = real.on_reply(reply(command), T0, POLICY)
+    real.on_reply(reply(command), T0, POLICY)
+
+    early = shadow.public_view(T0 + timedelta(seconds=0.07))
+    assert early["status"] == "running" and early["step"] == "prepare_notifications"
+    assert [h["event"] for h in early["history"]][-1] == "sent"
+    late = shadow.public_view(T0 + timedelta(seconds=1))
+    assert late["status"] == "completed" and late["step"] is None
+    shape = [(h["step"], h["event"]) for h in late["history"]]
+    assert shape == [(h["step"], h["event"]) for h in real.public_view()["history"]]
+    assert set(late) == set(real.public_view())
+    assert Saga.from_json(shadow.to_json()).public_view(T0 + timedelta(seconds=1)) == late

@@ -33,6 +33,7 @@ from parley_messaging.envelope import (
 )
 
 H_REPLY_TO = "ce_replyto"
+DECOY_NAME = "DecoyRegistered"
 H_SAGA_STEP = "ce_sagastep"
 REPLY_NAME = "CommandReplied"
 Outcome = Literal["succeeded", "rejected", "failed"]
@@ -167,3 +168,19 @@ def _json_object(data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidEnvelope("the value is not a JSON object")
     return value
+
+
+def decoy_record(decoy_id: str, source: str) -> tuple[str, dict[str, str], bytes]:
+    """(key, headers, value) of auth's private notice that a registration with a taken address
+    was answered with the decoy id `decoy_id`: the orchestrator shows that id a registration
+    like any other, so its status endpoint cannot tell taken addresses from free ones."""
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        source=source,
+        type=ce_type("auth", DECOY_NAME, 1),
+        subject=decoy_id,
+        time=datetime.now(UTC),
+        data=b"{}",
+        correlation_id=decoy_id,
+    )
+    return decoy_id, header_map(envelope), envelope.data

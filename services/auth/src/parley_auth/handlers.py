@@ -24,6 +24,8 @@ from typing import Any
 import asyncpg
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
+from parley_messaging.saga import decoy_record
+from parley_messaging.topics import SAGA_REPLIES
 
 from parley_auth import mail, tables
 from parley_auth.config import Settings
@@ -178,8 +180,13 @@ async def register(auth: Auth, email: str, password: str, name: str, ctx: Contex
     account_id = str(uuid.uuid4())
     owner = await tables.claim_email(auth.pool, address, account_id, name, hashed)
     if owner != account_id:
+        decoy = str(uuid.uuid4())
         auth.background.spawn(_already_registered(auth, address, ctx))
-        return AppendResult(str(uuid.uuid4()), 1, {})
+        # the saga shows the decoy a registration too: the status endpoint must not tell
+        # a taken address (decoy id, 404) from a free one
+        key, headers, value = decoy_record(decoy, "/parley/auth")
+        await tables.enqueue_private(auth.pool, SAGA_REPLIES, key, headers, value)
+        return AppendResult(decoy, 1, {})
     return await _append_registration(auth, account_id, address, name, ctx)
 
 

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from parley_messaging.envelope import InvalidEnvelope, decode
 from parley_messaging.inorder import consume_in_key_order
-from parley_messaging.saga import decode_reply
+from parley_messaging.saga import DECOY_NAME, decode_reply
 from parley_messaging.topics import SAGA_GROUP, dlq_topic, events_topic
 
 from parley_registration_saga.orchestrator import Orchestrator
@@ -92,6 +92,8 @@ async def apply(
     try:
         if record.topic == TRIGGER_TOPIC:
             await _trigger(orchestrator, record)
+        elif _is_decoy(record):
+            await orchestrator.shadow(decode(record.headers, record.value).subject)
         else:
             await orchestrator.on_reply(decode_reply(record.headers, record.value))
     except (InvalidEnvelope, ValueError, KeyError, TypeError) as error:
@@ -109,6 +111,12 @@ async def apply(
                     ("dlq_offset", str(record.offset).encode()),
                 ],
             )
+
+
+def _is_decoy(record: ConsumerRecord[bytes, bytes]) -> bool:
+    return any(
+        k == "ce_type" and v.endswith(f".{DECOY_NAME}.v1".encode()) for k, v in record.headers
+    )
 
 
 async def _trigger(orchestrator: Orchestrator, record: ConsumerRecord[bytes, bytes]) -> None:

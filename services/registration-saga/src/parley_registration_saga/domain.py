@@ -20,14 +20,14 @@ apply an action once however often it is sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from parley_messaging.saga import SagaCommand, SagaReply
 
-Status = Literal["running", "compensating", "completed", "compensated", "failed"]
+Status = Literal["running", "compensating", "completed", "compensated", "failed", "shadow"]
 Awaiting = Literal["reply", "retry", "nothing"]
 ACTIVE: tuple[Status, ...] = ("running", "compensating")
 STATUSES: tuple[Status, ...] = ("running", "compensating", "completed", "compensated", "failed")
@@ -111,6 +111,23 @@ class Saga:
         )
         saga._note("registered", "started", now)
         return saga, saga._send(now, policy, first=True)
+
+    @classmethod
+    def shadow(
+        cls, decoy_id: str, reply_to: str, now: datetime, step_seconds: Sequence[float]
+    ) -> Saga:
+        """What the status endpoint shows for a decoy id (a registration with a taken address
+        answered with a made-up id): a planned history of the same shape as a real one, with
+        plausible step times, revealed as time passes (see `public_view`). Nothing is sent."""
+        saga = cls(id=decoy_id, data={}, reply_to=reply_to, created_at=now, status="shadow")
+        at = now
+        saga._note("registered", "started", at)
+        for action, seconds in zip(FORWARD, step_seconds, strict=True):
+            saga._note(action.name, "sent", at, attempt=1)
+            at += timedelta(seconds=seconds)
+            saga._note(action.name, "succeeded", at)
+        saga._note("registration", "completed", at)
+        return saga
 
     def on_reply(self, reply: SagaReply, now: datetime, policy: Policy) -> list[SagaCommand]:
         """A participant answered. Replies to anything but the current action (late replies of
@@ -279,18 +296,28 @@ class Saga:
             traceparent=doc.get("traceparent"),
         )
 
-    def public_view(self) -> dict[str, Any]:
+    def public_view(self, now: datetime | None = None) -> dict[str, Any]:
         """What `GET /v1/registrations/{id}` shows: status, step names and times, nothing else
-        (no address, no name, no failure reasons)."""
+        (no address, no name, no failure reasons). A shadow shows what its plan says happened
+        by `now`, so it reads like a real registration in progress."""
+        history = self.history
+        status: str = self.status
+        step = self.action.name if not self.finished else None
+        updated = _iso(self.updated_at)
+        if self.status == "shadow":
+            moment = (now or datetime.now(self.created_at.tzinfo)).isoformat()
+            history = [h for h in self.history if h["at"] <= moment]
+            done = len(history) == len(self.history)
+            status = "completed" if done else "running"
+            step = None if done else history[-1]["step"]
+            updated = history[-1]["at"]
         return {
             "id": self.id,
-            "status": self.status,
-            "step": self.action.name if not self.finished else None,
+            "status": status,
+            "step": step,
             "started_at": self.created_at.isoformat(),
-            "updated_at": _iso(self.updated_at),
-            "history": [
-                {"step": h["step"], "event": h["event"], "at": h["at"]} for h in self.history
-            ],
+            "updated_at": updated,
+            "history": [{"step": h["step"], "event": h["event"], "at": h["at"]} for h in history],
         }
 
 

@@ -11,6 +11,7 @@ outbox row is there). Metrics are counted after the commit.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from parley_eventstore.outbox import OutboxWaker
 from parley_messaging.saga import SagaCommand, SagaReply, command_record
 
 from parley_registration_saga import metrics
-from parley_registration_saga.domain import ACTIVE, STATUSES, Policy, Saga
+from parley_registration_saga.domain import ACTIVE, FORWARD, STATUSES, Policy, Saga
 
 SOURCE = "/parley/registration-saga"
 
@@ -60,6 +61,19 @@ class Orchestrator:
         self._after_commit(saga.history, commands)
         return True
 
+    async def shadow(self, decoy_id: str) -> None:
+        """Auth answered a taken address with `decoy_id`: give it a plausible registration
+        (per-step times drawn around what real steps take), stored like a saga, never run."""
+        seconds = [random.uniform(0.03, 0.12) for _ in FORWARD]
+        saga = Saga.shadow(decoy_id, self.reply_to, self.clock(), seconds)
+        await self.pool.execute(
+            "INSERT INTO sagas (id, status, deadline, state) VALUES ($1, $2, NULL, $3::jsonb)"
+            " ON CONFLICT (id) DO NOTHING",
+            saga.id,
+            saga.status,
+            json.dumps(saga.to_json()),
+        )
+
     async def on_reply(self, reply: SagaReply) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             saga = await _locked(conn, reply.saga_id)
@@ -95,7 +109,7 @@ class Orchestrator:
 
     async def view(self, saga_id: str) -> dict[str, Any] | None:
         state = await self.pool.fetchval("SELECT state FROM sagas WHERE id = $1", saga_id)
-        return Saga.from_json(json.loads(state)).public_view() if state else None
+        return Saga.from_json(json.loads(state)).public_view(self.clock()) if state else None
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self.pool.fetch("SELECT status, count(*) AS n FROM sagas GROUP BY status")
