@@ -1,0 +1,23 @@
+"""The settings every key consumer shares (mixed into each service's Settings, so the
+variables read `<PREFIX>_KEYS_URL`, `<PREFIX>_INTERNAL_TOKEN`, `<PREFIX>_KEYS_CACHE_TTL_S`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from parley_privacy.client import KeyClient
+from parley_privacy.fields import FieldCipher
+
+
+class PrivacySettings(BaseModel):
+    # the key owner (auth service) base URL; its /internal/v1/keys/ endpoint
+    keys_url: str = "http://127.0.0.1:8102"
+    # shared service-to-service secret for the internal endpoint (required in production)
+    internal_token: str = "dev-internal-token"
+    keys_cache_ttl_s: float = 60.0
+
+    def key_client(self) -> KeyClient:
+        return KeyClient(self.keys_url, self.internal_token, ttl_s=self.keys_cache_ttl_s)
+
+    def cipher(self) -> FieldCipher:
+        return FieldCipher(self.key_client())
