@@ -90,6 +90,13 @@ class UserEmailChanged(AuthEvent):
     email: str = personal("user_id", max_length=320)
 
 
+class AccountClosed(AuthEvent):
+    """The account is closed for good (its holder was forgotten, `parley.users.UserForgotten`):
+    no login, every session revoked (each also as `SessionRevoked`), the address released."""
+
+    user_id: str
+
+
 class RoleChanged(AuthEvent):
     """The account's role changed; access tokens issued from now on carry it."""
 

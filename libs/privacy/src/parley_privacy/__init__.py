@@ -36,7 +36,18 @@ _EXPORTS = {
     "PrivacySettings": "settings",
     "KeyStore": "store",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "REDACTED",
+    "FieldCipher",
+    "Key",
+    "KeyClient",
+    "KeyProvider",
+    "KeyStore",
+    "KeyUnavailable",
+    "PrivacySettings",
+    "SubjectForgotten",
+    "TamperedValue",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,7 @@ import httpx
 
 from parley_privacy.keys import Key, KeyUnavailable, SubjectForgotten
 
-TOKEN_HEADER = "X-Parley-Internal-Token"
+TOKEN_HEADER = "X-Parley-Internal-Token"  # noqa: S105 (a header name)
 PATH = "/internal/v1/keys/"
 
 
@@ -68,7 +68,7 @@ class KeyClient:
         return key
 
     async def key_for_writing(self, subject: str) -> Key:
-        key, forgotten = await self._lookup(subject, create=True)
+        key, _ = await self._lookup(subject, create=True)
         if key is None:
             raise SubjectForgotten(subject)
         return key
@@ -84,9 +84,7 @@ class KeyClient:
         flight = self._inflight.get((subject, create))
         if flight is not None:
             return await asyncio.shield(flight)
-        future: asyncio.Future[tuple[Key | None, bool]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        future: asyncio.Future[tuple[Key | None, bool]] = asyncio.get_running_loop().create_future()
         self._inflight[(subject, create)] = future
         try:
             found = await self._fetch(subject, create)
@@ -122,6 +120,24 @@ class KeyClient:
             self._remember(subject, (now + self.negative_ttl_s, None, False))
             return None, False
         raise KeyUnavailable(f"key owner answered {response.status_code}")
+
+    async def forget(
+        self, subject: str, *, actor: str | None = None, correlation_id: str | None = None
+    ) -> None:
+        """Ask the key owner to forget the subject (destroy the key, close the account);
+        idempotent. Only the users service's `DELETE /v1/users/{id}` does this."""
+        headers = {}
+        if actor:
+            headers["X-Parley-Actor"] = actor
+        if correlation_id:
+            headers["X-Correlation-Id"] = correlation_id
+        try:
+            response = await self._http.delete(PATH + subject, headers=headers)
+        except httpx.HTTPError as error:
+            raise KeyUnavailable(f"key owner unreachable: {error!r}") from error
+        if response.status_code != 204:
+            raise KeyUnavailable(f"key owner answered {response.status_code} to forget")
+        self._remember(subject, (time.monotonic(), None, True))
 
     def _remember(self, subject: str, entry: tuple[float, Key | None, bool]) -> None:
         if len(self._cache) >= self.max_entries:

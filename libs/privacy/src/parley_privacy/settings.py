@@ -12,8 +12,8 @@ from parley_privacy.fields import FieldCipher
 class PrivacySettings(BaseModel):
     # the key owner (auth service) base URL; its /internal/v1/keys/ endpoint
     keys_url: str = "http://127.0.0.1:8102"
-    # shared service-to-service secret for the internal endpoint (required in production)
-    internal_token: str = "dev-internal-token"
+    # the shared service-to-service secret of the internal endpoint (AUTH_INTERNAL_TOKEN)
+    internal_token: str = ""  # empty: the owner refuses us (fail closed)
     keys_cache_ttl_s: float = 60.0
 
     def key_client(self) -> KeyClient:

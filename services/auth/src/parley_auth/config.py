@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     login_max_failures_account: int = 5
     login_max_failures_address: int = 50
 
+    # -- internal endpoints (service to service) ---------------------------------------------
+    # shared secret other services present in `X-Parley-Internal-Token` to read data keys
+    # (/internal/v1/keys/...); empty: the internal endpoints refuse every request
+    internal_token: str = ""
+
     # -- roles ------------------------------------------------------------------------------
     # comma-separated addresses that become admin at their next login (the first admin)
     bootstrap_admin_emails: str = ""

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from parley_contracts.auth import (
     AccountActivated,
+    AccountClosed,
     EmailVerified,
     PasswordChanged,
     PasswordResetRequested,
@@ -92,6 +93,7 @@ class Account(Aggregate):
         self.active = False
         self.role: Role = "user"
         self.sessions: list[str] = []  # open sessions, oldest first
+        self.closed = False
 
     # -- commands -------------------------------------------------------------------------
 
@@ -162,6 +164,15 @@ class Account(Aggregate):
         if role != self.role:
             self.record(RoleChanged(user_id=self.id, role=role, previous_role=self.role))
 
+    def close(self, expiries: Mapping[str, datetime | None] | None = None) -> None:
+        """Close the account for good (its holder is forgotten): every session ends, no login
+        again. Closing a closed account records nothing."""
+        if self.closed:
+            return
+        for session_id in list(self.sessions):
+            self.revoke_session(session_id, "account_closed", (expiries or {}).get(session_id))
+        self.record(AccountClosed(user_id=self.id))
+
     def _require_exists(self) -> None:
         if not self.exists:
             raise AccountNotFound(self.id)
@@ -187,6 +198,9 @@ class Account(Aggregate):
                 self.email = email
             case RoleChanged(role=role):
                 self.role = role
+            case AccountClosed():
+                self.closed = True
+                self.active = False
             case PasswordResetRequested() | PasswordChanged():
                 pass
 
@@ -199,6 +213,7 @@ class Account(Aggregate):
             "active": self.active,
             "role": self.role,
             "sessions": list(self.sessions),
+            "closed": self.closed,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -209,9 +224,11 @@ class Account(Aggregate):
         self.active = bool(state["active"])
         self.role = "admin" if state["role"] == "admin" else "user"
         self.sessions = [str(s) for s in state["sessions"]]
+        self.closed = bool(state.get("closed", False))
 
 
 EVENTS: tuple[type[Event], ...] = (
+    AccountClosed,
     UserRegistered,
     EmailVerified,
     AccountActivated,

@@ -7,17 +7,20 @@ taken address, password reset) answer exactly as for a fresh address.
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, hand_out_token
 from parley_http.problems import Problem
 from parley_observability.tracing import current_traceparent
+from parley_privacy.client import TOKEN_HEADER, key_body
+from parley_privacy.keys import SubjectForgotten
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -401,6 +404,71 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     return auth_of(request).keys.jwks()
 
 
+# -- internal: the data-key endpoint (crypto-shredding; not routed by the gateway) -------------
+
+internal = APIRouter(prefix="/internal/v1", tags=["internal"])
+InternalToken = Annotated[str | None, Header(alias=TOKEN_HEADER, max_length=512)]
+Subject = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+def _internal(request: Request, token: str | None) -> h.Auth:
+    """Only services holding the shared internal token (AUTH_INTERNAL_TOKEN) get in; with no
+    token configured nobody does."""
+    auth = auth_of(request)
+    expected = auth.settings.internal_token
+    if not expected or not token or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Problem(401, "Unauthorized", "internal endpoint: a valid internal token is required")
+    return auth
+
+
+def _no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+
+
+@internal.get("/keys/{subject}")
+async def read_key(
+    subject: Subject, request: Request, response: Response, token: InternalToken = None
+) -> dict[str, str]:
+    """The subject's data key: 404 none yet, 410 forgotten."""
+    auth = _internal(request, token)
+    _no_store(response)
+    key = await auth.subject_keys.key(subject)
+    if key is None:
+        if await auth.subject_keys.is_forgotten(subject):
+            raise Problem(410, "Gone", "this subject was forgotten")
+        raise Problem(404, "Not Found", "no key for this subject")
+    return key_body(key)
+
+
+@internal.post("/keys/{subject}")
+async def key_for_writing(
+    subject: Subject, request: Request, response: Response, token: InternalToken = None
+) -> dict[str, str]:
+    """The subject's data key, created on first use: 410 once forgotten."""
+    auth = _internal(request, token)
+    _no_store(response)
+    try:
+        return key_body(await auth.subject_keys.key_for_writing(subject))
+    except SubjectForgotten as error:
+        raise Problem(410, "Gone", "this subject was forgotten") from error
+
+
+@internal.delete("/keys/{subject}", status_code=204)
+async def forget_subject(
+    subject: Subject,
+    request: Request,
+    correlation_id: CorrelationId = None,
+    actor: Annotated[str | None, Header(alias="X-Parley-Actor", max_length=200)] = None,
+    token: InternalToken = None,
+) -> Response:
+    """Forget the subject: key destroyed, account closed (idempotent). The users service
+    calls this for `DELETE /v1/users/{id}` before it appends UserForgotten."""
+    auth = _internal(request, token)
+    await run(h.forget(auth, subject, context(request, correlation_id, actor)))
+    return Response(status_code=204)
+
+
 def include_routes(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(internal)
     app.include_router(well_known)

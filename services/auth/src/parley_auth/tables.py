@@ -290,6 +290,15 @@ async def revoke_sessions(
     return [Revoked(r["session_id"], account_id, r["access_expires_at"]) for r in rows]
 
 
+async def release_account(pool: asyncpg.Pool, account_id: str) -> None:
+    """Closing an account (its holder forgotten): the address claim (plaintext address and
+    name), the password hash and live codes go; sessions were revoked before."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM email_claims WHERE account_id = $1", account_id)
+        await conn.execute("DELETE FROM credentials WHERE account_id = $1", account_id)
+        await conn.execute("DELETE FROM one_time_codes WHERE account_id = $1", account_id)
+
+
 async def session_open(pool: asyncpg.Pool, session_id: str) -> bool:
     found = await pool.fetchval(
         "SELECT true FROM sessions WHERE session_id = $1 AND revoked_at IS NULL", session_id

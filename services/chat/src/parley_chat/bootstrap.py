@@ -18,6 +18,7 @@ from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
+from parley_privacy.fields import FieldCipher
 
 from parley_chat import http
 from parley_chat.config import Settings
@@ -44,9 +45,15 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             group_commit=settings.group_commit,
         )
         app.state.pool = pool
+        keys = settings.key_client()
         app.state.chat = Chat(
             Repository(
-                store, Conversation, ChatCodec(*EVENTS), snapshot_every=settings.snapshot_every
+                store,
+                Conversation,
+                ChatCodec(*EVENTS),
+                snapshot_every=settings.snapshot_every,
+                # message texts are sealed with the sender's data key (auth's key endpoint)
+                cipher=FieldCipher(keys),
             ),
             pool,
             retries=settings.command_retries,
@@ -57,6 +64,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             await store.close()
+            await keys.close()
             await pool.close()
 
     app = FastAPI(title="Parley chat (commands)", version="1.0.0", lifespan=lifespan)

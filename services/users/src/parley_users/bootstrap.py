@@ -21,6 +21,7 @@ from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
+from parley_privacy.fields import FieldCipher
 
 from parley_users import http, registrations
 from parley_users.config import Settings
@@ -46,14 +47,23 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             group_commit=settings.group_commit,
         )
         app.state.pool = pool
+        keys = settings.key_client()  # the key owner's endpoint (auth), cached briefly
+        cipher = FieldCipher(keys)
+        app.state.keys = keys
         app.state.users = Repository(
-            store, User, EventCodec(*EVENTS), snapshot_every=settings.snapshot_every
+            store,
+            User,
+            EventCodec(*EVENTS),
+            snapshot_every=settings.snapshot_every,
+            cipher=cipher,
         )
         stop = asyncio.Event()
         policy = None
         if settings.consume_registrations:
             policy = asyncio.create_task(
-                registrations.run_forever(app.state.users, settings.kafka_bootstrap_servers, stop)
+                registrations.run_forever(
+                    app.state.users, cipher, settings.kafka_bootstrap_servers, stop
+                )
             )
         try:
             async with revocations:
@@ -64,6 +74,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(policy, timeout=5)
             await store.close()
+            await keys.close()
             await pool.close()
 
     app = FastAPI(title="Parley users (commands)", version="1.0.0", lifespan=lifespan)

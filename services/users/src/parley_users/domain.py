@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from parley_contracts.base import FORGOTTEN_NAME
 from parley_contracts.users import (
     UserContactAdded,
     UserContactRemoved,
     UserCreated,
+    UserForgotten,
     UserProfileEmailChanged,
     UserProfileUpdated,
     UserRole,
@@ -67,6 +69,7 @@ class User(Aggregate):
         self.status: UserStatus = "active"
         self.role: UserRole = "user"
         self.contacts: set[str] = set()
+        self.forgotten = False
 
     # -- commands -------------------------------------------------------------------------
 
@@ -127,8 +130,16 @@ class User(Aggregate):
         if email != self.email:
             self.record(UserProfileEmailChanged(user_id=self.id, email=email))
 
+    def forget(self, by: str | None) -> None:
+        """The person is forgotten (their data key was destroyed by the key owner before):
+        from now on the profile shows the placeholder and refuses every other command.
+        Allowed without a profile too (an account whose profile was never made), so the
+        fact is published either way; forgetting twice records nothing."""
+        if not self.forgotten:
+            self.record(UserForgotten(user_id=self.id, forgotten_by=by))
+
     def _must_exist(self) -> None:
-        if not self.exists:
+        if not self.exists or self.forgotten:
             raise UserNotFound(self.id)
 
     # -- state ----------------------------------------------------------------------------
@@ -154,6 +165,11 @@ class User(Aggregate):
                 self.role = role
             case UserProfileEmailChanged(email=email):
                 self.email = email
+            case UserForgotten():
+                self.forgotten = True
+                self.email = ""
+                self.profile = dict.fromkeys(PROFILE_FIELDS)
+                self.profile["name"] = FORGOTTEN_NAME
 
     def snapshot(self) -> Mapping[str, Any]:
         return {
@@ -163,6 +179,7 @@ class User(Aggregate):
             "status": self.status,
             "role": self.role,
             "contacts": sorted(self.contacts),
+            "forgotten": self.forgotten,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -172,6 +189,7 @@ class User(Aggregate):
         self.status = state["status"]
         self.role = state["role"]
         self.contacts = set(state["contacts"])
+        self.forgotten = bool(state.get("forgotten", False))
 
 
 EVENTS: tuple[type[Event], ...] = (
@@ -182,4 +200,5 @@ EVENTS: tuple[type[Event], ...] = (
     UserContactRemoved,
     UserRoleAssigned,
     UserProfileEmailChanged,
+    UserForgotten,
 )
