@@ -21,6 +21,7 @@ from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
+from parley_privacy.fields import FieldCipher
 
 from parley_notifications import http, policy
 from parley_notifications.config import Settings
@@ -57,9 +58,15 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             group_commit=settings.group_commit,
         )
         app.state.pool = pool
+        keys = settings.key_client()  # the key owner's endpoint (auth), cached briefly
+        cipher = FieldCipher(keys)
         repos = Repositories(
             notifications=Repository(
-                store, Notification, EventCodec(*NOTIFICATION_EVENTS), snapshot_every=None
+                store,
+                Notification,
+                EventCodec(*NOTIFICATION_EVENTS),
+                snapshot_every=None,
+                cipher=cipher,  # previews: sealed with the sender's key
             ),
             preferences=Repository(
                 store,
@@ -74,6 +81,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             directory=Directory(pool),
             mailer=Mailer(settings.smtp_host, settings.smtp_port),
             mail_from=settings.mail_from,
+            cipher=cipher,
         )
         stop = asyncio.Event()
         task = None
@@ -95,6 +103,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(task, timeout=5)
             await store.close()
+            await keys.close()
             await pool.close()
 
     app = FastAPI(title="Parley notifications (commands)", version="1.0.0", lifespan=lifespan)
