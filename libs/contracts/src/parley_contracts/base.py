@@ -29,7 +29,11 @@ def personal(subject: str, placeholder: str = "", **kwargs: Any) -> Any:
     """A pydantic Field marked as personal data (see PersonalField). On the wire (PostgreSQL,
     Kafka) the value is an encrypted envelope string; the model itself holds the plaintext,
     and its length constraints apply to the plaintext."""
-    mark = {"subject": subject, "placeholder": placeholder, "format": ENVELOPE_FORMAT}
+    mark: dict[str, Any] = {
+        "subject": subject,
+        "placeholder": placeholder,
+        "format": ENVELOPE_FORMAT,
+    }
     return Field(json_schema_extra={ENCRYPTED: mark}, **kwargs)
 
 

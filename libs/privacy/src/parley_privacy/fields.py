@@ -85,6 +85,14 @@ class FieldCipher:
             out[REDACTED] = redacted
         return out
 
+    async def consume(self, event_name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """What a consumer of a public topic calls for every event: `decrypt` (placeholders
+        and `_redacted` where the key is gone), and on `UserForgotten` the person's cached
+        key is dropped first, so nothing after it in this process decrypts with it."""
+        if event_name == "UserForgotten" and "user_id" in data:
+            self.keys.evict(str(data["user_id"]))
+        return await self.decrypt(event_name, data)
+
     # the event store's DataCipher protocol (parley_eventstore.aggregate): no markers, so the
     # domain's models validate the data as they always did
     async def seal(self, event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
