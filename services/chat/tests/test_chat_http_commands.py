@@ -18,9 +18,11 @@ from parley_chat.config import Settings
 from parley_chat.domain import WINDOW, direct_conversation_id
 from parley_eventstore.migrate import migrate
 from parley_http.consistency import ConsistencyToken
+from parley_privacy.memory import MemoryKeys
 from parley_testing.tokens import Signer, jwks
 
 pytestmark = pytest.mark.integration
+KEYS = MemoryKeys()  # plays the key owner (the auth service)
 
 SIGNER = Signer()  # plays the auth service: the app trusts its key through a static JWKS
 ADMIN_ID = str(uuid.uuid4())
@@ -89,7 +91,7 @@ async def api(fresh_database: str, kafka_bootstrap: str) -> AsyncIterator[Api]:
         jwks_url="",  # the static set only: never the running auth service's keys
         kafka_bootstrap_servers=kafka_bootstrap,
     )
-    app = bootstrap(settings)
+    app = bootstrap(settings, keys=KEYS)
     async with app.router.lifespan_context(app):
         assert await app.state.authn.revocations.wait_ready(15)
         transport = httpx.ASGITransport(app=app)

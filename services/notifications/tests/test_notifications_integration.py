@@ -31,9 +31,11 @@ from parley_notifications.domain import notification_id
 from parley_notifications.handlers import Context, CreateNotification, UpdatePreferences, handle
 from parley_notifications.mail import Mailer
 from parley_notifications.migrate import migrate
+from parley_privacy.memory import MemoryKeys
 from parley_testing.tokens import Signer, jwks
 
 pytestmark = pytest.mark.integration
+KEYS = MemoryKeys()  # plays the key owner (the auth service)
 SIGNER = Signer()
 BOB, EVE, ADA = (str(uuid.uuid4()) for _ in range(3))
 
@@ -82,7 +84,7 @@ async def app(
         consume_events=False,  # the policy test runs it on topics of its own
         smtp_port=mailbox[1],
     )
-    application = bootstrap(settings)
+    application = bootstrap(settings, keys=KEYS)
     async with application.router.lifespan_context(application):
         assert await application.state.authn.revocations.wait_ready(15)
         application.state.dsn = fresh_database

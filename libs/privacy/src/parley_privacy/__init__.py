@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from parley_privacy.client import KeyClient
     from parley_privacy.envelope import TamperedValue
     from parley_privacy.fields import REDACTED, FieldCipher
-    from parley_privacy.keys import Key, KeyProvider, KeyUnavailable, SubjectForgotten
+    from parley_privacy.keys import Key, KeyOwner, KeyProvider, KeyUnavailable, SubjectForgotten
+    from parley_privacy.memory import MemoryKeys
     from parley_privacy.settings import PrivacySettings
     from parley_privacy.store import KeyStore
 
@@ -31,6 +32,8 @@ _EXPORTS = {
     "FieldCipher": "fields",
     "Key": "keys",
     "KeyProvider": "keys",
+    "KeyOwner": "keys",
+    "MemoryKeys": "memory",
     "KeyUnavailable": "keys",
     "SubjectForgotten": "keys",
     "PrivacySettings": "settings",
@@ -41,9 +44,11 @@ __all__ = [
     "FieldCipher",
     "Key",
     "KeyClient",
+    "KeyOwner",
     "KeyProvider",
     "KeyStore",
     "KeyUnavailable",
+    "MemoryKeys",
     "PrivacySettings",
     "SubjectForgotten",
     "TamperedValue",

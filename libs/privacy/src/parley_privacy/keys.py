@@ -42,3 +42,14 @@ class KeyProvider(Protocol):
     def evict(self, subject: str) -> None:
         """Drop a cached key (e.g. on UserForgotten): the next use asks the owner again."""
         ...
+
+
+class KeyOwner(KeyProvider, Protocol):
+    """A provider that can also forget a subject (the owner itself, or its client) and is
+    closed with the service."""
+
+    async def forget(
+        self, subject: str, *, actor: str | None = None, correlation_id: str | None = None
+    ) -> None: ...
+
+    async def close(self) -> None: ...

@@ -62,7 +62,9 @@ class KeyStore:
             raise SubjectForgotten(subject)
         return Key(subject, row["kid"], bytes(row["secret"]))
 
-    async def forget(self, subject: str) -> None:
+    async def forget(
+        self, subject: str, *, actor: str | None = None, correlation_id: str | None = None
+    ) -> None:
         """Destroy the subject's key for good (idempotent; a subject without a key gets a
         tombstone too, so no key is ever made for them afterwards)."""
         async with self.pool.acquire() as conn:

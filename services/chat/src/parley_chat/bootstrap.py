@@ -19,6 +19,7 @@ from parley_http.problems import install_problem_handlers
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 from parley_privacy.fields import FieldCipher
+from parley_privacy.keys import KeyOwner
 
 from parley_chat import http
 from parley_chat.config import Settings
@@ -29,7 +30,9 @@ TOPIC = "chat.events"
 SOURCE = "/parley/chat"
 
 
-def bootstrap(settings: Settings | None = None) -> FastAPI:
+def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
+    """`keys`: the data-key owner (tests: a MemoryKeys); default the auth service's key
+    endpoint through a short cache (settings `keys_url`, `internal_token`)."""
     settings = settings or Settings()
     verifier = Verifier.from_settings(settings)
     revocations = RevocationList.from_settings(settings)
@@ -45,7 +48,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             group_commit=settings.group_commit,
         )
         app.state.pool = pool
-        keys = settings.key_client()
+        owner: KeyOwner = keys if keys is not None else settings.key_client()
         app.state.chat = Chat(
             Repository(
                 store,
@@ -53,7 +56,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                 ChatCodec(*EVENTS),
                 snapshot_every=settings.snapshot_every,
                 # message texts are sealed with the sender's data key (auth's key endpoint)
-                cipher=FieldCipher(keys),
+                cipher=FieldCipher(owner),
             ),
             pool,
             retries=settings.command_retries,
@@ -64,7 +67,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             await store.close()
-            await keys.close()
+            await owner.close()
             await pool.close()
 
     app = FastAPI(title="Parley chat (commands)", version="1.0.0", lifespan=lifespan)

@@ -22,6 +22,7 @@ from parley_http.problems import install_problem_handlers
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 from parley_privacy.fields import FieldCipher
+from parley_privacy.keys import KeyOwner
 
 from parley_notifications import http, policy
 from parley_notifications.config import Settings
@@ -40,7 +41,9 @@ TOPIC = "notifications.events"
 SOURCE = "/parley/notifications"
 
 
-def bootstrap(settings: Settings | None = None) -> FastAPI:
+def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
+    """`keys`: the data-key owner (tests: a MemoryKeys); default the auth service's key
+    endpoint through a short cache (settings `keys_url`, `internal_token`)."""
     settings = settings or Settings()
     verifier = Verifier.from_settings(settings)
     revocations = RevocationList.from_settings(settings)
@@ -58,8 +61,8 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             group_commit=settings.group_commit,
         )
         app.state.pool = pool
-        keys = settings.key_client()  # the key owner's endpoint (auth), cached briefly
-        cipher = FieldCipher(keys)
+        owner: KeyOwner = keys if keys is not None else settings.key_client()
+        cipher = FieldCipher(owner)
         repos = Repositories(
             notifications=Repository(
                 store,
@@ -103,7 +106,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(task, timeout=5)
             await store.close()
-            await keys.close()
+            await owner.close()
             await pool.close()
 
     app = FastAPI(title="Parley notifications (commands)", version="1.0.0", lifespan=lifespan)

@@ -17,8 +17,7 @@ from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
 from parley_http.problems import Problem
-from parley_privacy.client import KeyClient
-from parley_privacy.keys import KeyUnavailable, SubjectForgotten
+from parley_privacy.keys import KeyOwner, KeyUnavailable, SubjectForgotten
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley_users.domain import (
@@ -257,7 +256,7 @@ async def forget_user(user_id: uuid.UUID, call: CommandCall) -> Any:
     their data key and closes the account, then `UserForgotten` is published; read models
     redact them. Idempotent: again = 200 with the same version."""
     require_self_or_admin(call.principal, str(user_id))
-    keys: KeyClient = call.request.app.state.keys
+    keys: KeyOwner = call.request.app.state.keys
     ctx = call.context("forget", str(user_id))
     try:
         await keys.forget(
