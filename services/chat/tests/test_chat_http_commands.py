@@ -18,6 +18,7 @@ from parley_chat.config import Settings
 from parley_chat.domain import WINDOW, direct_conversation_id
 from parley_eventstore.migrate import migrate
 from parley_http.consistency import ConsistencyToken
+from parley_privacy.fields import FieldCipher
 from parley_privacy.memory import MemoryKeys
 from parley_testing.tokens import Signer, jwks
 
@@ -138,7 +139,9 @@ async def test_group_flow_appends_events_and_outbox_rows(api: Api) -> None:
     ]
     assert events[0][1]["participant_ids"] == [a, b, c]
     assert events[0][1]["title"] == "team"
-    assert events[1][1]["content"] == "hello"
+    sealed = events[1][1]["content"]
+    assert sealed.startswith("pe1.") and "hello" not in sealed  # the sender's key seals it
+    assert (await FieldCipher(KEYS).decrypt("MessageSent", events[1][1]))["content"] == "hello"
     assert events[3][1] == {
         "conversation_id": cid,
         "user_id": c,
