@@ -31,9 +31,10 @@ DATABASES: tuple[str, ...] = ("users", "auth", "chat", "notifications")
 
 # databases whose service adds tables of its own: database -> the package holding `migrations/`
 # (applied with the event store's migrations in one dbmate run)
-SERVICE_MIGRATIONS: dict[str, str] = {
-    "auth": "parley_auth",
-    "notifications": "parley_notifications",
+SERVICE_MIGRATIONS: dict[str, tuple[str, ...]] = {
+    # the auth service owns the data keys of crypto-shredding (parley_privacy's key table)
+    "auth": ("parley_auth", "parley_privacy"),
+    "notifications": ("parley_notifications",),
 }
 
 # contexts with a projector process (services/projector-<context>)
@@ -98,13 +99,15 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "JWKS_URL": f"http://{s.host}:{port(s, 'auth')}/.well-known/jwks.json",
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
     }
+    # personal fields: data keys from auth-api's internal endpoint, with the shared token
+    keys = {"KEYS_URL": f"http://{s.host}:{port(s, 'auth')}", "INTERNAL_TOKEN": s.internal_token}
     users = _service(
         s,
         "users-api",
         "parley_users",
         "USERS",
         "users",
-        {"POSTGRES_DSN": database_dsn(s, "users"), **authn},
+        {"POSTGRES_DSN": database_dsn(s, "users"), **authn, **keys},
         upstream="users_cmd",
     )
     auth = _service(
@@ -119,6 +122,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "SMTP_PORT": str(s.smtp_port),
             # the development signing key, generated on first start (never in git)
             "KEY_DIR": str(s.state / "auth"),
+            "INTERNAL_TOKEN": s.internal_token,
         },
         upstream="auth_cmd",
     )
@@ -128,7 +132,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "parley_chat",
         "CHAT",
         "chat",
-        {"POSTGRES_DSN": database_dsn(s, "chat"), **authn},
+        {"POSTGRES_DSN": database_dsn(s, "chat"), **authn, **keys},
         upstream="chat_cmd",
     )
     notifications = _service(
@@ -142,6 +146,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "SMTP_HOST": s.host,
             "SMTP_PORT": str(s.smtp_port),
             **authn,
+            **keys,
         },
         upstream="notifications_cmd",
     )
@@ -167,7 +172,12 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             f"parley_projector_{ctx}",
             "PROJECTOR",
             f"projector-{ctx}",
-            {"NAME": f"projector-{ctx}", "KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URL": mongo},
+            {
+                "NAME": f"projector-{ctx}",
+                "KAFKA_BOOTSTRAP_SERVERS": kafka,
+                "MONGO_URL": mongo,
+                **keys,
+            },
         )
         for ctx in PROJECTED_CONTEXTS
     ]
@@ -207,8 +217,8 @@ async def _prepare(s: Any) -> None:
 
 
 def service_migrations(database: str) -> list[Path]:
-    package = SERVICE_MIGRATIONS.get(database)
-    return [Path(str(resources.files(package) / "migrations"))] if package else []
+    packages = SERVICE_MIGRATIONS.get(database, ())
+    return [Path(str(resources.files(package) / "migrations")) for package in packages]
 
 
 def prepare_services(s: Any) -> None:
