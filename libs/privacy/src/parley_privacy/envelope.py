@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -36,13 +37,19 @@ def new_kid() -> str:
     return os.urandom(6).hex()
 
 
+@lru_cache(maxsize=4096)
+def _aead(key: bytes) -> AESGCM:
+    """One cipher object per key (building it costs more than sealing a short text)."""
+    return AESGCM(key)
+
+
 def _aad(subject: str, field: str) -> bytes:
     return f"{subject}|{field}".encode()
 
 
 def seal(key: bytes, kid: str, subject: str, field: str, plaintext: str) -> str:
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), _aad(subject, field))
+    sealed = _aead(key).encrypt(nonce, plaintext.encode(), _aad(subject, field))
     body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
     return f"{PREFIX}{kid}.{body}"
 
@@ -64,7 +71,7 @@ def open_sealed(key: bytes, subject: str, field: str, value: str) -> str:
     if len(raw) < NONCE_BYTES + 16:
         raise TamperedValue("too short")
     try:
-        plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(subject, field))
+        plain = _aead(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(subject, field))
     except InvalidTag as error:
         raise TamperedValue("does not authenticate") from error
     return plain.decode()
