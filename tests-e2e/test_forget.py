@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from parley_messaging.topics import partitions_of
 from parley_testing.accounts import PASSWORD, Account, sign_up
 from parley_testing.plugin import dsn_for_database
+from parley_testing.privacy import cli_environment
 
 TOKEN = "X-Consistency-Token"
 PLACEHOLDER = "Forgotten user"
@@ -101,12 +102,7 @@ async def rebuild(projection: str, kafka_bootstrap: str, mongo_url: str) -> None
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "MONGO_URL": mongo_url,
-        "KEYS_URL": os.environ.get(
-            "PARLEY_KEYS_URL",
-            f"http://{os.environ.get('PARLEY_HOST', '127.0.0.1')}:"
-            f"{int(os.environ.get('PARLEY_SERVICE_PORT_BASE', '8100')) + 2}",
-        ),
-        "INTERNAL_TOKEN": os.environ.get("PARLEY_INTERNAL_TOKEN", "parley-local-internal-token"),
+        **cli_environment(),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -1,0 +1,33 @@
+"""The running cluster's data-key endpoint for tests that read its events as a consumer does
+(crypto-shredding: personal fields are encrypted; see parley_privacy). The address and the
+internal token follow the local cluster's variables (PARLEY_HOST, PARLEY_SERVICE_PORT_BASE:
+auth-api is base + 2, PARLEY_INTERNAL_TOKEN), or PARLEY_KEYS_URL."""
+
+from __future__ import annotations
+
+import os
+
+from parley_privacy.client import KeyClient
+from parley_privacy.fields import FieldCipher
+
+LOCAL_TOKEN = "parley-local-internal-token"  # noqa: S105 - deploy/local's loopback default
+
+
+def keys_url() -> str:
+    host = os.environ.get("PARLEY_HOST", "127.0.0.1")
+    auth = int(os.environ.get("PARLEY_SERVICE_PORT_BASE", "8100")) + 2
+    return os.environ.get("PARLEY_KEYS_URL", f"http://{host}:{auth}")
+
+
+def internal_token() -> str:
+    return os.environ.get("PARLEY_INTERNAL_TOKEN", LOCAL_TOKEN)
+
+
+def cluster_cipher() -> FieldCipher:
+    """A FieldCipher over the cluster's key endpoint (close it with `cipher.keys.close()`)."""
+    return FieldCipher(KeyClient(keys_url(), internal_token()))
+
+
+def cli_environment() -> dict[str, str]:
+    """What the rebuild / re-drive CLIs read to decrypt (KEYS_URL, INTERNAL_TOKEN)."""
+    return {"KEYS_URL": keys_url(), "INTERNAL_TOKEN": internal_token()}
