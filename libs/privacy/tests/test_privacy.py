@@ -130,3 +130,35 @@ async def test_key_client_caches_and_tells_gone_from_unreachable() -> None:
         await bad.key("u1")
     await client.close()
     await bad.close()
+
+
+@pytest.mark.integration
+async def test_key_table_creates_once_and_forgets_for_good(fresh_database: str) -> None:
+    import asyncio
+
+    from parley_eventstore.migrate import migrate
+    from parley_eventstore.pool import create_pool
+    from parley_privacy.store import KeyStore, migrations_dir
+
+    await migrate(fresh_database, migrations_dir())
+    pool = await create_pool(fresh_database, min_size=1, max_size=4)
+    try:
+        stores = [KeyStore(pool), KeyStore(pool)]  # two replicas of the owner
+        keys = await asyncio.gather(*(s.key_for_writing("u1") for s in stores for _ in range(3)))
+        assert len({(k.kid, k.secret) for k in keys}) == 1  # concurrent creators agree
+        assert await stores[1].key("nobody") is None
+        await stores[0].forget("u1")
+        await stores[0].forget("u1")  # idempotent
+        assert await stores[0].key("u1") is None and await stores[0].is_forgotten("u1")
+        with pytest.raises(SubjectForgotten):
+            await stores[0].key_for_writing("u1")
+        await stores[0].forget("never-had-a-key")
+        with pytest.raises(SubjectForgotten):
+            await stores[0].key_for_writing("never-had-a-key")
+        async with pool.acquire() as conn:
+            assert (
+                await conn.fetchval("SELECT count(*) FROM subject_keys WHERE secret IS NOT NULL")
+                == 0
+            )
+    finally:
+        await pool.close()

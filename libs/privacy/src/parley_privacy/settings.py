@@ -3,10 +3,15 @@ variables read `<PREFIX>_KEYS_URL`, `<PREFIX>_INTERNAL_TOKEN`, `<PREFIX>_KEYS_CA
 
 from __future__ import annotations
 
+import logging
+
 from pydantic import BaseModel
 
 from parley_privacy.client import KeyClient
 from parley_privacy.fields import FieldCipher
+
+
+log = logging.getLogger("parley.privacy")
 
 
 class PrivacySettings(BaseModel):
@@ -17,6 +22,11 @@ class PrivacySettings(BaseModel):
     keys_cache_ttl_s: float = 60.0
 
     def key_client(self) -> KeyClient:
+        if not self.internal_token:
+            log.warning(
+                "no internal token configured (<PREFIX>_INTERNAL_TOKEN): the key owner will "
+                "refuse us, so commands with personal data answer 503 and consumers wait"
+            )
         return KeyClient(self.keys_url, self.internal_token, ttl_s=self.keys_cache_ttl_s)
 
     def cipher(self) -> FieldCipher:

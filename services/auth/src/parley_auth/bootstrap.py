@@ -60,6 +60,8 @@ async def build(settings: Settings, pool: asyncpg.Pool) -> tuple[Auth, EventStor
     )
     # the key owner: subject keys live in this database (parley_privacy.store)
     subject_keys = KeyStore(pool)
+    if not settings.internal_token:
+        log.warning("AUTH_INTERNAL_TOKEN is not set: the internal key endpoint refuses everyone")
     auth = Auth(
         settings=settings,
         pool=pool,
