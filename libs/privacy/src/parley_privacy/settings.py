@@ -10,7 +10,6 @@ from pydantic import BaseModel
 from parley_privacy.client import KeyClient
 from parley_privacy.fields import FieldCipher
 
-
 log = logging.getLogger("parley.privacy")
 
 
