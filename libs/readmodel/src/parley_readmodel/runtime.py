@@ -95,7 +95,9 @@ async def _changes(
     if options.upcast is not None:
         version = envelope.schema_version or parse_ce_type(envelope.type)[2]
         _, data = options.upcast(envelope.event_name, version, data)
-    if options.decrypt is not None:
+    if options.decrypt is not None and envelope.event_name in projection.handlers:
+        # only events this projection uses (a users.events reader for UserForgotten alone
+        # must not fetch every person's key)
         data = await _decrypted(options, envelope.event_name, data)
     changes: list[Change] = []
     sweeps: list[Sweep] = []
