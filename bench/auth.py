@@ -7,7 +7,7 @@
 - `register_to_profile.p50_ms` / `p99_ms`: 30 sign-ups one after the other, each timed from
   POST /v1/auth/register to the first 200 of GET /v1/users/me: the code mailed through the
   SMTP sink, verify, login, and the users profile created from auth.events (relay, Kafka, the
-  users service's registration consumer, relay again, the users projector) - polled every
+  registration saga's steps, relay again, the users projector) - polled every
   10 ms, so the figures carry up to ~10 ms of polling.
 """
 

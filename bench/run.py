@@ -29,6 +29,7 @@ STAGES = {
     "bench.chat_send": "send-message latency in conversations of 10 and 100,000 messages",
     "bench.chat_visible": "send accepted -> the other side's conversation list shows it",
     "bench.chat_read": "conversation list and unread total for a user with 1,000 conversations",
+    "bench.saga": "registration saga completion latency and throughput at 20 registrations/s",
     "bench.encryption": "send-message p99 with and without per-person encryption of the text",
 }
 

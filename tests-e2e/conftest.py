@@ -40,7 +40,7 @@ def admin(gateway_url: str, postgres_dsn: str) -> Account:
 
     async def make() -> Account:
         async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
-            account = await sign_up(client, "Admin")
+            account = await sign_up(client, "E2E Admin")
             grant = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "parley_auth.admin", "grant-admin", account.email, env=env
             )

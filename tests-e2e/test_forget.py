@@ -96,8 +96,7 @@ async def kafka_values_since(bootstrap: str, since_ms: int) -> list[str]:
 
 async def rebuild(projection: str, kafka_bootstrap: str, mongo_url: str) -> None:
     """`python -m parley_readmodel.rebuild --projection <name>` as an operator runs it, with
-    the key endpoint of the cluster (its internal token, PARLEY_INTERNAL_TOKEN or the local
-    cluster's default)."""
+    the key endpoint of the cluster (parley_testing.privacy: its internal token)."""
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,

@@ -9,6 +9,7 @@ crash like everything else.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -27,7 +28,8 @@ class ServiceProgram:
 
 
 # One PostgreSQL database per command service (DESIGN.md 3), each with its own relay.
-DATABASES: tuple[str, ...] = ("users", "auth", "chat", "notifications")
+# `saga`: the registration saga's state and its outbox of commands (relay-saga publishes it)
+DATABASES: tuple[str, ...] = ("users", "auth", "chat", "notifications", "saga")
 
 # databases whose service adds tables of its own: database -> the package holding `migrations/`
 # (applied with the event store's migrations in one dbmate run)
@@ -35,6 +37,7 @@ SERVICE_MIGRATIONS: dict[str, tuple[str, ...]] = {
     # the auth service owns the data keys of crypto-shredding (parley_privacy's key table)
     "auth": ("parley_auth", "parley_privacy"),
     "notifications": ("parley_notifications",),
+    "saga": ("parley_registration_saga",),
 }
 
 # contexts with a projector process (services/projector-<context>)
@@ -47,10 +50,12 @@ PORT_OFFSETS = {
     "auth": 2,
     "chat": 3,
     "notifications": 4,
+    "saga": 5,
     "relay-users": 51,
     "relay-auth": 52,
     "relay-chat": 53,
     "relay-notifications": 54,
+    "relay-saga": 55,
     "projector-users": 71,
     "projector-chat": 72,
     "projector-notifications": 74,
@@ -63,6 +68,18 @@ def port(s: Any, service: str) -> int:
 
 def database_dsn(s: Any, database: str) -> str:
     return f"postgresql://{s.pg_user}:{s.pg_password}@{s.host}:{s.pg_port}/{database}"
+
+
+def internal_token(s: Any) -> str:
+    """The service-to-service token of this local cluster (services and projectors -> auth:
+    verification codes, data keys), generated
+    once into the state directory: never in git, stable across restarts."""
+    path = Path(s.state) / "internal-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _python_module(module: str) -> str:
@@ -100,7 +117,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
     }
     # personal fields: data keys from auth-api's internal endpoint, with the shared token
-    keys = {"KEYS_URL": f"http://{s.host}:{port(s, 'auth')}", "INTERNAL_TOKEN": s.internal_token}
+    keys = {"KEYS_URL": f"http://{s.host}:{port(s, 'auth')}", "INTERNAL_TOKEN": internal_token(s)}
     users = _service(
         s,
         "users-api",
@@ -122,7 +139,8 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "SMTP_PORT": str(s.smtp_port),
             # the development signing key, generated on first start (never in git)
             "KEY_DIR": str(s.state / "auth"),
-            "INTERNAL_TOKEN": s.internal_token,
+            "INTERNAL_TOKEN": internal_token(s),
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
         },
         upstream="auth_cmd",
     )
@@ -145,10 +163,21 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "POSTGRES_DSN": database_dsn(s, "notifications"),
             "SMTP_HOST": s.host,
             "SMTP_PORT": str(s.smtp_port),
+            "AUTH_URL": f"http://{s.host}:{port(s, 'auth')}",
+            "INTERNAL_TOKEN": internal_token(s),
             **authn,
             **keys,
         },
         upstream="notifications_cmd",
+    )
+    saga = _service(
+        s,
+        "registration-saga",
+        "parley_registration_saga",
+        "SAGA",
+        "saga",
+        {"POSTGRES_DSN": database_dsn(s, "saga"), "KAFKA_BOOTSTRAP_SERVERS": kafka},
+        upstream="saga",
     )
     relays = [
         _service(
@@ -190,7 +219,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         {"MONGO_URL": mongo, **authn},
         upstream="query",
     )
-    return [users, auth, chat, notifications, *relays, *projectors, query]
+    return [users, auth, chat, notifications, saga, *relays, *projectors, query]
 
 
 def upstreams(s: Any) -> dict[str, str]:

@@ -30,9 +30,6 @@ class Settings:
     smtp_port: int = 1025
     partitions: int = 6
     service_port_base: int = 8100  # Parley's HTTP services take consecutive ports from here
-    # the shared token of auth-api's internal data-key endpoint (crypto-shredding); every
-    # process of the local cluster on loopback gets the same one
-    internal_token: str = "parley-local-internal-token"  # noqa: S105 - loopback only
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
@@ -54,7 +51,6 @@ class Settings:
             smtp_port=int(get("PARLEY_SMTP_PORT", d.smtp_port)),
             partitions=int(get("PARLEY_TOPIC_PARTITIONS", d.partitions)),
             service_port_base=int(get("PARLEY_SERVICE_PORT_BASE", d.service_port_base)),
-            internal_token=get("PARLEY_INTERNAL_TOKEN", d.internal_token),
         )
 
     @property

@@ -104,7 +104,7 @@ async def test_key_client_caches_and_tells_gone_from_unreachable() -> None:
 
     def owner(request: httpx.Request) -> httpx.Response:
         calls.append(f"{request.method} {request.url.path}")
-        if request.headers.get("x-parley-internal-token") != "t":
+        if request.headers.get("authorization") != "Bearer t":
             return httpx.Response(401)
         if state["down"]:
             return httpx.Response(503)

@@ -9,6 +9,7 @@ from parley_auth.domain import (
     AccountExists,
     AccountNotActive,
     AccountNotFound,
+    RegistrationWasCancelled,
     normalise_email,
     password_problems,
 )
@@ -16,6 +17,7 @@ from parley_contracts.auth import (
     AccountActivated,
     EmailVerified,
     PasswordChanged,
+    RegistrationCancelled,
     RoleChanged,
     SessionRevoked,
     UserEmailChanged,
@@ -35,6 +37,7 @@ def active_account() -> Account:
     account = Account("a1")
     account.register("  Ada@Example.TEST ", "Ada")
     account.verify_email()
+    account.activate()
     return saved(account)
 
 
@@ -50,17 +53,40 @@ def test_register_twice_is_refused() -> None:
         active_account().register("ada@example.test", "Ada")
 
 
-def test_verify_records_verified_then_activated_once() -> None:
+def test_verify_and_activation_are_separate_and_recorded_once() -> None:
     account = Account("a1")
     account.register("ada@example.test", "Ada")
     saved(account)
     account.verify_email()
-    assert account.pending == [
-        EmailVerified(user_id="a1", email="ada@example.test"),
-        AccountActivated(user_id="a1"),
-    ]
+    assert account.pending == [EmailVerified(user_id="a1", email="ada@example.test")]
     saved(account).verify_email()
     assert account.pending == []
+    account.activate()  # the registration saga's last step
+    assert account.pending == [AccountActivated(user_id="a1")]
+    saved(account).activate()
+    assert account.pending == []
+
+
+def test_verified_but_not_activated_cannot_log_in() -> None:
+    account = Account("a1")
+    account.register("ada@example.test", "Ada")
+    account.verify_email()
+    with pytest.raises(AccountNotActive):
+        saved(account).log_in("s1")
+
+
+def test_a_cancelled_registration_closes_the_account_for_good() -> None:
+    account = Account("a1")
+    account.register("ada@example.test", "Ada")
+    saved(account).cancel_registration("registration_failed")
+    assert account.pending == [RegistrationCancelled(user_id="a1", reason="registration_failed")]
+    saved(account).cancel_registration("again")
+    assert account.pending == []
+    with pytest.raises(RegistrationWasCancelled):
+        account.activate()
+    copy = Account("a1")
+    copy.restore(account.snapshot())
+    assert copy.cancelled and not copy.active
 
 
 def test_login_needs_a_verified_active_account() -> None:
@@ -120,7 +146,7 @@ def test_password_reset_of_an_unverified_account_verifies_it() -> None:
     account = Account("a1")
     account.register("ada@example.test", "Ada")
     saved(account).change_password()
-    assert [type(e) for e in account.pending] == [EmailVerified, AccountActivated, PasswordChanged]
+    assert [type(e) for e in account.pending] == [EmailVerified, PasswordChanged]
 
 
 def test_email_and_role_changes_record_only_real_changes() -> None:

@@ -18,17 +18,19 @@ import httpx
 import jwt
 import pytest
 from aiosmtpd.controller import Controller
-from parley_auth import handlers, tables
+from parley_auth import handlers, mail, tables
 from parley_auth.bootstrap import bootstrap
 from parley_auth.config import Settings
+from parley_auth.domain import RegistrationWasCancelled
 from parley_auth.migrate import migrate
+from parley_eventstore.records import Metadata
 from parley_http.consistency import ConsistencyToken
 from parley_privacy.fields import FieldCipher
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct-horse-42"
-INTERNAL = "internal-test-token"
+INTERNAL_TOKEN = "internal-test-token"
 SIX_DIGITS = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
 
 
@@ -70,13 +72,37 @@ class Api:
     dsn: str
     mail: Mailbox
     auth: handlers.Auth
+    registrations_done: set[str] = field(default_factory=set)
 
     async def settle(self) -> None:
         """Wait for the background work of the requests so far (mails, resets)."""
         await self.auth.background.drain()
 
+    async def play_saga(self) -> None:
+        """Stand in for the registration saga (no Kafka here): for each new registration, do
+        what the notifications step does through the internal endpoint (fetch a code, mail
+        it) and then the auth step (activate). tests-e2e run the real saga."""
+        for event in await self.events():
+            user_id = event["stream_id"]
+            if event["event_type"] != "UserRegistered" or user_id in self.registrations_done:
+                continue
+            self.registrations_done.add(user_id)
+            issued = await self.client.post(
+                "/internal/v1/verification-codes",
+                json={"user_id": user_id},
+                headers=bearer(INTERNAL_TOKEN),
+            )
+            assert issued.status_code == 200, issued.text
+            body = issued.json()
+            await self.auth.mailer.send(
+                mail.code_message("t@parley.test", body["email"], "verify_email", body["code"], 10)
+            )
+            ctx = handlers.Context(Metadata(correlation_id=user_id))
+            await handlers.activate_account(self.auth, user_id, ctx, key=f"test:{user_id}")
+
     async def code_for(self, address: str) -> str:
         await self.settle()
+        await self.play_saga()
         raw = self.mail.to(address)[-1]
         # the code is the only 6-digit number of the whole mail, headers included
         [code] = SIX_DIGITS.findall(raw.decode())
@@ -104,7 +130,8 @@ def settings_for(dsn: str, smtp_port: int, key_dir: Path, **overrides: Any) -> S
         "code_resend_interval_s": 0,
         "login_max_failures_account": 5,
         "snapshot_every": 5,
-        "internal_token": INTERNAL,
+        "internal_token": INTERNAL_TOKEN,
+        "saga_participant": False,
         **overrides,
     }
     return Settings(**values)
@@ -253,8 +280,8 @@ async def test_register_verify_login_refresh_reuse_logout(api: Api) -> None:
 
     assert await api.event_types() == [
         "UserRegistered",
+        "AccountActivated",  # by the (stand-in) saga, before the holder verified
         "EmailVerified",
-        "AccountActivated",
         "UserLoggedIn",
         "SessionRevoked",
         "UserLoggedIn",
@@ -470,7 +497,8 @@ async def test_interrupted_registration_is_completed_by_the_next_request(api: Ap
     await api.settle()  # the duplicate path completes it after the response
     events = await api.events()
     assert [(e["stream_id"], e["event_type"]) for e in events] == [(account_id, "UserRegistered")]
-    # a password reset verifies the address and lets the holder in
+    # the saga runs for it (activation); a password reset verifies the address: the holder is in
+    await api.play_saga()
     await api.client.post("/v1/auth/password-reset", json={"email": "ada@example.test"})
     code = await api.code_for("ada@example.test")
     confirmed = await api.client.post(
@@ -557,13 +585,70 @@ async def test_openapi_lists_the_routes(api: Api) -> None:
 
 
 async def test_messages_are_parseable_mail(api: Api) -> None:
+    await register_and_verify(api, "ada@example.test")
+    await api.client.post("/v1/auth/password-reset", json={"email": "ada@example.test"})
+    await api.settle()
+    message = email.message_from_bytes(api.mail.to("ada@example.test")[-1])
+    assert message["To"] == "ada@example.test"
+    assert "password reset code" in message["Subject"]
+
+
+async def test_register_mails_nothing_itself(api: Api) -> None:
+    """The verification mail is the notifications service's (a registration-saga step)."""
     await api.client.post(
         "/v1/auth/register", json={"email": "ada@example.test", "password": PASSWORD, "name": "A"}
     )
     await api.settle()
-    message = email.message_from_bytes(api.mail.to("ada@example.test")[0])
-    assert message["To"] == "ada@example.test"
-    assert "verification code" in message["Subject"]
+    assert api.mail.to("ada@example.test") == []
+
+
+async def test_the_internal_code_endpoint_needs_the_service_token(api: Api) -> None:
+    registered = await api.client.post(
+        "/v1/auth/register", json={"email": "ada@example.test", "password": PASSWORD, "name": "A"}
+    )
+    user_id = registered.json()["user_id"]
+    path = "/internal/v1/verification-codes"
+    problem(await api.client.post(path, json={"user_id": user_id}), 401)
+    problem(await api.client.post(path, json={"user_id": user_id}, headers=bearer("nope")), 401)
+    problem(await api.client.post(path, json={"user_id": "x"}, headers=bearer(INTERNAL_TOKEN)), 422)
+    unknown = {"user_id": "0b0b0b0b-0000-4000-8000-000000000009"}
+    problem(await api.client.post(path, json=unknown, headers=bearer(INTERNAL_TOKEN)), 404)
+    first = await api.client.post(path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN))
+    second = await api.client.post(path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN))
+    assert first.json()["email"] == "ada@example.test"
+    # a new code replaces the previous one
+    old = await api.client.post(
+        "/v1/auth/verify-otp", json={"email": "ada@example.test", "code": first.json()["code"]}
+    )
+    if first.json()["code"] != second.json()["code"]:
+        problem(old, 400)
+    ok = await api.client.post(
+        "/v1/auth/verify-otp", json={"email": "ada@example.test", "code": second.json()["code"]}
+    )
+    assert ok.status_code == 200, ok.text
+    # verified: nothing left to verify
+    problem(
+        await api.client.post(path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN)), 409
+    )
+
+
+async def test_cancelled_registration_frees_the_address(api: Api) -> None:
+    registered = await api.client.post(
+        "/v1/auth/register", json={"email": "ada@example.test", "password": PASSWORD, "name": "A"}
+    )
+    user_id = registered.json()["user_id"]
+    ctx = handlers.Context(Metadata(correlation_id=user_id))
+    await handlers.cancel_registration(api.auth, user_id, "registration_failed", ctx, key="c1")
+    await handlers.cancel_registration(api.auth, user_id, "registration_failed", ctx, key="c1")
+    with pytest.raises(RegistrationWasCancelled):
+        await handlers.activate_account(api.auth, user_id, ctx, key="a1")
+    assert await api.event_types() == ["UserRegistered", "RegistrationCancelled"]
+    problem(await login(api, "ada@example.test"), 401)
+    again = await api.client.post(
+        "/v1/auth/register", json={"email": "ada@example.test", "password": PASSWORD, "name": "A"}
+    )
+    assert again.json()["user_id"] != user_id
+    assert (await api.events())[-1]["stream_id"] == again.json()["user_id"]
 
 
 async def test_wrong_codes_are_limited_per_address_across_codes(api: Api) -> None:
@@ -675,7 +760,7 @@ async def test_concurrent_registrations_of_one_address_create_one_account(api: A
 async def test_data_keys_internal_endpoint_and_forgetting_closes_the_account(api: Api) -> None:
     """The key owner: personal fields of auth events are sealed; the key endpoint needs the
     internal token; forgetting destroys the key (410 from then on) and closes the account."""
-    from parley_privacy.client import TOKEN_HEADER, KeyClient
+    from parley_privacy.client import KeyClient
 
     client = api.client
     user_id = await register_and_verify(api, "forget.me@example.test", name="Forget Me")
@@ -684,14 +769,14 @@ async def test_data_keys_internal_endpoint_and_forgetting_closes_the_account(api
     assert "forget.me@example.test" not in stored and "Forget Me" not in stored
     path = f"/internal/v1/keys/{user_id}"
     assert (await client.get(path)).status_code == 401
-    assert (await client.get(path, headers={TOKEN_HEADER: "wrong"})).status_code == 401
-    inside = {TOKEN_HEADER: INTERNAL}
+    assert (await client.get(path, headers=bearer("wrong"))).status_code == 401
+    inside = bearer(INTERNAL_TOKEN)
     key = await client.get(path, headers=inside)
     assert key.status_code == 200 and key.headers["cache-control"] == "no-store"
     assert (await client.get("/internal/v1/keys/nobody", headers=inside)).status_code == 404
     assert (await client.post("/internal/v1/keys/somebody", headers=inside)).status_code == 200
 
-    keys = KeyClient("http://auth", INTERNAL, transport=client._transport)
+    keys = KeyClient("http://auth", INTERNAL_TOKEN, transport=client._transport)
     registered = next(e for e in await api.events() if e["event_type"] == "UserRegistered")
     plain = await FieldCipher(keys).decrypt("UserRegistered", json.loads(registered["data"]))
     assert (plain["email"], plain["name"]) == ("forget.me@example.test", "Forget Me")

@@ -83,6 +83,7 @@ async def app(
         jwks_url="",
         kafka_bootstrap_servers=kafka_bootstrap,
         consume_events=False,  # the policy test runs it on topics of its own
+        saga_participant=False,  # never answer the live cluster's saga commands
         smtp_port=mailbox[1],
     )
     application = bootstrap(settings, keys=KEYS)

@@ -163,3 +163,33 @@ def test_an_old_snapshot_is_not_restored() -> None:
     # version 1 snapshots lack status/role/contacts: the repository ignores them (rebuilds
     # from events) because the schema version was bumped
     assert User.snapshot_schema_version == 2
+
+
+def test_reserved_display_names_are_refused_at_creation_and_edit() -> None:
+    from parley_users.domain import ReservedName
+
+    for name in ("Parley", "  parley   SUPPORT ", "Admin"):
+        with pytest.raises(ReservedName):
+            User("u1").create(name, "a@x.test")
+    user = User("u1")
+    user.create("Ada", "a@x.test")
+    user.mark_saved(user.next_version)
+    with pytest.raises(ReservedName):
+        user.update_profile({"name": "System"})
+    user.update_profile({"name": "Parley fan"})  # only the exact names are reserved
+    assert len(user.pending) == 1
+
+
+def test_the_default_role_is_recorded_once() -> None:
+    user = User("u1")
+    user.create("Ada", "a@x.test")
+    user.mark_saved(user.next_version)
+    user.assign_default_role()
+    assert [type(e).__name__ for e in user.pending] == ["UserRoleAssigned"]
+    user.mark_saved(user.next_version)
+    user.assign_default_role()
+    assert user.pending == []
+    copy = User("u1")
+    copy.restore(user.snapshot())
+    copy.assign_default_role()
+    assert copy.pending == []

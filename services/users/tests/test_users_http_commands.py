@@ -367,14 +367,19 @@ def auth_record(name: str, data: dict[str, object]) -> tuple[list[tuple[str, byt
 async def test_the_users_context_mirrors_auth_roles_and_addresses(
     api: tuple[httpx.AsyncClient, str],
 ) -> None:
-    """auth.events -> commands (registrations.py), through the real repository."""
+    """auth.events -> commands (registrations.py), through the real repository. Profiles are
+    the registration saga's: UserRegistered itself creates nothing here."""
+    from parley_eventstore.records import Metadata
     from parley_users import registrations
+    from parley_users.handlers import Context, CreateUser, handle
 
     client, dsn = api
     users = client._transport.app.state.users  # type: ignore[attr-defined]
     user_id = str(uuid.uuid4())
+    ignored = str(uuid.uuid4())
+    await handle(users, CreateUser(user_id, "A", "a@x.test"), Context(Metadata("c")))
     records = [
-        auth_record("UserRegistered", {"user_id": user_id, "email": "a@x.test", "name": "A"}),
+        auth_record("UserRegistered", {"user_id": ignored, "email": "c@x.test", "name": "C"}),
         auth_record("RoleChanged", {"user_id": user_id, "role": "admin", "previous_role": "user"}),
         auth_record("UserEmailChanged", {"user_id": user_id, "email": "b@x.test"}),
         auth_record("UserLoggedIn", {"user_id": user_id, "session_id": "s"}),
@@ -391,6 +396,7 @@ async def test_the_users_context_mirrors_auth_roles_and_addresses(
         ("UserRoleAssigned", "admin", None),
         ("UserProfileEmailChanged", None, "b@x.test"),
     ]
+    assert await stream(dsn, ignored) == []
 
 
 async def test_history_pages_and_state_at_a_version_or_a_moment(
@@ -468,3 +474,39 @@ async def test_forgetting_a_user_shreds_their_data(api: tuple[httpx.AsyncClient,
     assert state["state"]["profile"]["bio"] == ""
     patched = await client.patch(f"/v1/users/{user_id}", json={"bio": "back"})
     assert patched.status_code == 404
+
+
+async def test_saga_create_profile_decrypts_the_sealed_registration_fields(
+    api: tuple[httpx.AsyncClient, str],
+) -> None:
+    """The saga copies UserRegistered's sealed email and name into CreateProfile as they are;
+    the participant decrypts them, and refuses a person forgotten before their profile."""
+    from parley_messaging.saga import Rejected, SagaCommand
+    from parley_users import saga
+
+    client, dsn = api
+    users = client._transport.app.state.users  # type: ignore[attr-defined]
+    cipher = FieldCipher(KEYS)
+    handlers = saga.handlers(users, cipher)
+
+    def command(user_id: str, data: dict[str, object]) -> SagaCommand:
+        return SagaCommand(
+            str(uuid.uuid4()), "users", "CreateProfile", user_id, "s1", "r", "profile", data
+        )
+
+    user_id = str(uuid.uuid4())
+    sealed = await cipher.encrypt(
+        "UserRegistered", {"user_id": user_id, "email": "saga@x.test", "name": "Saga Person"}
+    )
+    assert sealed["name"].startswith("pe1.")
+    await handlers["CreateProfile"](command(user_id, sealed))
+    [(_, kind, data)] = await stream(dsn, user_id)
+    assert (kind, data["name"], data["email"]) == ("UserCreated", "Saga Person", "saga@x.test")
+
+    gone = str(uuid.uuid4())
+    sealed = await cipher.encrypt(
+        "UserRegistered", {"user_id": gone, "email": "gone@x.test", "name": "Gone"}
+    )
+    await KEYS.forget(gone)
+    with pytest.raises(Rejected):
+        await handlers["CreateProfile"](command(gone, sealed))

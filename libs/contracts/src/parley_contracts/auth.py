@@ -103,3 +103,11 @@ class RoleChanged(AuthEvent):
     user_id: str
     role: Role
     previous_role: Role
+
+
+class RegistrationCancelled(AuthEvent):
+    """The registration could not be completed (the registration saga compensated): the account
+    is closed for good and its address is free to register again."""
+
+    user_id: str
+    reason: str = Field(max_length=200)

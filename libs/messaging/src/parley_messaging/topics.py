@@ -16,6 +16,11 @@ import sys
 from dataclasses import dataclass, field
 
 CONTEXTS = ("auth", "users", "chat", "notifications")
+# the registration saga: its participants (each consumes <context>.commands), its consumer
+# group and the topic its participants reply on
+SAGA_PARTICIPANTS = ("users", "notifications", "auth")
+SAGA_GROUP = "registration-saga"
+SAGA_REPLIES = "registration-saga.replies"
 
 # Event topics are the replayable log other teams read: never delete (retention.ms=-1).
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
@@ -46,7 +51,11 @@ def declared_topics(partitions: int = 6) -> list[Topic]:
     """Event topics per context, command topics per saga participant, the saga reply topic."""
     topics = [Topic(events_topic(ctx), partitions, dict(FOREVER)) for ctx in CONTEXTS]
     topics += [Topic(commands_topic(ctx), partitions, dict(ONE_WEEK)) for ctx in CONTEXTS]
-    topics.append(Topic("registration-saga.replies", partitions, dict(ONE_WEEK)))
+    topics.append(Topic(SAGA_REPLIES, partitions, dict(ONE_WEEK)))
+    # parked records of the saga's consumers: commands no participant could read, replies and
+    # triggers the orchestrator could not read
+    groups = [f"{ctx}-saga-participant" for ctx in SAGA_PARTICIPANTS] + [SAGA_GROUP]
+    topics += [Topic(dlq_topic(group), 1, dict(ONE_WEEK)) for group in groups]
     return topics
 
 

@@ -1,6 +1,6 @@
 """The key client of every service that is not the key owner: the owner's internal endpoint
-(`<base>/internal/v1/keys/{subject}`, header `X-Parley-Internal-Token`) behind a short TTL
-cache.
+(`<base>/internal/v1/keys/{subject}`, `Authorization: Bearer <the shared internal token>`,
+as every internal endpoint of auth-api) behind a short TTL cache.
 
 - `GET` answers 200 `{subject, kid, key}` (key: base64url), 404 (no key yet) or 410
   (forgotten). `POST` is get-or-create: 200, or 410 once forgotten.
@@ -22,7 +22,6 @@ import httpx
 
 from parley_privacy.keys import Key, KeyUnavailable, SubjectForgotten
 
-TOKEN_HEADER = "X-Parley-Internal-Token"  # noqa: S105 (a header name)
 PATH = "/internal/v1/keys/"
 
 
@@ -43,7 +42,7 @@ class KeyClient:
         self.max_entries = max_entries
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
-            headers={TOKEN_HEADER: token},
+            headers={"Authorization": f"Bearer {token}"},
             timeout=timeout_s,
             transport=transport,
         )

@@ -56,9 +56,26 @@ async def login(client: httpx.AsyncClient, email: str) -> str:
     return token
 
 
+async def registration_settled(
+    client: httpx.AsyncClient, user_id: str, wait_s: float = 30, poll_s: float = 0.05
+) -> str:
+    """The status a registration saga ended in (completed, compensated, failed), polled through
+    the gateway; AssertionError if it is still running after `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    status = "unknown"
+    while time.monotonic() < deadline:
+        response = await client.get(f"/v1/registrations/{user_id}")
+        if response.status_code == 200:
+            status = response.json()["status"]
+            if status in ("completed", "compensated", "failed"):
+                return str(status)
+        await asyncio.sleep(poll_s)
+    raise AssertionError(f"registration {user_id} still {status} after {wait_s} s")
+
+
 async def sign_up(client: httpx.AsyncClient, name: str = "E2E", poll_s: float = 0.1) -> Account:
-    """register -> code from the mail -> verify -> login; then wait (bounded) until the
-    profile exists, as a client that just signed up would."""
+    """register -> code from the mail -> verify -> the registration saga completed -> login;
+    then wait (bounded) until the profile is readable, as a client that just signed up would."""
     email = new_address()
     registered = await client.post(
         "/v1/auth/register", json={"email": email, "password": PASSWORD, "name": name}
@@ -68,6 +85,8 @@ async def sign_up(client: httpx.AsyncClient, name: str = "E2E", poll_s: float = 
     code = await code_mailed_to(email, poll_s=poll_s)
     verified = await client.post("/v1/auth/verify-otp", json={"email": email, "code": code})
     assert verified.status_code == 200, verified.text
+    status = await registration_settled(client, user_id, poll_s=poll_s)
+    assert status == "completed", f"the registration of {user_id} ended {status}"
     account = Account(user_id, email, await login(client, email))
     deadline = time.monotonic() + 15
     while (await client.get("/v1/users/me", headers=account.headers)).status_code != 200:

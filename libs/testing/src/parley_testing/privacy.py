@@ -1,16 +1,18 @@
 """The running cluster's data-key endpoint for tests that read its events as a consumer does
 (crypto-shredding: personal fields are encrypted; see parley_privacy). The address and the
 internal token follow the local cluster's variables (PARLEY_HOST, PARLEY_SERVICE_PORT_BASE:
-auth-api is base + 2, PARLEY_INTERNAL_TOKEN), or PARLEY_KEYS_URL."""
+auth-api is base + 2) or PARLEY_KEYS_URL; the token is PARLEY_INTERNAL_TOKEN or the one
+the local cluster generated into its state directory (`<PARLEY_STATE_DIR>/internal-token`)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from parley_privacy.client import KeyClient
 from parley_privacy.fields import FieldCipher
 
-LOCAL_TOKEN = "parley-local-internal-token"  # noqa: S105 - deploy/local's loopback default
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def keys_url() -> str:
@@ -20,7 +22,11 @@ def keys_url() -> str:
 
 
 def internal_token() -> str:
-    return os.environ.get("PARLEY_INTERNAL_TOKEN", LOCAL_TOKEN)
+    token = os.environ.get("PARLEY_INTERNAL_TOKEN")
+    if token:
+        return token
+    state = Path(os.environ.get("PARLEY_STATE_DIR", ROOT / ".local"))
+    return (state / "internal-token").read_text().strip()
 
 
 def cluster_cipher() -> FieldCipher:

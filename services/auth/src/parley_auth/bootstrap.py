@@ -17,17 +17,19 @@ import asyncpg
 from fastapi import FastAPI
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
+from parley_eventstore.commandlog import SagaCommandLog
 from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
+from parley_messaging.participant import serve_forever
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 from parley_privacy.fields import FieldCipher
 from parley_privacy.store import KeyStore
 
-from parley_auth import http, tables
+from parley_auth import http, saga, tables
 from parley_auth.config import Settings
 from parley_auth.domain import EVENTS, Account
 from parley_auth.handlers import Auth
@@ -107,12 +109,28 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.pool = pool
         app.state.auth = auth
         purger = asyncio.create_task(purge_loop(auth))
+        stop = asyncio.Event()
+        participant = None
+        if settings.saga_participant:
+            participant = asyncio.create_task(
+                serve_forever(
+                    "auth",
+                    saga.handlers(auth),
+                    settings.kafka_bootstrap_servers,
+                    stop,
+                    commands=SagaCommandLog(pool),
+                )
+            )
         try:
             yield
         finally:
             purger.cancel()
+            stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            if participant is not None:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(participant, timeout=5)
             await auth.background.drain()  # mails and resets accepted before shutdown
             await store.close()
             await pool.close()

@@ -54,10 +54,14 @@ class Settings(BaseSettings):
     login_max_failures_account: int = 5
     login_max_failures_address: int = 50
 
-    # -- internal endpoints (service to service) ---------------------------------------------
-    # shared secret other services present in `X-Parley-Internal-Token` to read data keys
-    # (/internal/v1/keys/...); empty: the internal endpoints refuse every request
-    internal_token: str = ""
+    # -- service to service --------------------------------------------------------------------
+    # bearer token of internal callers (the notifications service asking for a verification
+    # code; every service reading data keys at /internal/v1/keys/, crypto-shredding); unset:
+    # the internal endpoints refuse every call
+    internal_token: str | None = None
+    # answer the registration saga's commands on auth.commands (off in tests without Kafka)
+    saga_participant: bool = True
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
 
     # -- roles ------------------------------------------------------------------------------
     # comma-separated addresses that become admin at their next login (the first admin)

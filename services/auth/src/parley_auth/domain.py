@@ -18,6 +18,7 @@ from parley_contracts.auth import (
     EmailVerified,
     PasswordChanged,
     PasswordResetRequested,
+    RegistrationCancelled,
     Role,
     RoleChanged,
     SessionRevoked,
@@ -48,6 +49,10 @@ class AccountExists(DomainError):
 
 class AccountNotActive(DomainError):
     """Not verified or not activated yet: no login."""
+
+
+class RegistrationWasCancelled(DomainError):
+    """The registration saga cancelled this account: it cannot be activated any more."""
 
 
 def normalise_email(email: str) -> str:
@@ -93,6 +98,7 @@ class Account(Aggregate):
         self.active = False
         self.role: Role = "user"
         self.sessions: list[str] = []  # open sessions, oldest first
+        self.cancelled = False
         self.closed = False
 
     # -- commands -------------------------------------------------------------------------
@@ -103,13 +109,25 @@ class Account(Aggregate):
         self.record(UserRegistered(user_id=self.id, email=normalise_email(email), name=name))
 
     def verify_email(self) -> None:
-        """The holder entered the code mailed to the account's address. Until the registration
-        saga exists, verification also activates the account."""
+        """The holder entered the code mailed to the account's address. Logging in also needs
+        the account activated, which the registration saga does as its last step."""
         self._require_exists()
         if not self.verified:
             self.record(EmailVerified(user_id=self.id, email=self.email))
+
+    def activate(self) -> None:
+        """The registration saga's last step: every other context is ready for this account."""
+        self._require_exists()
+        if self.cancelled:
+            raise RegistrationWasCancelled(self.id)
         if not self.active:
             self.record(AccountActivated(user_id=self.id))
+
+    def cancel_registration(self, reason: str) -> None:
+        """The registration saga compensates: the account is closed and cannot be used again
+        (its address was released by the caller). Cancelling twice records nothing."""
+        if self.exists and not self.cancelled:
+            self.record(RegistrationCancelled(user_id=self.id, reason=reason))
 
     def log_in(self, session_id: str) -> list[str]:
         """Open a session; returns the sessions revoked to stay within MAX_SESSIONS."""
@@ -145,10 +163,10 @@ class Account(Aggregate):
 
     def change_password(self, expiries: Mapping[str, datetime | None] | None = None) -> None:
         """A reset code was confirmed: the password changed and every session ends. The code
-        proved control of the address, so an unverified account becomes verified too."""
+        proved control of the address, so an unverified account becomes verified too (not
+        active: activation is the registration saga's)."""
         self._require_exists()
-        if not self.verified or not self.active:
-            self.verify_email()
+        self.verify_email()
         self.record(PasswordChanged(user_id=self.id))
         for session_id in list(self.sessions):
             self.revoke_session(session_id, "password_changed", (expiries or {}).get(session_id))
@@ -189,6 +207,9 @@ class Account(Aggregate):
                 self.verified = True
             case AccountActivated():
                 self.active = True
+            case RegistrationCancelled():
+                self.cancelled = True
+                self.active = False
             case UserLoggedIn(session_id=session_id):
                 self.sessions.append(session_id)
             case UserLoggedOut(session_id=session_id) | SessionRevoked(session_id=session_id):
@@ -213,6 +234,7 @@ class Account(Aggregate):
             "active": self.active,
             "role": self.role,
             "sessions": list(self.sessions),
+            "cancelled": self.cancelled,
             "closed": self.closed,
         }
 
@@ -224,6 +246,7 @@ class Account(Aggregate):
         self.active = bool(state["active"])
         self.role = "admin" if state["role"] == "admin" else "user"
         self.sessions = [str(s) for s in state["sessions"]]
+        self.cancelled = bool(state.get("cancelled", False))  # absent from older snapshots
         self.closed = bool(state.get("closed", False))
 
 
@@ -239,4 +262,5 @@ EVENTS: tuple[type[Event], ...] = (
     PasswordChanged,
     UserEmailChanged,
     RoleChanged,
+    RegistrationCancelled,
 )

@@ -171,9 +171,10 @@ async def _execute(
 
 
 async def register(auth: Auth, email: str, password: str, name: str, ctx: Context) -> AppendResult:
-    """New address: claim it with the password hash, append UserRegistered, mail a code.
-    Taken address: the same 202 with a decoy id (nothing reveals the account), and a notice to
-    the address's owner instead of a code."""
+    """New address: claim it with the password hash and append UserRegistered; the registration
+    saga takes it from there (profile, verification-code mail, role, activation). Taken
+    address: the same 202 with a decoy id (nothing reveals the account), and a notice to the
+    address's owner."""
     address = normalise_email(email)
     hashed = await auth.passwords.hash(password)
     account_id = str(uuid.uuid4())
@@ -181,9 +182,7 @@ async def register(auth: Auth, email: str, password: str, name: str, ctx: Contex
     if owner != account_id:
         auth.background.spawn(_already_registered(auth, address, ctx))
         return AppendResult(str(uuid.uuid4()), 1, {})
-    outcome = await _append_registration(auth, account_id, address, name, ctx)
-    await _issue_code(auth, account_id, VERIFY, address)
-    return outcome
+    return await _append_registration(auth, account_id, address, name, ctx)
 
 
 async def _append_registration(
@@ -294,6 +293,50 @@ async def verify_email(auth: Auth, email: str, code: str, ctx: Context) -> Appen
         account = await _account_of(auth, claim, ctx)
         await _check_code(auth, account.id, VERIFY, code)
     return await _execute(auth, account.id, lambda a: a.verify_email(), ctx)
+
+
+# -- the registration saga's steps (commands over Kafka, see saga.py) ----------------------------
+
+
+class AlreadyVerified(AuthError):
+    """The address of this account is verified already: no code to send (409)."""
+
+
+async def verification_code(auth: Auth, account_id: str) -> tuple[str, str] | None:
+    """A fresh verification code for an account still to verify: (address, code), for the
+    notifications service to mail. The previous code, if any, stops working. None: no such
+    account (or a cancelled one); AlreadyVerified: nothing to verify."""
+    account = await auth.accounts.load(account_id)
+    if not account.exists or account.cancelled:
+        return None
+    if account.verified:
+        raise AlreadyVerified(account_id)
+    code = new_code()
+    await tables.put_code(
+        auth.pool,
+        account_id,
+        VERIFY,
+        auth.codes.hash(account_id, VERIFY, code),
+        timedelta(seconds=auth.settings.code_ttl_s),
+        timedelta(0),  # the saga asks once per registration (retries replace the code)
+    )
+    return account.email, code
+
+
+async def activate_account(auth: Auth, account_id: str, ctx: Context, key: str) -> AppendResult:
+    return await _execute(auth, account_id, lambda a: a.activate(), ctx, key=key)
+
+
+async def cancel_registration(
+    auth: Auth, account_id: str, reason: str, ctx: Context, key: str
+) -> AppendResult | None:
+    """Release the address (secret side first, as everywhere here), then close the account.
+    An account that was never appended has nothing to close."""
+    await tables.release_account(auth.pool, account_id)
+    account = await auth.accounts.load(account_id)
+    if not account.exists:
+        return None
+    return await _execute(auth, account_id, lambda a: a.cancel_registration(reason), ctx, key=key)
 
 
 # -- login, refresh, logout ---------------------------------------------------------------------

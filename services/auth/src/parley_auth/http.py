@@ -19,7 +19,7 @@ from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, hand_out_token
 from parley_http.problems import Problem
 from parley_observability.tracing import current_traceparent
-from parley_privacy.client import TOKEN_HEADER, key_body
+from parley_privacy.client import key_body
 from parley_privacy.keys import SubjectForgotten
 from pydantic import (
     BaseModel,
@@ -189,7 +189,12 @@ async def run(coroutine: Any) -> Any:
             401, "Unauthorized", "a valid access token is required", headers=BEARER
         ) from error
     except h.AccountInactive as error:
-        raise Problem(403, "Forbidden", "verify your email address first") from error
+        raise Problem(
+            403,
+            "Forbidden",
+            "the account is not active: verify your email address, and if you just did, "
+            "retry in a moment (the registration is still completing)",
+        ) from error
     except h.WrongPassword as error:
         raise Problem(403, "Forbidden", "the password is not correct") from error
     except h.InvalidCode as error:
@@ -404,21 +409,44 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     return auth_of(request).keys.jwks()
 
 
-# -- internal: the data-key endpoint (crypto-shredding; not routed by the gateway) -------------
+internal = APIRouter(prefix="/internal/v1", tags=["internal"], include_in_schema=False)
 
-internal = APIRouter(prefix="/internal/v1", tags=["internal"])
-InternalToken = Annotated[str | None, Header(alias=TOKEN_HEADER, max_length=512)]
+
+class CodeRequest(Body):
+    user_id: uuid.UUID
+
+
+def require_internal_caller(request: Request, authorization: str | None) -> None:
+    """Service-to-service calls carry the shared internal token (never routed by nginx: only
+    reachable inside the cluster network). No token configured: the endpoint is off."""
+    expected = auth_of(request).settings.internal_token
+    presented = bearer_token(authorization) or ""
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise Problem(401, "Unauthorized", "an internal service token is required", headers=BEARER)
+
+
+@internal.post("/verification-codes")
+async def verification_code(
+    body: CodeRequest, request: Request, response: Response, authorization: Authorization = None
+) -> dict[str, Any]:
+    """A fresh email-verification code for a registering account, for the notifications service
+    to mail (the code never travels on Kafka and is stored here only as a keyed hash)."""
+    require_internal_caller(request, authorization)
+    response.headers["Cache-Control"] = "no-store"
+    try:
+        issued = await h.verification_code(auth_of(request), str(body.user_id))
+    except h.AlreadyVerified as error:
+        raise Problem(409, "Conflict", "the address of this account is verified already") from error
+    if issued is None:
+        raise Problem(404, "Not Found", "no account waiting for verification with this id")
+    email, code = issued
+    ttl = auth_of(request).settings.code_ttl_s
+    return {"user_id": str(body.user_id), "email": email, "code": code, "expires_in": ttl}
+
+
+# -- data keys (crypto-shredding, parley_privacy): the key owner's endpoint ---------------------
+
 Subject = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
-
-
-def _internal(request: Request, token: str | None) -> h.Auth:
-    """Only services holding the shared internal token (AUTH_INTERNAL_TOKEN) get in; with no
-    token configured nobody does."""
-    auth = auth_of(request)
-    expected = auth.settings.internal_token
-    if not expected or not token or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Problem(401, "Unauthorized", "internal endpoint: a valid internal token is required")
-    return auth
 
 
 def _no_store(response: Response) -> None:
@@ -427,10 +455,11 @@ def _no_store(response: Response) -> None:
 
 @internal.get("/keys/{subject}")
 async def read_key(
-    subject: Subject, request: Request, response: Response, token: InternalToken = None
+    subject: Subject, request: Request, response: Response, authorization: Authorization = None
 ) -> dict[str, str]:
     """The subject's data key: 404 none yet, 410 forgotten."""
-    auth = _internal(request, token)
+    require_internal_caller(request, authorization)
+    auth = auth_of(request)
     _no_store(response)
     key = await auth.subject_keys.key(subject)
     if key is None:
@@ -442,10 +471,11 @@ async def read_key(
 
 @internal.post("/keys/{subject}")
 async def key_for_writing(
-    subject: Subject, request: Request, response: Response, token: InternalToken = None
+    subject: Subject, request: Request, response: Response, authorization: Authorization = None
 ) -> dict[str, str]:
     """The subject's data key, created on first use: 410 once forgotten."""
-    auth = _internal(request, token)
+    require_internal_caller(request, authorization)
+    auth = auth_of(request)
     _no_store(response)
     try:
         return key_body(await auth.subject_keys.key_for_writing(subject))
@@ -459,16 +489,17 @@ async def forget_subject(
     request: Request,
     correlation_id: CorrelationId = None,
     actor: Annotated[str | None, Header(alias="X-Parley-Actor", max_length=200)] = None,
-    token: InternalToken = None,
+    authorization: Authorization = None,
 ) -> Response:
     """Forget the subject: key destroyed, account closed (idempotent). The users service
     calls this for `DELETE /v1/users/{id}` before it appends UserForgotten."""
-    auth = _internal(request, token)
+    require_internal_caller(request, authorization)
+    auth = auth_of(request)
     await run(h.forget(auth, subject, context(request, correlation_id, actor)))
     return Response(status_code=204)
 
 
 def include_routes(app: FastAPI) -> None:
     app.include_router(router)
-    app.include_router(internal)
     app.include_router(well_known)
+    app.include_router(internal)

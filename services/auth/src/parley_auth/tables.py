@@ -43,6 +43,15 @@ async def claim_email(
         return existing
 
 
+async def release_account(pool: asyncpg.Pool, account_id: str) -> None:
+    """A cancelled registration, or a closed account (its holder forgotten): the address claim
+    (plaintext address and name) goes, and the password hash and codes (idempotent)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM email_claims WHERE account_id = $1", account_id)
+        await conn.execute("DELETE FROM credentials WHERE account_id = $1", account_id)
+        await conn.execute("DELETE FROM one_time_codes WHERE account_id = $1", account_id)
+
+
 @dataclass(frozen=True)
 class Claim:
     email: str
@@ -288,15 +297,6 @@ async def revoke_sessions(
         only,
     )
     return [Revoked(r["session_id"], account_id, r["access_expires_at"]) for r in rows]
-
-
-async def release_account(pool: asyncpg.Pool, account_id: str) -> None:
-    """Closing an account (its holder forgotten): the address claim (plaintext address and
-    name), the password hash and live codes go; sessions were revoked before."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM email_claims WHERE account_id = $1", account_id)
-        await conn.execute("DELETE FROM credentials WHERE account_id = $1", account_id)
-        await conn.execute("DELETE FROM one_time_codes WHERE account_id = $1", account_id)
 
 
 async def session_open(pool: asyncpg.Pool, session_id: str) -> bool:

@@ -14,17 +14,19 @@ from fastapi import FastAPI
 from parley_authn import RevocationList, Verifier, install_authn
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
+from parley_eventstore.commandlog import SagaCommandLog
 from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
+from parley_messaging.participant import serve_forever
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 from parley_privacy.fields import FieldCipher
 from parley_privacy.keys import KeyOwner
 
-from parley_notifications import http, policy
+from parley_notifications import http, policy, saga
 from parley_notifications.config import Settings
 from parley_notifications.directory import Directory
 from parley_notifications.domain import (
@@ -87,14 +89,30 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
             cipher=cipher,
         )
         stop = asyncio.Event()
-        task = None
+        tasks = []
         if settings.consume_events:
-            task = asyncio.create_task(
-                policy.run_forever(
-                    app.state.policy,
-                    settings.kafka_bootstrap_servers,
-                    settings.consumer_group,
-                    stop,
+            tasks.append(
+                asyncio.create_task(
+                    policy.run_forever(
+                        app.state.policy,
+                        settings.kafka_bootstrap_servers,
+                        settings.consumer_group,
+                        stop,
+                    )
+                )
+            )
+        codes = saga.CodeSource(settings.auth_url, settings.internal_token)
+        if settings.saga_participant:
+            mailer = Mailer(settings.smtp_host, settings.smtp_port)
+            tasks.append(
+                asyncio.create_task(
+                    serve_forever(
+                        "notifications",
+                        saga.handlers(repos, codes, mailer, settings.mail_from, cipher),
+                        settings.kafka_bootstrap_servers,
+                        stop,
+                        commands=SagaCommandLog(pool),
+                    )
                 )
             )
         try:
@@ -102,9 +120,10 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
                 yield
         finally:
             stop.set()
-            if task is not None:
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(task, timeout=5)
+            await codes.close()
             await store.close()
             await owner.close()
             await pool.close()

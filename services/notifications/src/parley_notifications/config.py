@@ -26,6 +26,12 @@ class Settings(AuthnSettings, PrivacySettings, BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     mail_from: str = "Parley <no-reply@parley.invalid>"
+    # the registration saga's steps on notifications.commands: default preferences and the
+    # verification-code mail, whose code comes from the auth service's internal endpoint
+    saga_participant: bool = True
+    auth_url: str = "http://127.0.0.1:8102"
+    # internal_token (the auth service's AUTH_INTERNAL_TOKEN): from PrivacySettings, the same
+    # token for the verification-code and the data-key endpoints
     # apply the database's migrations (event store + directory) before serving: for
     # docker-compose, whose shared init image lacks this package; the local cluster and
     # Kubernetes (a Job) migrate beforehand

@@ -140,6 +140,16 @@ class Preferences(Aggregate):
             )
         )
 
+    def set_defaults(self) -> None:
+        """The registration's preferences step: the defaults recorded explicitly, once (a user
+        who already chose keeps their choice)."""
+        if self.version == 0:
+            self.record(
+                NotificationPreferencesUpdated(
+                    user_id=self.id, in_app=self.in_app, email=self.email, muted_conversations=[]
+                )
+            )
+
     def when(self, event: Event) -> None:
         match event:
             case NotificationPreferencesUpdated(in_app=in_app, email=email, muted_conversations=m):

@@ -14,17 +14,19 @@ from fastapi import FastAPI
 from parley_authn import RevocationList, Verifier, install_authn
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
+from parley_eventstore.commandlog import SagaCommandLog
 from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
+from parley_messaging.participant import serve_forever
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 from parley_privacy.fields import FieldCipher
 from parley_privacy.keys import KeyOwner
 
-from parley_users import http, registrations
+from parley_users import http, registrations, saga
 from parley_users.config import Settings
 from parley_users.domain import EVENTS, User
 
@@ -61,11 +63,21 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
             cipher=cipher,
         )
         stop = asyncio.Event()
-        policy = None
+        consumers = []
         if settings.consume_registrations:
-            policy = asyncio.create_task(
-                registrations.run_forever(
-                    app.state.users, cipher, settings.kafka_bootstrap_servers, stop
+            kafka = settings.kafka_bootstrap_servers
+            consumers.append(
+                asyncio.create_task(registrations.run_forever(app.state.users, cipher, kafka, stop))
+            )
+            consumers.append(
+                asyncio.create_task(
+                    serve_forever(
+                        "users",
+                        saga.handlers(app.state.users, cipher),
+                        kafka,
+                        stop,
+                        commands=SagaCommandLog(pool),
+                    )
                 )
             )
         try:
@@ -73,9 +85,9 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
                 yield
         finally:
             stop.set()
-            if policy is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(policy, timeout=5)
+            for consumer in consumers:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(consumer, timeout=5)
             await store.close()
             await owner.close()
             await pool.close()

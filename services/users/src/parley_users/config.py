@@ -20,5 +20,6 @@ class Settings(AuthnSettings, PrivacySettings, BaseSettings):
     log_level: str = "INFO"
     # access tokens are verified locally against the auth service's keys (libs/authn)
     jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"
-    # profiles for new accounts from auth.events (off in tests that drive commands directly)
+    # consume Kafka: role/address mirror from auth.events and the registration saga's commands
+    # on users.commands (off in tests that drive commands directly)
     consume_registrations: bool = True

@@ -44,6 +44,10 @@ class ContactIsSelf(DomainError):
     """A user cannot be their own contact."""
 
 
+class ReservedName(DomainError):
+    """A display name that would impersonate Parley itself (see RESERVED_NAMES)."""
+
+
 class UserDeactivated(DomainError):
     """A deactivated user adds no contacts (an admin reactivates them first)."""
 
@@ -54,6 +58,16 @@ class TooManyContacts(DomainError):
 
 PROFILE_FIELDS = ("name", "bio", "avatar_url")
 ROLES: tuple[UserRole, ...] = ("user", "admin")
+# display names nobody may take: they would pass for the operators of the service
+RESERVED_NAMES = frozenset(
+    {"admin", "administrator", "parley", "parley support", "support", "system"}
+)
+
+
+def is_reserved(name: str) -> bool:
+    return " ".join(name.casefold().split()) in RESERVED_NAMES
+
+
 MAX_CONTACTS = 5000  # bounds the aggregate's state (and so its snapshot)
 
 
@@ -68,6 +82,7 @@ class User(Aggregate):
         self.profile: dict[str, str | None] = dict.fromkeys(PROFILE_FIELDS)
         self.status: UserStatus = "active"
         self.role: UserRole = "user"
+        self.role_assigned = False  # the registration's default role was recorded
         self.contacts: set[str] = set()
         self.forgotten = False
 
@@ -76,6 +91,8 @@ class User(Aggregate):
     def create(self, name: str, email: str) -> None:
         if self.exists:
             raise UserAlreadyExists(self.id)
+        if is_reserved(name):
+            raise ReservedName(name)
         self.record(UserCreated(user_id=self.id, name=name, email=email))
 
     def update_profile(self, changes: Mapping[str, str | None]) -> None:
@@ -87,6 +104,8 @@ class User(Aggregate):
             for k, v in changes.items()
             if k in PROFILE_FIELDS and v is not None and self.profile[k] != v
         }
+        if is_reserved(changed.get("name") or ""):
+            raise ReservedName(str(changed["name"]))
         if changed:
             self.record(UserProfileUpdated(user_id=self.id, **changed))
 
@@ -124,6 +143,13 @@ class User(Aggregate):
             raise ValueError(f"unknown role {role!r}")
         if role != self.role:
             self.record(UserRoleAssigned(user_id=self.id, role=role))
+
+    def assign_default_role(self) -> None:
+        """The registration's role step: records the default role once per profile (a role
+        given before, e.g. an admin mirrored from auth, is not overwritten)."""
+        self._must_exist()
+        if not self.role_assigned:
+            self.record(UserRoleAssigned(user_id=self.id, role=self.role))
 
     def change_email(self, email: str) -> None:
         self._must_exist()
@@ -163,6 +189,7 @@ class User(Aggregate):
                 self.contacts.discard(contact_id)
             case UserRoleAssigned(role=role):
                 self.role = role
+                self.role_assigned = True
             case UserProfileEmailChanged(email=email):
                 self.email = email
             case UserForgotten():
@@ -178,6 +205,7 @@ class User(Aggregate):
             "profile": dict(self.profile),
             "status": self.status,
             "role": self.role,
+            "role_assigned": self.role_assigned,
             "contacts": sorted(self.contacts),
             "forgotten": self.forgotten,
         }
@@ -188,6 +216,7 @@ class User(Aggregate):
         self.profile = dict(state["profile"])
         self.status = state["status"]
         self.role = state["role"]
+        self.role_assigned = bool(state.get("role_assigned", False))  # absent before the saga
         self.contacts = set(state["contacts"])
         self.forgotten = bool(state.get("forgotten", False))
 

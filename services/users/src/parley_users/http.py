@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley_users.domain import (
     ContactIsSelf,
+    ReservedName,
     TooManyContacts,
     User,
     UserAlreadyExists,
@@ -167,6 +168,13 @@ async def run(request: Request, command: object, ctx: Context) -> AppendResult:
             errors=[
                 {"field": "contact_id", "message": "is the user themselves", "type": "value_error"}
             ],
+        ) from error
+    except ReservedName as error:
+        raise Problem(
+            422,
+            "Invalid request",
+            "this display name is reserved",
+            errors=[{"field": "name", "message": "is reserved", "type": "value_error"}],
         ) from error
     except UserDeactivated as error:
         raise Problem(409, "Conflict", f"user {error} is deactivated") from error

@@ -1,5 +1,4 @@
 """The users context follows the auth context: `auth.events` ->
-- UserRegistered -> CreateUser (a profile for a new account),
 - RoleChanged -> AssignRole (the role shown by the users read model),
 - UserEmailChanged -> ChangeEmail (the profile's address).
 
@@ -7,8 +6,8 @@ Direction of truth: auth decides who may log in and the role inside access token
 context mirrors role and address for queries (search, `GET /v1/users/...`, role stats). An
 admin's `PUT /v1/users/{id}/role` changes only the mirror; the next RoleChanged wins.
 
-Profiles are interim until the registration saga (issue 6) sends CreateUser over
-`users.commands`. A consumer group of its own, at-least-once (the offset is committed after
+Profiles themselves are created by the registration saga (`users.commands`, see saga.py).
+A consumer group of its own, at-least-once (the offset is committed after
 the command), idempotent: the command's idempotency key is the auth event's id, a profile that
 exists already is the outcome we want, and role/address commands append nothing when nothing
 changes. One account's events share a partition (key = user id), so they arrive in order. A
@@ -30,21 +29,19 @@ from parley_messaging.envelope import InvalidEnvelope, decode
 from parley_privacy.fields import FieldCipher
 from parley_privacy.keys import KeyUnavailable
 
-from parley_users.domain import User, UserAlreadyExists, UserNotFound
-from parley_users.handlers import AssignRole, ChangeEmail, Context, CreateUser, handle
+from parley_users.domain import User, UserNotFound
+from parley_users.handlers import AssignRole, ChangeEmail, Context, handle
 
 log = logging.getLogger("parley.users.registrations")
 GROUP = "users-registrations"
 TOPIC = "auth.events"
 
 
-Command = CreateUser | AssignRole | ChangeEmail
+Command = AssignRole | ChangeEmail
 
 
 def command_for(event_name: str, data: dict[str, object]) -> Command | None:
     match event_name:
-        case "UserRegistered":
-            return CreateUser(str(data["user_id"]), str(data["name"]), str(data["email"]))
         case "RoleChanged":
             role = data["role"]
             if role not in ("user", "admin"):
@@ -107,8 +104,6 @@ async def apply(
     )
     try:
         await handle(users, command, Context(metadata, f"users.from-auth:{envelope.id}"))
-    except UserAlreadyExists:
-        pass  # a profile created before (a redelivery, or an admin) is the outcome we want
     except UserNotFound:
         # an account whose profile was never made (e.g. created before this consumer existed)
         log.warning("skipped %s for %s: no profile", envelope.event_name, envelope.subject)

@@ -1,0 +1,200 @@
+"""The participant side of a saga: consume `<context>.commands`, run the handler, always reply.
+
+- Idempotent by command id: a `CommandLog` (the participant's own database) keeps the reply of
+  every command handled; a redelivered or retried command gets the stored reply again and its
+  handler does not run twice. Handlers that append events also pass the command id as the
+  event store's idempotency key, so a crash between the effect and the log entry still
+  applies the effect once.
+- Always replies: `Rejected` from the handler -> `rejected` (the orchestrator compensates);
+  any other exception -> `failed` (the orchestrator retries with backoff); success ->
+  `succeeded` with the handler's result. Only `succeeded` and `rejected` are logged as final.
+- Concurrent across subjects, in order within one: the records of a batch are grouped by key
+  (the subject: one account) and up to `concurrency` groups run at once, so one slow command
+  (an SMTP server, an HTTP call) does not hold up the commands of other accounts.
+- At-least-once: the offset is committed after the replies were acknowledged by Kafka. A record
+  that is not a saga command at all (no reply address) cannot be answered: it is parked on
+  `<group>.dlq` with the reason, and the partition keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from parley_messaging.envelope import InvalidEnvelope
+from parley_messaging.saga import (
+    Rejected,
+    SagaCommand,
+    SagaReply,
+    decode_command,
+    reply_record,
+)
+from parley_messaging.topics import commands_topic, dlq_topic
+
+log = logging.getLogger("parley.saga.participant")
+
+Handler = Callable[[SagaCommand], Awaitable[Mapping[str, Any] | None]]
+
+
+class CommandLog(Protocol):
+    async def reply_of(self, command_id: str) -> SagaReply | None: ...
+
+    async def remember(self, reply: SagaReply) -> None: ...
+
+
+async def handle(
+    command: SagaCommand, handlers: Mapping[str, Handler], commands: CommandLog | None
+) -> SagaReply:
+    """The reply to one command (the stored one for a command seen before)."""
+    if commands is not None:
+        earlier = await commands.reply_of(command.id)
+        if earlier is not None:
+            return earlier
+    handler = handlers.get(command.name)
+    try:
+        if handler is None:
+            raise Rejected(f"{command.context} does not handle {command.name}")
+        result = await handler(command)
+        reply = _reply(command, "succeeded", result=result or {})
+    except Rejected as refusal:
+        reply = _reply(command, "rejected", reason=refusal.reason)
+    except Exception as error:  # reported to the orchestrator, which retries; logged here
+        log.exception("saga command %s %s failed", command.name, command.id)
+        return _reply(command, "failed", reason=f"{type(error).__name__}: {error}"[:500])
+    if commands is not None:
+        await commands.remember(reply)
+    return reply
+
+
+def _reply(
+    command: SagaCommand, outcome: Any, *, reason: str = "", result: Mapping[str, Any] = {}
+) -> SagaReply:
+    return SagaReply(
+        command_id=command.id,
+        context=command.context,
+        subject=command.subject,
+        saga_id=command.saga_id,
+        outcome=outcome,
+        reason=reason,
+        result=dict(result),
+    )
+
+
+async def serve(
+    context: str,
+    handlers: Mapping[str, Handler],
+    bootstrap_servers: str,
+    stop: asyncio.Event,
+    *,
+    commands: CommandLog | None = None,
+    group: str | None = None,
+    session_timeout_ms: int = 6000,
+    concurrency: int = 32,
+) -> None:
+    """Answer `<context>.commands` until `stop` is set (one consumer group per participant)."""
+    group = group or f"{context}-saga-participant"
+    source = f"/parley/{context}"
+    consumer = AIOKafkaConsumer(
+        commands_topic(context),
+        bootstrap_servers=bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # a restarted participant rejoins quickly: the orchestrator's step timeout is seconds
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=min(2000, session_timeout_ms // 3),
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=1
+    )
+    await producer.start()
+    try:
+        await consumer.start()
+        try:
+            slots = asyncio.Semaphore(concurrency)
+
+            async def answer_in_order(records: list[ConsumerRecord[bytes, bytes]]) -> None:
+                async with slots:
+                    for record in records:
+                        await _answer(record, handlers, commands, producer, source, group)
+
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=200)
+                if not batch:
+                    continue
+                await asyncio.gather(*(answer_in_order(rs) for rs in by_key(batch).values()))
+                await producer.flush()
+                await consumer.commit()
+        finally:
+            await consumer.stop()
+    finally:
+        await producer.stop()
+
+
+def by_key(
+    batch: Mapping[Any, list[ConsumerRecord[bytes, bytes]]],
+) -> dict[bytes | None, list[ConsumerRecord[bytes, bytes]]]:
+    """The records of a fetched batch grouped by key, each group in partition order (one key
+    lives in one partition, so this is the order it was produced in)."""
+    groups: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = {}
+    for records in batch.values():
+        for record in records:
+            groups.setdefault(record.key, []).append(record)
+    return groups
+
+
+async def _answer(
+    record: ConsumerRecord[bytes, bytes],
+    handlers: Mapping[str, Handler],
+    commands: CommandLog | None,
+    producer: AIOKafkaProducer,
+    source: str,
+    group: str,
+) -> None:
+    try:
+        command = decode_command(record.headers, record.value)
+    except InvalidEnvelope as error:
+        log.warning(
+            "parked an undecodable command at %s/%s: %s", record.topic, record.offset, error
+        )
+        await producer.send_and_wait(
+            dlq_topic(group),
+            value=record.value,
+            key=record.key,
+            headers=[
+                *record.headers,
+                ("dlq_error", str(error).encode()),
+                ("dlq_topic", record.topic.encode()),
+                ("dlq_partition", str(record.partition).encode()),
+                ("dlq_offset", str(record.offset).encode()),
+            ],
+        )
+        return
+    reply = await handle(command, handlers, commands)
+    key, headers, value = reply_record(reply, source)
+    await producer.send(command.reply_to, value=value, key=key, headers=headers)
+
+
+async def serve_forever(
+    context: str,
+    handlers: Mapping[str, Handler],
+    bootstrap_servers: str,
+    stop: asyncio.Event,
+    *,
+    commands: CommandLog | None = None,
+) -> None:
+    """`serve`, restarted with backoff across Kafka outages (run by a service's lifespan)."""
+    pause = 0.5
+    while not stop.is_set():
+        try:
+            await serve(context, handlers, bootstrap_servers, stop, commands=commands)
+            pause = 0.5
+        except Exception:
+            log.exception("%s saga participant failed; restarting in %.1fs", context, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 10.0)

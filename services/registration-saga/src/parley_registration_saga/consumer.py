@@ -1,0 +1,158 @@
+"""The orchestrator's inputs from Kafka: UserRegistered on `auth.events` starts a saga; replies
+on `registration-saga.replies` move it on. One consumer group, at-least-once: offsets are
+committed after the transactions that acted on the records (a redelivered trigger finds its
+saga and does nothing; a redelivered reply no longer matches the current action).
+
+Where a new consumer group starts: at the end of both topics, pinned by a commit before the
+service reports ready. Registrations older than the saga's first deployment went through the
+flow before it, and replaying them would send their accounts through the saga a second time
+(new codes, compensations of finished accounts); every later restart resumes from the
+committed offsets, so nothing after that first moment is skipped. `make up` (and a Kubernetes
+readiness probe) waits for that readiness, so no registration can slip in before the pin.
+
+A record that cannot be read is parked on `registration-saga.dlq` with the reason and the
+partition keeps flowing; other auth events are none of the saga's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from parley_messaging.envelope import InvalidEnvelope, decode
+from parley_messaging.participant import by_key
+from parley_messaging.saga import decode_reply
+from parley_messaging.topics import SAGA_GROUP, dlq_topic, events_topic
+
+from parley_registration_saga.orchestrator import Orchestrator
+
+log = logging.getLogger("parley.saga.consumer")
+TRIGGER_TOPIC = events_topic("auth")
+CONCURRENCY = 16  # sagas handled at once (each holds a pooled connection for a transaction)
+
+
+async def consume(
+    orchestrator: Orchestrator,
+    bootstrap_servers: str,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+) -> None:
+    consumer = AIOKafkaConsumer(
+        TRIGGER_TOPIC,
+        orchestrator.reply_to,
+        bootstrap_servers=bootstrap_servers,
+        group_id=SAGA_GROUP,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=2000,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await consumer.start()
+        try:
+            await _pin_positions(consumer, stop)
+            if ready is not None:
+                ready.set()
+            slots = asyncio.Semaphore(CONCURRENCY)
+
+            async def apply_in_order(records: list[ConsumerRecord[bytes, bytes]]) -> None:
+                async with slots:
+                    for record in records:
+                        await apply(orchestrator, record, producer)
+
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=500)
+                if not batch:
+                    continue
+                # one saga's records (key = account id) in order; different sagas at once
+                await asyncio.gather(*(apply_in_order(rs) for rs in by_key(batch).values()))
+                await consumer.commit()
+        finally:
+            await consumer.stop()
+    finally:
+        await producer.stop()
+
+
+async def _pin_positions(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    """Wait for the first assignment and commit its positions (for a new group: the ends of the
+    topics), so the starting point no longer depends on when the first fetch happens."""
+    while not consumer.assignment() and not stop.is_set():
+        await consumer.getmany(timeout_ms=100, max_records=1)  # joins; nothing is fetched yet
+        if consumer.assignment():
+            break
+    assignment = consumer.assignment()
+    positions = {tp: await consumer.position(tp) for tp in assignment}
+    if positions:
+        await consumer.commit(positions)
+
+
+async def apply(
+    orchestrator: Orchestrator,
+    record: ConsumerRecord[bytes, bytes],
+    producer: AIOKafkaProducer | None = None,
+) -> None:
+    try:
+        if record.topic == TRIGGER_TOPIC:
+            await _trigger(orchestrator, record)
+        else:
+            await orchestrator.on_reply(decode_reply(record.headers, record.value))
+    except (InvalidEnvelope, ValueError, KeyError, TypeError) as error:
+        log.warning("parked %s/%s/%s: %s", record.topic, record.partition, record.offset, error)
+        if producer is not None:
+            await producer.send_and_wait(
+                dlq_topic(SAGA_GROUP),
+                value=record.value,
+                key=record.key,
+                headers=[
+                    *record.headers,
+                    ("dlq_error", str(error)[:2000].encode()),
+                    ("dlq_topic", record.topic.encode()),
+                    ("dlq_partition", str(record.partition).encode()),
+                    ("dlq_offset", str(record.offset).encode()),
+                ],
+            )
+
+
+async def _trigger(orchestrator: Orchestrator, record: ConsumerRecord[bytes, bytes]) -> None:
+    envelope = decode(record.headers, record.value)
+    if envelope.event_name != "UserRegistered":
+        return
+    data = json.loads(envelope.data)
+    await orchestrator.start(
+        str(data["user_id"]), str(data["email"]), str(data["name"]), envelope.traceparent
+    )
+
+
+async def timers(orchestrator: Orchestrator, tick: float, stop: asyncio.Event) -> None:
+    """Fire due deadlines every `tick` seconds (deadlines live in PostgreSQL: they survive
+    restarts, and a resumed orchestrator acts on whatever fell due while it was down)."""
+    while not stop.is_set():
+        try:
+            while await orchestrator.fire_due() > 0:
+                pass
+        except Exception:
+            log.exception("saga timer failed; trying again")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=tick)
+
+
+async def run_forever(
+    orchestrator: Orchestrator,
+    bootstrap_servers: str,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+) -> None:
+    pause = 0.5
+    while not stop.is_set():
+        try:
+            await consume(orchestrator, bootstrap_servers, stop, ready)
+        except Exception:
+            log.exception("saga consumer failed; restarting in %.1fs", pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 10.0)
