@@ -58,9 +58,18 @@ class TooManyContacts(DomainError):
 
 PROFILE_FIELDS = ("name", "bio", "avatar_url")
 ROLES: tuple[UserRole, ...] = ("user", "admin")
-# display names nobody may take: they would pass for the operators of the service
+# display names nobody may take: they would pass for the operators of the service, or for a
+# forgotten person's placeholder (parley_contracts.base.FORGOTTEN_NAME)
 RESERVED_NAMES = frozenset(
-    {"admin", "administrator", "parley", "parley support", "support", "system"}
+    {
+        "admin",
+        "administrator",
+        "parley",
+        "parley support",
+        "support",
+        "system",
+        " ".join(FORGOTTEN_NAME.casefold().split()),
+    }
 )
 
 
