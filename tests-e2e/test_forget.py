@@ -27,7 +27,18 @@ from parley_testing.privacy import cli_environment
 
 TOKEN = "X-Consistency-Token"
 PLACEHOLDER = "Forgotten user"
-TOPICS = ("auth.events", "users.events", "chat.events", "notifications.events")
+# the public event topics, and the registration saga's command and reply topics (the saga
+# copies UserRegistered's sealed fields into its commands: they must stay sealed there too)
+TOPICS = (
+    "auth.events",
+    "users.events",
+    "chat.events",
+    "notifications.events",
+    "users.commands",
+    "notifications.commands",
+    "auth.commands",
+    "registration-saga.replies",
+)
 
 
 def word() -> str:
@@ -45,8 +56,8 @@ async def eventually(check: Callable[[], Awaitable[Any]], wait_s: float = 30) ->
 
 
 async def rows_mentioning(postgres_dsn: str, secrets: list[str], stream_ids: set[str]) -> list[str]:
-    """Every stored event, snapshot and outbox row (all four databases) of the given streams
-    or sent by the person, whose text contains one of the secrets."""
+    """Every stored event, snapshot and outbox row of the four command databases, and the
+    registration saga's state and outbox, of the given streams, containing a secret."""
     leaks = []
     for database in ("auth", "users", "chat", "notifications"):
         conn = await asyncpg.connect(dsn_for_database(postgres_dsn, database))
@@ -64,11 +75,24 @@ async def rows_mentioning(postgres_dsn: str, secrets: list[str], stream_ids: set
         finally:
             await conn.close()
         leaks += [f"{database}: {t[:80]}" for t in texts if any(s in t for s in secrets)]
+    conn = await asyncpg.connect(dsn_for_database(postgres_dsn, "saga"))
+    try:  # the registration saga's state and its outbox of commands
+        texts = [
+            r["t"]
+            for r in await conn.fetch(
+                "SELECT state::text AS t FROM sagas WHERE id = ANY($1::text[])"
+                " UNION ALL SELECT convert_from(payload, 'UTF8') FROM outbox",
+                list(stream_ids),
+            )
+        ]
+    finally:
+        await conn.close()
+    leaks += [f"saga: {t[:80]}" for t in texts if any(s in t for s in secrets)]
     return leaks
 
 
 async def kafka_values_since(bootstrap: str, since_ms: int) -> list[str]:
-    """Every record value on the four event topics since `since_ms` (as any consumer reads)."""
+    """Every record value on TOPICS since `since_ms` (as any consumer reads them)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     values: list[str] = []
