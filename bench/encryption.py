@@ -32,6 +32,7 @@ from parley_privacy.store import KeyStore, migrations_dir
 
 from bench.common import Figures, create_database, drop_database
 
+KEY_PREFIX = "encryption."  # every figure of this stage (run.py replaces them on a rerun)
 ROUNDS = 5
 COMMANDS = 400  # per round and mode
 WARMUP = 30

@@ -8,10 +8,11 @@
 - Always replies: `Rejected` from the handler -> `rejected` (the orchestrator compensates);
   any other exception -> `failed` (the orchestrator retries with backoff); success ->
   `succeeded` with the handler's result. Only `succeeded` and `rejected` are logged as final.
-- Concurrent across subjects, in order within one: the records of a batch are grouped by key
-  (the subject: one account) and up to `concurrency` groups run at once, so one slow command
-  (an SMTP server, an HTTP call) does not hold up the commands of other accounts.
-- At-least-once: the offset is committed after the replies were acknowledged by Kafka. A record
+- Concurrent across subjects, in order within one (parley_messaging.inorder): up to
+  `concurrency` commands at once, one account's in order, none waiting for a batch, so one
+  slow command (an SMTP server, an HTTP call) does not hold up the others.
+- At-least-once: an offset is committed once its command was answered (replies are sent with
+  acks=all before the handler's task ends). A record
   that is not a saga command at all (no reply address) cannot be answered: it is parked on
   `<group>.dlq` with the reason, and the partition keeps flowing.
 """
@@ -27,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from parley_messaging.envelope import InvalidEnvelope
+from parley_messaging.inorder import consume_in_key_order
 from parley_messaging.saga import (
     Rejected,
     SagaCommand,
@@ -116,36 +118,15 @@ async def serve(
     try:
         await consumer.start()
         try:
-            slots = asyncio.Semaphore(concurrency)
 
-            async def answer_in_order(records: list[ConsumerRecord[bytes, bytes]]) -> None:
-                async with slots:
-                    for record in records:
-                        await _answer(record, handlers, commands, producer, source, group)
+            async def answer(record: ConsumerRecord[bytes, bytes]) -> None:
+                await _answer(record, handlers, commands, producer, source, group)
 
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=200)
-                if not batch:
-                    continue
-                await asyncio.gather(*(answer_in_order(rs) for rs in by_key(batch).values()))
-                await producer.flush()
-                await consumer.commit()
+            await consume_in_key_order(consumer, answer, stop, max_in_flight=concurrency)
         finally:
             await consumer.stop()
     finally:
         await producer.stop()
-
-
-def by_key(
-    batch: Mapping[Any, list[ConsumerRecord[bytes, bytes]]],
-) -> dict[bytes | None, list[ConsumerRecord[bytes, bytes]]]:
-    """The records of a fetched batch grouped by key, each group in partition order (one key
-    lives in one partition, so this is the order it was produced in)."""
-    groups: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = {}
-    for records in batch.values():
-        for record in records:
-            groups.setdefault(record.key, []).append(record)
-    return groups
 
 
 async def _answer(
@@ -177,7 +158,7 @@ async def _answer(
         return
     reply = await handle(command, handlers, commands)
     key, headers, value = reply_record(reply, source)
-    await producer.send(command.reply_to, value=value, key=key, headers=headers)
+    await producer.send_and_wait(command.reply_to, value=value, key=key, headers=headers)
 
 
 async def serve_forever(

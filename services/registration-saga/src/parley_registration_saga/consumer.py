@@ -24,7 +24,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from parley_messaging.envelope import InvalidEnvelope, decode
-from parley_messaging.participant import by_key
+from parley_messaging.inorder import consume_in_key_order
 from parley_messaging.saga import decode_reply
 from parley_messaging.topics import SAGA_GROUP, dlq_topic, events_topic
 
@@ -59,20 +59,12 @@ async def consume(
             await _pin_positions(consumer, stop)
             if ready is not None:
                 ready.set()
-            slots = asyncio.Semaphore(CONCURRENCY)
 
-            async def apply_in_order(records: list[ConsumerRecord[bytes, bytes]]) -> None:
-                async with slots:
-                    for record in records:
-                        await apply(orchestrator, record, producer)
+            async def apply_one(record: ConsumerRecord[bytes, bytes]) -> None:
+                await apply(orchestrator, record, producer)
 
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=500)
-                if not batch:
-                    continue
-                # one saga's records (key = account id) in order; different sagas at once
-                await asyncio.gather(*(apply_in_order(rs) for rs in by_key(batch).values()))
-                await consumer.commit()
+            # one saga's records (key = account id) in order; different sagas at once
+            await consume_in_key_order(consumer, apply_one, stop, max_in_flight=CONCURRENCY)
         finally:
             await consumer.stop()
     finally:

@@ -1,0 +1,284 @@
+"""Fault injection under load, second part (issue 9): registrations (the saga) and chat. While
+one generator registers accounts and another sends messages between two people, SIGKILL in
+turn the saga orchestrator, the relays, the command services and the projectors on these
+paths, let the process manager restart each, and then check:
+
+- every saga started during the run ended `completed` or `compensated`, and each completed one
+  had each effect exactly once: one profile, one default role, one preferences record, one
+  activation, one verification mail;
+- every message accepted is in PostgreSQL once, and the read side counts it once: each side's
+  unread count equals the messages the other sent, and so does its notifications count;
+- nothing was parked on the projectors' or the saga's dead-letter topics.
+
+Messages are sent with an Idempotency-Key and retried with the same key until accepted, as a
+careful client would: a send whose answer was lost in a crash must neither vanish nor double.
+The report goes to `.local/reports/faults-saga-chat.json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from parley_messaging.topics import partitions_of
+from parley_testing import cluster
+from parley_testing.accounts import MAIL, PASSWORD, Account, new_address, sign_up
+from parley_testing.plugin import dsn_for_database
+from parley_testing.privacy import cluster_cipher
+
+pytestmark = pytest.mark.fault
+
+FAULTS = (
+    "registration-saga",
+    "relay-saga",
+    "relay-auth",
+    "auth-api",
+    "users-api",
+    "notifications-api",
+    "chat-api",
+    "relay-chat",
+    "projector-chat",
+    "projector-notifications",
+) * int(os.environ.get("PARLEY_FAULT_ROUNDS", "1"))
+REGISTRATIONS_PER_S = 2
+MESSAGES_PER_S = 10
+AFTER_RESTART_S = 3.0
+DLQS = ("projector-chat.dlq", "projector-notifications.dlq", "registration-saga.dlq")
+REPORT = Path(os.environ.get("PARLEY_STATE_DIR", ".local")) / "reports" / "faults-saga-chat.json"
+
+
+@dataclass
+class Load:
+    sent: Counter[str] = field(default_factory=Counter)  # sender id -> messages accepted
+    registered: int = 0
+    refused: int = 0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def register_some(client: httpx.AsyncClient, load: Load) -> None:
+    while not load.stop.is_set():
+        body = {"email": new_address("fault"), "password": PASSWORD, "name": "Fault"}
+        try:
+            response = await client.post("/v1/auth/register", json=body)
+            if response.status_code == 202:
+                load.registered += 1
+            else:
+                load.refused += 1
+        except httpx.HTTPError:
+            load.refused += 1
+        await asyncio.sleep(1 / REGISTRATIONS_PER_S)
+
+
+async def send_messages(
+    client: httpx.AsyncClient, pair: tuple[Account, Account], cid: str, load: Load
+) -> None:
+    i = 0
+    while not load.stop.is_set():
+        sender = pair[i % 2]
+        i += 1
+        headers = {**sender.headers, "Idempotency-Key": str(uuid.uuid4())}
+        deadline = time.monotonic() + 60
+        while True:  # the same key until accepted: lost answers must not lose or double it
+            try:
+                response = await client.post(
+                    f"/v1/conversations/{cid}/messages",
+                    json={"content": f"message {i}"},
+                    headers=headers,
+                )
+                if response.status_code == 201:
+                    load.sent[sender.user_id] += 1
+                    break
+                load.refused += 1
+            except httpx.HTTPError:
+                load.refused += 1
+            assert time.monotonic() < deadline, "a message was never accepted"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1 / MESSAGES_PER_S)
+
+
+async def end_offsets(bootstrap: str, topics: tuple[str, ...]) -> dict[TopicPartition, int]:
+    parts = [TopicPartition(t, p) for t in topics for p in await partitions_of(bootstrap, t)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(parts)) if parts else {}
+    finally:
+        await consumer.stop()
+
+
+async def query(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def settled_sagas(postgres_dsn: str, since: datetime) -> list[asyncpg.Record]:
+    """The sagas started since `since`, once none of them is still running (bounded)."""
+    dsn = dsn_for_database(postgres_dsn, "saga")
+    deadline = time.monotonic() + 180
+    while True:
+        rows = await query(dsn, "SELECT id, status, state FROM sagas WHERE created_at >= $1", since)
+        if all(r["status"] not in ("running", "compensating") for r in rows):
+            return rows
+        assert time.monotonic() < deadline, Counter(r["status"] for r in rows)
+        await asyncio.sleep(1)
+
+
+async def effects(postgres_dsn: str, database: str, ids: list[str]) -> dict[str, Counter[str]]:
+    rows = await query(
+        dsn_for_database(postgres_dsn, database),
+        "SELECT stream_id, event_type FROM events WHERE stream_id = ANY($1::text[])",
+        ids,
+    )
+    found: dict[str, Counter[str]] = {i: Counter() for i in ids}
+    for r in rows:
+        found[r["stream_id"]][r["event_type"]] += 1
+    return found
+
+
+def verification_mails() -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for path in MAIL.glob("*.eml"):
+        text = path.read_text(errors="replace")
+        if "Subject: Your Parley verification code" in text:
+            for line in text.splitlines():
+                if line.startswith("To: "):
+                    counts[line[4:].strip()] += 1
+    return counts
+
+
+async def read_side_counts(client: httpx.AsyncClient, who: Account, cid: str) -> tuple[int, int]:
+    listed = await client.get("/v1/conversations", headers=who.headers)
+    [item] = [c for c in listed.json()["items"] if c["id"] == cid]
+    notes = await client.get("/v1/notifications/unread-count", headers=who.headers)
+    return int(item["unread_count"]), int(notes.json()["count"])
+
+
+async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
+    gateway_url: str, kafka_bootstrap: str, postgres_dsn: str
+) -> None:
+    since = datetime.now(UTC)
+    dlq_start = await end_offsets(kafka_bootstrap, DLQS)
+    load = Load()
+    report: list[dict[str, Any]] = []
+    transport = httpx.AsyncHTTPTransport(retries=0)
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=5, transport=transport) as client:
+        ada = await sign_up(client, "Fault Ada")
+        bob = await sign_up(client, "Fault Bob")
+        created = await client.post(
+            "/v1/conversations", json={"participant_ids": [bob.user_id]}, headers=ada.headers
+        )
+        assert created.status_code == 201, created.text
+        cid = created.json()["id"]
+        workers = [
+            asyncio.create_task(register_some(client, load)),
+            asyncio.create_task(send_messages(client, (ada, bob), cid, load)),
+        ]
+        try:
+            for name in FAULTS:
+                before = (load.registered, sum(load.sent.values()))
+                started = time.monotonic()
+                old = await asyncio.to_thread(cluster.kill, name)
+                new = await asyncio.to_thread(cluster.wait_restarted, name, old, 90.0)
+                await asyncio.sleep(AFTER_RESTART_S)
+                report.append(
+                    {
+                        "fault": f"SIGKILL {name}",
+                        "pids": [old, new],
+                        "seconds": round(time.monotonic() - started, 1),
+                        "registrations_accepted_during": load.registered - before[0],
+                        "messages_accepted_during": sum(load.sent.values()) - before[1],
+                    }
+                )
+        finally:
+            load.stop.set()
+            await asyncio.gather(*workers)
+
+        sagas = await settled_sagas(postgres_dsn, since)
+        completed = [r["id"] for r in sagas if r["status"] == "completed"]
+        users = await effects(postgres_dsn, "users", completed)
+        prefs = await effects(postgres_dsn, "notifications", completed)
+        auth = await effects(postgres_dsn, "auth", completed)
+        mails = verification_mails()
+        doubled_or_missing = [
+            u
+            for u in completed
+            if users[u]["UserCreated"] != 1
+            or users[u]["UserRoleAssigned"] != 1
+            or prefs[u]["NotificationPreferencesUpdated"] != 1
+            or auth[u]["AccountActivated"] != 1
+        ]
+        # the saga keeps UserRegistered's address as it came: sealed with the person's key
+        cipher = cluster_cipher()
+        try:
+            emails = {
+                r["id"]: (
+                    await cipher.decrypt(
+                        "UserRegistered", {"user_id": r["id"], **json.loads(r["state"])["data"]}
+                    )
+                )["email"]
+                for r in sagas
+            }
+        finally:
+            await cipher.keys.close()
+        mail_counts = Counter(mails[emails[u]] for u in completed)
+
+        stored = await query(
+            dsn_for_database(postgres_dsn, "chat"),
+            "SELECT count(*) AS n FROM events WHERE stream_id = $1 AND event_type = $2",
+            cid,
+            "MessageSent",
+        )
+        # the read side: each side's unread count = what the other sent; notifications alike
+        expected = {ada.user_id: load.sent[bob.user_id], bob.user_id: load.sent[ada.user_id]}
+        deadline = time.monotonic() + 120
+        while True:
+            seen = {p.user_id: await read_side_counts(client, p, cid) for p in (ada, bob)}
+            if all(seen[u] == (n, n) for u, n in expected.items()):
+                break
+            over = [u for u, n in expected.items() if max(seen[u]) > n]
+            assert not over, f"counted twice: {seen} expected {expected}"
+            assert time.monotonic() < deadline, f"read side never caught up: {seen} {expected}"
+            await asyncio.sleep(1)
+
+    dlq_end = await end_offsets(kafka_bootstrap, DLQS)
+    parked = sum(dlq_end.get(tp, 0) - dlq_start.get(tp, 0) for tp in dlq_end)
+    summary = {
+        "faults": report,
+        "registrations_accepted": load.registered,
+        "messages_accepted": sum(load.sent.values()),
+        "requests_refused_or_failed": load.refused,
+        "sagas": dict(Counter(r["status"] for r in sagas)),
+        "invariants": {
+            "sagas not finished": sum(
+                r["status"] not in ("completed", "compensated") for r in sagas
+            ),
+            "completed sagas with an effect missing or doubled": len(doubled_or_missing),
+            "completed sagas without exactly one verification mail": sum(
+                n for c, n in mail_counts.items() if c != 1
+            ),
+            "accepted messages minus stored MessageSent": sum(load.sent.values())
+            - int(stored[0]["n"]),
+            "unread and notification counts differing from messages sent": 0,
+            "records parked on dead-letter topics": parked,
+        },
+    }
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    assert all(v == 0 for v in summary["invariants"].values()), summary["invariants"]
+    assert summary["sagas"].get("completed", 0) >= len(FAULTS), summary["sagas"]
