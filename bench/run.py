@@ -31,6 +31,7 @@ STAGES = {
     "bench.chat_read": "conversation list and unread total for a user with 1,000 conversations",
     "bench.saga": "registration saga completion latency and throughput at 20 registrations/s",
     "bench.query_size": "query latency against collection size (1,000 to 100,000 documents)",
+    "bench.encryption": "send-message p99 with and without per-person encryption of the text",
 }
 
 

@@ -36,6 +36,7 @@ from parley_messaging.topics import partitions_of
 from parley_testing import cluster
 from parley_testing.accounts import MAIL, PASSWORD, Account, new_address, sign_up
 from parley_testing.plugin import dsn_for_database
+from parley_testing.privacy import cluster_cipher
 
 pytestmark = pytest.mark.fault
 
@@ -221,7 +222,19 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
             or prefs[u]["NotificationPreferencesUpdated"] != 1
             or auth[u]["AccountActivated"] != 1
         ]
-        emails = {r["id"]: json.loads(r["state"])["data"]["email"] for r in sagas}
+        # the saga keeps UserRegistered's address as it came: sealed with the person's key
+        cipher = cluster_cipher()
+        try:
+            emails = {
+                r["id"]: (
+                    await cipher.decrypt(
+                        "UserRegistered", {"user_id": r["id"], **json.loads(r["state"])["data"]}
+                    )
+                )["email"]
+                for r in sagas
+            }
+        finally:
+            await cipher.keys.close()
         mail_counts = Counter(mails[emails[u]] for u in completed)
 
         stored = await query(

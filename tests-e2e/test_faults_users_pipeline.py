@@ -33,6 +33,7 @@ from parley_readmodel import aliases
 from parley_testing import cluster
 from parley_testing.accounts import Account
 from parley_testing.plugin import dsn_for_database
+from parley_testing.privacy import cluster_cipher
 from parley_testing.projections import project
 from pymongo import AsyncMongoClient
 
@@ -130,11 +131,20 @@ async def rebuilt(bootstrap: str, mongo_url: str, users: list[str]) -> dict[str,
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
     name = f"faults-rebuild-{uuid.uuid4().hex[:8]}"
     db = client[name.replace("-", "_")]
+    cipher = cluster_cipher()  # personal fields are encrypted: decrypt as the live projector
     try:
-        await project(db, users_projection(name), bootstrap, timeout_s=120, max_records=2000)
+        await project(
+            db,
+            users_projection(name),
+            bootstrap,
+            timeout_s=120,
+            max_records=2000,
+            decrypt=cipher.consume,
+        )
         collection = await aliases.collection(db, name, "users")
         return {d["_id"]: d async for d in collection.find({"_id": {"$in": users}})}
     finally:
+        await cipher.keys.close()
         await client.drop_database(db.name)
         await client.close()
 

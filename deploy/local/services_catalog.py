@@ -33,10 +33,11 @@ DATABASES: tuple[str, ...] = ("users", "auth", "chat", "notifications", "saga")
 
 # databases whose service adds tables of its own: database -> the package holding `migrations/`
 # (applied with the event store's migrations in one dbmate run)
-SERVICE_MIGRATIONS: dict[str, str] = {
-    "auth": "parley_auth",
-    "notifications": "parley_notifications",
-    "saga": "parley_registration_saga",
+SERVICE_MIGRATIONS: dict[str, tuple[str, ...]] = {
+    # the auth service owns the data keys of crypto-shredding (parley_privacy's key table)
+    "auth": ("parley_auth", "parley_privacy"),
+    "notifications": ("parley_notifications",),
+    "saga": ("parley_registration_saga",),
 }
 
 # contexts with a projector process (services/projector-<context>)
@@ -70,7 +71,8 @@ def database_dsn(s: Any, database: str) -> str:
 
 
 def internal_token(s: Any) -> str:
-    """The service-to-service token of this local cluster (notifications -> auth), generated
+    """The service-to-service token of this local cluster (services and projectors -> auth:
+    verification codes, data keys), generated
     once into the state directory: never in git, stable across restarts."""
     path = Path(s.state) / "internal-token"
     if not path.exists():
@@ -114,13 +116,15 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "JWKS_URL": f"http://{s.host}:{port(s, 'auth')}/.well-known/jwks.json",
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
     }
+    # personal fields: data keys from auth-api's internal endpoint, with the shared token
+    keys = {"KEYS_URL": f"http://{s.host}:{port(s, 'auth')}", "INTERNAL_TOKEN": internal_token(s)}
     users = _service(
         s,
         "users-api",
         "parley_users",
         "USERS",
         "users",
-        {"POSTGRES_DSN": database_dsn(s, "users"), **authn},
+        {"POSTGRES_DSN": database_dsn(s, "users"), **authn, **keys},
         upstream="users_cmd",
     )
     auth = _service(
@@ -146,7 +150,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "parley_chat",
         "CHAT",
         "chat",
-        {"POSTGRES_DSN": database_dsn(s, "chat"), **authn},
+        {"POSTGRES_DSN": database_dsn(s, "chat"), **authn, **keys},
         upstream="chat_cmd",
     )
     notifications = _service(
@@ -162,6 +166,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "AUTH_URL": f"http://{s.host}:{port(s, 'auth')}",
             "INTERNAL_TOKEN": internal_token(s),
             **authn,
+            **keys,
         },
         upstream="notifications_cmd",
     )
@@ -196,7 +201,12 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             f"parley_projector_{ctx}",
             "PROJECTOR",
             f"projector-{ctx}",
-            {"NAME": f"projector-{ctx}", "KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URL": mongo},
+            {
+                "NAME": f"projector-{ctx}",
+                "KAFKA_BOOTSTRAP_SERVERS": kafka,
+                "MONGO_URL": mongo,
+                **keys,
+            },
         )
         for ctx in PROJECTED_CONTEXTS
     ]
@@ -236,8 +246,8 @@ async def _prepare(s: Any) -> None:
 
 
 def service_migrations(database: str) -> list[Path]:
-    package = SERVICE_MIGRATIONS.get(database)
-    return [Path(str(resources.files(package) / "migrations"))] if package else []
+    packages = SERVICE_MIGRATIONS.get(database, ())
+    return [Path(str(resources.files(package) / "migrations")) for package in packages]
 
 
 def prepare_services(s: Any) -> None:

@@ -61,3 +61,14 @@ def test_breaking_change_rules(new: dict[str, object], expected: list[str]) -> N
     assert len(problems) == len(expected)
     for problem, start in zip(problems, expected, strict=True):
         assert problem.startswith(start)
+
+
+def test_a_field_becoming_encrypted_may_only_lose_its_length_constraints() -> None:
+    old = {"properties": {"a": {"type": "string", "maxLength": 10}}, "required": ["a"]}
+    mark = {"x-parley-encrypted": {"subject": "id"}}
+    sealed = {"type": "string", **mark, "x-parley-plaintext": {"maxLength": 10}}
+    assert breaking_changes(old, {"properties": {"a": sealed}, "required": ["a"]}) == []
+    retyped = {"type": "integer", **mark}
+    assert breaking_changes(old, {"properties": {"a": retyped}, "required": ["a"]})
+    plain = {"properties": {"a": {"type": "string"}}, "required": ["a"]}
+    assert breaking_changes(old, plain) == []  # top-level lengths were never compared

@@ -25,6 +25,7 @@ from parley_auth.domain import RegistrationWasCancelled
 from parley_auth.migrate import migrate
 from parley_eventstore.records import Metadata
 from parley_http.consistency import ConsistencyToken
+from parley_privacy.fields import FieldCipher
 
 pytestmark = pytest.mark.integration
 
@@ -460,7 +461,10 @@ async def test_change_email(api: Api) -> None:
     assert me["email"] == "ada@new.test"
     assert (await login(api, "ada@new.test")).status_code == 200
     problem(await login(api, "ada@example.test"), 401)
-    changed = [json.loads(e["data"]) for e in await api.events()]
+    cipher = FieldCipher(api.auth.subject_keys)  # addresses are stored sealed
+    changed = [
+        await cipher.open(e["event_type"], json.loads(e["data"])) for e in await api.events()
+    ]
     assert {"user_id": user_id, "email": "ada@new.test"} in changed
 
 
@@ -751,3 +755,50 @@ async def test_concurrent_registrations_of_one_address_create_one_account(api: A
     await api.settle()
     assert await api.event_types() == ["UserRegistered"]
     assert len({r.json()["user_id"] for r in responses}) == 6  # decoys look like real ids
+
+
+async def test_data_keys_internal_endpoint_and_forgetting_closes_the_account(api: Api) -> None:
+    """The key owner: personal fields of auth events are sealed; the key endpoint needs the
+    internal token; forgetting destroys the key (410 from then on) and closes the account."""
+    from parley_privacy.client import KeyClient
+
+    client = api.client
+    user_id = await register_and_verify(api, "forget.me@example.test", name="Forget Me")
+    tokens = (await login(api, "forget.me@example.test")).json()
+    stored = " ".join(e["data"] for e in await api.events())
+    assert "forget.me@example.test" not in stored and "Forget Me" not in stored
+    path = f"/internal/v1/keys/{user_id}"
+    assert (await client.get(path)).status_code == 401
+    assert (await client.get(path, headers=bearer("wrong"))).status_code == 401
+    inside = bearer(INTERNAL_TOKEN)
+    key = await client.get(path, headers=inside)
+    assert key.status_code == 200 and key.headers["cache-control"] == "no-store"
+    assert (await client.get("/internal/v1/keys/nobody", headers=inside)).status_code == 404
+    assert (await client.post("/internal/v1/keys/somebody", headers=inside)).status_code == 200
+
+    keys = KeyClient("http://auth", INTERNAL_TOKEN, transport=client._transport)
+    registered = next(e for e in await api.events() if e["event_type"] == "UserRegistered")
+    plain = await FieldCipher(keys).decrypt("UserRegistered", json.loads(registered["data"]))
+    assert (plain["email"], plain["name"]) == ("forget.me@example.test", "Forget Me")
+
+    assert (await client.delete(path)).status_code == 401
+    assert (await client.delete(path, headers=inside)).status_code == 204
+    assert (await client.delete(path, headers=inside)).status_code == 204  # idempotent
+    assert (await client.get(path, headers=inside)).status_code == 410
+    assert (await client.post(path, headers=inside)).status_code == 410
+    types = await api.event_types()
+    assert types.count("AccountClosed") == 1 and "SessionRevoked" in types
+    problem(await login(api, "forget.me@example.test"), 401)
+    problem(await client.get("/v1/auth/me", headers=bearer(tokens["access_token"])), 401)
+    keys.evict(user_id)
+    redacted = await FieldCipher(keys).decrypt("UserRegistered", json.loads(registered["data"]))
+    assert (redacted["email"], redacted["name"]) == ("", "Forgotten user")
+    conn = await asyncpg.connect(api.dsn)
+    try:
+        assert not await conn.fetch("SELECT 1 FROM snapshots WHERE stream_id = $1", user_id)
+        assert not await conn.fetch(
+            "SELECT 1 FROM email_claims WHERE account_id = $1::uuid", user_id
+        )
+    finally:
+        await conn.close()
+    await keys.close()

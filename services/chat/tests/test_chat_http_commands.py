@@ -18,9 +18,12 @@ from parley_chat.config import Settings
 from parley_chat.domain import WINDOW, direct_conversation_id
 from parley_eventstore.migrate import migrate
 from parley_http.consistency import ConsistencyToken
+from parley_privacy.fields import FieldCipher
+from parley_privacy.memory import MemoryKeys
 from parley_testing.tokens import Signer, jwks
 
 pytestmark = pytest.mark.integration
+KEYS = MemoryKeys()  # plays the key owner (the auth service)
 
 SIGNER = Signer()  # plays the auth service: the app trusts its key through a static JWKS
 ADMIN_ID = str(uuid.uuid4())
@@ -89,7 +92,7 @@ async def api(fresh_database: str, kafka_bootstrap: str) -> AsyncIterator[Api]:
         jwks_url="",  # the static set only: never the running auth service's keys
         kafka_bootstrap_servers=kafka_bootstrap,
     )
-    app = bootstrap(settings)
+    app = bootstrap(settings, keys=KEYS)
     async with app.router.lifespan_context(app):
         assert await app.state.authn.revocations.wait_ready(15)
         transport = httpx.ASGITransport(app=app)
@@ -136,7 +139,9 @@ async def test_group_flow_appends_events_and_outbox_rows(api: Api) -> None:
     ]
     assert events[0][1]["participant_ids"] == [a, b, c]
     assert events[0][1]["title"] == "team"
-    assert events[1][1]["content"] == "hello"
+    sealed = events[1][1]["content"]
+    assert sealed.startswith("pe1.") and "hello" not in sealed  # the sender's key seals it
+    assert (await FieldCipher(KEYS).decrypt("MessageSent", events[1][1]))["content"] == "hello"
     assert events[3][1] == {
         "conversation_id": cid,
         "user_id": c,

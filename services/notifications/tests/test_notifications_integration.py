@@ -31,9 +31,12 @@ from parley_notifications.domain import notification_id
 from parley_notifications.handlers import Context, CreateNotification, UpdatePreferences, handle
 from parley_notifications.mail import Mailer
 from parley_notifications.migrate import migrate
+from parley_privacy.fields import FieldCipher
+from parley_privacy.memory import MemoryKeys
 from parley_testing.tokens import Signer, jwks
 
 pytestmark = pytest.mark.integration
+KEYS = MemoryKeys()  # plays the key owner (the auth service)
 SIGNER = Signer()
 BOB, EVE, ADA = (str(uuid.uuid4()) for _ in range(3))
 
@@ -83,7 +86,7 @@ async def app(
         saga_participant=False,  # never answer the live cluster's saga commands
         smtp_port=mailbox[1],
     )
-    application = bootstrap(settings)
+    application = bootstrap(settings, keys=KEYS)
     async with application.router.lifespan_context(application):
         assert await application.state.authn.revocations.wait_ready(15)
         application.state.dsn = fresh_database
@@ -200,6 +203,7 @@ async def test_policy_notifies_and_mails_once_under_redelivery(
         mail_from="Parley <no-reply@parley.invalid>",
         chat_topic=chat,
         users_topic=users,
+        cipher=FieldCipher(KEYS),
     )
     # bob wants mail, eve muted the conversation, carl has in-app only (the default)
     carl = str(uuid.uuid4())
@@ -229,6 +233,7 @@ async def test_policy_notifies_and_mails_once_under_redelivery(
             content="Hello Bob! " * 30,
             recipient_ids=[BOB, EVE, carl],
         )
+        message = await FieldCipher(KEYS).encrypt("MessageSent", message)  # as chat-api does
         sent = record("chat", "MessageSent", "c1", 2, **message)
         # the same event twice (a relay's duplicate) and once more republished
         await produce(kafka_bootstrap, chat, [sent, sent, (b"c1", b"{", sent[2])])
@@ -251,7 +256,12 @@ async def test_policy_notifies_and_mails_once_under_redelivery(
         "SELECT stream_id, event_type, data FROM events WHERE stream_type = 'notification'"
         " ORDER BY global_position",
     )
-    created = [json.loads(e["data"]) for e in events if e["event_type"] == "NotificationCreated"]
+    created = [
+        await FieldCipher(KEYS).decrypt(e["event_type"], json.loads(e["data"]))
+        for e in events
+        if e["event_type"] == "NotificationCreated"
+    ]
+    assert all("Hello" not in e["data"] for e in events)  # previews are stored sealed
     assert sorted(c["user_id"] for c in created) == sorted([BOB, carl])  # eve muted c1
     assert all(len(c["preview"]) == 140 for c in created)
     assert [e["stream_id"] for e in events if e["event_type"] == "NotificationEmailed"] == [

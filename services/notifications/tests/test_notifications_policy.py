@@ -61,6 +61,9 @@ class FakeDirectory:
         row = self.rows.get(user_id)
         return row[0] if row else None
 
+    async def forget(self, user_id: str) -> None:
+        self.rows.pop(user_id, None)
+
 
 class FakeMailer:
     def __init__(self, failures: int = 0) -> None:
@@ -238,3 +241,33 @@ async def test_a_message_sent_as_the_chat_contract_serialises_it(world: Any) -> 
     await apply_record(policy, "chat.events", headers, event.model_dump_json().encode(), b"c9")
     assert {n.user_id for n in store.notes.values()} == {"bob", "eve"}
     assert notification_id("m9", "bob") in store.notes
+
+
+async def test_a_forgotten_persons_address_and_messages_are_dropped(world: Any) -> None:
+    """With encrypted fields: addresses and texts are decrypted with the person's key; once
+    the key is gone (forgotten) the address goes and their messages notify nobody."""
+    from parley_privacy.fields import FieldCipher
+    from parley_privacy.memory import MemoryKeys
+
+    policy, store, directory, _ = world
+    keys = MemoryKeys()
+    policy.cipher = cipher = FieldCipher(keys)
+    created = await cipher.encrypt(
+        "UserCreated", {"user_id": "bob", "name": "Bob", "email": "bob@x.test"}
+    )
+    await feed(policy, "users.events", record("users", "UserCreated", "bob", 1, **created))
+    assert await directory.address("bob") == "bob@x.test"
+    sent = await cipher.encrypt(
+        "MessageSent",
+        dict(conversation_id="c1", message_id="m1", seq=1, sender_id="ada", content="hi bob"),
+    )
+    await keys.forget("ada")
+    await feed(
+        policy, "chat.events", record("chat", "MessageSent", "c1", 2, recipient_ids=["bob"], **sent)
+    )
+    assert store.notes == {}
+    await keys.forget("bob")
+    await feed(policy, "users.events", record("users", "UserForgotten", "bob", 2, user_id="bob"))
+    assert await directory.address("bob") is None
+    await feed(policy, "users.events", record("users", "UserCreated", "bob", 1, **created))
+    assert await directory.address("bob") is None  # a replay cannot bring it back

@@ -89,3 +89,24 @@ def test_projection_handles_every_users_event() -> None:
 
     users_events = {cls.event_name() for cls in all_events().values() if cls.context == "users"}
     assert users_events <= set(users_projection().handlers)
+
+
+def test_redacted_fields_and_user_forgotten_show_the_placeholder_only() -> None:
+    from parley_projector_users.views import user_forgotten
+
+    (created,) = user_created(
+        envelope("UserCreated"),
+        {"user_id": "u1", "name": "Forgotten user", "email": "", "_redacted": ["email", "name"]},
+    )
+    fields = created.update["$set"]
+    assert fields["name"] == "Forgotten user"
+    assert (fields["email"], fields["email_key"], fields["search_email"]) == (None, None, [])
+    (updated,) = profile_updated(
+        envelope("UserProfileUpdated"), {"user_id": "u1", "bio": "", "_redacted": ["bio"]}
+    )
+    assert updated.update["$set"]["bio"] is None
+    (forgotten,) = user_forgotten(envelope("UserForgotten"), {"user_id": "u1"})
+    fields = forgotten.update["$set"]
+    assert fields["name"] == "Forgotten user" and fields["forgotten"] is True
+    assert fields["email"] is None and fields["bio"] is None
+    assert "UserForgotten" in users_projection().handlers

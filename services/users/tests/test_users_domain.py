@@ -193,3 +193,9 @@ def test_the_default_role_is_recorded_once() -> None:
     copy.restore(user.snapshot())
     copy.assign_default_role()
     assert copy.pending == []
+
+
+def test_the_forgotten_placeholder_is_a_reserved_name() -> None:
+    from parley_users.domain import is_reserved
+
+    assert is_reserved("Forgotten  USER")

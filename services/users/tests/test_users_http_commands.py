@@ -13,11 +13,14 @@ import httpx
 import pytest
 from parley_eventstore.migrate import migrate
 from parley_http.consistency import ConsistencyToken
+from parley_privacy.fields import FieldCipher
+from parley_privacy.memory import MemoryKeys
 from parley_testing.tokens import Signer, jwks
 from parley_users.bootstrap import bootstrap
 from parley_users.config import Settings
 
 pytestmark = pytest.mark.integration
+KEYS = MemoryKeys()  # plays the key owner (the auth service)
 
 
 SIGNER = Signer()  # plays the auth service: the app trusts its key through a static JWKS
@@ -41,7 +44,7 @@ async def api(
         kafka_bootstrap_servers=kafka_bootstrap,
         consume_registrations=False,
     )
-    app = bootstrap(settings)
+    app = bootstrap(settings, keys=KEYS)
     async with app.router.lifespan_context(app):
         assert await app.state.authn.revocations.wait_ready(15)
         transport = httpx.ASGITransport(app=app)
@@ -79,7 +82,9 @@ async def test_create_appends_event_and_outbox_row(api: tuple[httpx.AsyncClient,
     assert outbox[0]["key"] == body["id"]
     assert headers["ce_type"] == "parley.users.UserCreated.v1"
     assert headers["ce_subject"] == body["id"]
-    assert json.loads(outbox[0]["payload"])["name"] == "Ada"
+    payload = json.loads(outbox[0]["payload"])
+    assert payload["name"].startswith("pe1.") and b"Ada" not in bytes(outbox[0]["payload"])
+    assert (await FieldCipher(KEYS).decrypt("UserCreated", payload))["name"] == "Ada"
 
 
 async def test_retried_create_with_idempotency_key_appends_once(
@@ -209,7 +214,11 @@ async def stream(dsn: str, user_id: str) -> list[tuple[int, str, dict[str, objec
         f"SELECT version, event_type, data FROM events WHERE stream_id = '{user_id}' "
         "ORDER BY version",
     )
-    return [(r["version"], r["event_type"], json.loads(r["data"])) for r in found]
+    cipher = FieldCipher(KEYS)  # personal fields are stored encrypted
+    return [
+        (r["version"], r["event_type"], await cipher.open(r["event_type"], json.loads(r["data"])))
+        for r in found
+    ]
 
 
 def version_and_token(response: httpx.Response) -> int:
@@ -381,7 +390,7 @@ async def test_the_users_context_mirrors_auth_roles_and_addresses(
     ]
     for _ in range(2):  # a redelivery appends nothing new
         for headers, value in records:
-            await registrations.apply(users, headers, value, None)
+            await registrations.apply(users, FieldCipher(KEYS), headers, value, None)
     assert [(t, d.get("role"), d.get("email")) for _, t, d in await stream(dsn, user_id)] == [
         ("UserCreated", None, "a@x.test"),
         ("UserRoleAssigned", "admin", None),
@@ -433,3 +442,71 @@ async def test_history_pages_and_state_at_a_version_or_a_moment(
     other = str(uuid.uuid4())
     stranger = await client.get(f"/v1/users/{user_id}/events", headers=bearer(other))
     assert stranger.status_code == 403
+
+
+async def test_forgetting_a_user_shreds_their_data(api: tuple[httpx.AsyncClient, str]) -> None:
+    """DELETE /v1/users/{id}: the key owner forgets the key, UserForgotten is appended, the
+    plaintext snapshot is gone, stored events hold no plaintext and read as placeholders."""
+    client, dsn = api
+    created = await client.post("/v1/users", json={"name": "Zelda Q", "email": "zq@x.test"})
+    user_id = created.json()["id"]
+    for i in range(6):  # past snapshot_every=5: a snapshot exists
+        await client.patch(f"/v1/users/{user_id}", json={"bio": f"secret bio {i}"})
+    assert await rows(dsn, f"SELECT 1 FROM snapshots WHERE stream_id = '{user_id}'")
+    stranger = bearer(str(uuid.uuid4()))
+    assert (await client.delete(f"/v1/users/{user_id}", headers=stranger)).status_code == 403
+    forgotten = await client.delete(f"/v1/users/{user_id}", headers=bearer(user_id))
+    assert forgotten.status_code == 200, forgotten.text
+    again = await client.delete(f"/v1/users/{user_id}")
+    assert again.status_code == 200 and again.json()["version"] == forgotten.json()["version"]
+    raw = await rows(dsn, f"SELECT data::text AS d FROM events WHERE stream_id = '{user_id}'")
+    outbox = await rows(dsn, f"SELECT payload FROM outbox WHERE key = '{user_id}'")
+    text = " ".join(r["d"] for r in raw) + " ".join(bytes(r["payload"]).decode() for r in outbox)
+    for secret in ("Zelda", "zq@x.test", "secret bio"):
+        assert secret not in text
+    assert not await rows(dsn, f"SELECT 1 FROM snapshots WHERE stream_id = '{user_id}'")
+    types = [t for _, t, _ in await stream(dsn, user_id)]
+    assert types[-1] == "UserForgotten" and types.count("UserForgotten") == 1
+    history = (await client.get(f"/v1/users/{user_id}/events")).json()["items"]
+    assert history[0]["data"]["name"] == "Forgotten user"
+    assert history[0]["data"]["email"] == ""
+    state = (await client.get(f"/v1/users/{user_id}/state", params={"at": "2"})).json()
+    assert state["state"]["profile"]["bio"] == ""
+    patched = await client.patch(f"/v1/users/{user_id}", json={"bio": "back"})
+    assert patched.status_code == 404
+
+
+async def test_saga_create_profile_decrypts_the_sealed_registration_fields(
+    api: tuple[httpx.AsyncClient, str],
+) -> None:
+    """The saga copies UserRegistered's sealed email and name into CreateProfile as they are;
+    the participant decrypts them, and refuses a person forgotten before their profile."""
+    from parley_messaging.saga import Rejected, SagaCommand
+    from parley_users import saga
+
+    client, dsn = api
+    users = client._transport.app.state.users  # type: ignore[attr-defined]
+    cipher = FieldCipher(KEYS)
+    handlers = saga.handlers(users, cipher)
+
+    def command(user_id: str, data: dict[str, object]) -> SagaCommand:
+        return SagaCommand(
+            str(uuid.uuid4()), "users", "CreateProfile", user_id, "s1", "r", "profile", data
+        )
+
+    user_id = str(uuid.uuid4())
+    sealed = await cipher.encrypt(
+        "UserRegistered", {"user_id": user_id, "email": "saga@x.test", "name": "Saga Person"}
+    )
+    assert sealed["name"].startswith("pe1.")
+    await handlers["CreateProfile"](command(user_id, sealed))
+    [(_, kind, data)] = await stream(dsn, user_id)
+    assert (kind, data["name"], data["email"]) == ("UserCreated", "Saga Person", "saga@x.test")
+
+    gone = str(uuid.uuid4())
+    sealed = await cipher.encrypt(
+        "UserRegistered", {"user_id": gone, "email": "gone@x.test", "name": "Gone"}
+    )
+    await KEYS.forget(gone)
+    with pytest.raises(Rejected):
+        await handlers["CreateProfile"](command(gone, sealed))

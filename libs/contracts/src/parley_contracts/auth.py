@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from parley_contracts.base import Event
+from parley_contracts.base import FORGOTTEN_NAME, Event, personal
 
 Role = Literal["user", "admin"]
 
@@ -25,18 +25,19 @@ class AuthEvent(Event):
 
 
 class UserRegistered(AuthEvent):
-    """An account was created with an email address and a display name (not yet verified)."""
+    """An account was created with an email address and a display name (not yet verified).
+    `email` and `name` are encrypted with the account's data key (`x-parley-encrypted`)."""
 
     user_id: str
-    email: str = Field(max_length=320)
-    name: str = Field(max_length=200)
+    email: str = personal("user_id", max_length=320)
+    name: str = personal("user_id", FORGOTTEN_NAME, max_length=200)
 
 
 class EmailVerified(AuthEvent):
     """The account holder proved control of `email` with a one-time code."""
 
     user_id: str
-    email: str = Field(max_length=320)
+    email: str = personal("user_id", max_length=320)
 
 
 class AccountActivated(AuthEvent):
@@ -86,7 +87,14 @@ class UserEmailChanged(AuthEvent):
     """The account's address changed to `email` (the holder proved control of it)."""
 
     user_id: str
-    email: str = Field(max_length=320)
+    email: str = personal("user_id", max_length=320)
+
+
+class AccountClosed(AuthEvent):
+    """The account is closed for good (its holder was forgotten, `parley.users.UserForgotten`):
+    no login, every session revoked (each also as `SessionRevoked`), the address released."""
+
+    user_id: str
 
 
 class RoleChanged(AuthEvent):

@@ -2,9 +2,51 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+FORGOTTEN_NAME = "Forgotten user"  # what a forgotten person's name reads as
+REDACTED_TEXT = "[redacted]"  # a forgotten person's message text, where a value is required
+ENCRYPTED = "x-parley-encrypted"  # the JSON Schema annotation of a personal-data field
+ENVELOPE_FORMAT = "parley-field-envelope-v1"
+_LENGTHS = ("maxLength", "minLength", "pattern")
+
+
+@dataclass(frozen=True)
+class PersonalField:
+    """A field holding personal data: encrypted with the data key of the person whose id is
+    in field `subject` of the same event; `placeholder` stands in for it once that key is
+    gone (a value the field's own validation accepts)."""
+
+    name: str
+    subject: str
+    placeholder: str
+
+
+def personal(subject: str, placeholder: str = "", **kwargs: Any) -> Any:
+    """A pydantic Field marked as personal data (see PersonalField). On the wire (PostgreSQL,
+    Kafka) the value is an encrypted envelope string; the model itself holds the plaintext,
+    and its length constraints apply to the plaintext."""
+    mark: dict[str, Any] = {
+        "subject": subject,
+        "placeholder": placeholder,
+        "format": ENVELOPE_FORMAT,
+    }
+    return Field(json_schema_extra={ENCRYPTED: mark}, **kwargs)
+
+
+def _plaintext_constraints(prop: dict[str, Any]) -> None:
+    """Length constraints of an encrypted field describe the plaintext, not the envelope on
+    the wire: move them under `x-parley-plaintext`."""
+    moved: dict[str, Any] = {}
+    for holder in [prop, *prop.get("anyOf", [])]:
+        for key in _LENGTHS:
+            if key in holder:
+                moved[key] = holder.pop(key)
+    if moved:
+        prop["x-parley-plaintext"] = moved
 
 
 class Event(BaseModel):
@@ -38,7 +80,21 @@ class Event(BaseModel):
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["x-parley-context"] = cls.context
         schema["x-parley-schema-version"] = cls.schema_version
+        for prop in schema.get("properties", {}).values():
+            if ENCRYPTED in prop:
+                _plaintext_constraints(prop)
         return schema
+
+    @classmethod
+    def personal_fields(cls) -> tuple[PersonalField, ...]:
+        """The fields marked with `personal(...)`, in declaration order."""
+        found = []
+        for name, info in cls.model_fields.items():
+            extra = info.json_schema_extra
+            mark = extra.get(ENCRYPTED) if isinstance(extra, dict) else None
+            if isinstance(mark, dict):
+                found.append(PersonalField(name, str(mark["subject"]), str(mark["placeholder"])))
+        return tuple(found)
 
 
 def event_type_of(event: Event) -> str:

@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from parley_contracts.base import Event
+from parley_contracts.base import REDACTED_TEXT, Event, personal
 
 ConversationKind = Literal["direct", "group"]
 
@@ -64,7 +64,7 @@ class MessageSent(ChatEvent):
     message_id: str
     seq: int = Field(ge=1)
     sender_id: str
-    content: str = Field(min_length=1, max_length=4000)
+    content: str = personal("sender_id", REDACTED_TEXT, min_length=1, max_length=4000)
     client_message_id: str | None = Field(default=None, max_length=200)
     # the participants other than the sender when it was sent: consumers that act per
     # recipient (unread counters, notifications) need no state of their own to know them

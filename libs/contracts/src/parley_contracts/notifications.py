@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from parley_contracts.base import Event
+from parley_contracts.base import REDACTED_TEXT, Event, personal
 
 NotificationKind = Literal["message"]
 PREVIEW_LENGTH = 140
@@ -35,7 +35,7 @@ class NotificationCreated(NotificationsEvent):
     conversation_id: str
     message_id: str
     sender_id: str
-    preview: str = Field(max_length=PREVIEW_LENGTH)
+    preview: str = personal("sender_id", REDACTED_TEXT, max_length=PREVIEW_LENGTH)
 
 
 class NotificationRead(NotificationsEvent):

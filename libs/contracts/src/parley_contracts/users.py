@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from parley_contracts.base import Event
+from parley_contracts.base import FORGOTTEN_NAME, Event, personal
 
 
 class UsersEvent(Event):
@@ -18,16 +18,16 @@ class UserCreated(UsersEvent):
     """A user profile exists (created by the registration saga or an admin)."""
 
     user_id: str
-    name: str = Field(max_length=200)
-    email: str = Field(max_length=320)
+    name: str = personal("user_id", FORGOTTEN_NAME, max_length=200)
+    email: str = personal("user_id", max_length=320)
 
 
 class UserProfileUpdated(UsersEvent):
     """Some profile fields changed; absent fields are unchanged."""
 
     user_id: str
-    name: str | None = Field(default=None, max_length=200)
-    bio: str | None = Field(default=None, max_length=2000)
+    name: str | None = personal("user_id", FORGOTTEN_NAME, default=None, max_length=200)
+    bio: str | None = personal("user_id", default=None, max_length=2000)
     avatar_url: str | None = Field(default=None, max_length=2000)
 
 
@@ -69,4 +69,14 @@ class UserProfileEmailChanged(UsersEvent):
     """The profile's email address changed (mirrored from `parley.auth.UserEmailChanged`)."""
 
     user_id: str
-    email: str = Field(max_length=320)
+    email: str = personal("user_id", max_length=320)
+
+
+class UserForgotten(UsersEvent):
+    """The person asked to be forgotten (or an admin did it for them): their data key is
+    destroyed, so every encrypted field of theirs in any event, old or new, reads as its
+    placeholder from now on. Consumers redact what they copied: name, address, bio, the
+    texts of their messages. Their id stays (other events refer to it)."""
+
+    user_id: str
+    forgotten_by: str | None = None

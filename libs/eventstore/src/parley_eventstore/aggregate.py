@@ -9,16 +9,34 @@ again at the next crossing).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from parley_eventstore.codec import EventCodec
 from parley_eventstore.domain import Aggregate
-from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata, Snapshot
+from parley_eventstore.records import (
+    AppendResult,
+    ConcurrencyError,
+    Metadata,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+)
 from parley_eventstore.store import EventStore
 
 A = TypeVar("A", bound=Aggregate)
+
+
+class DataCipher(Protocol):
+    """Field-level encryption of event data between the codec and the store (crypto-shredding,
+    parley_privacy.FieldCipher): `seal` before the append, `open` after the load. The domain
+    never sees ciphertext; the store and the outbox (so Kafka) never see plaintext."""
+
+    async def seal(self, event_type: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def open(self, event_type: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 class Repository(Generic[A]):
@@ -29,6 +47,7 @@ class Repository(Generic[A]):
         codec: EventCodec,
         *,
         snapshot_every: int | None = 100,
+        cipher: DataCipher | None = None,
     ) -> None:
         if snapshot_every is not None and snapshot_every < 1:
             raise ValueError("snapshot_every must be >= 1 (or None for no snapshots)")
@@ -36,6 +55,25 @@ class Repository(Generic[A]):
         self.aggregate_type = aggregate_type
         self.codec = codec
         self.snapshot_every = snapshot_every
+        self.cipher = cipher
+
+    async def opened(self, events: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+        """The events with their encrypted fields decrypted (or placeholders where the key is
+        gone); as they are without a cipher."""
+        if self.cipher is None:
+            return list(events)
+        return [
+            dataclasses.replace(e, data=await self.cipher.open(e.event_type, e.data))
+            for e in events
+        ]
+
+    async def sealed(self, events: Sequence[NewEvent]) -> list[NewEvent]:
+        if self.cipher is None:
+            return list(events)
+        return [
+            dataclasses.replace(e, data=await self.cipher.seal(e.event_type, e.data))
+            for e in events
+        ]
 
     async def load(
         self, stream_id: str, *, up_to_version: int | None = None, at: datetime | None = None
@@ -52,6 +90,7 @@ class Repository(Generic[A]):
             if snapshot is not None:
                 aggregate.restore(snapshot.state)
                 aggregate.version = snapshot.version
+        events = await self.opened(events)
         aggregate.replay((e.version, self.codec.decode(e)) for e in events)
         return aggregate
 
@@ -78,7 +117,7 @@ class Repository(Generic[A]):
             aggregate.id,
             self.aggregate_type.stream_type,
             expected,
-            [self.codec.encode(event) for event in pending],
+            await self.sealed([self.codec.encode(event) for event in pending]),
             metadata=metadata,
             idempotency_key=idempotency_key,
             result=result,

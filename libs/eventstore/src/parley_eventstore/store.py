@@ -235,6 +235,13 @@ class EventStore:
             already_handled=True,
         )
 
+    async def delete_snapshots(self, stream_id: str) -> int:
+        """Drop every snapshot of a stream (they are a cache; the next load folds the events).
+        Forgetting a person does this: a snapshot holds their state in plaintext."""
+        async with self.pool.acquire() as conn:
+            status = await conn.execute("DELETE FROM snapshots WHERE stream_id = $1", stream_id)
+        return int(status.split()[-1])
+
     # -- read ----------------------------------------------------------------------------
 
     async def head(self, stream_id: str) -> int:

@@ -4,13 +4,17 @@ environment (the same variables as the services), and the projection to load."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from parley_privacy.client import KeyClient
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+
+log = logging.getLogger("parley.readmodel.cli")
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -30,7 +34,23 @@ def parser(description: str) -> argparse.ArgumentParser:
         default=os.environ.get("READMODEL_DATABASE", "parley"),
         help="database of the read models (env READMODEL_DATABASE)",
     )
+    p.add_argument(
+        "--keys-url",
+        default=os.environ.get("KEYS_URL", "http://127.0.0.1:8102"),
+        help="the key owner (auth service) for personal fields (env KEYS_URL); the token is "
+        "read from the environment only: INTERNAL_TOKEN",
+    )
     return p
+
+
+def key_client(args: argparse.Namespace) -> KeyClient | None:
+    """The key client for decrypting personal fields, or None (with a warning) without
+    INTERNAL_TOKEN: the read model would then hold their ciphertext, never plaintext."""
+    token = os.environ.get("INTERNAL_TOKEN", "")
+    if not token:
+        log.warning("INTERNAL_TOKEN is not set: personal fields are written encrypted")
+        return None
+    return KeyClient(args.keys_url, token)
 
 
 @asynccontextmanager

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -34,6 +34,9 @@ Update = Mapping[str, Mapping[str, Any]]
 # (event name, schema version, data) -> (schema version now, data): the event store's
 # `Upcasters.upcast`, plugged in by the service's composition root.
 Upcast = Callable[[str, int, dict[str, Any]], tuple[int, dict[str, Any]]]
+# (event name, data) -> data with personal fields decrypted (placeholders + `_redacted` where
+# the key is gone): `parley_privacy.FieldCipher.consume`, plugged in by the composition root.
+Decrypt = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 ENTRY_POINT_GROUP = "parley.projections"
 
 
@@ -46,7 +49,19 @@ class Write:
     update: Update
 
 
-Handler = Callable[[Envelope, dict[str, Any]], list[Write]]
+@dataclass(frozen=True)
+class Sweep:
+    """One update of every document matching `filter` (e.g. redact every message of a person
+    who was forgotten). Applied after the batch's writes, without version guard: it must be
+    idempotent ($set / $unset of fixed values), so replays and rebuilds repeat it harmlessly.
+    Rare by design: on FerretDB a filter other than `_id` scans the collection."""
+
+    collection: str
+    filter: Mapping[str, Any]
+    update: Update
+
+
+Handler = Callable[[Envelope, dict[str, Any]], Sequence[Write | Sweep]]
 IndexKeys = tuple[tuple[str, int], ...]  # e.g. (("name_key", 1), ("_id", 1))
 
 
@@ -68,13 +83,15 @@ class UnknownEventType(LookupError):
     pass
 
 
-def writes_for(projection: Projection, envelope: Envelope, data: dict[str, Any]) -> list[Write]:
+def writes_for(
+    projection: Projection, envelope: Envelope, data: dict[str, Any]
+) -> list[Write | Sweep]:
     handler = projection.handlers.get(envelope.event_name)
     if handler is None:
         if projection.strict:
             raise UnknownEventType(f"{projection.name} has no handler for {envelope.type}")
         return []
-    writes = handler(envelope, data)
+    writes = list(handler(envelope, data))
     for write in writes:
         if write.collection not in projection.collections:
             raise ValueError(f"{projection.name} does not declare collection {write.collection!r}")

@@ -29,6 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from parley_messaging.topics import partitions_of
+from parley_privacy.fields import FieldCipher
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_readmodel import cli
@@ -133,10 +134,14 @@ async def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     projection = load_projection(args.projection, name=args.name)
-    async with cli.database(args.mongo_url, args.database) as db:
-        generation = await rebuild(
-            db, projection, Options(args.bootstrap), args.join_timeout, args.drop_after
-        )
+    keys = cli.key_client(args)
+    options = Options(args.bootstrap, decrypt=FieldCipher(keys).consume if keys else None)
+    try:
+        async with cli.database(args.mongo_url, args.database) as db:
+            generation = await rebuild(db, projection, options, args.join_timeout, args.drop_after)
+    finally:
+        if keys is not None:
+            await keys.close()
     print(f"{projection.name}: generation {generation} is active")
     return 0
 

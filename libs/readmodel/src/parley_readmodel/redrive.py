@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from parley_messaging.topics import dlq_topic, partitions_of
+from parley_privacy.fields import FieldCipher
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_readmodel import cli, dlq, metrics
@@ -108,8 +109,14 @@ async def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None)
     args = p.parse_args(argv)
     projection = load_projection(args.projection or args.group, name=args.group)
-    async with cli.database(args.mongo_url, args.database) as db:
-        count = await redrive(db, projection, Options(args.bootstrap), args.limit)
+    keys = cli.key_client(args)
+    options = Options(args.bootstrap, decrypt=FieldCipher(keys).consume if keys else None)
+    try:
+        async with cli.database(args.mongo_url, args.database) as db:
+            count = await redrive(db, projection, options, args.limit)
+    finally:
+        if keys is not None:
+            await keys.close()
     print(f"re-drove {count} record(s) from {dlq_topic(projection.group)}")
     return 0
 

@@ -28,6 +28,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
 from parley_messaging.topics import ensure_topics
 from parley_observability.tracing import child_span, tracing_enabled
+from parley_privacy.keys import KeyUnavailable
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -37,13 +38,14 @@ from parley_readmodel.aliases import (
     ensure_indexes,
     joined,
     mark_joined,
+    physical,
     read_alias,
     tp_key,
 )
 from parley_readmodel.apply import Change, LostRace, apply_changes
 from parley_readmodel.dlq import Record
 from parley_readmodel.progress import mark_parked, parked_versions, record_progress
-from parley_readmodel.projection import Projection, Upcast, writes_for
+from parley_readmodel.projection import Decrypt, Projection, Sweep, Upcast, writes_for
 
 log = logging.getLogger("parley.readmodel")
 DB = AsyncDatabase[dict[str, Any]]
@@ -60,6 +62,7 @@ class Options:
     chunk: int = 50  # updates per bulk command (FerretDB: see apply.py; at most 99 there)
     guard: bool | None = None  # version guard in filters; None: on unless FerretDB
     upcast: Upcast | None = None
+    decrypt: Decrypt | None = None  # personal fields (parley_privacy); None: data as it is
     dlq_partitions: int = 1
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -74,30 +77,62 @@ async def resolve_guard(db: DB, options: Options) -> bool:
 @dataclass
 class Prepared:
     changes: list[Change] = field(default_factory=list)
+    sweeps: list[Sweep] = field(default_factory=list)  # after the changes, in record order
     versions: dict[str, int] = field(default_factory=dict)  # stream -> highest version seen
     newest_event_time: float | None = None
     poison: list[tuple[Record, BaseException]] = field(default_factory=list)
 
 
-def _changes(
-    projection: Projection, record: Record, upcast: Upcast | None, redrive: bool
-) -> tuple[str, int, float, list[Change]]:
+async def _changes(
+    projection: Projection, record: Record, options: Options, redrive: bool
+) -> tuple[str, int, float, list[Change], list[Sweep]]:
     envelope = decode(record.headers, record.value)
     if envelope.aggregate_version is None or not envelope.subject:
         raise InvalidEnvelope("no ce_subject/ce_aggregateversion: cannot apply idempotently")
     data = json.loads(envelope.data)
     if not isinstance(data, dict):
         raise InvalidEnvelope("event data is not a JSON object")
-    if upcast is not None:
+    if options.upcast is not None:
         version = envelope.schema_version or parse_ce_type(envelope.type)[2]
-        _, data = upcast(envelope.event_name, version, data)
-    changes = [
-        Change(
-            w.collection, w.doc_id, w.update, envelope.subject, envelope.aggregate_version, redrive
-        )
-        for w in writes_for(projection, envelope, data)
-    ]
-    return envelope.subject, envelope.aggregate_version, envelope.time.timestamp(), changes
+        _, data = options.upcast(envelope.event_name, version, data)
+    if options.decrypt is not None and envelope.event_name in projection.handlers:
+        # only events this projection uses (a users.events reader for UserForgotten alone
+        # must not fetch every person's key)
+        data = await _decrypted(options, envelope.event_name, data)
+    changes: list[Change] = []
+    sweeps: list[Sweep] = []
+    for w in writes_for(projection, envelope, data):
+        if isinstance(w, Sweep):
+            sweeps.append(w)
+        else:
+            changes.append(
+                Change(
+                    w.collection,
+                    w.doc_id,
+                    w.update,
+                    envelope.subject,
+                    envelope.aggregate_version,
+                    redrive,
+                )
+            )
+    moment = envelope.time.timestamp()
+    return envelope.subject, envelope.aggregate_version, moment, changes, sweeps
+
+
+async def _decrypted(options: Options, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The key owner being unreachable is not poison: wait for it like for the store (until
+    `stop`); a tampered value is (it fails the record's attempts like a handler bug)."""
+    assert options.decrypt is not None
+    pause = options.backoff_s
+    while True:
+        try:
+            return await options.decrypt(name, data)
+        except KeyUnavailable as error:
+            if options.stop.is_set():
+                raise
+            log.warning("key owner unavailable (%s); retrying in %.2fs", error, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, options.store_backoff_max_s)
 
 
 async def prepare(
@@ -112,10 +147,12 @@ async def prepare(
         span = _record_span(projection, record) if traced else None
         for attempt in range(options.attempts):
             try:
-                stream, version, moment, changes = _changes(
-                    projection, record, options.upcast, redrive
+                stream, version, moment, changes, sweeps = await _changes(
+                    projection, record, options, redrive
                 )
                 break
+            except KeyUnavailable:
+                raise  # only when stopping
             except Exception as error:  # bad envelope, bad JSON, unknown type, handler bug
                 if attempt + 1 == options.attempts:
                     out.poison.append((record, error))
@@ -129,6 +166,7 @@ async def prepare(
         if span is not None:
             span.end()
         out.changes += changes
+        out.sweeps += sweeps
         out.versions[stream] = max(version, out.versions.get(stream, 0))
         out.newest_event_time = max(moment, out.newest_event_time or moment)
     return out
@@ -190,6 +228,10 @@ async def apply_prepared(
             sent = await apply_changes(
                 db, generation, prepared.changes, guard=guard, chunk=options.chunk, parked=parked
             )
+            for sweep in prepared.sweeps:
+                await db[physical(sweep.collection, generation)].update_many(
+                    dict(sweep.filter), dict(sweep.update)
+                )
             await record_progress(db, projection.name, generation, prepared.versions, options.chunk)
             metrics.UPDATES.labels(projection.name).inc(sent)
             return

@@ -18,6 +18,8 @@ from typing import Any
 from parley_observability.logs import configure_logging
 from parley_observability.ops import serve_ops
 from parley_observability.tracing import configure_tracing
+from parley_privacy.fields import FieldCipher
+from parley_privacy.settings import PrivacySettings
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pymongo import AsyncMongoClient
 
@@ -25,7 +27,7 @@ from parley_readmodel.projection import Projection
 from parley_readmodel.runtime import Options, run
 
 
-class ProjectorSettings(BaseSettings):
+class ProjectorSettings(PrivacySettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROJECTOR_", extra="ignore")
 
     name: str  # the projection's name: its consumer group and alias document
@@ -39,8 +41,11 @@ class ProjectorSettings(BaseSettings):
 
 
 async def serve(settings: ProjectorSettings, projection: Callable[[str], Projection]) -> None:
+    keys = settings.key_client()  # personal fields: the key owner's endpoint, cached
     options = Options(
-        bootstrap_servers=settings.kafka_bootstrap_servers, max_records=settings.max_records
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        max_records=settings.max_records,
+        decrypt=FieldCipher(keys).consume,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -64,6 +69,7 @@ async def serve(settings: ProjectorSettings, projection: Callable[[str], Project
         await asyncio.gather(*tasks)
     finally:
         await client.close()
+        await keys.close()
 
 
 def main(settings: ProjectorSettings, projection: Callable[[str], Projection]) -> None:

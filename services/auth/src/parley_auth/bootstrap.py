@@ -26,6 +26,8 @@ from parley_http.problems import install_problem_handlers
 from parley_messaging.participant import serve_forever
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
+from parley_privacy.fields import FieldCipher
+from parley_privacy.store import KeyStore
 
 from parley_auth import http, saga, tables
 from parley_auth.config import Settings
@@ -58,12 +60,21 @@ async def build(settings: Settings, pool: asyncpg.Pool) -> tuple[Auth, EventStor
         if settings.code_secret
         else CodeHasher.derived_from(keys.signing_key)
     )
+    # the key owner: subject keys live in this database (parley_privacy.store)
+    subject_keys = KeyStore(pool)
+    if not settings.internal_token:
+        log.warning("AUTH_INTERNAL_TOKEN is not set: the internal key endpoint refuses everyone")
     auth = Auth(
         settings=settings,
         pool=pool,
         accounts=Repository(
-            store, Account, EventCodec(*EVENTS), snapshot_every=settings.snapshot_every
+            store,
+            Account,
+            EventCodec(*EVENTS),
+            snapshot_every=settings.snapshot_every,
+            cipher=FieldCipher(subject_keys),
         ),
+        subject_keys=subject_keys,
         keys=keys,
         codes=codes,
         passwords=Passwords(

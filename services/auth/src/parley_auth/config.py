@@ -56,7 +56,8 @@ class Settings(BaseSettings):
 
     # -- service to service --------------------------------------------------------------------
     # bearer token of internal callers (the notifications service asking for a verification
-    # code); unset: the internal endpoints refuse every call
+    # code; every service reading data keys at /internal/v1/keys/, crypto-shredding); unset:
+    # the internal endpoints refuse every call
     internal_token: str | None = None
     # answer the registration saga's commands on auth.commands (off in tests without Kafka)
     saga_participant: bool = True

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from parley_contracts.auth import (
     AccountActivated,
+    AccountClosed,
     EmailVerified,
     PasswordChanged,
     PasswordResetRequested,
@@ -98,6 +99,7 @@ class Account(Aggregate):
         self.role: Role = "user"
         self.sessions: list[str] = []  # open sessions, oldest first
         self.cancelled = False
+        self.closed = False
 
     # -- commands -------------------------------------------------------------------------
 
@@ -180,6 +182,15 @@ class Account(Aggregate):
         if role != self.role:
             self.record(RoleChanged(user_id=self.id, role=role, previous_role=self.role))
 
+    def close(self, expiries: Mapping[str, datetime | None] | None = None) -> None:
+        """Close the account for good (its holder is forgotten): every session ends, no login
+        again. Closing a closed account records nothing."""
+        if self.closed:
+            return
+        for session_id in list(self.sessions):
+            self.revoke_session(session_id, "account_closed", (expiries or {}).get(session_id))
+        self.record(AccountClosed(user_id=self.id))
+
     def _require_exists(self) -> None:
         if not self.exists:
             raise AccountNotFound(self.id)
@@ -208,6 +219,9 @@ class Account(Aggregate):
                 self.email = email
             case RoleChanged(role=role):
                 self.role = role
+            case AccountClosed():
+                self.closed = True
+                self.active = False
             case PasswordResetRequested() | PasswordChanged():
                 pass
 
@@ -221,6 +235,7 @@ class Account(Aggregate):
             "role": self.role,
             "sessions": list(self.sessions),
             "cancelled": self.cancelled,
+            "closed": self.closed,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -232,9 +247,11 @@ class Account(Aggregate):
         self.role = "admin" if state["role"] == "admin" else "user"
         self.sessions = [str(s) for s in state["sessions"]]
         self.cancelled = bool(state.get("cancelled", False))  # absent from older snapshots
+        self.closed = bool(state.get("closed", False))
 
 
 EVENTS: tuple[type[Event], ...] = (
+    AccountClosed,
     UserRegistered,
     EmailVerified,
     AccountActivated,

@@ -26,6 +26,7 @@ from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_messaging.saga import decoy_record
 from parley_messaging.topics import SAGA_REPLIES
+from parley_privacy.store import KeyStore
 
 from parley_auth import mail, tables
 from parley_auth.config import Settings
@@ -125,6 +126,7 @@ class Auth:
     codes: CodeHasher
     passwords: Passwords
     mailer: mail.Mailer
+    subject_keys: KeyStore
     background: Background = field(default_factory=Background)
 
     @property
@@ -545,6 +547,27 @@ async def confirm_password_reset(
     revoked = await tables.revoke_sessions(auth.pool, account.id, "password_changed")
     expiries = {r.session_id: r.access_expires_at for r in revoked}
     return await _execute(auth, account.id, lambda a: a.change_password(expiries), ctx)
+
+
+# -- forgetting a person (crypto-shredding) ----------------------------------------------------
+
+
+async def forget(auth: Auth, account_id: str, ctx: Context) -> None:
+    """Forget the person: destroy their data key first (from then on every encrypted field of
+    theirs, in any event of any service, reads as its placeholder), then close the account:
+    sessions revoked, address claim, password hash and codes deleted, `AccountClosed`
+    appended, the plaintext snapshot dropped. Idempotent: a retry finishes what a crash left
+    (a subject without an account, e.g. an admin-made profile, only loses its key)."""
+    await auth.subject_keys.forget(account_id)
+    revoked = await tables.revoke_sessions(auth.pool, account_id, "account_closed")
+    await tables.release_account(auth.pool, account_id)
+    account = await auth.accounts.load(account_id)
+    if account.exists and not account.closed:
+        expiries = {r.session_id: r.access_expires_at for r in revoked}
+        await _execute(
+            auth, account_id, lambda a: a.close(expiries), ctx, key=f"auth.close:{account_id}"
+        )
+    await auth.accounts.store.delete_snapshots(account_id)
 
 
 # -- email change and roles ---------------------------------------------------------------------

@@ -13,12 +13,14 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, hand_out_token
 from parley_http.problems import Problem
 from parley_observability.tracing import current_traceparent
+from parley_privacy.client import key_body
+from parley_privacy.keys import SubjectForgotten
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -440,6 +442,61 @@ async def verification_code(
     email, code = issued
     ttl = auth_of(request).settings.code_ttl_s
     return {"user_id": str(body.user_id), "email": email, "code": code, "expires_in": ttl}
+
+
+# -- data keys (crypto-shredding, parley_privacy): the key owner's endpoint ---------------------
+
+Subject = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+def _no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+
+
+@internal.get("/keys/{subject}")
+async def read_key(
+    subject: Subject, request: Request, response: Response, authorization: Authorization = None
+) -> dict[str, str]:
+    """The subject's data key: 404 none yet, 410 forgotten."""
+    require_internal_caller(request, authorization)
+    auth = auth_of(request)
+    _no_store(response)
+    key = await auth.subject_keys.key(subject)
+    if key is None:
+        if await auth.subject_keys.is_forgotten(subject):
+            raise Problem(410, "Gone", "this subject was forgotten")
+        raise Problem(404, "Not Found", "no key for this subject")
+    return key_body(key)
+
+
+@internal.post("/keys/{subject}")
+async def key_for_writing(
+    subject: Subject, request: Request, response: Response, authorization: Authorization = None
+) -> dict[str, str]:
+    """The subject's data key, created on first use: 410 once forgotten."""
+    require_internal_caller(request, authorization)
+    auth = auth_of(request)
+    _no_store(response)
+    try:
+        return key_body(await auth.subject_keys.key_for_writing(subject))
+    except SubjectForgotten as error:
+        raise Problem(410, "Gone", "this subject was forgotten") from error
+
+
+@internal.delete("/keys/{subject}", status_code=204)
+async def forget_subject(
+    subject: Subject,
+    request: Request,
+    correlation_id: CorrelationId = None,
+    actor: Annotated[str | None, Header(alias="X-Parley-Actor", max_length=200)] = None,
+    authorization: Authorization = None,
+) -> Response:
+    """Forget the subject: key destroyed, account closed (idempotent). The users service
+    calls this for `DELETE /v1/users/{id}` before it appends UserForgotten."""
+    require_internal_caller(request, authorization)
+    auth = auth_of(request)
+    await run(h.forget(auth, subject, context(request, correlation_id, actor)))
+    return Response(status_code=204)
 
 
 def include_routes(app: FastAPI) -> None:

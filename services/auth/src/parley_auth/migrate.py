@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from parley_eventstore import migrate as eventstore
+from parley_privacy import store as privacy
 
 
 def migrations_dir() -> Path:
@@ -18,7 +19,7 @@ def migrations_dir() -> Path:
 
 
 async def migrate(dsn: str) -> None:
-    await eventstore.migrate(dsn, migrations_dir())
+    await eventstore.migrate(dsn, migrations_dir(), privacy.migrations_dir())
 
 
 def main(argv: list[str] | None = None) -> int:

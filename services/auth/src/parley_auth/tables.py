@@ -45,8 +45,8 @@ async def claim_email(
 
 
 async def release_account(pool: asyncpg.Pool, account_id: str) -> None:
-    """A cancelled registration: its address is free again, and its password hash and codes
-    are gone (idempotent)."""
+    """A cancelled registration, or a closed account (its holder forgotten): the address claim
+    (plaintext address and name) goes, and the password hash and codes (idempotent)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("DELETE FROM email_claims WHERE account_id = $1", account_id)
         await conn.execute("DELETE FROM credentials WHERE account_id = $1", account_id)

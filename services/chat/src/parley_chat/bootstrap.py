@@ -18,6 +18,8 @@ from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
+from parley_privacy.fields import FieldCipher
+from parley_privacy.keys import KeyOwner
 
 from parley_chat import http
 from parley_chat.config import Settings
@@ -28,7 +30,9 @@ TOPIC = "chat.events"
 SOURCE = "/parley/chat"
 
 
-def bootstrap(settings: Settings | None = None) -> FastAPI:
+def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
+    """`keys`: the data-key owner (tests: a MemoryKeys); default the auth service's key
+    endpoint through a short cache (settings `keys_url`, `internal_token`)."""
     settings = settings or Settings()
     verifier = Verifier.from_settings(settings)
     revocations = RevocationList.from_settings(settings)
@@ -44,9 +48,15 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             group_commit=settings.group_commit,
         )
         app.state.pool = pool
+        owner: KeyOwner = keys if keys is not None else settings.key_client()
         app.state.chat = Chat(
             Repository(
-                store, Conversation, ChatCodec(*EVENTS), snapshot_every=settings.snapshot_every
+                store,
+                Conversation,
+                ChatCodec(*EVENTS),
+                snapshot_every=settings.snapshot_every,
+                # message texts are sealed with the sender's data key (auth's key endpoint)
+                cipher=FieldCipher(owner),
             ),
             pool,
             retries=settings.command_retries,
@@ -57,6 +67,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             await store.close()
+            await owner.close()
             await pool.close()
 
     app = FastAPI(title="Parley chat (commands)", version="1.0.0", lifespan=lifespan)

@@ -17,6 +17,7 @@ from parley_eventstore import history
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
 from parley_http.problems import Problem
+from parley_privacy.keys import KeyUnavailable, SubjectForgotten
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley_chat.domain import (
@@ -134,6 +135,15 @@ async def run(request: Request, command: object, ctx: Context) -> AppendResult:
         raise Problem(422, "Unprocessable Content", str(error), errors=[str(error)]) from error
     except ConversationConflict as error:
         raise Problem(409, "Conflict", str(error)) from error
+    except SubjectForgotten as error:
+        raise Problem(410, "Gone", "this person was forgotten") from error
+    except KeyUnavailable as error:
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "the key service did not answer; retry",
+            headers={"Retry-After": "1"},
+        ) from error
     except ConcurrencyError as error:
         raise Problem(
             409,

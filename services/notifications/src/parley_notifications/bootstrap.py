@@ -23,6 +23,8 @@ from parley_http.problems import install_problem_handlers
 from parley_messaging.participant import serve_forever
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
+from parley_privacy.fields import FieldCipher
+from parley_privacy.keys import KeyOwner
 
 from parley_notifications import http, policy, saga
 from parley_notifications.config import Settings
@@ -41,7 +43,9 @@ TOPIC = "notifications.events"
 SOURCE = "/parley/notifications"
 
 
-def bootstrap(settings: Settings | None = None) -> FastAPI:
+def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
+    """`keys`: the data-key owner (tests: a MemoryKeys); default the auth service's key
+    endpoint through a short cache (settings `keys_url`, `internal_token`)."""
     settings = settings or Settings()
     verifier = Verifier.from_settings(settings)
     revocations = RevocationList.from_settings(settings)
@@ -59,9 +63,15 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             group_commit=settings.group_commit,
         )
         app.state.pool = pool
+        owner: KeyOwner = keys if keys is not None else settings.key_client()
+        cipher = FieldCipher(owner)
         repos = Repositories(
             notifications=Repository(
-                store, Notification, EventCodec(*NOTIFICATION_EVENTS), snapshot_every=None
+                store,
+                Notification,
+                EventCodec(*NOTIFICATION_EVENTS),
+                snapshot_every=None,
+                cipher=cipher,  # previews: sealed with the sender's key
             ),
             preferences=Repository(
                 store,
@@ -76,6 +86,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             directory=Directory(pool),
             mailer=Mailer(settings.smtp_host, settings.smtp_port),
             mail_from=settings.mail_from,
+            cipher=cipher,
         )
         stop = asyncio.Event()
         tasks = []
@@ -97,7 +108,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                 asyncio.create_task(
                     serve_forever(
                         "notifications",
-                        saga.handlers(repos, codes, mailer, settings.mail_from),
+                        saga.handlers(repos, codes, mailer, settings.mail_from, cipher),
                         settings.kafka_bootstrap_servers,
                         stop,
                         commands=SagaCommandLog(pool),
@@ -114,6 +125,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                     await asyncio.wait_for(task, timeout=5)
             await codes.close()
             await store.close()
+            await owner.close()
             await pool.close()
 
     app = FastAPI(title="Parley notifications (commands)", version="1.0.0", lifespan=lifespan)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from parley_authn import AuthnSettings
+from parley_privacy.settings import PrivacySettings
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(AuthnSettings, BaseSettings):
+class Settings(AuthnSettings, PrivacySettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", extra="ignore")
 
     postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/notifications"
@@ -29,7 +30,8 @@ class Settings(AuthnSettings, BaseSettings):
     # verification-code mail, whose code comes from the auth service's internal endpoint
     saga_participant: bool = True
     auth_url: str = "http://127.0.0.1:8102"
-    internal_token: str | None = None  # the auth service's AUTH_INTERNAL_TOKEN
+    # internal_token (the auth service's AUTH_INTERNAL_TOKEN): from PrivacySettings, the same
+    # token for the verification-code and the data-key endpoints
     # apply the database's migrations (event store + directory) before serving: for
     # docker-compose, whose shared init image lacks this package; the local cluster and
     # Kubernetes (a Job) migrate beforehand

@@ -28,6 +28,12 @@ class Directory:
                 version,
             )
 
+    async def forget(self, user_id: str) -> None:
+        """The person was forgotten: their address goes (a replay of their older events
+        cannot bring it back: their email decrypts to nothing then)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute("DELETE FROM directory WHERE user_id = $1", user_id)
+
     async def address(self, user_id: str) -> str | None:
         async with self.pool.acquire() as conn:
             email: str | None = await conn.fetchval(

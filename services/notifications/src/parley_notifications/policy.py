@@ -35,6 +35,7 @@ from opentelemetry.trace import SpanKind
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
 from parley_observability.tracing import child_span, current_traceparent
+from parley_privacy.fields import REDACTED, FieldCipher
 
 from parley_notifications.domain import (
     Notification,
@@ -68,6 +69,7 @@ class Store(Protocol):
 class AddressBook(Protocol):
     async def remember(self, user_id: str, email: str, version: int) -> None: ...
     async def address(self, user_id: str) -> str | None: ...
+    async def forget(self, user_id: str) -> None: ...
 
 
 class Sender(Protocol):
@@ -133,6 +135,8 @@ class Policy:
     mail_backoff_s: float = 0.5
     chat_topic: str = CHAT_TOPIC
     users_topic: str = USERS_TOPIC
+    # decrypts personal fields (addresses, message texts); None: data taken as it is
+    cipher: FieldCipher | None = None
 
     async def apply(self, topic: str, envelope: Envelope) -> None:
         try:
@@ -142,13 +146,27 @@ class Policy:
         except ValueError as error:
             raise Poison(str(error)) from error
         name = envelope.event_name
-        if topic == self.users_topic and name in ("UserCreated", "UserProfileEmailChanged"):
+        if self.cipher is not None:  # KeyUnavailable propagates: the consumer restarts
+            data = await self.cipher.decrypt(name, data)
+        redacted = data.get(REDACTED) or ()
+        if topic == self.users_topic and (
+            name == "UserForgotten"
+            or (name in ("UserCreated", "UserProfileEmailChanged") and "email" in redacted)
+        ):
+            await self.directory.forget(str(data.get("user_id")))
+        elif topic == self.users_topic and name in ("UserCreated", "UserProfileEmailChanged"):
             try:
                 user_id, email = str(data["user_id"]), str(data["email"])
             except KeyError as error:
                 raise Poison(f"{name} without {error}") from error
             await self.directory.remember(user_id, email, envelope.aggregate_version or 0)
         elif topic == self.chat_topic and name == "MessageSent":
+            if "content" in redacted:
+                log.info(
+                    "MessageSent %s: its sender was forgotten, nobody notified",
+                    data.get("message_id"),
+                )
+                return
             message = message_of(data)
             if message is None:
                 log.warning(

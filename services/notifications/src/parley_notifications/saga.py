@@ -20,6 +20,7 @@ import httpx
 from parley_eventstore.records import Metadata
 from parley_messaging.participant import Handler
 from parley_messaging.saga import Rejected, SagaCommand
+from parley_privacy.fields import FieldCipher
 
 from parley_notifications import mail
 from parley_notifications.handlers import Context, Repositories
@@ -61,7 +62,11 @@ class CodeSource:
 
 
 def handlers(
-    repos: Repositories, codes: CodeSource, mailer: mail.Mailer, mail_from: str
+    repos: Repositories,
+    codes: CodeSource,
+    mailer: mail.Mailer,
+    mail_from: str,
+    cipher: FieldCipher | None = None,
 ) -> Mapping[str, Handler]:
     async def prepare(command: SagaCommand) -> Mapping[str, Any]:
         ctx = Context(
@@ -89,7 +94,10 @@ def handlers(
         return {"preferences_version": outcome.reported_version, "mailed": True}
 
     async def notify_failure(command: SagaCommand) -> Mapping[str, Any]:
-        address = str(command.data.get("email") or "")
+        data = dict(command.data)
+        if cipher is not None and data.get("email"):  # sealed as in UserRegistered
+            data = await cipher.decrypt("UserRegistered", {"user_id": command.subject, **data})
+        address = str(data.get("email") or "")  # "" once the person was forgotten
         if not address:
             return {"mailed": False}
         await mailer.send(mail.registration_failed_mail(mail_from, address))

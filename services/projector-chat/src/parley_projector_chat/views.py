@@ -15,6 +15,12 @@ counters included.
   `$addToSet`/`$pull`, which need no list, last message, highest seq). Nothing reads it yet but
   operators and the fallback described in docs/decisions.md.
 
+Message texts arrive decrypted by the runtime (parley_privacy). A text whose sender was
+forgotten (key gone: `content` listed in `_redacted`) is stored as `content: null,
+redacted: true` with no search tokens, for every reader; `UserForgotten` (from `users.events`)
+sweeps the texts already stored the same way (messages and last-message previews), so the
+live model, a replay and a rebuild agree.
+
 Handlers are pure, so they cannot look the participant list up: an event that changes every
 participant's membership must name them. The command side adds (contract additions, see
 docs/decisions.md "Chat (issue 5: read side)"):
@@ -32,7 +38,7 @@ from datetime import datetime
 from typing import Any
 
 from parley_messaging.envelope import Envelope
-from parley_readmodel.projection import Projection, Write
+from parley_readmodel.projection import Projection, Sweep, Write
 from parley_readmodel.search import prefix_tokens
 
 NAME = "projector-chat"  # the projection's name: its consumer group and alias document
@@ -144,23 +150,30 @@ def participant_removed(env: Envelope, data: dict[str, Any]) -> list[Write]:
 
 
 def last_message(
-    data: dict[str, Any], sent_at: datetime | None, content: str | None
+    data: dict[str, Any], sent_at: datetime | None, content: str | None, redacted: bool = False
 ) -> dict[str, Any]:
     return {
         "message_id": data["message_id"],
         "seq": int(data["seq"]),
         "sender_id": data.get("sender_id"),
         "content": content,
-        "deleted": content is None,
+        "deleted": content is None and not redacted,
+        "redacted": redacted,
         "sent_at": sent_at,
     }
+
+
+def is_redacted(data: dict[str, Any]) -> bool:
+    return "content" in (data.get("_redacted") or ())
 
 
 def message_sent(env: Envelope, data: dict[str, Any]) -> list[Write]:
     cid = _conversation(env, data)
     sender = str(data["sender_id"])
     seq = int(data["seq"])
-    last = last_message(data, env.time, data["content"])
+    redacted = is_redacted(data)
+    content = None if redacted else data["content"]
+    last = last_message(data, env.time, content, redacted)
     activity = {"last_message": last, "last_activity_at": env.time}
     writes = [
         Write(
@@ -171,11 +184,12 @@ def message_sent(env: Envelope, data: dict[str, Any]) -> list[Write]:
                     "conversation_id": cid,
                     "seq": seq,
                     "sender_id": sender,
-                    "content": data["content"],
+                    "content": content,
+                    "redacted": redacted,
                     "client_message_id": data.get("client_message_id"),
                     "sent_at": env.time,
                     "deleted": False,
-                    "search": prefix_tokens(data["content"]),
+                    "search": [] if content is None else prefix_tokens(content),
                 }
             },
         ),
@@ -244,10 +258,24 @@ def messages_read(env: Envelope, data: dict[str, Any]) -> list[Write]:
     ]
 
 
+def user_forgotten(env: Envelope, data: dict[str, Any]) -> list[Write | Sweep]:
+    """A person was forgotten (users.events): their texts go from every message and preview,
+    for every reader (their key is gone too, so a replay writes the same)."""
+    sender = str(data["user_id"])
+    text_gone: dict[str, Any] = {"content": None, "redacted": True, "search": []}
+    preview_gone = {"last_message.content": None, "last_message.redacted": True}
+    return [
+        Sweep(MESSAGES, {"sender_id": sender}, {"$set": text_gone}),
+        Sweep(MEMBERSHIPS, {"last_message.sender_id": sender}, {"$set": preview_gone}),
+        Sweep(CONVERSATIONS, {"last_message.sender_id": sender}, {"$set": preview_gone}),
+    ]
+
+
 def chat_projection(name: str = NAME) -> Projection:
     return Projection(
         name=name,
-        topics=("chat.events",),
+        # users.events only for UserForgotten (other users events have no handler here)
+        topics=("chat.events", "users.events"),
         collections=(MEMBERSHIPS, MESSAGES, CONVERSATIONS),
         handlers={
             "ConversationCreated": conversation_created,
@@ -256,6 +284,7 @@ def chat_projection(name: str = NAME) -> Projection:
             "MessageSent": message_sent,
             "MessageDeleted": message_deleted,
             "MessagesRead": messages_read,
+            "UserForgotten": user_forgotten,
         },
         indexes={
             MEMBERSHIPS: ((("user_id", 1), ("last_activity_at", -1), ("conversation_id", -1)),),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from parley_messaging.envelope import Envelope
-from parley_readmodel.projection import IndexKeys, Projection, Write
+from parley_readmodel.projection import IndexKeys, Projection, Sweep, Write
 
 NAME = "projector-notifications"  # the projection's name: its consumer group and alias doc
 NOTIFICATIONS = "notifications"
@@ -36,7 +36,9 @@ def notification_created(event: Envelope, data: dict[str, Any]) -> list[Write]:
         "conversation_id": data["conversation_id"],
         "message_id": data["message_id"],
         "sender_id": data["sender_id"],
-        "preview": data["preview"],
+        # the sender forgotten (key gone): no preview, for the reader either
+        "preview": None if "preview" in (data.get("_redacted") or ()) else data["preview"],
+        "redacted": "preview" in (data.get("_redacted") or ()),
         "created_at": event.time,
         # the stream's first event: its later ones (read, emailed) always come after it
         "read": False,
@@ -65,16 +67,24 @@ def preferences_updated(event: Envelope, data: dict[str, Any]) -> list[Write]:
     return [Write(PREFERENCES, data["user_id"], {"$set": fields})]
 
 
+def user_forgotten(event: Envelope, data: dict[str, Any]) -> list[Write | Sweep]:
+    """A person was forgotten (users.events): previews of their messages go everywhere."""
+    gone = {"preview": None, "redacted": True}
+    return [Sweep(NOTIFICATIONS, {"sender_id": str(data["user_id"])}, {"$set": gone})]
+
+
 def notifications_projection(name: str = NAME) -> Projection:
     return Projection(
         name=name,
-        topics=("notifications.events",),
+        # users.events only for UserForgotten (other users events have no handler here)
+        topics=("notifications.events", "users.events"),
         collections=(NOTIFICATIONS, PREFERENCES),
         handlers={
             "NotificationCreated": notification_created,
             "NotificationRead": notification_read,
             "NotificationEmailed": notification_emailed,
             "NotificationPreferencesUpdated": preferences_updated,
+            "UserForgotten": user_forgotten,
         },
         indexes=INDEXES,
     )

@@ -10,6 +10,11 @@
 - `contacts`: one document per (user, contact) pair, `_id` = f"{user}:{contact}", written only
   by the user's stream (one writer per document); a removal sets the tombstone `removed`.
 
+Personal fields (name, email, bio) arrive decrypted by the runtime (parley_privacy); where the
+person's key is gone they arrive as placeholders listed in `_redacted`: the name shows the
+placeholder, the address and bio are dropped. `UserForgotten` redacts the document itself, so
+the live model, a replay and a rebuild all end the same: `forgotten: true`, placeholder name.
+
 Handlers are pure functions from one event to MongoDB updates; the read-model runtime
 (parley_readmodel) adds the per-stream version guard that makes replays harmless.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from parley_contracts.base import FORGOTTEN_NAME
 from parley_messaging.envelope import Envelope
 from parley_readmodel.projection import IndexKeys, Projection, Write
 from parley_readmodel.search import normalise, prefix_tokens
@@ -42,7 +48,16 @@ def name_fields(name: str) -> dict[str, Any]:
     return {"name": name, "name_key": normalise(name), "search_name": prefix_tokens(name)}
 
 
-def email_fields(email: str) -> dict[str, Any]:
+NO_EMAIL: dict[str, Any] = {"email": None, "email_key": None, "search_email": []}
+
+
+def redacted(data: dict[str, Any]) -> set[str]:
+    return set(data.get("_redacted") or ())
+
+
+def email_fields(email: str | None) -> dict[str, Any]:
+    if email is None:
+        return dict(NO_EMAIL)
     local = email.rpartition("@")[0] or email
     return {
         "email": email,
@@ -52,6 +67,7 @@ def email_fields(email: str) -> dict[str, Any]:
 
 
 def user_created(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    gone = redacted(data)
     return [
         Write(
             USERS,
@@ -59,7 +75,7 @@ def user_created(event: Envelope, data: dict[str, Any]) -> list[Write]:
             {
                 "$set": {
                     **name_fields(data["name"]),
-                    **email_fields(data["email"]),
+                    **email_fields(None if "email" in gone else data["email"]),
                     "bio": None,
                     "avatar_url": None,
                     "role": "user",
@@ -75,6 +91,8 @@ def user_created(event: Envelope, data: dict[str, Any]) -> list[Write]:
 
 def profile_updated(event: Envelope, data: dict[str, Any]) -> list[Write]:
     changes = {k: data[k] for k in PROFILE_FIELDS if data.get(k) is not None}
+    for field in redacted(data) - {"name"}:
+        changes[field] = None  # bio of a forgotten person: gone, not a placeholder
     if "name" in changes:
         changes.update(name_fields(changes["name"]))
     return [Write(USERS, data["user_id"], {"$set": {**changes, "updated_at": event.time}})]
@@ -93,7 +111,23 @@ def role_assigned(event: Envelope, data: dict[str, Any]) -> list[Write]:
 
 
 def email_changed(event: Envelope, data: dict[str, Any]) -> list[Write]:
-    return _set(data, event, **email_fields(data["email"]))
+    email = None if "email" in redacted(data) else data["email"]
+    return _set(data, event, **email_fields(email))
+
+
+def user_forgotten(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    """The person is forgotten: placeholder name, no address, no bio or avatar (idempotent
+    `$set`s, so a replay or rebuild ends the same; the events before it decrypt to
+    placeholders by then anyway)."""
+    return _set(
+        data,
+        event,
+        **name_fields(FORGOTTEN_NAME),
+        **NO_EMAIL,
+        bio=None,
+        avatar_url=None,
+        forgotten=True,
+    )
 
 
 def contact_id(data: dict[str, Any]) -> str:
@@ -136,6 +170,7 @@ def users_projection(name: str = NAME) -> Projection:
             "UserProfileEmailChanged": email_changed,
             "UserContactAdded": contact_added,
             "UserContactRemoved": contact_removed,
+            "UserForgotten": user_forgotten,
         },
         indexes=INDEXES,
     )

@@ -41,8 +41,9 @@ class LastMessage(BaseModel):
     id: str
     seq: int
     sender_id: str | None
-    content: str | None  # null once deleted
+    content: str | None  # null once deleted, or once its sender was forgotten
     deleted: bool = False
+    redacted: bool = False  # the sender was forgotten: the text is gone for everyone
     sent_at: datetime | None
 
 
@@ -65,8 +66,9 @@ class MessageItem(BaseModel):
     id: str
     conversation_id: str
     sender_id: str | None
-    content: str | None  # null once deleted
+    content: str | None  # null once deleted, or once its sender was forgotten
     deleted: bool
+    redacted: bool = False  # the sender was forgotten: the text is gone for everyone
     sent_at: datetime | None
     seq: int
 
@@ -145,8 +147,9 @@ def to_last_message(value: Any) -> LastMessage | None:
         id=value["message_id"],
         seq=value["seq"],
         sender_id=value.get("sender_id"),
-        content=None if value.get("deleted") else value.get("content"),
+        content=None if value.get("deleted") or value.get("redacted") else value.get("content"),
         deleted=bool(value.get("deleted")),
+        redacted=bool(value.get("redacted")),
         sent_at=_utc(value.get("sent_at")),
     )
 
@@ -165,12 +168,14 @@ def to_conversation(doc: dict[str, Any]) -> ConversationItem:
 
 def to_message(doc: dict[str, Any]) -> MessageItem:
     deleted = bool(doc.get("deleted"))
+    redacted = bool(doc.get("redacted"))
     return MessageItem(
         id=doc["_id"],
         conversation_id=doc["conversation_id"],
         sender_id=doc.get("sender_id"),
-        content=None if deleted else doc.get("content"),
+        content=None if deleted or redacted else doc.get("content"),
         deleted=deleted,
+        redacted=redacted,
         sent_at=_utc(doc.get("sent_at")),
         seq=doc["seq"],
     )

@@ -37,7 +37,8 @@ class NotificationView(BaseModel):
     conversation_id: str
     message_id: str
     sender_id: str
-    preview: str
+    preview: str | None  # null once the sender was forgotten
+    redacted: bool = False
     created_at: datetime
     read: bool
 
@@ -89,7 +90,8 @@ def to_view(doc: dict[str, Any]) -> NotificationView:
         conversation_id=doc["conversation_id"],
         message_id=doc["message_id"],
         sender_id=doc["sender_id"],
-        preview=doc["preview"],
+        preview=doc.get("preview"),
+        redacted=bool(doc.get("redacted")),
         created_at=doc["created_at"],
         read=bool(doc.get("read", False)),
     )

@@ -23,6 +23,8 @@ from parley_http.problems import install_problem_handlers
 from parley_messaging.participant import serve_forever
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
+from parley_privacy.fields import FieldCipher
+from parley_privacy.keys import KeyOwner
 
 from parley_users import http, registrations, saga
 from parley_users.config import Settings
@@ -32,7 +34,9 @@ TOPIC = "users.events"
 SOURCE = "/parley/users"
 
 
-def bootstrap(settings: Settings | None = None) -> FastAPI:
+def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
+    """`keys`: the data-key owner (tests: a MemoryKeys); default the auth service's key
+    endpoint through a short cache (settings `keys_url`, `internal_token`)."""
     settings = settings or Settings()
     verifier = Verifier.from_settings(settings)
     revocations = RevocationList.from_settings(settings)
@@ -48,21 +52,28 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             group_commit=settings.group_commit,
         )
         app.state.pool = pool
+        owner: KeyOwner = keys if keys is not None else settings.key_client()
+        cipher = FieldCipher(owner)
+        app.state.keys = owner
         app.state.users = Repository(
-            store, User, EventCodec(*EVENTS), snapshot_every=settings.snapshot_every
+            store,
+            User,
+            EventCodec(*EVENTS),
+            snapshot_every=settings.snapshot_every,
+            cipher=cipher,
         )
         stop = asyncio.Event()
         consumers = []
         if settings.consume_registrations:
             kafka = settings.kafka_bootstrap_servers
             consumers.append(
-                asyncio.create_task(registrations.run_forever(app.state.users, kafka, stop))
+                asyncio.create_task(registrations.run_forever(app.state.users, cipher, kafka, stop))
             )
             consumers.append(
                 asyncio.create_task(
                     serve_forever(
                         "users",
-                        saga.handlers(app.state.users),
+                        saga.handlers(app.state.users, cipher),
                         kafka,
                         stop,
                         commands=SagaCommandLog(pool),
@@ -78,6 +89,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(consumer, timeout=5)
             await store.close()
+            await owner.close()
             await pool.close()
 
     app = FastAPI(title="Parley users (commands)", version="1.0.0", lifespan=lifespan)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from parley_authn import AuthnSettings
+from parley_privacy.settings import PrivacySettings
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(AuthnSettings, BaseSettings):
+class Settings(AuthnSettings, PrivacySettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="USERS_", extra="ignore")
 
     postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/users"

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from parley_contracts.base import FORGOTTEN_NAME
 from parley_contracts.users import (
     UserContactAdded,
     UserContactRemoved,
     UserCreated,
+    UserForgotten,
     UserProfileEmailChanged,
     UserProfileUpdated,
     UserRole,
@@ -56,9 +58,18 @@ class TooManyContacts(DomainError):
 
 PROFILE_FIELDS = ("name", "bio", "avatar_url")
 ROLES: tuple[UserRole, ...] = ("user", "admin")
-# display names nobody may take: they would pass for the operators of the service
+# display names nobody may take: they would pass for the operators of the service, or for a
+# forgotten person's placeholder (parley_contracts.base.FORGOTTEN_NAME)
 RESERVED_NAMES = frozenset(
-    {"admin", "administrator", "parley", "parley support", "support", "system"}
+    {
+        "admin",
+        "administrator",
+        "parley",
+        "parley support",
+        "support",
+        "system",
+        " ".join(FORGOTTEN_NAME.casefold().split()),
+    }
 )
 
 
@@ -82,6 +93,7 @@ class User(Aggregate):
         self.role: UserRole = "user"
         self.role_assigned = False  # the registration's default role was recorded
         self.contacts: set[str] = set()
+        self.forgotten = False
 
     # -- commands -------------------------------------------------------------------------
 
@@ -153,8 +165,16 @@ class User(Aggregate):
         if email != self.email:
             self.record(UserProfileEmailChanged(user_id=self.id, email=email))
 
+    def forget(self, by: str | None) -> None:
+        """The person is forgotten (their data key was destroyed by the key owner before):
+        from now on the profile shows the placeholder and refuses every other command.
+        Allowed without a profile too (an account whose profile was never made), so the
+        fact is published either way; forgetting twice records nothing."""
+        if not self.forgotten:
+            self.record(UserForgotten(user_id=self.id, forgotten_by=by))
+
     def _must_exist(self) -> None:
-        if not self.exists:
+        if not self.exists or self.forgotten:
             raise UserNotFound(self.id)
 
     # -- state ----------------------------------------------------------------------------
@@ -181,6 +201,11 @@ class User(Aggregate):
                 self.role_assigned = True
             case UserProfileEmailChanged(email=email):
                 self.email = email
+            case UserForgotten():
+                self.forgotten = True
+                self.email = ""
+                self.profile = dict.fromkeys(PROFILE_FIELDS)
+                self.profile["name"] = FORGOTTEN_NAME
 
     def snapshot(self) -> Mapping[str, Any]:
         return {
@@ -191,6 +216,7 @@ class User(Aggregate):
             "role": self.role,
             "role_assigned": self.role_assigned,
             "contacts": sorted(self.contacts),
+            "forgotten": self.forgotten,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -201,6 +227,7 @@ class User(Aggregate):
         self.role = state["role"]
         self.role_assigned = bool(state.get("role_assigned", False))  # absent before the saga
         self.contacts = set(state["contacts"])
+        self.forgotten = bool(state.get("forgotten", False))
 
 
 EVENTS: tuple[type[Event], ...] = (
@@ -211,4 +238,5 @@ EVENTS: tuple[type[Event], ...] = (
     UserContactRemoved,
     UserRoleAssigned,
     UserProfileEmailChanged,
+    UserForgotten,
 )

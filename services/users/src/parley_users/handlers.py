@@ -68,6 +68,15 @@ class ChangeEmail:
     email: str
 
 
+@dataclass(frozen=True)
+class ForgetUser:
+    """Publish that the person is forgotten. The caller asked the key owner to destroy the
+    key first (`KeyClient.forget`): the key is the data, this event is the notice."""
+
+    user_id: str
+    forgotten_by: str | None = None
+
+
 class ContactNotFound(DomainError):
     """The would-be contact is not a user."""
 
@@ -158,6 +167,13 @@ async def change_email(users: Repository[User], command: ChangeEmail, ctx: Conte
     return await _execute(users, command.user_id, lambda u: u.change_email(command.email), ctx)
 
 
+async def forget_user(users: Repository[User], command: ForgetUser, ctx: Context) -> AppendResult:
+    outcome = await _execute(users, command.user_id, lambda u: u.forget(command.forgotten_by), ctx)
+    # the snapshot holds the profile in plaintext; the next load folds redacted events
+    await users.store.delete_snapshots(command.user_id)
+    return outcome
+
+
 Handler = Callable[[Repository[User], Any, Context], Awaitable[AppendResult]]
 HANDLERS: dict[type, Handler] = {
     CreateUser: create_user,
@@ -168,6 +184,7 @@ HANDLERS: dict[type, Handler] = {
     RemoveContact: remove_contact,
     AssignRole: assign_role,
     ChangeEmail: change_email,
+    ForgetUser: forget_user,
 }
 
 

@@ -17,6 +17,7 @@ from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
 from parley_http.problems import Problem
+from parley_privacy.keys import KeyOwner, KeyUnavailable, SubjectForgotten
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley_users.domain import (
@@ -35,6 +36,7 @@ from parley_users.handlers import (
     Context,
     CreateUser,
     Deactivate,
+    ForgetUser,
     Reactivate,
     RemoveContact,
     UpdateProfile,
@@ -178,6 +180,15 @@ async def run(request: Request, command: object, ctx: Context) -> AppendResult:
         raise Problem(409, "Conflict", f"user {error} is deactivated") from error
     except TooManyContacts as error:
         raise Problem(409, "Conflict", f"user {error} has the most contacts allowed") from error
+    except SubjectForgotten as error:
+        raise Problem(410, "Gone", "this person was forgotten") from error
+    except KeyUnavailable as error:
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "the key service did not answer; retry",
+            headers={"Retry-After": "1"},
+        ) from error
     except ConcurrencyError as error:
         raise Problem(
             409,
@@ -245,6 +256,28 @@ async def assign_role(user_id: uuid.UUID, body: RoleBody, call: CommandCall) -> 
     auth service's (`python -m parley_auth.admin grant-admin`), which this service mirrors."""
     require_role(call.principal, "admin")
     return await call.run(AssignRole(str(user_id), body.role), "role", str(user_id))
+
+
+@router.delete("/{user_id}", response_model=CommandAccepted)
+async def forget_user(user_id: uuid.UUID, call: CommandCall) -> Any:
+    """Forget the person (the user themselves or an admin): the key owner (auth) destroys
+    their data key and closes the account, then `UserForgotten` is published; read models
+    redact them. Idempotent: again = 200 with the same version."""
+    require_self_or_admin(call.principal, str(user_id))
+    keys: KeyOwner = call.request.app.state.keys
+    ctx = call.context("forget", str(user_id))
+    try:
+        await keys.forget(
+            str(user_id), actor=call.principal.user_id, correlation_id=ctx.metadata.correlation_id
+        )
+    except KeyUnavailable as error:
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "the key service did not answer; retry",
+            headers={"Retry-After": "1"},
+        ) from error
+    return await call.run(ForgetUser(str(user_id), call.principal.user_id), "forget", str(user_id))
 
 
 # -- history (routed to this service by nginx: the event store is the command side's) -------

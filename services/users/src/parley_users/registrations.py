@@ -26,6 +26,8 @@ from aiokafka import AIOKafkaConsumer
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import InvalidEnvelope, decode
+from parley_privacy.fields import FieldCipher
+from parley_privacy.keys import KeyUnavailable
 
 from parley_users.domain import User, UserNotFound
 from parley_users.handlers import AssignRole, ChangeEmail, Context, handle
@@ -50,7 +52,9 @@ def command_for(event_name: str, data: dict[str, object]) -> Command | None:
     return None
 
 
-async def consume(users: Repository[User], bootstrap_servers: str, stop: asyncio.Event) -> None:
+async def consume(
+    users: Repository[User], cipher: FieldCipher, bootstrap_servers: str, stop: asyncio.Event
+) -> None:
     consumer = AIOKafkaConsumer(
         TOPIC,
         bootstrap_servers=bootstrap_servers,
@@ -64,7 +68,7 @@ async def consume(users: Repository[User], bootstrap_servers: str, stop: asyncio
             batch = await consumer.getmany(timeout_ms=500, max_records=200)
             for records in batch.values():
                 for record in records:
-                    await apply(users, record.headers, record.value, record.key)
+                    await apply(users, cipher, record.headers, record.value, record.key)
             if batch:
                 await consumer.commit()
     finally:
@@ -73,13 +77,23 @@ async def consume(users: Repository[User], bootstrap_servers: str, stop: asyncio
 
 async def apply(
     users: Repository[User],
+    cipher: FieldCipher,
     headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...],
     value: bytes | None,
     key: bytes | None,
 ) -> None:
     try:
         envelope = decode(headers, value)
-        command = command_for(envelope.event_name, json.loads(envelope.data))
+        # personal fields (email, name) arrive encrypted: decrypt with the subject's key
+        # (a forgotten subject's come back as placeholders; KeyUnavailable restarts the
+        # consumer from the last commit, as a store error does)
+        data = await cipher.decrypt(envelope.event_name, json.loads(envelope.data))
+        if data.get("_redacted"):
+            log.info("skipped %s of a forgotten subject", envelope.event_name)
+            return
+        command = command_for(envelope.event_name, data)
+    except KeyUnavailable:
+        raise
     except (InvalidEnvelope, ValueError, KeyError, TypeError) as error:
         log.warning("skipped an undecodable auth.events record (key %r): %s", key, error)
         return
@@ -95,12 +109,14 @@ async def apply(
         log.warning("skipped %s for %s: no profile", envelope.event_name, envelope.subject)
 
 
-async def run_forever(users: Repository[User], bootstrap_servers: str, stop: asyncio.Event) -> None:
+async def run_forever(
+    users: Repository[User], cipher: FieldCipher, bootstrap_servers: str, stop: asyncio.Event
+) -> None:
     """Keep consuming across Kafka outages (supervised by the service's lifespan)."""
     pause = 0.5
     while not stop.is_set():
         try:
-            await consume(users, bootstrap_servers, stop)
+            await consume(users, cipher, bootstrap_servers, stop)
         except Exception:  # Kafka away or a store error: log, back off, start again
             log.exception("registrations consumer failed; restarting in %.1fs", pause)
             await asyncio.sleep(pause)

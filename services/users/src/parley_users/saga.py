@@ -4,6 +4,10 @@
 - AssignDefaultRole: the default role, recorded once per profile;
 - RemoveProfile: the compensation; the profile is deactivated (events are never deleted) and
   leaves searches and contact lists; nothing to undo if it was never created.
+The command's `email` and `name` are UserRegistered's, still sealed with the person's data key
+(the saga never decrypts: its state and command topics hold no plaintext); they are decrypted
+here (`FieldCipher.decrypt("UserRegistered", ...)`) and sealed again by the repository. A
+person forgotten before their profile exists is refused for good (`rejected`).
 Idempotent by command id: it is the event store's idempotency key, and the saga_commands log
 replays the first reply.
 """
@@ -17,6 +21,7 @@ from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, Metadata
 from parley_messaging.participant import Handler
 from parley_messaging.saga import Rejected, SagaCommand
+from parley_privacy.fields import REDACTED, FieldCipher
 
 from parley_users.domain import ReservedName, User, UserAlreadyExists, UserNotFound
 from parley_users.handlers import Context, CreateUser, Deactivate, handle
@@ -38,9 +43,13 @@ def _version(outcome: AppendResult) -> dict[str, Any]:
     return {"version": outcome.reported_version}
 
 
-def handlers(users: Repository[User]) -> Mapping[str, Handler]:
+def handlers(users: Repository[User], cipher: FieldCipher | None = None) -> Mapping[str, Handler]:
     async def create_profile(command: SagaCommand) -> Mapping[str, Any]:
-        data = command.data
+        data = dict(command.data)
+        if cipher is not None:  # KeyUnavailable: a `failed` reply, the orchestrator retries
+            data = await cipher.decrypt("UserRegistered", {"user_id": command.subject, **data})
+            if data.get(REDACTED):
+                raise Rejected("the person was forgotten")
         create = CreateUser(command.subject, str(data["name"]), str(data["email"]))
         try:
             return _version(await handle(users, create, _context(command)))

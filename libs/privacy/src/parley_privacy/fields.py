@@ -1,0 +1,102 @@
+"""Field-level encryption of event data, driven by the public contract: the fields declared
+with `parley_contracts.base.personal(subject, placeholder)` are encrypted with the data key of
+the person named in field `subject` of the same event.
+
+    cipher = FieldCipher(KeyClient(url, token))          # or FieldCipher(KeyStore(pool))
+    data = await cipher.decrypt("UserRegistered", data)  # plaintext, or placeholders
+    sealed = await cipher.encrypt("MessageSent", data)   # before the append
+
+Decrypting never fails for a missing key: a field whose key is gone (the person was
+forgotten) becomes the contract's placeholder, and `decrypt` lists it under the key
+`_redacted` (consumers: show the placeholder, drop the copy). A value that is not an envelope
+(events written before encryption) passes through unchanged. A tampered envelope raises
+`TamperedValue`; the owner being unreachable raises `KeyUnavailable` (retry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from parley_contracts.base import PersonalField
+from parley_contracts.registry import all_events
+
+from parley_privacy.envelope import is_sealed, kid_of, open_sealed, seal
+from parley_privacy.keys import KeyProvider
+
+REDACTED = "_redacted"
+
+
+@cache
+def contract_fields() -> dict[str, tuple[PersonalField, ...]]:
+    """event name -> its personal fields, for every public event that has some."""
+    found: dict[str, tuple[PersonalField, ...]] = {}
+    for cls in all_events().values():
+        fields = cls.personal_fields()
+        if fields:
+            found[cls.event_name()] = fields
+    return found
+
+
+class FieldCipher:
+    def __init__(
+        self, keys: KeyProvider, fields: Mapping[str, tuple[PersonalField, ...]] | None = None
+    ) -> None:
+        self.keys = keys
+        self.fields = contract_fields() if fields is None else fields
+
+    def personal(self, event_name: str) -> tuple[PersonalField, ...]:
+        return self.fields.get(event_name, ())
+
+    async def encrypt(self, event_name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """`data` with its personal fields sealed (creating the subject's key when it has
+        none; SubjectForgotten when the subject was forgotten)."""
+        out = dict(data)
+        for field in self.personal(event_name):
+            value = out.get(field.name)
+            if not isinstance(value, str) or is_sealed(value):
+                continue  # absent/None, or sealed already
+            subject = str(out[field.subject])
+            key = await self.keys.key_for_writing(subject)
+            out[field.name] = seal(key.secret, key.kid, subject, field.name, value)
+        return out
+
+    async def decrypt(
+        self, event_name: str, data: Mapping[str, Any], *, mark: bool = True
+    ) -> dict[str, Any]:
+        """`data` with its personal fields in plaintext, or their placeholders where the key
+        is gone (listed under `_redacted` when `mark`)."""
+        out = dict(data)
+        redacted: list[str] = []
+        for field in self.personal(event_name):
+            value = out.get(field.name)
+            if not is_sealed(value):
+                continue
+            assert isinstance(value, str)
+            subject = str(out[field.subject])
+            key = await self.keys.key(subject)
+            if key is None or key.kid != kid_of(value):
+                out[field.name] = field.placeholder
+                redacted.append(field.name)
+            else:
+                out[field.name] = open_sealed(key.secret, subject, field.name, value)
+        if redacted and mark:
+            out[REDACTED] = redacted
+        return out
+
+    async def consume(self, event_name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """What a consumer of a public topic calls for every event: `decrypt` (placeholders
+        and `_redacted` where the key is gone), and on `UserForgotten` the person's cached
+        key is dropped first, so nothing after it in this process decrypts with it."""
+        if event_name == "UserForgotten" and "user_id" in data:
+            self.keys.evict(str(data["user_id"]))
+        return await self.decrypt(event_name, data)
+
+    # the event store's DataCipher protocol (parley_eventstore.aggregate): no markers, so the
+    # domain's models validate the data as they always did
+    async def seal(self, event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.encrypt(event_type, data)
+
+    async def open(self, event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.decrypt(event_type, data, mark=False)
