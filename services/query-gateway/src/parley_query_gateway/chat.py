@@ -166,7 +166,9 @@ def to_conversation(doc: dict[str, Any]) -> ConversationItem:
 def to_message(doc: dict[str, Any]) -> MessageItem:
     deleted = bool(doc.get("deleted"))
     return MessageItem(
-        id=doc["_id"],
+        # keyed "<conversation>:<seq>" the document names the message in `message_id`; a
+        # generation built before that layout (until its rebuild) keys it by the message id
+        id=doc.get("message_id") or doc["_id"],
         conversation_id=doc["conversation_id"],
         sender_id=doc.get("sender_id"),
         content=None if deleted else doc.get("content"),
