@@ -6,7 +6,9 @@ read from the store (no cache), while the collection they read grows from 1,000 
   FerretDB 1.24 pushes down to SQLite).
 - `messages_page`: `GET /v1/conversations/{id}/messages?limit=50`, the newest page (keyset on
   seq) of a conversation of 200 messages, while the rest of `messages` belongs to other
-  conversations of 100 messages each (the membership check beside it is an `_id` read).
+  conversations of 100 messages each. Messages are keyed "<conversation>:<seq>", so the page
+  is 50 concurrent `find_one`s by `_id` below the conversation's `last_seq` (read by `_id`
+  with the membership check); `store_*` times those 50 reads.
 - `users_search`: `GET /v1/users?q=<first name>`, the first page of 20 of the users whose
   name has that word (1 in 10 of them), in name order.
 
@@ -21,11 +23,12 @@ the same `find` is timed straight through PyMongo (`store_*`): the store's share
 cost where the gateway gives up (its socket timeout to the store is 5 s: past it, a 503).
 
 On FerretDB 1.24 (SQLite backend) only `_id` equality reaches SQLite; every other filter
-decodes the whole collection, so the message page and the search grow with the collection
-whatever the indexes. Requests are sequential; a route takes up to 50 samples (`users_get`)
-or 20, and stops after 4 s once it has 3 (`.samples`, `.store_samples`: the p99 of a slow
-size is the slowest of a handful). A store read that takes longer than the gateway's timeout
-is taken once and not sent through the gateway (`.over_store_timeout`)."""
+decodes the whole collection, so the search grows with the collection whatever the indexes
+(the message page did too while it filtered on conversation_id). Requests are sequential; a
+route takes up to 50 samples (`users_get`) or 20, and stops after 4 s once it has 3
+(`.samples`, `.store_samples`: the p99 of a slow size is the slowest of a handful). A store
+read that takes longer than the gateway's timeout is taken once and not sent through the
+gateway (`.over_store_timeout`)."""
 
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ from parley_readmodel import aliases
 from parley_readmodel.search import query_token
 from parley_testing.infra import Server, locate
 from parley_testing.tokens import Signer
-from pymongo import DESCENDING, AsyncMongoClient
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.chat_read import start_gateway, wait_ready
@@ -143,6 +146,9 @@ async def prepare(db: DB, caller: str) -> None:
             "unread_count": 0,
             "_v": {CONVERSATION: 1},
         }
+    )
+    await db[aliases.physical(chat_views.CONVERSATIONS, 1)].insert_one(
+        {"_id": CONVERSATION, "last_seq": CONVERSATION_LEN, "_v": {CONVERSATION: 1}}
     )
     await db["_progress"].insert_many(
         [
@@ -254,8 +260,10 @@ class Store:
         return await self.users.find_one({"_id": user_id}) is not None
 
     async def messages_page(self) -> bool:
-        found = self.messages.find({"conversation_id": CONVERSATION}).sort("seq", DESCENDING)
-        return len(await found.limit(PAGE + 1).to_list(None)) == PAGE + 1
+        seqs = range(CONVERSATION_LEN, CONVERSATION_LEN - PAGE, -1)
+        keys = [chat_views.message_key(CONVERSATION, s) for s in seqs]
+        found = await asyncio.gather(*(self.messages.find_one({"_id": k}) for k in keys))
+        return all(doc is not None for doc in found)
 
     async def users_search(self) -> bool:
         found = self.users.find({"search_name": query_token(SEARCHED)})

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from parley_projector_chat.views import chat_projection
+from parley_projector_chat.views import chat_projection, message_key
 from parley_testing.chat import Conversation, interleaved
 from parley_testing.projections import (
     documents,
@@ -73,10 +73,13 @@ async def test_two_users_unread_read_marks_deletion_removal_and_exact_replays(
         assert doc["last_message"]["content"] is None
         assert doc["participant_ids"] == ["alice", "bob"]
         assert doc["kind"] == "direct" and doc["removed"] is False
-    assert messages["dm-ab-m5"]["content"] is None and messages["dm-ab-m5"]["search"] == []
-    assert messages["dm-ab-m5"]["deleted"] is True
-    assert messages["dm-ab-m4"]["content"] == "secret plan"
-    assert "arger" in messages["dm-ab-m3"]["search"] and "pro" in messages["dm-ab-m3"]["search"]
+    m3, m4, m5 = (messages[message_key("dm-ab", seq)] for seq in (3, 4, 5))
+    assert m5["content"] is None and m5["search"] == []
+    assert m5["deleted"] is True and m5["message_id"] == "dm-ab-m5"
+    assert m4["content"] == "secret plan" and m4["message_id"] == "dm-ab-m4"
+    assert m4["sender_id"] == "bob" and m4["seq"] == 4 and m4["conversation_id"] == "dm-ab"
+    assert "arger" in m3["search"] and "pro" in m3["search"]
+    assert len(messages) == 5 + 3  # one document per message, keyed by conversation and seq
 
     carol = members["carol:grp"]
     assert carol["removed"] is True

@@ -12,6 +12,7 @@ from parley_projector_chat.views import (
     chat_projection,
     conversation_created,
     message_deleted,
+    message_key,
     message_sent,
     messages_read,
     participant_added,
@@ -87,7 +88,8 @@ def test_a_message_moves_every_membership_and_counts_unread_for_the_recipients_o
         assert update["$inc"] == {"unread_count": 1}
         assert update["$set"]["last_message"]["content"] == "Héllo"
         assert update["$set"]["last_activity_at"] == T
-    message = writes[(MESSAGES, "m1")]["$set"]
+    message = writes[(MESSAGES, "c1:000000000001")]["$set"]
+    assert message["message_id"] == "m1" and message["conversation_id"] == "c1"
     assert message["seq"] == 1 and message["deleted"] is False
     assert "hello" in message["search"] and "he" in message["search"]
 
@@ -124,7 +126,8 @@ def test_deletion_drops_the_text_and_tokens_and_fixes_counters_and_last_message(
         "unread_by": ["b"],
     }
     writes = by_doc(message_deleted(envelope("MessageDeleted", 6), data))
-    message = writes[(MESSAGES, "m3")]["$set"]
+    message = writes[(MESSAGES, message_key("c1", 3))]["$set"]
+    assert message["message_id"] == "m3" and message["seq"] == 3
     assert message["content"] is None and message["search"] == [] and message["deleted"] is True
     b = writes[(MEMBERSHIPS, "b:c1")]
     assert b["$inc"] == {"unread_count": -1}

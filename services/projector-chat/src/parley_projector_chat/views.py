@@ -8,9 +8,11 @@ counters included.
 - `memberships`, `_id` "<user>:<conversation>": what one participant's conversation list
   shows (title, kind, participants, last message, last activity, unread counter). A user who
   leaves keeps the document with `removed: true` (a tombstone; the routes hide it).
-- `messages`, `_id` message id: one document per message, with a normalised token array for
-  search (parley_readmodel.search). A deleted message keeps its document: `deleted: true`,
-  `content: null`, no tokens.
+- `messages`, `_id` "<conversation>:<seq, 12 digits>" (`message_key`; the message id is the
+  field `message_id`): one document per message, with a normalised token array for search
+  (parley_readmodel.search). Keyed by conversation and seq so a page is a set of `_id`
+  equalities (the only filter FerretDB 1.24 pushes down; seqs are gap-free). A deleted
+  message keeps its document: `deleted: true`, `content: null`, no tokens.
 - `conversations`, `_id` conversation id: the conversation as a whole (participants kept with
   `$addToSet`/`$pull`, which need no list, last message, highest seq). Nothing reads it yet but
   operators and the fallback described in docs/decisions.md.
@@ -49,6 +51,12 @@ CONVERSATIONS = "conversations"
 
 def membership_id(user_id: str, conversation_id: str) -> str:
     return f"{user_id}:{conversation_id}"
+
+
+def message_key(conversation_id: str, seq: int) -> str:
+    """A message document's `_id`: fixed-width seq, so ids sort like seqs within a conversation
+    and one conversation's keys never equal another's."""
+    return f"{conversation_id}:{seq:012d}"
 
 
 def _conversation(env: Envelope, data: dict[str, Any]) -> str:
@@ -178,9 +186,10 @@ def message_sent(env: Envelope, data: dict[str, Any]) -> list[Write]:
     writes = [
         Write(
             MESSAGES,
-            str(data["message_id"]),
+            message_key(cid, seq),
             {
                 "$set": {
+                    "message_id": str(data["message_id"]),
                     "conversation_id": cid,
                     "seq": seq,
                     "sender_id": sender,
@@ -210,9 +219,10 @@ def message_deleted(env: Envelope, data: dict[str, Any]) -> list[Write]:
     writes = [
         Write(
             MESSAGES,
-            str(data["message_id"]),
+            message_key(cid, seq),
             {
                 "$set": {
+                    "message_id": str(data["message_id"]),
                     "conversation_id": cid,
                     "seq": seq,
                     "content": None,  # the text is gone from the read model

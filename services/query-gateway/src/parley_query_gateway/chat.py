@@ -7,10 +7,17 @@ Lists are keyset-paginated with opaque cursors: the conversation list over
 filters use equality and range operators, `$in`, `$all`, `$ne` and `$or` only, and the unread
 total one `$group` with one `$sum` (FerretDB 1.24 answers 0 for every accumulator after the
 first).
+
+A message page is read by `_id` only: message documents are keyed "<conversation>:<seq>"
+(projector-chat's `message_key`) and seqs are gap-free, so the conversation's `last_seq` (or
+the cursor) names the page's documents. FerretDB 1.24 pushes only `{_id: <value>}` down to
+SQLite (`{_id: {$in}}` scans the collection), so the page is `limit` concurrent `find_one`s:
+its cost does not grow with the collection (docs/decisions.md, "Chat: message pages by _id").
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -170,7 +177,9 @@ def to_message(doc: dict[str, Any]) -> MessageItem:
     deleted = bool(doc.get("deleted"))
     redacted = bool(doc.get("redacted"))
     return MessageItem(
-        id=doc["_id"],
+        # keyed "<conversation>:<seq>" the document names the message in `message_id`; a
+        # generation built before that layout (until its rebuild) keys it by the message id
+        id=doc.get("message_id") or doc["_id"],
         conversation_id=doc["conversation_id"],
         sender_id=doc.get("sender_id"),
         content=None if deleted or redacted else doc.get("content"),
@@ -206,12 +215,84 @@ def _answer(request: Request, response: Response, model: BaseModel) -> Any:
     return model
 
 
-async def my_membership(request: Request, caller: Principal, conversation_id: str) -> bool:
-    """Always read fresh (never from the document cache): a participant removed a moment ago
-    must not keep reading."""
+async def newest_seq(request: Request, caller: Principal, conversation_id: str) -> int | None:
+    """The conversation's highest message seq, or None unless the caller is a participant.
+
+    Always read fresh (never from the document cache): a participant removed a moment ago
+    must not keep reading. Two reads by `_id`, concurrently: the caller's membership (the
+    authorisation; its `last_message.seq`) and the conversation's `last_seq`, the exact one
+    (every MessageSent raises it; a membership's last message lags for a member added after
+    the last message and for events from before `MessageSent.recipient_ids`)."""
     memberships = await _collection(request, "memberships")
-    doc = await memberships.find_one({"_id": f"{caller.user_id}:{conversation_id}"}, {"removed": 1})
-    return doc is not None and not doc.get("removed")
+    conversations = await _collection(request, "conversations")
+    member, conversation = await asyncio.gather(
+        memberships.find_one(
+            {"_id": f"{caller.user_id}:{conversation_id}"}, {"removed": 1, "last_message.seq": 1}
+        ),
+        conversations.find_one({"_id": conversation_id}, {"last_seq": 1}),
+    )
+    if member is None or member.get("removed"):
+        return None
+    last = member.get("last_message")
+    seqs = [last.get("seq") if isinstance(last, dict) else None]
+    seqs.append(conversation.get("last_seq") if conversation else None)
+    return max((int(s) for s in seqs if isinstance(s, int)), default=0)
+
+
+def message_key(conversation_id: str, seq: int) -> str:
+    """projector-chat's message `_id` (parley_projector_chat.views.message_key; the gateway
+    depends on no projector package)."""
+    return f"{conversation_id}:{seq:012d}"
+
+
+def one_per_seq(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Newest first, one document per seq. Two share a seq only in a generation written by both
+    layouts (a projector of this layout deleting a message the old one wrote, before the
+    rebuild): merged, and deleted if either says so."""
+    merged: dict[int, dict[str, Any]] = {}
+    for doc in docs:
+        seq = int(doc["seq"])
+        seen = merged.get(seq)
+        if seen is None:
+            merged[seq] = doc
+        else:
+            deleted = bool(seen.get("deleted") or doc.get("deleted"))
+            merged[seq] = {**seen, **doc, "deleted": deleted}
+    return [merged[seq] for seq in sorted(merged, reverse=True)]
+
+
+async def message_page(
+    messages: Any, conversation_id: str, start: int, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """The messages with seq <= `start`, newest first, at most `limit`; and whether older ones
+    exist. Seqs are gap-free (a deleted message keeps its document), so they are the
+    documents `start`, `start - 1`, ... down to seq 1 at the lowest: fetched by `_id`,
+    concurrently (FerretDB: only `_id` equality is pushed down, `$in` scans).
+
+    A hole below the newest document found (its MessageSent parked on the dead-letter topic,
+    or a generation written before this layout: nothing found at all) falls back to the
+    filter on (conversation_id, seq), which is correct in every case (MongoDB answers it
+    from its index; FerretDB scans the collection). Holes above it are messages counted in
+    `last_seq` but not stored yet: they are simply not on the page yet."""
+    seqs = list(range(start, max(0, start - limit), -1))
+    if not seqs:
+        return [], False
+    found = await asyncio.gather(
+        *(messages.find_one({"_id": message_key(conversation_id, seq)}) for seq in seqs)
+    )
+    by_seq = {
+        seq: doc
+        for seq, doc in zip(seqs, found, strict=True)
+        if doc is not None and doc.get("conversation_id") == conversation_id
+    }
+    if by_seq and all(seq in by_seq for seq in seqs if seq < max(by_seq)):
+        docs = [by_seq[seq] for seq in seqs if seq in by_seq]
+        return docs, int(docs[-1]["seq"]) > 1
+    # at most two documents share a seq (see one_per_seq): 2 * limit + 1 hold limit + 1 seqs
+    flt = {"conversation_id": conversation_id, "seq": {"$lte": start}}
+    raw = await messages.find(flt).sort("seq", DESCENDING).limit(2 * limit + 1).to_list(None)
+    docs = one_per_seq(raw)
+    return docs[:limit], len(docs) > limit
 
 
 @router.get(
@@ -290,24 +371,23 @@ async def list_messages(
     token: Token = None,
 ) -> Any:
     fresh = await _wait(request, token)
-    if not await my_membership(request, caller, conversation_id):
+    below = after_seq(cursor) if cursor else None
+    newest = await newest_seq(request, caller, conversation_id)
+    if newest is None:
         raise Problem(404, "Not Found", f"no conversation {conversation_id}")
-    flt: dict[str, Any] = {"conversation_id": conversation_id}
-    if cursor:
-        flt["seq"] = {"$lt": after_seq(cursor)}
+    start = newest if below is None else min(newest, below - 1)
 
     async def load() -> MessagePage:
         messages = await _collection(request, "messages")
-        docs = await messages.find(flt).sort("seq", DESCENDING).limit(limit + 1).to_list(None)
-        more = len(docs) > limit
-        docs = docs[:limit]
+        docs, more = await message_page(messages, conversation_id, start, limit)
         return MessagePage(
             items=[to_message(d) for d in docs],
-            next_cursor=_encode({"s": int(docs[-1]["seq"])}) if more else None,
+            next_cursor=_encode({"s": int(docs[-1]["seq"])}) if more and docs else None,
         )
 
-    # per conversation, not per caller: the membership check above is never cached
-    key = ("messages", conversation_id, cursor, limit)
+    # per conversation, not per caller: the membership check above is never cached; by the
+    # page's newest seq, so a new message is on the first page at once
+    key = ("messages", conversation_id, start, limit)
     return _answer(request, response, await _cached(request, key, load, fresh))
 
 
