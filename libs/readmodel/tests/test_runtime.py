@@ -20,7 +20,7 @@ from conftest import (
     read_topic,
     reset_offsets,
 )
-from parley_readmodel.progress import wait_for_version
+from parley_readmodel.progress import stream_key, wait_for_version
 from parley_readmodel.redrive import main as redrive_main
 
 pytestmark = pytest.mark.integration
@@ -172,11 +172,15 @@ async def test_wait_for_version(db: Any, kafka_bootstrap: str, unique_name: str)
     topic = await new_topic(kafka_bootstrap, f"rm.{unique_name}", partitions=1)
     projection = dataclasses.replace(sample.conversations(f"wait-{unique_name}"), topics=(topic,))
     async with projector(db, projection, options(kafka_bootstrap)):
-        assert not await wait_for_version(db, projection.name, "cw", 1, timeout_s=0.3)
+        assert not await wait_for_version(
+            db, projection.name, stream_key(topic, "cw"), 1, timeout_s=0.3
+        )
         await produce(kafka_bootstrap, topic, sample.conversation_events("cw", ["a", "b"], 4))
-        assert await wait_for_version(db, projection.name, "cw", 5, timeout_s=30)
+        assert await wait_for_version(db, projection.name, stream_key(topic, "cw"), 5, timeout_s=30)
         started = time.monotonic()
-        assert not await wait_for_version(db, projection.name, "cw", 6, timeout_s=0.5)
+        assert not await wait_for_version(
+            db, projection.name, stream_key(topic, "cw"), 6, timeout_s=0.5
+        )
         assert time.monotonic() - started >= 0.5
     assert (await docs(db, projection, "conversations"))["cw"]["messages"] == 4
 

@@ -15,7 +15,7 @@ from parley_http.consistency import ConsistencyToken
 from parley_projector_chat.views import chat_projection
 from parley_query_gateway.bootstrap import bootstrap
 from parley_query_gateway.config import Settings
-from parley_readmodel.progress import record_progress
+from parley_readmodel.progress import record_progress, stream_key
 from parley_testing.chat import T0, Conversation, interleaved
 from parley_testing.projections import on_topic, produce, project
 from parley_testing.tokens import Signer, jwks
@@ -225,7 +225,7 @@ async def test_a_chat_consistency_token_waits_for_projector_chat(api: Any) -> No
         "/v1/conversations", headers={**bearer("alice"), "X-Consistency-Token": ahead}
     )
     assert late.status_code == 503 and late.headers["Retry-After"] == "1"
-    await record_progress(app.state.db, "projector-chat", 1, {"dm-ab": 99})
+    await record_progress(app.state.db, "projector-chat", 1, {stream_key("chat", "dm-ab"): 99})
     fresh = await client.get(
         "/v1/conversations", headers={**bearer("alice"), "X-Consistency-Token": ahead}
     )

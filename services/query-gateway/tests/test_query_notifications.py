@@ -20,7 +20,7 @@ from parley_query_gateway.bootstrap import bootstrap
 from parley_query_gateway.config import Settings
 from parley_readmodel.aliases import read_alias
 from parley_readmodel.apply import Change, apply_changes
-from parley_readmodel.progress import record_progress
+from parley_readmodel.progress import record_progress, stream_key
 from parley_readmodel.projection import writes_for
 from parley_testing.tokens import Signer, jwks
 from pymongo import AsyncMongoClient
@@ -64,7 +64,9 @@ class Seeder:
         changes = [Change(w.collection, w.doc_id, w.update, stream, version) for w in writes]
         generation = (await read_alias(self.db, PROJECTION.name)).active
         await apply_changes(self.db, generation, changes, guard=False)
-        await record_progress(self.db, PROJECTION.name, generation, {stream: version})
+        await record_progress(
+            self.db, PROJECTION.name, generation, {stream_key("notifications", stream): version}
+        )
         return version
 
     async def notification(self, user: str, n: int) -> str:

@@ -59,6 +59,7 @@ class Change:
     stream: str
     version: int
     redrive: bool = False  # a parked event re-driven: may be older than the stored version
+    topic: str = ""  # where the event came from (its context qualifies the stream's progress)
 
 
 class LostRace(RuntimeError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo import UpdateOne
@@ -24,7 +24,16 @@ DB = AsyncDatabase[dict[str, Any]]
 PROGRESS = "_progress"
 
 
+def stream_key(topic_or_context: str, stream: str) -> str:
+    """A stream as progress knows it: qualified by its context, because ids repeat across
+    contexts (an account, its profile and its notification preferences all use the user id)
+    and a projection reading two topics must not take one's version for the other's."""
+    context = topic_or_context.removesuffix(".events")
+    return f"{context}/{stream}"
+
+
 def progress_id(projection: str, generation: int, stream: str) -> str:
+    """`stream`: a `stream_key`."""
     return f"{projection}|{generation}|{stream}"
 
 
@@ -67,9 +76,11 @@ async def mark_parked(db: DB, projection: str, generation: int, stream: str, ver
 
 
 async def parked_versions(
-    db: DB, projection: str, generation: int, streams: Iterable[str]
+    db: DB, projection: str, generation: int, streams: Mapping[str, str]
 ) -> set[tuple[str, int]]:
-    ids = {progress_id(projection, generation, s): s for s in streams}
+    """The parked (stream, version) pairs of `streams` (stream key -> the label to answer
+    with, e.g. the bare stream id the documents' version guards use)."""
+    ids = {progress_id(projection, generation, key): label for key, label in streams.items()}
     if not ids:
         return set()
     found: set[tuple[str, int]] = set()

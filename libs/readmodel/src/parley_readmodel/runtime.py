@@ -44,7 +44,7 @@ from parley_readmodel.aliases import (
 )
 from parley_readmodel.apply import Change, LostRace, apply_changes
 from parley_readmodel.dlq import Record
-from parley_readmodel.progress import mark_parked, parked_versions, record_progress
+from parley_readmodel.progress import mark_parked, parked_versions, record_progress, stream_key
 from parley_readmodel.projection import Decrypt, Projection, Sweep, Upcast, writes_for
 
 log = logging.getLogger("parley.readmodel")
@@ -113,10 +113,12 @@ async def _changes(
                     envelope.subject,
                     envelope.aggregate_version,
                     redrive,
+                    record.topic,
                 )
             )
     moment = envelope.time.timestamp()
-    return envelope.subject, envelope.aggregate_version, moment, changes, sweeps
+    stream = stream_key(record.topic, envelope.subject)
+    return stream, envelope.aggregate_version, moment, changes, sweeps
 
 
 async def _decrypted(options: Options, name: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -199,8 +201,11 @@ async def park(
     for record, error in prepared.poison:
         key = dlq.stream_and_version(record)
         if key is not None:
+            stream, version = key
             for generation in generations:
-                await mark_parked(db, projection.name, generation, *key)
+                await mark_parked(
+                    db, projection.name, generation, stream_key(record.topic, stream), version
+                )
         if producer is not None:
             await dlq.publish(producer, projection.group, record, error, options.attempts)
             metrics.DLQ.labels(projection.name).inc()
@@ -222,7 +227,9 @@ async def apply_prepared(
     while True:
         try:
             parked: set[tuple[str, int]] = set()
-            redriven = {c.stream for c in prepared.changes if c.redrive}
+            redriven = {
+                stream_key(c.topic, c.stream): c.stream for c in prepared.changes if c.redrive
+            }
             if redriven:
                 parked = await parked_versions(db, projection.name, generation, redriven)
             sent = await apply_changes(

@@ -12,7 +12,7 @@ from typing import Any
 
 from parley_http.consistency import ConsistencyToken, InvalidToken
 from parley_http.problems import Problem
-from parley_readmodel.progress import wait_for_version
+from parley_readmodel.progress import stream_key, wait_for_version
 from pymongo.asynchronous.database import AsyncDatabase
 
 
@@ -37,7 +37,8 @@ async def caught_up(
     (read fresh, not from a cache). Past `wait_s`: 503 + Retry-After."""
     if token is None or token.context not in contexts:
         return False
-    if await wait_for_version(db, projection, token.stream_id, token.version, wait_s):
+    stream = stream_key(token.context, token.stream_id)
+    if await wait_for_version(db, projection, stream, token.version, wait_s):
         return True
     raise Problem(
         503,
