@@ -34,6 +34,7 @@ from parley_relay.config import Settings as RelaySettings
 from parley_relay.faults import Faults
 from parley_relay.relay import publish_batch
 from parley_testing.plugin import create_database, drop_database
+from parley_testing.privacy import internal_token, keys_url
 from parley_testing.tokens import Signer, jwks
 from parley_users.bootstrap import bootstrap
 from parley_users.config import Settings as UsersSettings
@@ -93,6 +94,8 @@ async def test_one_trace_from_the_request_to_the_projection(
             jwks_url="",
             kafka_bootstrap_servers=kafka_bootstrap,
             consume_registrations=False,
+            keys_url=keys_url(),
+            internal_token=internal_token(),
         )
     )
     user_id = str(uuid.uuid4())
@@ -147,6 +150,8 @@ async def test_one_trace_from_a_chat_message_to_its_projection_and_notification(
         "jwks": json.dumps(jwks(signer)),
         "jwks_url": "",
         "kafka_bootstrap_servers": kafka_bootstrap,
+        "keys_url": keys_url(),  # personal fields are sealed with the cluster's data keys
+        "internal_token": internal_token(),
     }
     chat_app = chat_bootstrap(ChatSettings(postgres_dsn=fresh_database, **common))
     async with chat_app.router.lifespan_context(chat_app):
@@ -174,7 +179,12 @@ async def test_one_trace_from_a_chat_message_to_its_projection_and_notification(
     try:
         await migrate_notifications(notifications_db)
         notify_app = notifications_bootstrap(
-            NotificationsSettings(postgres_dsn=notifications_db, consume_events=False, **common)
+            NotificationsSettings(
+                postgres_dsn=notifications_db,
+                consume_events=False,
+                saga_participant=False,  # never answer the live cluster's saga commands
+                **common,
+            )
         )
         async with notify_app.router.lifespan_context(notify_app):
             envelope = decode(record.headers, record.value)
