@@ -17,7 +17,7 @@ class MemoryKeys:
     def __init__(self) -> None:
         self.keys: dict[str, Key | None] = {}
 
-    async def key(self, subject: str) -> Key | None:
+    async def key(self, subject: str, max_age_s: float | None = None) -> Key | None:
         return self.keys.get(subject)
 
     async def key_for_writing(self, subject: str) -> Key:

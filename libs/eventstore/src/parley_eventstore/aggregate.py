@@ -36,7 +36,12 @@ class DataCipher(Protocol):
 
     async def seal(self, event_type: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
 
-    async def open(self, event_type: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def open(
+        self, event_type: str, data: Mapping[str, Any], *, fresh: bool = False
+    ) -> dict[str, Any]:
+        """`fresh`: ask the key owner again instead of a cached key (history: a person
+        forgotten a moment ago must not be shown decrypted by a key still in a cache)."""
+        ...
 
 
 class Repository(Generic[A]):
@@ -57,13 +62,15 @@ class Repository(Generic[A]):
         self.snapshot_every = snapshot_every
         self.cipher = cipher
 
-    async def opened(self, events: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+    async def opened(
+        self, events: Sequence[RecordedEvent], *, fresh: bool = False
+    ) -> list[RecordedEvent]:
         """The events with their encrypted fields decrypted (or placeholders where the key is
-        gone); as they are without a cipher."""
+        gone); as they are without a cipher. `fresh`: keys asked again (see DataCipher)."""
         if self.cipher is None:
             return list(events)
         return [
-            dataclasses.replace(e, data=await self.cipher.open(e.event_type, e.data))
+            dataclasses.replace(e, data=await self.cipher.open(e.event_type, e.data, fresh=fresh))
             for e in events
         ]
 
@@ -90,7 +97,8 @@ class Repository(Generic[A]):
             if snapshot is not None:
                 aggregate.restore(snapshot.state)
                 aggregate.version = snapshot.version
-        events = await self.opened(events)
+        past = up_to_version is not None or at is not None  # history: keys asked again
+        events = await self.opened(events, fresh=past)
         aggregate.replay((e.version, self.codec.decode(e)) for e in events)
         return aggregate
 

@@ -61,7 +61,7 @@ async def events_page(
     events = await repository.store.load(
         stream_id, after_version=after, up_to_version=after + limit
     )
-    events = await repository.opened(events)  # decrypted where keys exist, else placeholders
+    events = await repository.opened(events, fresh=True)  # decrypted where keys exist now
     head = await repository.store.head(stream_id)
     last = events[-1].version if events else after
     return {

@@ -62,7 +62,16 @@ class KeyClient:
     def evict(self, subject: str) -> None:
         self._cache.pop(subject, None)
 
-    async def key(self, subject: str) -> Key | None:
+    async def key(self, subject: str, max_age_s: float | None = None) -> Key | None:
+        """The subject's key (None: none, or forgotten). `max_age_s`: a cached key fetched
+        longer ago than that is asked for again (history reads: a key destroyed a moment ago
+        must not keep decrypting from the cache)."""
+        if max_age_s is not None:
+            cached = self._cache.get(subject)
+            if cached is not None and not cached[2]:
+                fetched = cached[0] - (self.ttl_s if cached[1] is not None else self.negative_ttl_s)
+                if time.monotonic() - fetched > max_age_s:
+                    self.evict(subject)
         key, _ = await self._lookup(subject, create=False)
         return key
 

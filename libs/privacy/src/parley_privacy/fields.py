@@ -39,6 +39,9 @@ def contract_fields() -> dict[str, tuple[PersonalField, ...]]:
     return found
 
 
+FRESH_S = 1.0  # how old a cached key may be for a `fresh` decrypt (history reads)
+
+
 class FieldCipher:
     def __init__(
         self, keys: KeyProvider, fields: Mapping[str, tuple[PersonalField, ...]] | None = None
@@ -63,10 +66,11 @@ class FieldCipher:
         return out
 
     async def decrypt(
-        self, event_name: str, data: Mapping[str, Any], *, mark: bool = True
+        self, event_name: str, data: Mapping[str, Any], *, mark: bool = True, fresh: bool = False
     ) -> dict[str, Any]:
         """`data` with its personal fields in plaintext, or their placeholders where the key
-        is gone (listed under `_redacted` when `mark`)."""
+        is gone (listed under `_redacted` when `mark`). `fresh`: a key cached more than a second
+        ago is asked for again (one request per subject for a page of history)."""
         out = dict(data)
         redacted: list[str] = []
         for field in self.personal(event_name):
@@ -75,7 +79,7 @@ class FieldCipher:
                 continue
             assert isinstance(value, str)
             subject = str(out[field.subject])
-            key = await self.keys.key(subject)
+            key = await self.keys.key(subject, max_age_s=FRESH_S if fresh else None)
             if key is None or key.kid != kid_of(value):
                 out[field.name] = field.placeholder
                 redacted.append(field.name)
@@ -98,5 +102,7 @@ class FieldCipher:
     async def seal(self, event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
         return await self.encrypt(event_type, data)
 
-    async def open(self, event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.decrypt(event_type, data, mark=False)
+    async def open(
+        self, event_type: str, data: Mapping[str, Any], *, fresh: bool = False
+    ) -> dict[str, Any]:
+        return await self.decrypt(event_type, data, mark=False, fresh=fresh)

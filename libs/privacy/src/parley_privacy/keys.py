@@ -31,8 +31,9 @@ class KeyUnavailable(Exception):
 
 
 class KeyProvider(Protocol):
-    async def key(self, subject: str) -> Key | None:
-        """The subject's key, or None when it has none (never created, or forgotten)."""
+    async def key(self, subject: str, max_age_s: float | None = None) -> Key | None:
+        """The subject's key, or None when it has none (never created, or forgotten).
+        `max_age_s`: a cached copy older than that is not trusted (stores ignore it)."""
         ...
 
     async def key_for_writing(self, subject: str) -> Key:

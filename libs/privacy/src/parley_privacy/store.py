@@ -45,7 +45,7 @@ class KeyStore:
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, Key]] = {}
 
-    async def key(self, subject: str) -> Key | None:
+    async def key(self, subject: str, max_age_s: float | None = None) -> Key | None:
         cached = self._cache.get(subject)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
