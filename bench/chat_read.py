@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 from parley_http.consistency import ConsistencyToken
+from parley_readmodel.progress import progress_id, stream_key
 from parley_testing.infra import Server, locate
 from parley_testing.tokens import Signer, jwks
 from pymongo import AsyncMongoClient
@@ -77,7 +78,11 @@ async def seed(mongo_url: str, database: str, user: str) -> None:
         ]
         # a stream projector-chat has applied: a token for it makes the gateway read fresh
         await client[database]["_progress"].insert_one(
-            {"_id": "projector-chat|1|bench", "version": 1, "projection": "projector-chat"}
+            {
+                "_id": progress_id("projector-chat", 1, stream_key("chat", "bench")),
+                "version": 1,
+                "projection": "projector-chat",
+            }
         )
         for start in range(0, len(docs), 1000):
             await target.insert_many(docs[start : start + 1000], ordered=False)

@@ -47,6 +47,7 @@ from parley_messaging.envelope import Envelope, ce_type
 from parley_projector_chat import views as chat_views
 from parley_projector_users import views as users_views
 from parley_readmodel import aliases
+from parley_readmodel.progress import progress_id, stream_key
 from parley_readmodel.search import query_token
 from parley_testing.infra import Server, locate
 from parley_testing.tokens import Signer
@@ -152,8 +153,13 @@ async def prepare(db: DB, caller: str) -> None:
     )
     await db["_progress"].insert_many(
         [
-            {"_id": f"{name}|1|bench", "version": 1, "projection": name, "generation": 1}
-            for name in (users_views.NAME, chat_views.NAME)
+            {
+                "_id": progress_id(name, 1, stream_key(context, "bench")),
+                "version": 1,
+                "projection": name,
+                "generation": 1,
+            }
+            for name, context in ((users_views.NAME, "users"), (chat_views.NAME, "chat"))
         ]
     )
 
