@@ -8,6 +8,8 @@ paths, let the process manager restart each, and then check:
   activation, one verification mail;
 - every message accepted is in PostgreSQL once, and the read side counts it once: each side's
   unread count equals the messages the other sent, and so does its notifications count;
+- the live chat read model equals a from-scratch projection of the topics for the
+  conversation (its two memberships and its messages);
 - nothing was parked on the projectors' or the saga's dead-letter topics.
 
 Messages are sent with an Idempotency-Key and retried with the same key until accepted, as a
@@ -33,10 +35,14 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from parley_messaging.topics import partitions_of
+from parley_projector_chat import views as chat_views
+from parley_readmodel import aliases
 from parley_testing import cluster
 from parley_testing.accounts import MAIL, PASSWORD, Account, new_address, sign_up
 from parley_testing.plugin import dsn_for_database
 from parley_testing.privacy import cluster_cipher
+from parley_testing.projections import project
+from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.fault
 
@@ -49,6 +55,7 @@ FAULTS = (
     "notifications-api",
     "chat-api",
     "relay-chat",
+    "relay-notifications",
     "projector-chat",
     "projector-notifications",
 ) * int(os.environ.get("PARLEY_FAULT_ROUNDS", "1"))
@@ -161,6 +168,50 @@ def verification_mails() -> Counter[str]:
     return counts
 
 
+CHAT_FIELDS = ("unread_count", "read_up_to_seq", "last_message", "removed", "_v")
+
+
+def chat_view(docs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    memberships = {
+        d["_id"]: {k: d.get(k) for k in CHAT_FIELDS} for d in docs[chat_views.MEMBERSHIPS]
+    }
+    messages = sorted((d["_id"], d.get("deleted"), d.get("_v")) for d in docs[chat_views.MESSAGES])
+    return {"memberships": memberships, "messages": messages}
+
+
+async def chat_documents(db: Any, name: str, cid: str) -> dict[str, Any]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for logical in (chat_views.MEMBERSHIPS, chat_views.MESSAGES):
+        collection = await aliases.collection(db, name, logical, ttl_s=0)
+        found[logical] = [d async for d in collection.find({"conversation_id": cid})]
+    return chat_view(found)
+
+
+async def live_equals_rebuilt(kafka_bootstrap: str, mongo_url: str, cid: str) -> bool:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    name = f"faults-chat-{uuid.uuid4().hex[:8]}"
+    scratch = client[name.replace("-", "_")]
+    cipher = cluster_cipher()
+    try:
+        await project(
+            scratch,
+            chat_views.chat_projection(name),
+            kafka_bootstrap,
+            timeout_s=300,
+            max_records=2000,
+            decrypt=cipher.consume,
+        )
+        rebuilt = await chat_documents(scratch, name, cid)
+        live = await chat_documents(client["parley"], chat_views.NAME, cid)
+        if live != rebuilt:
+            print(json.dumps({"live": live, "rebuilt": rebuilt}, default=str)[:4000])
+        return live == rebuilt
+    finally:
+        await cipher.keys.close()
+        await client.drop_database(scratch.name)
+        await client.close()
+
+
 async def read_side_counts(client: httpx.AsyncClient, who: Account, cid: str) -> tuple[int, int]:
     listed = await client.get("/v1/conversations", headers=who.headers)
     [item] = [c for c in listed.json()["items"] if c["id"] == cid]
@@ -169,7 +220,7 @@ async def read_side_counts(client: httpx.AsyncClient, who: Account, cid: str) ->
 
 
 async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
-    gateway_url: str, kafka_bootstrap: str, postgres_dsn: str
+    gateway_url: str, kafka_bootstrap: str, postgres_dsn: str, mongo_url: str
 ) -> None:
     since = datetime.now(UTC)
     dlq_start = await end_offsets(kafka_bootstrap, DLQS)
@@ -255,6 +306,7 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
             assert time.monotonic() < deadline, f"read side never caught up: {seen} {expected}"
             await asyncio.sleep(1)
 
+    rebuilt_equal = await live_equals_rebuilt(kafka_bootstrap, mongo_url, cid)
     dlq_end = await end_offsets(kafka_bootstrap, DLQS)
     parked = sum(dlq_end.get(tp, 0) - dlq_start.get(tp, 0) for tp in dlq_end)
     summary = {
@@ -274,6 +326,7 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
             "accepted messages minus stored MessageSent": sum(load.sent.values())
             - int(stored[0]["n"]),
             "unread and notification counts differing from messages sent": 0,
+            "chat read model differing from a from-scratch projection": int(not rebuilt_equal),
             "records parked on dead-letter topics": parked,
         },
     }
