@@ -12,8 +12,10 @@ import os
 import shutil
 import sys
 import sysconfig
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
@@ -77,6 +79,30 @@ async def migrate(dsn: str, *extra_dirs: Path | str) -> None:
     if process.returncode != 0:
         # the URL may hold a password: report dbmate's words, not the command line
         raise MigrationError(f"dbmate up failed: {output.decode(errors='replace').strip()}")
+
+
+def package_migrations(package: str) -> Path:
+    """The `migrations/` folder shipped inside a service package."""
+    return Path(str(resources.files(package) / "migrations"))
+
+
+def service_main(
+    module: str,
+    migrate_one: Callable[[str], Coroutine[Any, Any, None]],
+    argv: list[str] | None = None,
+) -> int:
+    """`python -m <service>.migrate <dsn>`: the command line every service's migrate module
+    offers (usage, exit codes), around that service's own `migrate(dsn)`."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print(f"usage: python -m {module} <postgresql-dsn>", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(migrate_one(args[0]))
+    except MigrationError as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,9 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from importlib import resources
 from pathlib import Path
 
 from parley_eventstore import migrate as eventstore
@@ -15,7 +12,7 @@ from parley_privacy import store as privacy
 
 
 def migrations_dir() -> Path:
-    return Path(str(resources.files("parley_auth") / "migrations"))
+    return eventstore.package_migrations("parley_auth")
 
 
 async def migrate(dsn: str) -> None:
@@ -23,16 +20,7 @@ async def migrate(dsn: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m parley_auth.migrate <postgresql-dsn>", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(migrate(args[0]))
-    except eventstore.MigrationError as error:
-        print(error, file=sys.stderr)
-        return 1
-    return 0
+    return eventstore.service_main("parley_auth.migrate", migrate, argv)
 
 
 if __name__ == "__main__":

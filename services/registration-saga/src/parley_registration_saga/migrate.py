@@ -5,16 +5,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from importlib import resources
 from pathlib import Path
 
 from parley_eventstore import migrate as eventstore
 
 
 def migrations_dir() -> Path:
-    return Path(str(resources.files("parley_registration_saga") / "migrations"))
+    return eventstore.package_migrations("parley_registration_saga")
 
 
 async def migrate(dsn: str) -> None:
@@ -22,16 +19,7 @@ async def migrate(dsn: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m parley_registration_saga.migrate <postgresql-dsn>", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(migrate(args[0]))
-    except eventstore.MigrationError as error:
-        print(error, file=sys.stderr)
-        return 1
-    return 0
+    return eventstore.service_main("parley_registration_saga.migrate", migrate, argv)
 
 
 if __name__ == "__main__":
