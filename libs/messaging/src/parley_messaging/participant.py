@@ -36,6 +36,7 @@ from parley_messaging.saga import (
     decode_command,
     reply_record,
 )
+from parley_messaging.supervise import keep_running
 from parley_messaging.topics import commands_topic, dlq_topic
 
 log = logging.getLogger("parley.saga.participant")
@@ -170,12 +171,9 @@ async def serve_forever(
     commands: CommandLog | None = None,
 ) -> None:
     """`serve`, restarted with backoff across Kafka outages (run by a service's lifespan)."""
-    pause = 0.5
-    while not stop.is_set():
-        try:
-            await serve(context, handlers, bootstrap_servers, stop, commands=commands)
-            pause = 0.5
-        except Exception:
-            log.exception("%s saga participant failed; restarting in %.1fs", context, pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 10.0)
+    await keep_running(
+        f"{context} saga participant",
+        lambda: serve(context, handlers, bootstrap_servers, stop, commands=commands),
+        stop,
+        max_pause_s=10.0,
+    )

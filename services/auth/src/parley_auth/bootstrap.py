@@ -24,6 +24,7 @@ from parley_eventstore.store import EventStore
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_messaging.participant import serve_forever
+from parley_messaging.supervise import in_background
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 from parley_privacy.fields import FieldCipher
@@ -110,9 +111,9 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.auth = auth
         purger = asyncio.create_task(purge_loop(auth))
         stop = asyncio.Event()
-        participant = None
+        participant = []
         if settings.saga_participant:
-            participant = asyncio.create_task(
+            participant = [
                 serve_forever(
                     "auth",
                     saga.handlers(auth),
@@ -120,17 +121,14 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
                     stop,
                     commands=SagaCommandLog(pool),
                 )
-            )
+            ]
         try:
-            yield
+            async with in_background(stop, participant):
+                yield
         finally:
             purger.cancel()
-            stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
-            if participant is not None:
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(participant, timeout=5)
             await auth.background.drain()  # mails and resets accepted before shutdown
             await store.close()
             await pool.close()

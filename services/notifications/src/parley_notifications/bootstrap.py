@@ -6,7 +6,6 @@ No I/O at import time: connections open in the app's lifespan and close with it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +20,7 @@ from parley_eventstore.store import EventStore
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_messaging.participant import serve_forever
+from parley_messaging.supervise import in_background
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 from parley_privacy.fields import FieldCipher
@@ -89,40 +89,32 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
             cipher=cipher,
         )
         stop = asyncio.Event()
-        tasks = []
+        jobs = []
         if settings.consume_events:
-            tasks.append(
-                asyncio.create_task(
-                    policy.run_forever(
-                        app.state.policy,
-                        settings.kafka_bootstrap_servers,
-                        settings.consumer_group,
-                        stop,
-                    )
+            jobs.append(
+                policy.run_forever(
+                    app.state.policy,
+                    settings.kafka_bootstrap_servers,
+                    settings.consumer_group,
+                    stop,
                 )
             )
         codes = saga.CodeSource(settings.auth_url, settings.internal_token)
         if settings.saga_participant:
             mailer = Mailer(settings.smtp_host, settings.smtp_port)
-            tasks.append(
-                asyncio.create_task(
-                    serve_forever(
-                        "notifications",
-                        saga.handlers(repos, codes, mailer, settings.mail_from, cipher),
-                        settings.kafka_bootstrap_servers,
-                        stop,
-                        commands=SagaCommandLog(pool),
-                    )
+            jobs.append(
+                serve_forever(
+                    "notifications",
+                    saga.handlers(repos, codes, mailer, settings.mail_from, cipher),
+                    settings.kafka_bootstrap_servers,
+                    stop,
+                    commands=SagaCommandLog(pool),
                 )
             )
         try:
-            async with revocations:
+            async with in_background(stop, jobs), revocations:
                 yield
         finally:
-            stop.set()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(task, timeout=5)
             await codes.close()
             await store.close()
             await owner.close()

@@ -34,6 +34,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
+from parley_messaging.supervise import keep_running
 from parley_observability.tracing import child_span, current_traceparent
 from parley_privacy.fields import REDACTED, FieldCipher
 
@@ -281,12 +282,7 @@ async def run_forever(
     policy: Policy, bootstrap_servers: str, group: str, stop: asyncio.Event
 ) -> None:
     """Keep consuming across Kafka or store outages (supervised by the service's lifespan)."""
-    pause = 0.5
-    while not stop.is_set():
-        try:
-            await consume(policy, bootstrap_servers, group, stop)
-            pause = 0.5
-        except Exception:  # Kafka away or a store error: log, back off, start from the commit
-            log.exception("notification policy failed; restarting in %.1fs", pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 30.0)
+    # Kafka away or a store error: log, back off, start again from the committed offsets
+    await keep_running(
+        "notification policy", lambda: consume(policy, bootstrap_servers, group, stop), stop
+    )

@@ -6,7 +6,6 @@ No I/O at import time: connections open in the app's lifespan and close with it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +13,7 @@ from fastapi import FastAPI
 from parley_eventstore.outbox import OutboxWaker, pending
 from parley_eventstore.pool import create_pool
 from parley_http.problems import install_problem_handlers
+from parley_messaging.supervise import in_background
 from parley_messaging.topics import SAGA_REPLIES
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
@@ -37,22 +37,14 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.consuming = consuming = asyncio.Event()
         if not settings.consume:
             consuming.set()
-        tasks = [asyncio.create_task(consumer.timers(orchestrator, settings.timer_tick_s, stop))]
+        jobs = [consumer.timers(orchestrator, settings.timer_tick_s, stop)]
         if settings.consume:
-            tasks.append(
-                asyncio.create_task(
-                    consumer.run_forever(
-                        orchestrator, settings.kafka_bootstrap_servers, stop, consuming
-                    )
-                )
-            )
+            kafka = settings.kafka_bootstrap_servers
+            jobs.append(consumer.run_forever(orchestrator, kafka, stop, consuming))
         try:
-            yield
+            async with in_background(stop, jobs):
+                yield
         finally:
-            stop.set()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(task, timeout=5)
             await pool.close()
 
     app = FastAPI(title="Parley registration saga", version="1.0.0", lifespan=lifespan)

@@ -26,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from parley_messaging.envelope import InvalidEnvelope, decode
 from parley_messaging.inorder import consume_in_key_order
 from parley_messaging.saga import DECOY_NAME, decode_reply
+from parley_messaging.supervise import keep_running
 from parley_messaging.topics import SAGA_GROUP, dlq_topic, events_topic
 
 from parley_registration_saga.orchestrator import Orchestrator
@@ -148,11 +149,9 @@ async def run_forever(
     stop: asyncio.Event,
     ready: asyncio.Event | None = None,
 ) -> None:
-    pause = 0.5
-    while not stop.is_set():
-        try:
-            await consume(orchestrator, bootstrap_servers, stop, ready)
-        except Exception:
-            log.exception("saga consumer failed; restarting in %.1fs", pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 10.0)
+    await keep_running(
+        "saga consumer",
+        lambda: consume(orchestrator, bootstrap_servers, stop, ready),
+        stop,
+        max_pause_s=10.0,
+    )

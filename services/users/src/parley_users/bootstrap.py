@@ -6,7 +6,6 @@ No I/O at import time: connections open in the app's lifespan and close with it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +20,7 @@ from parley_eventstore.store import EventStore
 from parley_http.limits import BodySizeLimit
 from parley_http.problems import install_problem_handlers
 from parley_messaging.participant import serve_forever
+from parley_messaging.supervise import in_background
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 from parley_privacy.fields import FieldCipher
@@ -66,28 +66,20 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
         consumers = []
         if settings.consume_registrations:
             kafka = settings.kafka_bootstrap_servers
-            consumers.append(
-                asyncio.create_task(registrations.run_forever(app.state.users, cipher, kafka, stop))
-            )
-            consumers.append(
-                asyncio.create_task(
-                    serve_forever(
-                        "users",
-                        saga.handlers(app.state.users, cipher),
-                        kafka,
-                        stop,
-                        commands=SagaCommandLog(pool),
-                    )
-                )
-            )
+            consumers = [
+                registrations.run_forever(app.state.users, cipher, kafka, stop),
+                serve_forever(
+                    "users",
+                    saga.handlers(app.state.users, cipher),
+                    kafka,
+                    stop,
+                    commands=SagaCommandLog(pool),
+                ),
+            ]
         try:
-            async with revocations:
+            async with in_background(stop, consumers), revocations:
                 yield
         finally:
-            stop.set()
-            for consumer in consumers:
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(consumer, timeout=5)
             await store.close()
             await owner.close()
             await pool.close()

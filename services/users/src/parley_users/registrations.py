@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import InvalidEnvelope, decode
+from parley_messaging.supervise import keep_running
 from parley_privacy.fields import FieldCipher
 from parley_privacy.keys import KeyUnavailable
 
@@ -113,11 +114,6 @@ async def run_forever(
     users: Repository[User], cipher: FieldCipher, bootstrap_servers: str, stop: asyncio.Event
 ) -> None:
     """Keep consuming across Kafka outages (supervised by the service's lifespan)."""
-    pause = 0.5
-    while not stop.is_set():
-        try:
-            await consume(users, cipher, bootstrap_servers, stop)
-        except Exception:  # Kafka away or a store error: log, back off, start again
-            log.exception("registrations consumer failed; restarting in %.1fs", pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 30.0)
+    await keep_running(
+        "registrations consumer", lambda: consume(users, cipher, bootstrap_servers, stop), stop
+    )
