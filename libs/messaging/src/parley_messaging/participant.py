@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from parley_messaging import dlq
 from parley_messaging.envelope import InvalidEnvelope
 from parley_messaging.inorder import consume_in_key_order
 from parley_messaging.saga import (
@@ -37,7 +38,7 @@ from parley_messaging.saga import (
     reply_record,
 )
 from parley_messaging.supervise import keep_running
-from parley_messaging.topics import commands_topic, dlq_topic
+from parley_messaging.topics import commands_topic
 
 log = logging.getLogger("parley.saga.participant")
 
@@ -144,18 +145,7 @@ async def _answer(
         log.warning(
             "parked an undecodable command at %s/%s: %s", record.topic, record.offset, error
         )
-        await producer.send_and_wait(
-            dlq_topic(group),
-            value=record.value,
-            key=record.key,
-            headers=[
-                *record.headers,
-                ("dlq_error", str(error).encode()),
-                ("dlq_topic", record.topic.encode()),
-                ("dlq_partition", str(record.partition).encode()),
-                ("dlq_offset", str(record.offset).encode()),
-            ],
-        )
+        await dlq.publish(producer, group, record, error, attempts=1)
         return
     reply = await handle(command, handlers, commands)
     key, headers, value = reply_record(reply, source)

@@ -1,28 +1,44 @@
-"""Parking poison records on `<group>.dlq`: the original key, value and headers, plus headers
-saying why and where from, so a re-drive can put the record back exactly as it was."""
+"""A projection's dead-letter topic: its declaration and which stream version a parked record
+was. Parking and reading parked records back is parley_messaging.dlq, shared with the saga's
+consumers; its names are re-exported here for the runtime and the re-drive CLI."""
 
 from __future__ import annotations
 
-import dataclasses
-import time
-import traceback
-from typing import TypeAlias
-
-from aiokafka import AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from parley_messaging.dlq import (
+    H_ATTEMPTS,
+    H_ERROR,
+    H_ERROR_TYPE,
+    H_GROUP,
+    H_OFFSET,
+    H_PARTITION,
+    H_TIME,
+    H_TOPIC,
+    PREFIX,
+    Record,
+    headers,
+    original,
+    publish,
+)
 from parley_messaging.envelope import H_AGGREGATE_VERSION, H_SUBJECT
 from parley_messaging.topics import Topic, dlq_topic
 
-Record: TypeAlias = ConsumerRecord[bytes, bytes]
-PREFIX = "dlq_"
-H_ERROR = "dlq_error"
-H_ERROR_TYPE = "dlq_error_type"
-H_TOPIC = "dlq_topic"
-H_PARTITION = "dlq_partition"
-H_OFFSET = "dlq_offset"
-H_GROUP = "dlq_group"
-H_ATTEMPTS = "dlq_attempts"
-H_TIME = "dlq_time"
+__all__ = [
+    "H_ATTEMPTS",
+    "H_ERROR",
+    "H_ERROR_TYPE",
+    "H_GROUP",
+    "H_OFFSET",
+    "H_PARTITION",
+    "H_TIME",
+    "H_TOPIC",
+    "PREFIX",
+    "Record",
+    "dlq_declaration",
+    "headers",
+    "original",
+    "publish",
+    "stream_and_version",
+]
 
 
 def dlq_declaration(group: str, partitions: int = 1) -> Topic:
@@ -38,44 +54,3 @@ def stream_and_version(record: Record) -> tuple[str, int] | None:
         return text[H_SUBJECT], int(text[H_AGGREGATE_VERSION])
     except (KeyError, ValueError):
         return None
-
-
-def headers(
-    record: Record, group: str, error: BaseException, attempts: int
-) -> list[tuple[str, bytes]]:
-    reason = "".join(traceback.format_exception_only(type(error), error)).strip()
-    original = [(k, v) for k, v in record.headers if not k.startswith(PREFIX)]
-    return [
-        *original,
-        (H_ERROR, reason[:4000].encode()),
-        (H_ERROR_TYPE, type(error).__name__.encode()),
-        (H_TOPIC, record.topic.encode()),
-        (H_PARTITION, str(record.partition).encode()),
-        (H_OFFSET, str(record.offset).encode()),
-        (H_GROUP, group.encode()),
-        (H_ATTEMPTS, str(attempts).encode()),
-        (H_TIME, f"{time.time():.3f}".encode()),
-    ]
-
-
-async def publish(
-    producer: AIOKafkaProducer, group: str, record: Record, error: BaseException, attempts: int
-) -> None:
-    await producer.send_and_wait(
-        dlq_topic(group),
-        key=record.key,
-        value=record.value,
-        headers=headers(record, group, error, attempts),
-    )
-
-
-def original(parked: Record) -> Record:
-    """A DLQ record as it was first consumed: original topic, partition, offset, headers."""
-    meta = {k: v.decode() for k, v in parked.headers if k.startswith(PREFIX)}
-    return dataclasses.replace(
-        parked,
-        topic=meta.get(H_TOPIC, parked.topic),
-        partition=int(meta.get(H_PARTITION, parked.partition)),
-        offset=int(meta.get(H_OFFSET, parked.offset)),
-        headers=[(k, v) for k, v in parked.headers if not k.startswith(PREFIX)],
-    )

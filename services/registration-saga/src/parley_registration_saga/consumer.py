@@ -23,11 +23,12 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from parley_messaging import dlq
 from parley_messaging.envelope import InvalidEnvelope, decode
 from parley_messaging.inorder import consume_in_key_order
 from parley_messaging.saga import DECOY_NAME, decode_reply
 from parley_messaging.supervise import keep_running
-from parley_messaging.topics import SAGA_GROUP, dlq_topic, events_topic
+from parley_messaging.topics import SAGA_GROUP, events_topic
 
 from parley_registration_saga.orchestrator import Orchestrator
 
@@ -100,18 +101,7 @@ async def apply(
     except (InvalidEnvelope, ValueError, KeyError, TypeError) as error:
         log.warning("parked %s/%s/%s: %s", record.topic, record.partition, record.offset, error)
         if producer is not None:
-            await producer.send_and_wait(
-                dlq_topic(SAGA_GROUP),
-                value=record.value,
-                key=record.key,
-                headers=[
-                    *record.headers,
-                    ("dlq_error", str(error)[:2000].encode()),
-                    ("dlq_topic", record.topic.encode()),
-                    ("dlq_partition", str(record.partition).encode()),
-                    ("dlq_offset", str(record.offset).encode()),
-                ],
-            )
+            await dlq.publish(producer, SAGA_GROUP, record, error, attempts=1)
 
 
 def _is_decoy(record: ConsumerRecord[bytes, bytes]) -> bool:
