@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import asyncpg
@@ -58,6 +60,25 @@ def outbox_headers(
         traceparent=metadata.traceparent,
     )
     return header_map(envelope)
+
+
+async def enqueue(
+    db: asyncpg.Connection | asyncpg.Pool,
+    topic: str,
+    key: str,
+    headers: Mapping[str, str],
+    payload: bytes,
+) -> None:
+    """One record that is not an event of this store (a saga command, a private notice) into
+    the outbox: the relay publishes it like any other row. Pass the connection of an open
+    transaction to write it atomically with that transaction's other changes."""
+    await db.execute(
+        "INSERT INTO outbox (topic, key, headers, payload) VALUES ($1, $2, $3::jsonb, $4)",
+        topic,
+        key,
+        json.dumps(dict(headers)),
+        payload,
+    )
 
 
 class OutboxWaker:

@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 from parley_eventstore.aggregate import Repository
+from parley_eventstore.outbox import enqueue
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_messaging.saga import decoy_record
 from parley_messaging.topics import SAGA_REPLIES
@@ -187,7 +188,7 @@ async def register(auth: Auth, email: str, password: str, name: str, ctx: Contex
         # the saga shows the decoy a registration too: the status endpoint must not tell
         # a taken address (decoy id, 404) from a free one
         key, headers, value = decoy_record(decoy, "/parley/auth")
-        await tables.enqueue_private(auth.pool, SAGA_REPLIES, key, headers, value)
+        await enqueue(auth.pool, SAGA_REPLIES, key, headers, value)  # private: the same relay
         return AppendResult(decoy, 1, {})
     return await _append_registration(auth, account_id, address, name, ctx)
 

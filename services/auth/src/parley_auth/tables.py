@@ -7,7 +7,6 @@ Times come from the database clock (`now()`), so replicas agree.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,19 +50,6 @@ async def release_account(pool: asyncpg.Pool, account_id: str) -> None:
         await conn.execute("DELETE FROM email_claims WHERE account_id = $1", account_id)
         await conn.execute("DELETE FROM credentials WHERE account_id = $1", account_id)
         await conn.execute("DELETE FROM one_time_codes WHERE account_id = $1", account_id)
-
-
-async def enqueue_private(
-    pool: asyncpg.Pool, topic: str, key: str, headers: dict[str, str], payload: bytes
-) -> None:
-    """A record for a private topic through the outbox (published by the same relay)."""
-    await pool.execute(
-        "INSERT INTO outbox (topic, key, headers, payload) VALUES ($1, $2, $3::jsonb, $4)",
-        topic,
-        key,
-        json.dumps(headers),
-        payload,
-    )
 
 
 @dataclass(frozen=True)

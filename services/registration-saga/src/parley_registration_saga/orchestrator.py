@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from parley_eventstore.outbox import OutboxWaker
+from parley_eventstore.outbox import OutboxWaker, enqueue
 from parley_messaging.saga import SagaCommand, SagaReply, command_record
 
 from parley_registration_saga import metrics
@@ -145,10 +145,4 @@ async def _save(conn: asyncpg.Connection, saga: Saga, commands: list[SagaCommand
 async def _enqueue(conn: asyncpg.Connection, commands: list[SagaCommand]) -> None:
     for command in commands:
         key, headers, value = command_record(command, SOURCE)
-        await conn.execute(
-            "INSERT INTO outbox (topic, key, headers, payload) VALUES ($1, $2, $3::jsonb, $4)",
-            command.topic,
-            key,
-            json.dumps(headers),
-            value,
-        )
+        await enqueue(conn, command.topic, key, headers, value)
