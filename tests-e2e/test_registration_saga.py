@@ -21,6 +21,7 @@ from parley_testing.accounts import (
     code_mailed_to,
     login,
     new_address,
+    registration_reaching,
     registration_settled,
 )
 from parley_testing.plugin import dsn_for_database
@@ -46,14 +47,7 @@ async def registration(client: httpx.AsyncClient, user_id: str) -> dict[str, Any
 async def wait_for_status(
     client: httpx.AsyncClient, user_id: str, wanted: str, wait_s: float
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        response = await client.get(f"/v1/registrations/{user_id}")
-        if response.status_code == 200 and response.json()["status"] == wanted:
-            body: dict[str, Any] = response.json()
-            return body
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{user_id} never became {wanted}: {response.text}")
+    return await registration_reaching(client, user_id, (wanted,), wait_s, poll_s=0.2)
 
 
 async def event_types(postgres_dsn: str, database: str, stream_id: str) -> list[str]:

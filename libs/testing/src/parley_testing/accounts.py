@@ -11,6 +11,7 @@ import string
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -56,21 +57,37 @@ async def login(client: httpx.AsyncClient, email: str) -> str:
     return token
 
 
-async def registration_settled(
-    client: httpx.AsyncClient, user_id: str, wait_s: float = 30, poll_s: float = 0.05
-) -> str:
-    """The status a registration saga ended in (completed, compensated, failed), polled through
-    the gateway; AssertionError if it is still running after `wait_s`."""
+FINISHED = ("completed", "compensated", "failed")
+
+
+async def registration_reaching(
+    client: httpx.AsyncClient,
+    user_id: str,
+    statuses: tuple[str, ...],
+    wait_s: float = 30,
+    poll_s: float = 0.05,
+) -> dict[str, Any]:
+    """`GET /v1/registrations/{id}` once its status is one of `statuses`, polled through the
+    gateway; AssertionError after `wait_s`."""
     deadline = time.monotonic() + wait_s
     status = "unknown"
     while time.monotonic() < deadline:
         response = await client.get(f"/v1/registrations/{user_id}")
         if response.status_code == 200:
-            status = response.json()["status"]
-            if status in ("completed", "compensated", "failed"):
-                return str(status)
+            body: dict[str, Any] = response.json()
+            status = body["status"]
+            if status in statuses:
+                return body
         await asyncio.sleep(poll_s)
     raise AssertionError(f"registration {user_id} still {status} after {wait_s} s")
+
+
+async def registration_settled(
+    client: httpx.AsyncClient, user_id: str, wait_s: float = 30, poll_s: float = 0.05
+) -> str:
+    """The status a registration saga ended in (completed, compensated, failed)."""
+    body = await registration_reaching(client, user_id, FINISHED, wait_s, poll_s)
+    return str(body["status"])
 
 
 async def sign_up(client: httpx.AsyncClient, name: str = "E2E", poll_s: float = 0.1) -> Account:
