@@ -140,7 +140,11 @@ def reply_record(reply: SagaReply, source: str) -> tuple[bytes, list[tuple[str, 
 
 
 def decode_reply(headers: Iterable[tuple[str, bytes | None]], value: bytes | None) -> SagaReply:
-    envelope = decode(headers, value)
+    return reply_of(decode(headers, value))
+
+
+def reply_of(envelope: Envelope) -> SagaReply:
+    """The saga reply a decoded record holds (InvalidEnvelope if it is not one)."""
     context, name, _ = parse_ce_type(envelope.type)
     if name != REPLY_NAME or not envelope.correlation_id:
         raise InvalidEnvelope(f"{envelope.type} is not a saga reply")

@@ -24,9 +24,9 @@ import logging
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from parley_messaging import dlq
-from parley_messaging.envelope import InvalidEnvelope, decode
+from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
 from parley_messaging.inorder import consume_in_key_order
-from parley_messaging.saga import DECOY_NAME, decode_reply
+from parley_messaging.saga import DECOY_NAME, reply_of
 from parley_messaging.supervise import keep_running
 from parley_messaging.topics import SAGA_GROUP, events_topic
 
@@ -92,26 +92,20 @@ async def apply(
     producer: AIOKafkaProducer | None = None,
 ) -> None:
     try:
+        envelope = decode(record.headers, record.value)
         if record.topic == TRIGGER_TOPIC:
-            await _trigger(orchestrator, record)
-        elif _is_decoy(record):
-            await orchestrator.shadow(decode(record.headers, record.value).subject)
+            await _trigger(orchestrator, envelope)
+        elif envelope.event_name == DECOY_NAME:
+            await orchestrator.shadow(envelope.subject)
         else:
-            await orchestrator.on_reply(decode_reply(record.headers, record.value))
+            await orchestrator.on_reply(reply_of(envelope))
     except (InvalidEnvelope, ValueError, KeyError, TypeError) as error:
         log.warning("parked %s/%s/%s: %s", record.topic, record.partition, record.offset, error)
         if producer is not None:
             await dlq.publish(producer, SAGA_GROUP, record, error, attempts=1)
 
 
-def _is_decoy(record: ConsumerRecord[bytes, bytes]) -> bool:
-    return any(
-        k == "ce_type" and v.endswith(f".{DECOY_NAME}.v1".encode()) for k, v in record.headers
-    )
-
-
-async def _trigger(orchestrator: Orchestrator, record: ConsumerRecord[bytes, bytes]) -> None:
-    envelope = decode(record.headers, record.value)
+async def _trigger(orchestrator: Orchestrator, envelope: Envelope) -> None:
     if envelope.event_name != "UserRegistered":
         return
     data = json.loads(envelope.data)
