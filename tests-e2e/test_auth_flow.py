@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import jsonschema
 import jwt
-from parley_testing.accounts import PASSWORD, code_mailed_to
+from parley_testing.accounts import PASSWORD, code_mailed_to, registration_settled
 from parley_testing.kafka import consumer_at_end
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +39,8 @@ async def test_account_life_through_the_gateway(gateway_url: str, kafka_bootstra
                 "/v1/auth/verify-otp", json={"email": address, "code": code}
             )
             assert verified.status_code == 200, verified.text
+            # login needs the registration saga's activation too (README: follow the saga)
+            assert await registration_settled(client, user_id) == "completed"
 
             login = await client.post(
                 "/v1/auth/login", json={"email": address, "password": PASSWORD}
