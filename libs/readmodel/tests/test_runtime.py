@@ -20,7 +20,13 @@ from conftest import (
     read_topic,
     reset_offsets,
 )
-from parley_readmodel.progress import stream_key, wait_for_version
+from parley_readmodel.progress import (
+    PROGRESS,
+    context_of,
+    progress_id,
+    stream_key,
+    wait_for_version,
+)
 from parley_readmodel.redrive import main as redrive_main
 
 pytestmark = pytest.mark.integration
@@ -183,6 +189,42 @@ async def test_wait_for_version(db: Any, kafka_bootstrap: str, unique_name: str)
         )
         assert time.monotonic() - started >= 0.5
     assert (await docs(db, projection, "conversations"))["cw"]["messages"] == 4
+
+
+async def test_versions_kept_in_the_stream_document_replace_progress_documents(
+    db: Any, kafka_bootstrap: str, unique_name: str
+) -> None:
+    """With `versions_in`, a stream whose newest event wrote its own document gets no
+    `_progress` document; one whose newest event wrote elsewhere does; the wait sees both."""
+    topic = await new_topic(kafka_bootstrap, f"rm.{unique_name}", partitions=1)
+    projection = dataclasses.replace(
+        sample.conversations(f"home-{unique_name}"),
+        topics=(topic,),
+        versions_in={context_of(topic): "conversations"},
+    )
+    key = stream_key(topic, "ch")
+    home = ("conversations", "ch")
+    progress = db[PROGRESS]
+    async with projector(db, projection, options(kafka_bootstrap)):
+        await produce(kafka_bootstrap, topic, sample.conversation_events("ch", ["a", "b"], 3))
+        assert await wait_for_version(db, projection.name, key, 4, 30, home)
+        assert await progress.find_one({"_id": progress_id(projection.name, 1, key)}) is None
+        # without the document the stream looks unapplied: the wait must read it
+        assert not await wait_for_version(db, projection.name, key, 4, 0.2)
+
+        # a read mark writes only `unread`: its version needs a progress document
+        await produce(kafka_bootstrap, topic, [sample.event("ch", 5, "Read", {"user": "a"})])
+        assert await wait_for_version(db, projection.name, key, 5, 30, home)
+        mark = await progress.find_one({"_id": progress_id(projection.name, 1, key)})
+        assert mark is not None and mark["version"] == 5
+        assert (await docs(db, projection, "conversations"))["ch"]["_v"] == {"ch": 4}
+        assert not await wait_for_version(db, projection.name, key, 6, 0.3, home)
+
+        # the document moves past the progress document: the document answers
+        await produce(kafka_bootstrap, topic, sample.conversation_events("ch", ["a", "b"], 1, 6))
+        assert await wait_for_version(db, projection.name, key, 6, 30, home)
+        mark = await progress.find_one({"_id": progress_id(projection.name, 1, key)})
+        assert mark is not None and mark["version"] == 5
 
 
 async def test_store_outage_is_retried_not_parked(

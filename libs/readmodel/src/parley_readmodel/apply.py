@@ -33,6 +33,7 @@ document, without a lock), so it would cost a scan per update for no safety.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -95,10 +96,6 @@ async def read_stored(
     return found
 
 
-def _paths_conflict(a: str, b: str) -> bool:
-    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
-
-
 def _each(value: Any) -> list[Any] | None:
     if isinstance(value, Mapping):
         return list(value["$each"]) if set(value) == {"$each"} else None
@@ -110,18 +107,22 @@ def merge(into: dict[str, dict[str, Any]], update: Update) -> bool:
     untouched) when it cannot (same path under another operator, parent/child paths, $pull,
     push modifiers): the caller then starts a new update for the document."""
     owner = {path: op for op, fields in into.items() for path in fields}
+    # every proper parent of an owned path: a new path equal to one conflicts (child owned)
+    parents = {path[:i] for path in owner for i, c in enumerate(path) if c == "."}
     for op, fields in update.items():
         if op not in MERGE:
             return False
         for path, value in fields.items():
-            for other, other_op in owner.items():
-                if other == path and other_op == op:
-                    if op in ("$addToSet", "$push") and (
-                        _each(value) is None or _each(into[op][path]) is None
-                    ):
-                        return False
-                elif _paths_conflict(other, path):
+            other_op = owner.get(path)
+            if other_op is not None:
+                if other_op != op:
                     return False
+                if op in ("$addToSet", "$push") and (
+                    _each(value) is None or _each(into[op][path]) is None
+                ):
+                    return False
+            if path in parents or any(path[:i] in owner for i, c in enumerate(path) if c == "."):
+                return False  # a parent or a child of an owned path
     for op, fields in update.items():
         target = into.setdefault(op, {})
         for path, value in fields.items():
@@ -313,14 +314,14 @@ async def read_stored_by_id(
 
 
 async def insert_new(
-    db: DB, generation: int, segments: Mapping[tuple[str, str], list[Segment]]
+    db: DB, generation: int, documents: Mapping[tuple[str, str], dict[str, Any]]
 ) -> set[tuple[str, str]]:
-    """Insert every planned document as new (unordered); returns the keys that already
-    existed (duplicate key), whose changes must be planned again from their stored state."""
+    """Insert every document as new (unordered); returns the keys that already existed
+    (duplicate key), whose changes must be planned again from their stored state."""
     existing: set[tuple[str, str]] = set()
     by_collection: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for (logical, doc_id), items in segments.items():
-        by_collection[logical].append(materialise(doc_id, items[0].update))
+    for (logical, _), document in documents.items():
+        by_collection[logical].append(document)
     for logical, docs in by_collection.items():
         target = db[physical(logical, generation)]
         for start in range(0, len(docs), INSERT_CHUNK):
@@ -362,7 +363,7 @@ async def apply_changes(
         stored = await read_stored(db, generation, {(c.collection, c.doc_id) for c in changes})
         return await write(db, generation, to_ops(plan(changes, stored, parked), guard), chunk)
     fresh = plan(changes, {}, parked)
-    insertable = {k: v for k, v in fresh.items() if _materialisable(k[1], v[0].update)}
+    insertable = materialisable(fresh)
     existing = await insert_new(db, generation, insertable)
     inserted = set(insertable) - existing
     rest = {k: v[1:] for k, v in fresh.items() if k in inserted and len(v) > 1}
@@ -372,9 +373,12 @@ async def apply_changes(
     return len(inserted) + await write(db, generation, to_ops(rest, guard), chunk)
 
 
-def _materialisable(doc_id: str, update: Mapping[str, Mapping[str, Any]]) -> bool:
-    try:
-        materialise(doc_id, update)
-    except NotMaterialisable:
-        return False
-    return True
+def materialisable(
+    segments: Mapping[tuple[str, str], list[Segment]],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The new document of each key whose first update says it plainly (see materialise)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for key, items in segments.items():
+        with contextlib.suppress(NotMaterialisable):  # an upsert will say it
+            out[key] = materialise(key[1], items[0].update)
+    return out

@@ -5,6 +5,12 @@ The query gateway uses it for read-your-writes (`wait_for_version`): a command a
 (stream id, version); a GET presenting that token waits, bounded, until the projection has
 applied it. One document per stream keeps the one-writer rule (a stream lives in one
 partition) and `_id`-only filters (FerretDB pushes only those down to SQLite).
+
+A projection may say that a context's versions are already in its documents
+(`Projection.versions_in`): the users document of a user records in `_v` every version of
+that user's stream it applied. Those streams get a `_progress` document only when their
+newest version in a batch did not write that document, and `applied_version` reads the
+document first, so a batch of new users costs one insert per user, not two.
 """
 
 from __future__ import annotations
@@ -18,18 +24,21 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from parley_readmodel.aliases import active_generation
+from parley_readmodel.aliases import active_generation, escape, physical
 
 DB = AsyncDatabase[dict[str, Any]]
 PROGRESS = "_progress"
+
+
+def context_of(topic_or_context: str) -> str:
+    return topic_or_context.removesuffix(".events")
 
 
 def stream_key(topic_or_context: str, stream: str) -> str:
     """A stream as progress knows it: qualified by its context, because ids repeat across
     contexts (an account, its profile and its notification preferences all use the user id)
     and a projection reading two topics must not take one's version for the other's."""
-    context = topic_or_context.removesuffix(".events")
-    return f"{context}/{stream}"
+    return f"{context_of(topic_or_context)}/{stream}"
 
 
 def progress_id(projection: str, generation: int, stream: str) -> str:
@@ -89,21 +98,44 @@ async def parked_versions(
     return found
 
 
-async def applied_version(db: DB, projection: str, stream_id: str) -> int:
+async def applied_version(
+    db: DB,
+    projection: str,
+    stream_key_: str,
+    in_document: tuple[str, str] | None = None,
+    enough: int | None = None,
+) -> int:
+    """The highest version of the stream the projection applied in its active generation.
+    `in_document`: (logical collection, document id) whose `_v` also records the stream's
+    versions (Projection.versions_in); read first, and when it already holds `enough` the
+    `_progress` document is not read at all."""
     generation = await active_generation(db, projection)
-    doc = await db[PROGRESS].find_one({"_id": progress_id(projection, generation, stream_id)})
-    return int(doc["version"]) if doc else 0
+    carried = 0
+    if in_document is not None:
+        logical, doc_id = in_document
+        doc = await db[physical(logical, generation)].find_one({"_id": doc_id}, {"_v": 1})
+        carried = int(((doc or {}).get("_v") or {}).get(escape(doc_id), 0))
+        if enough is not None and carried >= enough:
+            return carried
+    doc = await db[PROGRESS].find_one({"_id": progress_id(projection, generation, stream_key_)})
+    return max(carried, int(doc["version"]) if doc else 0)
 
 
 async def wait_for_version(
-    db: DB, projection: str, stream_id: str, version: int, timeout_s: float
+    db: DB,
+    projection: str,
+    stream_id: str,
+    version: int,
+    timeout_s: float,
+    in_document: tuple[str, str] | None = None,
 ) -> bool:
-    """True once `projection` applied `version` of `stream_id` (in its active generation),
-    False after `timeout_s`. Polls with a short backoff: one `_id` lookup per poll."""
+    """True once `projection` applied `version` of `stream_id` (a `stream_key`, in its active
+    generation), False after `timeout_s`. Polls with a short backoff: one `_id` lookup per
+    poll (two when the document is behind)."""
     deadline = time.monotonic() + timeout_s
     pause = 0.005
     while True:
-        if await applied_version(db, projection, stream_id) >= version:
+        if await applied_version(db, projection, stream_id, in_document, version) >= version:
             return True
         remaining = deadline - time.monotonic()
         if remaining <= 0:

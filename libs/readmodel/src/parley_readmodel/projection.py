@@ -13,6 +13,14 @@ Rules a handler must follow (both MongoDB 7 and FerretDB 1.24 hold to them):
   one per-user document folding every conversation, which consumers of several partitions
   would update concurrently). Sum such sub-documents when reading ($group/$sum works).
 
+`versions_in` (context -> logical collection) says where a context's stream versions already
+live: in that collection, the document whose `_id` is the stream id records in `_v` every
+version of the stream it applied (the users context's streams and the `users` documents). The
+runtime then writes no `_progress` document for a stream whose newest version in a batch is
+such a write (half the writes of a batch of new users), and the read-your-writes check reads
+that document first (progress.applied_version). Declare it only when no other context writes
+those documents under the same ids.
+
 `indexes` declares secondary indexes per logical collection (key lists, ascending 1 or
 descending -1); the runtime creates them on every generation it writes (createIndexes is
 idempotent), the rebuild on the generation it fills. FerretDB 1.24 accepts them (it pushes
@@ -73,6 +81,7 @@ class Projection:
     handlers: Mapping[str, Handler]  # event name (ce_type without context/version) -> handler
     strict: bool = False  # True: an event with no handler is poison (DLQ), not ignored
     indexes: Mapping[str, tuple[IndexKeys, ...]] = field(default_factory=dict)  # logical ->
+    versions_in: Mapping[str, str] = field(default_factory=dict)  # context -> logical
 
     @property
     def group(self) -> str:

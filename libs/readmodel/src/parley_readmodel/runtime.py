@@ -44,7 +44,13 @@ from parley_readmodel.aliases import (
 )
 from parley_readmodel.apply import Change, LostRace, apply_changes
 from parley_readmodel.dlq import Record
-from parley_readmodel.progress import mark_parked, parked_versions, record_progress, stream_key
+from parley_readmodel.progress import (
+    context_of,
+    mark_parked,
+    parked_versions,
+    record_progress,
+    stream_key,
+)
 from parley_readmodel.projection import Decrypt, Projection, Sweep, Upcast, writes_for
 
 log = logging.getLogger("parley.readmodel")
@@ -239,7 +245,9 @@ async def apply_prepared(
                 await db[physical(sweep.collection, generation)].update_many(
                     dict(sweep.filter), dict(sweep.update)
                 )
-            await record_progress(db, projection.name, generation, prepared.versions, options.chunk)
+            await record_progress(
+                db, projection.name, generation, untracked(projection, prepared), options.chunk
+            )
             metrics.UPDATES.labels(projection.name).inc(sent)
             return
         except LostRace as error:
@@ -250,6 +258,22 @@ async def apply_prepared(
             log.warning("read-model write failed (%s); retrying in %.2fs", error, pause)
             await asyncio.sleep(pause)
             pause = min(pause * 2, options.store_backoff_max_s)
+
+
+def untracked(projection: Projection, prepared: Prepared) -> dict[str, int]:
+    """The batch's stream versions that need a `_progress` document: all but those whose
+    newest version in the batch wrote the stream's own document of `projection.versions_in`
+    (its `_v` says the same; progress.applied_version reads it there). A change the plan
+    skips as already applied is fine too: the document holds that version or a later one."""
+    if not projection.versions_in:
+        return dict(prepared.versions)
+    carried: dict[str, int] = {}
+    for change in prepared.changes:
+        home = projection.versions_in.get(context_of(change.topic))
+        if home == change.collection and change.doc_id == change.stream and not change.redrive:
+            key = stream_key(change.topic, change.stream)
+            carried[key] = max(change.version, carried.get(key, 0))
+    return {s: v for s, v in prepared.versions.items() if carried.get(s) != v}
 
 
 class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -19,6 +19,8 @@ _WORD = re.compile(r"[^\W_]+")  # letters and digits; punctuation, '_' and space
 
 
 def normalise(text: str) -> str:
+    if text.isascii():  # nothing to decompose (most names; a projector hot path)
+        return " ".join(text.casefold().split())
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(stripped.casefold().split())

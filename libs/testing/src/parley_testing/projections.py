@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
 from parley_messaging.topics import Topic, ensure_topics, partitions_of
 from parley_readmodel.aliases import active_generation, physical
+from parley_readmodel.progress import context_of
 from parley_readmodel.projection import Projection
 from parley_readmodel.runtime import Options, run
 from pymongo.asynchronous.database import AsyncDatabase
@@ -65,8 +66,15 @@ async def produce(bootstrap: str, topic: str, records: list[Record], partitions:
 
 
 def on_topic(projection: Projection, topic: str, name: str) -> Projection:
-    """The projection reading `topic` under its own group `name` (a test's private copy)."""
-    return dataclasses.replace(projection, name=name, topics=(topic,))
+    """The projection reading `topic` (in place of its first topic) under its own group `name`
+    (a test's private copy)."""
+    first = context_of(projection.topics[0])
+    versions_in = (
+        {context_of(topic): projection.versions_in[first]}
+        if first in projection.versions_in
+        else {}
+    )
+    return dataclasses.replace(projection, name=name, topics=(topic,), versions_in=versions_in)
 
 
 async def committed_to_end(bootstrap: str, group: str, topics: tuple[str, ...]) -> bool:

@@ -173,4 +173,6 @@ def users_projection(name: str = NAME) -> Projection:
             "UserForgotten": user_forgotten,
         },
         indexes=INDEXES,
+        # a user's stream id is the id of their users document, which only that stream writes
+        versions_in={"users": USERS},
     )

@@ -8,6 +8,7 @@ that changed nothing in the document being read.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from parley_http.consistency import ConsistencyToken, InvalidToken
@@ -31,14 +32,19 @@ async def caught_up(
     contexts: tuple[str, ...],
     token: ConsistencyToken | None,
     wait_s: float,
+    versions_in: Mapping[str, str] | None = None,
 ) -> bool:
     """Wait until `projection` has applied the token's write. False: no token, or a token
     of a context this projection does not read (nothing to wait for). True: the write is in
-    (read fresh, not from a cache). Past `wait_s`: 503 + Retry-After."""
+    (read fresh, not from a cache). Past `wait_s`: 503 + Retry-After. `versions_in`: the
+    projection's `Projection.versions_in` (context -> collection whose document of the
+    stream records its versions)."""
     if token is None or token.context not in contexts:
         return False
     stream = stream_key(token.context, token.stream_id)
-    if await wait_for_version(db, projection, stream, token.version, wait_s):
+    home = (versions_in or {}).get(token.context)
+    in_document = None if home is None else (home, token.stream_id)
+    if await wait_for_version(db, projection, stream, token.version, wait_s, in_document):
         return True
     raise Problem(
         503,

@@ -31,6 +31,8 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=1000)]
 PROJECTION = "projector-users"
 CONTEXTS = ("users",)
+# the projector's `versions_in`: a user's document records the versions of their stream
+VERSIONS_IN = {"users": "users"}
 Role = Literal["user", "admin"]
 Status = Literal["active", "deactivated"]
 USER_ORDER = ("name_key", "_id")
@@ -77,7 +79,12 @@ def to_view(doc: dict[str, Any], caller: Principal) -> UserView:
 async def fresh_for(request: Request, token: str | None) -> bool:
     settings = request.app.state.settings
     return await caught_up(
-        request.app.state.db, PROJECTION, CONTEXTS, parse_token(token), settings.consistency_wait_s
+        request.app.state.db,
+        PROJECTION,
+        CONTEXTS,
+        parse_token(token),
+        settings.consistency_wait_s,
+        VERSIONS_IN,
     )
 
 
