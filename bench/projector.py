@@ -21,15 +21,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
-from parley_messaging.topics import Topic, ensure_topics
+from parley_messaging.topics import Topic, ensure_topics, partitions_of
 from parley_projector_users.views import users_projection
 from parley_readmodel.aliases import physical
 from parley_readmodel.runtime import Options
 from parley_readmodel.runtime import run as run_projector
 from parley_testing.infra import Server, locate
-from parley_testing.projections import committed_to_end, on_topic
+from parley_testing.projections import on_topic
 from pymongo import AsyncMongoClient, InsertOne
 
 from bench.common import kafka_bootstrap
@@ -68,15 +68,30 @@ async def produce(topic: str, envelopes: list[Envelope]) -> None:
         await producer.stop()
 
 
+async def committed_all(watcher: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    return all([(await watcher.committed(tp) or 0) >= end for tp, end in ends.items()])
+
+
 async def timed_projection(db: Any, topic: str, name: str, produced: list[Envelope]) -> float:
     await produce(topic, produced)
     projection = on_topic(users_projection(name), topic, name)
     options = Options(bootstrap_servers=kafka_bootstrap(), max_records=2000)
-    started = time.perf_counter()
-    task = asyncio.create_task(run_projector(db, projection, options))
-    while not await committed_to_end(kafka_bootstrap(), name, (topic,)):
-        await asyncio.sleep(0.1)
-    elapsed = time.perf_counter() - started
+    # one watcher for the whole run: a consumer started per check would take CPU from the
+    # projector it measures (same event loop, same two cores)
+    watcher = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap(), group_id=name)
+    await watcher.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in await partitions_of(kafka_bootstrap(), topic)
+        ]
+        ends = await watcher.end_offsets(partitions)
+        started = time.perf_counter()
+        task = asyncio.create_task(run_projector(db, projection, options))
+        while not await committed_all(watcher, ends):
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    finally:
+        await watcher.stop()
     options.stop.set()
     await task
     return len(produced) / elapsed

@@ -77,7 +77,7 @@ async def test_users_and_contacts_documents_and_replays_change_nothing(
         ada.event("UserProfileUpdated", name="Émilie Zoë Noël"),
     ]
     await produce(kafka_bootstrap, topic, records)
-    await project(db, projection, kafka_bootstrap, max_records=500)
+    await project(db, projection, kafka_bootstrap, max_records=500, indexes=True)
 
     generation = await active_generation(db, projection.name, ttl_s=0)
     users = {d["_id"]: d for d in await db[physical("users", generation)].find().to_list(None)}
@@ -114,5 +114,5 @@ async def test_users_and_contacts_documents_and_replays_change_nothing(
     before = await dump(db, projection)
     for batch in (500, 2):  # the whole topic again, in big then tiny batches
         await reset_offsets(kafka_bootstrap, projection.group, projection.topics)
-        await project(db, projection, kafka_bootstrap, max_records=batch)
+        await project(db, projection, kafka_bootstrap, max_records=batch, indexes=True)
         assert await dump(db, projection) == before

@@ -23,8 +23,9 @@ those documents under the same ids.
 
 `indexes` declares secondary indexes per logical collection (key lists, ascending 1 or
 descending -1); the runtime creates them on every generation it writes (createIndexes is
-idempotent), the rebuild on the generation it fills. FerretDB 1.24 accepts them (it pushes
-only `_id` filters down, so they matter on MongoDB).
+idempotent), the rebuild on the generation it fills, on MongoDB. Not on FerretDB 1.24 by
+default (`Options.indexes`): it accepts them but pushes only `_id` filters down (explain:
+no filter or sort pushdown, a table SCAN), so there they would only slow every insert.
 """
 
 from __future__ import annotations

@@ -43,7 +43,14 @@ from parley_readmodel.aliases import (
 )
 from parley_readmodel.progress import PROGRESS
 from parley_readmodel.projection import Projection, load_projection
-from parley_readmodel.runtime import Options, apply_prepared, park, prepare, resolve_guard
+from parley_readmodel.runtime import (
+    Options,
+    apply_prepared,
+    park,
+    prepare,
+    resolve_guard,
+    resolve_indexes,
+)
 
 log = logging.getLogger("parley.readmodel.rebuild")
 DB = AsyncDatabase[dict[str, Any]]
@@ -101,7 +108,8 @@ async def rebuild(
         {"_id": projection.name}, {"$set": {"pending": new, "latest": new}}
     )
     log.info("%s: building generation %d beside %d", projection.name, new, old)
-    await ensure_indexes(db, new, projection.indexes)
+    if await resolve_indexes(db, options):
+        await ensure_indexes(db, new, projection.indexes)
     complete = await _fill(db, projection, new, options, guard)
     await db[ALIASES].update_one({"_id": projection.name}, {"$set": {f"complete.{new}": complete}})
     deadline = time.monotonic() + join_timeout_s

@@ -67,17 +67,31 @@ class Options:
     store_backoff_max_s: float = 5.0  # the store being down is retried without end
     chunk: int = 50  # updates per bulk command (FerretDB: see apply.py; at most 99 there)
     guard: bool | None = None  # version guard in filters; None: on unless FerretDB
+    # the projection's declared secondary indexes; None: created unless the store is
+    # FerretDB 1.24, which pushes only `_id` filters down (its explain: filterPushdown and
+    # sortPushdown false, a SCAN), so there they only slow every insert (~25%)
+    indexes: bool | None = None
     upcast: Upcast | None = None
     decrypt: Decrypt | None = None  # personal fields (parley_privacy); None: data as it is
     dlq_partitions: int = 1
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+async def is_ferretdb(db: DB) -> bool:
+    info = await db.client.admin.command("buildInfo")
+    return "ferretdbVersion" in info
+
+
 async def resolve_guard(db: DB, options: Options) -> bool:
     if options.guard is not None:
         return options.guard
-    info = await db.client.admin.command("buildInfo")
-    return "ferretdbVersion" not in info
+    return not await is_ferretdb(db)
+
+
+async def resolve_indexes(db: DB, options: Options) -> bool:
+    if options.indexes is not None:
+        return options.indexes
+    return not await is_ferretdb(db)
 
 
 @dataclass
@@ -327,9 +341,10 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
         options.bootstrap_servers, [dlq.dlq_declaration(projection.group, options.dlq_partitions)]
     )
     guard = await resolve_guard(db, options)
+    indexing = await resolve_indexes(db, options)
     lock = asyncio.Lock()
     done: set[tuple[int, TopicPartition]] = set()
-    indexed: set[int] = set()  # generations whose declared indexes exist
+    indexed: set[int] = set()  # generations whose declared indexes exist (or are not wanted)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=options.bootstrap_servers,
         group_id=projection.group,
@@ -349,7 +364,8 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
                 alias = await read_alias(db, projection.name)
                 metrics.GENERATION.labels(projection.name).set(alias.active)
                 for generation in set(alias.targets()) - indexed:
-                    await ensure_indexes(db, generation, projection.indexes)
+                    if indexing:
+                        await ensure_indexes(db, generation, projection.indexes)
                     indexed.add(generation)
                 await join_generations(db, consumer, projection, alias, done)
             batch = await consumer.getmany(timeout_ms=options.poll_ms)
