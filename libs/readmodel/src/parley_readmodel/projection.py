@@ -21,6 +21,10 @@ such a write (half the writes of a batch of new users), and the read-your-writes
 that document first (progress.applied_version). Declare it only when no other context writes
 those documents under the same ids.
 
+`tracked` limits the `_progress` documents to the contexts whose consistency tokens the
+gateway checks against this projection (chat tracks only `chat`, not the users events it
+reads for `UserForgotten`).
+
 `indexes` declares secondary indexes per logical collection (key lists, ascending 1 or
 descending -1); the runtime creates them on every generation it writes (createIndexes is
 idempotent), the rebuild on the generation it fills, on MongoDB. Not on FerretDB 1.24 by
@@ -83,10 +87,18 @@ class Projection:
     strict: bool = False  # True: an event with no handler is poison (DLQ), not ignored
     indexes: Mapping[str, tuple[IndexKeys, ...]] = field(default_factory=dict)  # logical ->
     versions_in: Mapping[str, str] = field(default_factory=dict)  # context -> logical
+    # the contexts whose streams' progress is recorded for read-your-writes (None: every topic's);
+    # a projection that reads another context for one rare event (UserForgotten) and never
+    # serves that context's tokens need not write a `_progress` document per foreign stream
+    tracked: tuple[str, ...] | None = None
 
     @property
     def group(self) -> str:
         return self.name
+
+    def tracks(self, stream_key: str) -> bool:
+        """Whether progress of this stream (a `progress.stream_key`) is recorded."""
+        return self.tracked is None or stream_key.partition("/")[0] in self.tracked
 
 
 class UnknownEventType(LookupError):

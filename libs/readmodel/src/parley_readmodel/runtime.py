@@ -109,6 +109,12 @@ async def _changes(
     envelope = decode(record.headers, record.value)
     if envelope.aggregate_version is None or not envelope.subject:
         raise InvalidEnvelope("no ce_subject/ce_aggregateversion: cannot apply idempotently")
+    moment = envelope.time.timestamp()
+    stream = stream_key(record.topic, envelope.subject)
+    if envelope.event_name not in projection.handlers and not projection.strict:
+        # an event this projection ignores: counted as applied, its data never parsed (a
+        # chat projection reads every users event for the rare UserForgotten)
+        return stream, envelope.aggregate_version, moment, [], []
     data = json.loads(envelope.data)
     if not isinstance(data, dict):
         raise InvalidEnvelope("event data is not a JSON object")
@@ -136,8 +142,6 @@ async def _changes(
                     record.topic,
                 )
             )
-    moment = envelope.time.timestamp()
-    stream = stream_key(record.topic, envelope.subject)
     return stream, envelope.aggregate_version, moment, changes, sweeps
 
 
@@ -189,7 +193,8 @@ async def prepare(
             span.end()
         out.changes += changes
         out.sweeps += sweeps
-        out.versions[stream] = max(version, out.versions.get(stream, 0))
+        if projection.tracks(stream):
+            out.versions[stream] = max(version, out.versions.get(stream, 0))
         out.newest_event_time = max(moment, out.newest_event_time or moment)
     return out
 

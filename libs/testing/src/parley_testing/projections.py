@@ -74,7 +74,12 @@ def on_topic(projection: Projection, topic: str, name: str) -> Projection:
         if first in projection.versions_in
         else {}
     )
-    return dataclasses.replace(projection, name=name, topics=(topic,), versions_in=versions_in)
+    tracked = projection.tracked
+    if tracked is not None:
+        tracked = (context_of(topic),) if first in tracked else ()
+    return dataclasses.replace(
+        projection, name=name, topics=(topic,), versions_in=versions_in, tracked=tracked
+    )
 
 
 async def committed_to_end(bootstrap: str, group: str, topics: tuple[str, ...]) -> bool:

@@ -286,6 +286,7 @@ def chat_projection(name: str = NAME) -> Projection:
         name=name,
         # users.events only for UserForgotten (other users events have no handler here)
         topics=("chat.events", "users.events"),
+        tracked=("chat",),  # users.events only for UserForgotten: no tokens of it here
         collections=(MEMBERSHIPS, MESSAGES, CONVERSATIONS),
         handlers={
             "ConversationCreated": conversation_created,

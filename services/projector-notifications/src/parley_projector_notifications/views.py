@@ -78,6 +78,7 @@ def notifications_projection(name: str = NAME) -> Projection:
         name=name,
         # users.events only for UserForgotten (other users events have no handler here)
         topics=("notifications.events", "users.events"),
+        tracked=("notifications",),  # users.events only for UserForgotten: no tokens of it here
         collections=(NOTIFICATIONS, PREFERENCES),
         handlers={
             "NotificationCreated": notification_created,
