@@ -147,13 +147,13 @@ class Policy:
         except ValueError as error:
             raise Poison(str(error)) from error
         name = envelope.event_name
-        if self.cipher is not None:  # KeyUnavailable propagates: the consumer restarts
+        if self.cipher is not None and topic == self.chat_topic:
+            # KeyUnavailable propagates: the consumer restarts. Addresses from users.events
+            # are kept sealed as they came and opened only to send a mail (address_of): a
+            # sign-up costs no key fetch here, and the directory holds no plaintext address.
             data = await self.cipher.decrypt(name, data)
         redacted = data.get(REDACTED) or ()
-        if topic == self.users_topic and (
-            name == "UserForgotten"
-            or (name in ("UserCreated", "UserProfileEmailChanged") and "email" in redacted)
-        ):
+        if topic == self.users_topic and name == "UserForgotten":
             await self.directory.forget(str(data.get("user_id")))
         elif topic == self.users_topic and name in ("UserCreated", "UserProfileEmailChanged"):
             try:
@@ -191,6 +191,18 @@ class Policy:
                 for recipient in message.recipient_ids:
                     await self.deliver(message, recipient, metadata)
 
+    async def address_of(self, user_id: str) -> str | None:
+        """The person's address in plaintext; None when unknown or their key is gone (then
+        the sealed leftover, e.g. from a replay after they were forgotten, is dropped)."""
+        stored = await self.directory.address(user_id)
+        if stored is None or self.cipher is None:
+            return stored
+        opened = await self.cipher.decrypt("UserCreated", {"user_id": user_id, "email": stored})
+        if "email" in (opened.get(REDACTED) or ()):
+            await self.directory.forget(user_id)
+            return None
+        return str(opened["email"])
+
     async def deliver(self, message: Message, recipient: str, metadata: Metadata) -> None:
         prefs = await self.store.preferences(recipient)
         delivery = decide_delivery(prefs, message.conversation_id)
@@ -213,7 +225,7 @@ class Policy:
         notification = await self.store.notification(nid)
         if notification.emailed:
             return  # a redelivery: mailed before
-        to = await self.directory.address(recipient)
+        to = await self.address_of(recipient)
         if to is None:
             log.warning("no address for user %s: notification %s not mailed", recipient, nid)
             return
