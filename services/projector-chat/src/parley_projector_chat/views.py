@@ -287,6 +287,8 @@ def chat_projection(name: str = NAME) -> Projection:
         # users.events only for UserForgotten (other users events have no handler here)
         topics=("chat.events", "users.events"),
         tracked=("chat",),  # users.events only for UserForgotten: no tokens of it here
+        # a conversation's document records its stream's versions (MessageSent writes it)
+        versions_in={"chat": CONVERSATIONS},
         collections=(MEMBERSHIPS, MESSAGES, CONVERSATIONS),
         handlers={
             "ConversationCreated": conversation_created,

@@ -79,6 +79,8 @@ def notifications_projection(name: str = NAME) -> Projection:
         # users.events only for UserForgotten (other users events have no handler here)
         topics=("notifications.events", "users.events"),
         tracked=("notifications",),  # users.events only for UserForgotten: no tokens of it here
+        # a notification's document records its stream's versions (one stream each)
+        versions_in={"notifications": NOTIFICATIONS},
         collections=(NOTIFICATIONS, PREFERENCES),
         handlers={
             "NotificationCreated": notification_created,

@@ -40,6 +40,8 @@ router = APIRouter(tags=["chat"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
 PROJECTION = "projector-chat"
 CONTEXTS = ("chat",)
+# the projector's `versions_in`: the stream's own document records its versions
+VERSIONS_IN = {"chat": "conversations"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOT_REMOVED = {"$ne": True}
 
@@ -200,7 +202,12 @@ async def _wait(request: Request, token: str | None) -> bool:
     True: read fresh, not from the list cache."""
     settings = request.app.state.settings
     return await caught_up(
-        request.app.state.db, PROJECTION, CONTEXTS, parse_token(token), settings.consistency_wait_s
+        request.app.state.db,
+        PROJECTION,
+        CONTEXTS,
+        parse_token(token),
+        settings.consistency_wait_s,
+        VERSIONS_IN,
     )
 
 

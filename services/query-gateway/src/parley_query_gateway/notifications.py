@@ -27,6 +27,8 @@ router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
 PROJECTION = "projector-notifications"
 CONTEXTS = ("notifications",)
+# the projector's `versions_in`: the stream's own document records its versions
+VERSIONS_IN = {"notifications": "notifications"}
 TOPICS = ("notifications.events",)
 UNCHANGED: dict[int | str, dict[str, Any]] = {304: {"description": "unchanged"}}
 
@@ -61,7 +63,12 @@ class PreferencesView(BaseModel):
 async def fresh_for(request: Request, token: str | None) -> bool:
     settings = request.app.state.settings
     return await caught_up(
-        request.app.state.db, PROJECTION, CONTEXTS, parse_token(token), settings.consistency_wait_s
+        request.app.state.db,
+        PROJECTION,
+        CONTEXTS,
+        parse_token(token),
+        settings.consistency_wait_s,
+        VERSIONS_IN,
     )
 
 
