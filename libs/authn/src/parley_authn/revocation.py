@@ -35,6 +35,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
+from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.topics import partitions_of
 
 from parley_authn.settings import AuthnSettings
@@ -212,6 +213,7 @@ class RevocationList:
             group_id=None,
             enable_auto_commit=False,
             client_id="parley-authn-revocations",
+            fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,  # a revocation takes effect promptly
         )
         await consumer.start()
         try:

@@ -29,6 +29,7 @@ from aiokafka.structs import ConsumerRecord
 
 from parley_messaging import dlq
 from parley_messaging.envelope import InvalidEnvelope
+from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.inorder import consume_in_key_order
 from parley_messaging.saga import (
     Rejected,
@@ -109,6 +110,7 @@ async def serve(
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,
         # a restarted participant rejoins quickly: the orchestrator's step timeout is seconds
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=min(2000, session_timeout_ms // 3),

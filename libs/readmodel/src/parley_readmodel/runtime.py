@@ -26,6 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
+from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.topics import ensure_topics
 from parley_observability.tracing import child_span, tracing_enabled
 from parley_privacy.keys import KeyUnavailable
@@ -62,6 +63,7 @@ class Options:
     bootstrap_servers: str
     max_records: int = 2000
     poll_ms: int = 200
+    fetch_max_wait_ms: int = LIVE_FETCH_MAX_WAIT_MS  # parley_messaging.fetching
     attempts: int = 3  # tries of a failing record before it is parked
     backoff_s: float = 0.02  # first retry pause, doubled per attempt
     store_backoff_max_s: float = 5.0  # the store being down is retried without end
@@ -356,6 +358,7 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=options.max_records,
+        fetch_max_wait_ms=options.fetch_max_wait_ms,
     )
     consumer.subscribe(list(projection.topics), listener=_Ownership(lock, done))
     producer = AIOKafkaProducer(

@@ -34,6 +34,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
+from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.supervise import keep_running
 from parley_observability.tracing import child_span, current_traceparent
 from parley_privacy.fields import REDACTED, FieldCipher
@@ -269,6 +270,7 @@ async def consume(policy: Policy, bootstrap_servers: str, group: str, stop: asyn
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,
     )
     await consumer.start()
     try:

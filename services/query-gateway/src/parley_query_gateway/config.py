@@ -16,8 +16,10 @@ class Settings(AuthnSettings, BaseSettings):
     # single documents read without a consistency token may be this old (0 turns it off)
     cache_ttl_s: float = 1.0
     # list pages (conversations, messages, search) read without a token: shorter, since a
-    # new message should reach the other side's conversation list within half a second
-    list_cache_ttl_s: float = 0.25
+    # new message should reach the other side's conversation list within half a second (a
+    # page may be up to this plus one read old; a client polling faster than this costs the
+    # store at most 1/ttl reads a second)
+    list_cache_ttl_s: float = 0.1
     host: str = "127.0.0.1"
     port: int = 8100
     log_level: str = "INFO"

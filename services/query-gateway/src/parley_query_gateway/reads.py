@@ -86,9 +86,10 @@ class QueryCache:
         self, key: tuple[Any, ...], load: Callable[[], Awaitable[Any]], fresh: bool
     ) -> Any:
         if not self.enabled or fresh:
+            started = time.monotonic()
             value = await load()
             if self.enabled:
-                self._hits[key] = (time.monotonic(), value)
+                self._hits[key] = (started, value)
             return value
         hit = self._hits.get(key)
         age = time.monotonic() - hit[0] if hit is not None else None
@@ -104,8 +105,9 @@ class QueryCache:
         return await asyncio.shield(refresh)
 
     async def _load(self, key: tuple[Any, ...], load: Callable[[], Awaitable[Any]]) -> Any:
+        started = time.monotonic()  # the result is as old as the moment the read began
         value = await load()
-        self._hits[key] = (time.monotonic(), value)
+        self._hits[key] = (started, value)
         return value
 
     def _settled(self, key: tuple[Any, ...], task: asyncio.Task[Any]) -> None:

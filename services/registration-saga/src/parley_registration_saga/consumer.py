@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from parley_messaging import dlq
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
+from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.inorder import consume_in_key_order
 from parley_messaging.saga import DECOY_NAME, reply_of
 from parley_messaging.supervise import keep_running
@@ -50,6 +51,7 @@ async def consume(
         group_id=SAGA_GROUP,
         enable_auto_commit=False,
         auto_offset_reset="latest",
+        fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,
         session_timeout_ms=6000,
         heartbeat_interval_ms=2000,
     )
