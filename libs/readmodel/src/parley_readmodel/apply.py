@@ -259,6 +259,29 @@ def to_ops(segments: Mapping[tuple[str, str], list[Segment]], guard: bool) -> di
 
 
 INSERT_CHUNK = 1000
+
+
+class Known:
+    """Documents this process knows exist, per generation: inserted or found by it. Only a
+    hint for the optimistic insert, never trusted for correctness: a key wrongly in it is
+    read, found missing and planned as a creation like any other (plan: no stored version).
+    Documents are never deleted (projection.py), so a key stays true once added. Bounded:
+    forgotten wholesale past `limit` keys."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._keys: dict[int, set[tuple[str, str]]] = {}
+
+    def of(self, generation: int) -> set[tuple[str, str]]:
+        return self._keys.get(generation, set())
+
+    def add(self, generation: int, keys: Iterable[tuple[str, str]]) -> None:
+        current = self._keys.setdefault(generation, set())
+        if len(current) > self.limit:
+            current.clear()
+        current.update(keys)
+
+
 FERRETDB_MAX_UPDATES = 99  # inserts are one cheap statement each, even on FerretDB
 
 
@@ -344,6 +367,7 @@ async def apply_changes(
     guard: bool,
     chunk: int = 50,
     parked: set[tuple[str, int]] | None = None,
+    known: Known | None = None,
 ) -> int:
     """Apply one batch's changes to one generation; returns the number of operations sent.
     Raises LostRace (re-plan and call again) or PyMongoError (the store is unwell).
@@ -351,7 +375,8 @@ async def apply_changes(
     Without the guard (FerretDB) the batch is optimistic: every document is first inserted
     as if new, with no read at all (a replay, a rebuild and a burst of new aggregates are
     mostly that); only the documents that turn out to exist are read, one indexed lookup each,
-    and planned again from what they hold."""
+    and planned again from what they hold. Documents `known` to exist skip the insert that
+    would fail (a busy conversation's documents, batch after batch)."""
     if not changes:
         return 0
     if not guard:
@@ -363,13 +388,16 @@ async def apply_changes(
         stored = await read_stored(db, generation, {(c.collection, c.doc_id) for c in changes})
         return await write(db, generation, to_ops(plan(changes, stored, parked), guard), chunk)
     fresh = plan(changes, {}, parked)
-    insertable = materialisable(fresh)
+    seen = known.of(generation) if known is not None else set()
+    insertable = materialisable({k: v for k, v in fresh.items() if k not in seen})
     existing = await insert_new(db, generation, insertable)
     inserted = set(insertable) - existing
     rest = {k: v[1:] for k, v in fresh.items() if k in inserted and len(v) > 1}
     again = [c for c in changes if (c.collection, c.doc_id) not in inserted]
     stored = await read_stored_by_id(db, generation, {(c.collection, c.doc_id) for c in again})
     rest.update(plan(again, stored, parked))
+    if known is not None:  # once written below, every document of the batch exists
+        known.add(generation, fresh)
     return len(inserted) + await write(db, generation, to_ops(rest, guard), chunk)
 
 

@@ -43,7 +43,7 @@ from parley_readmodel.aliases import (
     read_alias,
     tp_key,
 )
-from parley_readmodel.apply import Change, LostRace, apply_changes
+from parley_readmodel.apply import Change, Known, LostRace, apply_changes
 from parley_readmodel.dlq import Record
 from parley_readmodel.progress import (
     context_of,
@@ -55,6 +55,9 @@ from parley_readmodel.progress import (
 from parley_readmodel.projection import Decrypt, Projection, Sweep, Upcast, writes_for
 
 log = logging.getLogger("parley.readmodel")
+# how often the live projector re-reads its alias document (a rebuild's progress): noticing a
+# published rebuild later is safe, join_generations seeks back to where the rebuild stopped
+ALIAS_REFRESH_S = 0.5
 DB = AsyncDatabase[dict[str, Any]]
 
 
@@ -246,6 +249,7 @@ async def apply_prepared(
     prepared: Prepared,
     options: Options,
     guard: bool,
+    known: Known | None = None,
 ) -> None:
     """Write one batch into one generation, then its progress. A lost race is planned again
     at once; a store failure is retried with backoff until it works or `stop` is set (then
@@ -260,7 +264,13 @@ async def apply_prepared(
             if redriven:
                 parked = await parked_versions(db, projection.name, generation, redriven)
             sent = await apply_changes(
-                db, generation, prepared.changes, guard=guard, chunk=options.chunk, parked=parked
+                db,
+                generation,
+                prepared.changes,
+                guard=guard,
+                chunk=options.chunk,
+                parked=parked,
+                known=known,
             )
             for sweep in prepared.sweeps:
                 await db[physical(sweep.collection, generation)].update_many(
@@ -352,6 +362,9 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
     lock = asyncio.Lock()
     done: set[tuple[int, TopicPartition]] = set()
     indexed: set[int] = set()  # generations whose declared indexes exist (or are not wanted)
+    known = Known()  # documents that exist: no optimistic insert for them (apply.py)
+    alias: Alias | None = None
+    alias_read = 0.0
     consumer = AIOKafkaConsumer(
         bootstrap_servers=options.bootstrap_servers,
         group_id=projection.group,
@@ -369,7 +382,8 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
     try:
         while not options.stop.is_set():
             async with lock:
-                alias = await read_alias(db, projection.name)
+                if alias is None or time.monotonic() - alias_read > ALIAS_REFRESH_S:
+                    alias, alias_read = await read_alias(db, projection.name), time.monotonic()
                 metrics.GENERATION.labels(projection.name).set(alias.active)
                 for generation in set(alias.targets()) - indexed:
                     if indexing:
@@ -381,7 +395,7 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
                 continue
             async with lock:
                 await _handle(
-                    db, consumer, producer, projection, alias, batch, done, options, guard
+                    db, consumer, producer, projection, alias, batch, done, options, guard, known
                 )
     finally:
         await consumer.stop()
@@ -398,6 +412,7 @@ async def _handle(
     done: set[tuple[int, TopicPartition]],
     options: Options,
     guard: bool,
+    known: Known | None = None,
 ) -> None:
     assigned = consumer.assignment()
     ready: dict[TopicPartition, list[Record]] = {}
@@ -416,7 +431,7 @@ async def _handle(
     generations = alias.targets()
     await park(db, producer, projection, generations, prepared, options)
     for generation in generations:
-        await apply_prepared(db, projection, generation, prepared, options, guard)
+        await apply_prepared(db, projection, generation, prepared, options, guard, known)
     offsets = {tp: rs[-1].offset + 1 for tp, rs in ready.items()}
     await consumer.commit(offsets)
     report(consumer, projection, offsets, prepared, len(records))
