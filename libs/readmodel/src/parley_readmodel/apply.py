@@ -35,9 +35,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -47,6 +47,7 @@ from parley_readmodel.aliases import escape, physical
 from parley_readmodel.projection import Update
 
 DB = AsyncDatabase[dict[str, Any]]
+T = TypeVar("T")
 MERGE = {"$set", "$unset", "$inc", "$max", "$min", "$setOnInsert", "$addToSet", "$push"}
 
 
@@ -287,9 +288,11 @@ FERRETDB_MAX_UPDATES = 99  # inserts are one cheap statement each, even on Ferre
 
 async def write(db: DB, generation: int, ops: dict[str, list[Op]], chunk: int) -> int:
     """Inserts first, then updates (a document's insert is always its first operation, so
-    per-document order holds); updates in bulks of `chunk` (FerretDB: see the docstring)."""
-    sent = 0
-    for logical, operations in ops.items():
+    per-document order holds); updates in bulks of `chunk` (FerretDB: see the docstring).
+    Collections are written concurrently (their documents are disjoint), and every one has
+    finished before an error is raised, so a re-planned batch never overlaps this one."""
+
+    async def one(logical: str, operations: list[Op]) -> int:
         target = db[physical(logical, generation)]
         inserts: list[Op] = [op for op in operations if isinstance(op, InsertOne)]
         updates: list[Op] = [op for op in operations if not isinstance(op, InsertOne)]
@@ -297,6 +300,7 @@ async def write(db: DB, generation: int, ops: dict[str, list[Op]], chunk: int) -
             inserts[i : i + INSERT_CHUNK] for i in range(0, len(inserts), INSERT_CHUNK)
         ]
         parts += [updates[i : i + chunk] for i in range(0, len(updates), chunk)]
+        sent = 0
         for part in parts:
             try:
                 result = await target.bulk_write(part, ordered=True)
@@ -309,7 +313,18 @@ async def write(db: DB, generation: int, ops: dict[str, list[Op]], chunk: int) -
             if result.inserted_count + result.matched_count + result.upserted_count != len(part):
                 raise LostRace(f"{target.name}: a guarded update matched nothing")
             sent += len(part)
-    return sent
+        return sent
+
+    return sum(await settled(*(one(logical, operations) for logical, operations in ops.items())))
+
+
+async def settled(*work: Awaitable[T]) -> list[T]:
+    """Every result, once every one of them has finished; then the first error, if any."""
+    results = await asyncio.gather(*work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast(list[T], results)
 
 
 async def read_stored_by_id(
@@ -390,11 +405,16 @@ async def apply_changes(
     fresh = plan(changes, {}, parked)
     seen = known.of(generation) if known is not None else set()
     insertable = materialisable({k: v for k, v in fresh.items() if k not in seen})
-    existing = await insert_new(db, generation, insertable)
+    # the documents not tried as new are read meanwhile (disjoint from the inserted ones; a
+    # read left running by a failed insert is harmless)
+    existing, stored = await asyncio.gather(
+        insert_new(db, generation, insertable),
+        read_stored_by_id(db, generation, set(fresh) - set(insertable)),
+    )
+    stored.update(await read_stored_by_id(db, generation, existing))
     inserted = set(insertable) - existing
     rest = {k: v[1:] for k, v in fresh.items() if k in inserted and len(v) > 1}
     again = [c for c in changes if (c.collection, c.doc_id) not in inserted]
-    stored = await read_stored_by_id(db, generation, {(c.collection, c.doc_id) for c in again})
     rest.update(plan(again, stored, parked))
     if known is not None:  # once written below, every document of the batch exists
         known.add(generation, fresh)
