@@ -23,7 +23,7 @@ async def test_concurrent_misses_share_one_read_and_fresh_bypasses() -> None:
 
 
 async def test_stale_entries_are_served_while_one_refresh_runs() -> None:
-    cache = QueryCache(ttl_s=0.05)
+    cache = QueryCache(ttl_s=0.05, stale_s=0.2)
     reads = 0
 
     async def load() -> int:
@@ -36,7 +36,7 @@ async def test_stale_entries_are_served_while_one_refresh_runs() -> None:
     assert await cache.get(("k",), load, fresh=False) == 1  # stale, refresh started
     await asyncio.sleep(0.01)
     assert await cache.get(("k",), load, fresh=False) == 2
-    await asyncio.sleep(0.25)  # past 4 x ttl: wait for a fresh read
+    await asyncio.sleep(0.25)  # past stale_s: wait for a fresh read
     assert await cache.get(("k",), load, fresh=False) == 3
 
 
@@ -49,3 +49,8 @@ async def test_disabled_cache_always_reads() -> None:
         return len(calls)
 
     assert [await cache.get(("k",), load, fresh=False) for _ in range(3)] == [1, 2, 3]
+
+
+def test_stale_pages_stand_in_for_at_least_a_second_by_default() -> None:
+    assert QueryCache(ttl_s=0.1).stale_s == 1.0
+    assert QueryCache(ttl_s=1.0).stale_s == 4.0

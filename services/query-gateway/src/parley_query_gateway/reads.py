@@ -67,7 +67,7 @@ def not_modified(request: Request, response: Response, body: Any) -> bool:
 
 class QueryCache:
     """Results of reads (a document, a list page) per key: fresh for `ttl_s`, then served
-    stale while one background read refreshes them, up to `4 * ttl_s`; past that the request
+    stale while one background read refreshes them, up to `stale_s`; past that the request
     waits for a fresh read shared by every concurrent request for that key (single-flight).
 
     Why: without it every expiry under load made all concurrent readers of a hot key wait for
@@ -76,8 +76,12 @@ class QueryCache:
     collection (a conversation list over 5,000 memberships took 0.5-0.8 s there). A GET with a
     consistency token of the projection's context bypasses it (`fresh`)."""
 
-    def __init__(self, ttl_s: float, size: int = 20_000) -> None:
+    def __init__(self, ttl_s: float, size: int = 20_000, stale_s: float | None = None) -> None:
         self.ttl_s = ttl_s
+        # how long a stale page may stand in while its refresh runs: at least a second, so a
+        # slow read (a list scanning thousands of memberships on FerretDB) does not make
+        # every reader wait for it once the page is a few short TTLs old
+        self.stale_s = max(4 * ttl_s, 1.0) if stale_s is None else stale_s
         self.enabled = ttl_s > 0
         self._hits: LRUCache[tuple[Any, ...], tuple[float, Any]] = LRUCache(maxsize=size)
         self._inflight: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
@@ -100,7 +104,7 @@ class QueryCache:
             refresh = asyncio.create_task(self._load(key, load))
             self._inflight[key] = refresh
             refresh.add_done_callback(lambda task: self._settled(key, task))
-        if hit is not None and age is not None and age < 4 * self.ttl_s:
+        if hit is not None and age is not None and age < self.stale_s:
             return hit[1]
         return await asyncio.shield(refresh)
 
