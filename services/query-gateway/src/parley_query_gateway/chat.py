@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from pymongo import DESCENDING
 
 from parley_query_gateway.consistency import caught_up, parse_token
-from parley_query_gateway.reads import DB, QueryCache, not_modified
+from parley_query_gateway.reads import DB, QueryCache, answer
 
 router = APIRouter(tags=["chat"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
@@ -216,12 +216,6 @@ async def _cached(request: Request, key: tuple[Any, ...], load: Any, fresh: bool
     return await cache.get(key, load, fresh)
 
 
-def _answer(request: Request, response: Response, model: BaseModel) -> Any:
-    if not_modified(request, response, model.model_dump(mode="json")):
-        return Response(status_code=304, headers=dict(response.headers))
-    return model
-
-
 async def newest_seq(request: Request, caller: Principal, conversation_id: str) -> int | None:
     """The conversation's highest message seq, or None unless the caller is a participant.
 
@@ -336,7 +330,7 @@ async def list_conversations(
         )
 
     key = ("conversations", caller.user_id, cursor, limit)
-    return _answer(request, response, await _cached(request, key, load, fresh))
+    return answer(request, response, await _cached(request, key, load, fresh))
 
 
 @router.get(
@@ -360,7 +354,7 @@ async def unread_count(
         return UnreadCount(count=max(0, int(rows[0]["count"]) if rows else 0))
 
     key = ("unread", caller.user_id)
-    return _answer(request, response, await _cached(request, key, load, fresh))
+    return answer(request, response, await _cached(request, key, load, fresh))
 
 
 @router.get(
@@ -395,7 +389,7 @@ async def list_messages(
     # per conversation, not per caller: the membership check above is never cached; by the
     # page's newest seq, so a new message is on the first page at once
     key = ("messages", conversation_id, start, limit)
-    return _answer(request, response, await _cached(request, key, load, fresh))
+    return answer(request, response, await _cached(request, key, load, fresh))
 
 
 @router.get(
@@ -425,7 +419,7 @@ async def search_messages(
 
     ids = await _cached(request, ("mine", caller.user_id), my_conversations, fresh)
     if not ids:
-        return _answer(request, response, SearchResult(items=[]))
+        return answer(request, response, SearchResult(items=[]))
     match = wanted[0] if len(wanted) == 1 else {"$all": wanted}
 
     async def load() -> SearchResult:
@@ -443,4 +437,4 @@ async def search_messages(
 
     # keyed by the caller's current conversations too: leaving one drops it from results
     key = ("search", caller.user_id, tuple(wanted), limit, tuple(ids))
-    return _answer(request, response, await _cached(request, key, load, fresh))
+    return answer(request, response, await _cached(request, key, load, fresh))

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from parley_query_gateway.consistency import caught_up, parse_token
 from parley_query_gateway.pages import decode_cursor, encode_cursor
-from parley_query_gateway.reads import get_document, not_modified
+from parley_query_gateway.reads import answer, get_document
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
@@ -70,12 +70,6 @@ async def fresh_for(request: Request, token: str | None) -> bool:
         settings.consistency_wait_s,
         VERSIONS_IN,
     )
-
-
-def answer(request: Request, response: Response, body: BaseModel) -> Any:
-    if not_modified(request, response, body.model_dump(mode="json")):
-        return Response(status_code=304, headers=dict(response.headers))
-    return body
 
 
 def before(cursor: str) -> dict[str, Any]:

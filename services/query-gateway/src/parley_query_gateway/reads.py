@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from typing import Any
 from cachetools import LRUCache
 from fastapi import Request, Response
 from parley_readmodel import aliases
+from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 DB = AsyncDatabase[dict[str, Any]]
@@ -49,20 +49,21 @@ async def get_document(
     return doc
 
 
-def etag_of(body: Any) -> str:
-    digest = hashlib.blake2b(
-        json.dumps(body, sort_keys=True, default=str).encode(), digest_size=12
-    ).hexdigest()
-    return f'W/"{digest}"'
+# headers of FastAPI's placeholder response that describe its (empty) body, not ours
+_BODY_HEADERS = {"content-length", "content-type"}
 
 
-def not_modified(request: Request, response: Response, body: Any) -> bool:
-    """Set ETag (and `private, no-cache`: every read is per caller); True when the client's
-    If-None-Match already names this representation (answer 304)."""
-    tag = etag_of(body)
-    response.headers["ETag"] = tag
-    response.headers["Cache-Control"] = "private, no-cache"
-    return tag in request.headers.get("if-none-match", "")
+def answer(request: Request, response: Response, body: BaseModel) -> Response:
+    """The view as JSON with its ETag, or 304 when the client has it: serialized once, by
+    pydantic, and hashed as sent. (Returning the model let FastAPI validate and serialize it
+    again after the ETag's own serialization: a third of a GET's CPU.)"""
+    content = body.model_dump_json().encode()
+    tag = f'W/"{hashlib.blake2b(content, digest_size=12).hexdigest()}"'
+    headers = {k: v for k, v in response.headers.items() if k not in _BODY_HEADERS}
+    headers.update({"ETag": tag, "Cache-Control": "private, no-cache"})
+    if tag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(content, media_type="application/json", headers=headers)
 
 
 class QueryCache:
