@@ -79,3 +79,13 @@ def test_an_update_that_cannot_be_said_as_a_document_stays_an_upsert() -> None:
 
     (op,) = to_ops(plan([ch("new", {"$pull": {"tags": "x"}}, 1)], {}, set()), guard=False)["c"]
     assert isinstance(op, UpdateOne)
+
+
+def test_a_handler_may_not_touch_the_runtimes_version_fields() -> None:
+    import pytest
+
+    for update in ({"$set": {"_v.s": 9}}, {"$unset": {"_x": ""}}, {"$inc": {"_v": 1}}):
+        with pytest.raises(ValueError, match="reserved"):
+            plan([ch("d", update, 1)], {}, set())
+    # a field that merely starts with the same letters is the handler's own
+    assert plan([ch("d", {"$set": {"_version": 1}}, 1)], {}, set())

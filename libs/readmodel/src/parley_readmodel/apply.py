@@ -184,8 +184,10 @@ def plan(
             continue  # already applied: a replay or a duplicate delivery
         # a copy, not a merge: operators that never merge ($pull) still apply on their own
         combined = {op: dict(fields) for op, fields in change.update.items()}
-        if not merge(combined, extra):
+        if _reserved(change.update):
             raise ValueError(f"an update of {key} conflicts with the reserved fields _v/_x")
+        for op, fields in extra.items():  # no conflict possible: nothing else under _v/_x
+            combined.setdefault(op, {}).update(fields)
         segments = out.setdefault(key, [])
         if not segments or not merge(segments[-1].update, combined):
             segments.append(Segment(combined, {}, creates=not segments and key not in stored))
@@ -199,11 +201,23 @@ def plan(
     return out
 
 
+def _reserved(update: Update) -> bool:
+    """Whether a handler's update touches the runtime's own fields (`_v`, `_x`)."""
+    return any(
+        path.partition(".")[0] in ("_v", "_x") for fields in update.values() for path in fields
+    )
+
+
 class NotMaterialisable(ValueError):
     pass
 
 
 def _put(doc: dict[str, Any], path: str, value: Any) -> None:
+    if "." not in path:  # most fields: no parents to walk
+        if path in doc:
+            raise NotMaterialisable(path)
+        doc[path] = value
+        return
     *parents, leaf = path.split(".")
     node = doc
     for part in parents:
