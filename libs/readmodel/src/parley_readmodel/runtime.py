@@ -379,27 +379,73 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
     )
     await producer.start()
     await consumer.start()
+    # the batch being written and committed while the next one is fetched and decoded
+    inflight: asyncio.Task[None] | None = None
+
+    async def settle() -> None:
+        nonlocal inflight
+        if inflight is not None:
+            task, inflight = inflight, None
+            await task  # a failed write raises here: nothing after it is committed
+
+    async def handle(
+        alias: Alias, batch: Mapping[TopicPartition, list[Record]], prepared: Prepared
+    ) -> None:
+        async with lock:
+            await _handle(
+                db,
+                consumer,
+                producer,
+                projection,
+                alias,
+                batch,
+                done,
+                options,
+                guard,
+                known,
+                prepared,
+            )
+
     try:
         while not options.stop.is_set():
-            async with lock:
-                if alias is None or time.monotonic() - alias_read > ALIAS_REFRESH_S:
-                    alias, alias_read = await read_alias(db, projection.name), time.monotonic()
-                metrics.GENERATION.labels(projection.name).set(alias.active)
-                for generation in set(alias.targets()) - indexed:
-                    if indexing:
-                        await ensure_indexes(db, generation, projection.indexes)
-                    indexed.add(generation)
-                await join_generations(db, consumer, projection, alias, done)
+            stale = alias is None or time.monotonic() - alias_read > ALIAS_REFRESH_S
+            if stale or alias is None or not joined_everywhere(consumer, alias, done):
+                await settle()  # a join may seek: never beside a batch in flight
+                async with lock:
+                    if stale or alias is None:
+                        alias, alias_read = await read_alias(db, projection.name), time.monotonic()
+                    metrics.GENERATION.labels(projection.name).set(alias.active)
+                    for generation in set(alias.targets()) - indexed:
+                        if indexing:
+                            await ensure_indexes(db, generation, projection.indexes)
+                        indexed.add(generation)
+                    await join_generations(db, consumer, projection, alias, done)
             batch = await consumer.getmany(timeout_ms=options.poll_ms)
             if not batch:
                 continue
-            async with lock:
-                await _handle(
-                    db, consumer, producer, projection, alias, batch, done, options, guard, known
-                )
+            # decoded while the batch before it is still being written (handlers are pure;
+            # _handle decodes again only what a rebalance left out)
+            records = [r for rs in batch.values() for r in rs]
+            prepared = await prepare(projection, records, options)
+            await settle()  # batches are written one after the other, in order
+            inflight = asyncio.create_task(handle(alias, batch, prepared))
+            if len(alias.targets()) > 1:
+                await settle()  # a rebuild is joining: one batch at a time, as it expects
     finally:
-        await consumer.stop()
-        await producer.stop()
+        try:
+            await settle()
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+
+def joined_everywhere(
+    consumer: AIOKafkaConsumer, alias: Alias, done: set[tuple[int, TopicPartition]]
+) -> bool:
+    """Whether every assigned partition has joined every generation a rebuild completed (so
+    join_generations has nothing to do)."""
+    waiting = [g for g in alias.targets() if alias.complete.get(g) is not None]
+    return all((g, tp) in done for g in waiting for tp in consumer.assignment())
 
 
 async def _handle(
@@ -413,7 +459,10 @@ async def _handle(
     options: Options,
     guard: bool,
     known: Known | None = None,
+    prepared: Prepared | None = None,
 ) -> None:
+    """Write one batch (`prepared`: the whole batch decoded already) into the generations
+    the alias names and commit it, for the partitions still ours and joined."""
     assigned = consumer.assignment()
     ready: dict[TopicPartition, list[Record]] = {}
     for tp, records in batch.items():
@@ -427,7 +476,8 @@ async def _handle(
     if not ready:
         return
     records = [r for rs in ready.values() for r in rs]
-    prepared = await prepare(projection, records, options)
+    if prepared is None or len(ready) < len(batch):
+        prepared = await prepare(projection, records, options)
     generations = alias.targets()
     await park(db, producer, projection, generations, prepared, options)
     for generation in generations:
