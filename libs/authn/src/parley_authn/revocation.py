@@ -35,7 +35,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
-from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.topics import partitions_of
 
 from parley_authn.settings import AuthnSettings
@@ -213,7 +212,6 @@ class RevocationList:
             group_id=None,
             enable_auto_commit=False,
             client_id="parley-authn-revocations",
-            fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,  # a revocation takes effect promptly
         )
         await consumer.start()
         try:
