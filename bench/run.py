@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
+from bench.quiet import wait_until_quiet  # noqa: E402  (after the path above)
+
 # module -> what it measures; a module whose service is not built yet is skipped, not faked
 STAGES = {
     "bench.append": "append throughput and commit latency (Parley, raw asyncpg, eventsourcing)",
@@ -43,30 +45,6 @@ def unit_of(key: str) -> str:
     if key.endswith("ratio") or "ratio" in key:
         return "ratio"
     return "number"
-
-
-def busy_fraction(window_s: float = 1.0) -> float:
-    """The share of the machine's CPU time spent busy over `window_s` (/proc/stat)."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
-        return sum(fields) - idle, sum(fields)
-
-    busy0, total0 = sample()
-    time.sleep(window_s)
-    busy1, total1 = sample()
-    return (busy1 - busy0) / max(1, total1 - total0)
-
-
-def wait_until_quiet(limit: float = 0.35, timeout_s: float = 30.0) -> None:
-    """Start a stage on a quiet box: the stage before may leave background work behind (the
-    append stage leaves PostgreSQL checkpointing and vacuuming for a while, the projector
-    stage FerretDB) that would be counted against the next stage. Bounded: a box that never
-    quiets down (another job) delays each stage by `timeout_s` at most."""
-    deadline = time.monotonic() + timeout_s
-    while busy_fraction() > limit and time.monotonic() < deadline:
-        pass
 
 
 def main() -> None:
