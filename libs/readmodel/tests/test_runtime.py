@@ -227,6 +227,39 @@ async def test_versions_kept_in_the_stream_document_replace_progress_documents(
         assert mark is not None and mark["version"] == 5
 
 
+async def test_members_joining_and_leaving_mid_stream_apply_everything_once(
+    db: Any, kafka_bootstrap: str, unique_name: str
+) -> None:
+    """Two members of one group, the second joining while batches are in flight and the first
+    leaving later: each rebalance hands partitions over between batches (a batch decoded
+    before it is decoded again for what is still ours), and the counters end exact."""
+    topic = await new_topic(kafka_bootstrap, f"rm.{unique_name}")
+    projection = dataclasses.replace(
+        sample.conversations(f"members-{unique_name}"), topics=(topic,)
+    )
+    events = workload()
+    chunks = [events[i * len(events) // 12 : (i + 1) * len(events) // 12] for i in range(12)]
+
+    async def feed(part: list[Any], pause: float) -> None:
+        for chunk in part:
+            await produce(kafka_bootstrap, topic, chunk)
+            await asyncio.sleep(pause)
+
+    first = options(kafka_bootstrap, max_records=3)
+    async with projector(db, projection, first):
+        await feed(chunks[:4], 0.1)
+        second = options(kafka_bootstrap, max_records=3)
+        async with projector(db, projection, second):
+            # both members write while the group rebalances (heartbeats every 3 s)
+            await feed(chunks[4:8], 1.0)
+            first.stop.set()  # the first leaves; the second takes its partitions over
+            await feed(chunks[8:], 0.1)
+            await caught_up(kafka_bootstrap, projection.group, projection.topics)
+    check_expected(
+        await docs(db, projection, "conversations"), await docs(db, projection, "unread")
+    )
+
+
 async def test_store_outage_is_retried_not_parked(
     db: Any, kafka_bootstrap: str, unique_name: str
 ) -> None:
