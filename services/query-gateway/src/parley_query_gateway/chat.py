@@ -33,15 +33,14 @@ from parley_readmodel.search import query_words
 from pydantic import BaseModel
 from pymongo import DESCENDING
 
-from parley_query_gateway.consistency import caught_up, parse_token
+from parley_query_gateway.consistency import ReadModel
 from parley_query_gateway.reads import DB, QueryCache, answer
 
 router = APIRouter(tags=["chat"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
 PROJECTION = "projector-chat"
-CONTEXTS = ("chat",)
-# the projector's `versions_in`: the stream's own document records its versions
-VERSIONS_IN = {"chat": "conversations"}
+# what these routes read; the third part is the projector's `versions_in`
+READ_MODEL = ReadModel(PROJECTION, ("chat",), {"chat": "conversations"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOT_REMOVED = {"$ne": True}
 
@@ -197,20 +196,6 @@ async def _collection(request: Request, logical: str) -> Any:
     return await aliases.collection(db, PROJECTION, logical)
 
 
-async def _wait(request: Request, token: str | None) -> bool:
-    """Read-your-writes: a token of a chat command waits until projector-chat applied it;
-    True: read fresh, not from the list cache."""
-    settings = request.app.state.settings
-    return await caught_up(
-        request.app.state.db,
-        PROJECTION,
-        CONTEXTS,
-        parse_token(token),
-        settings.consistency_wait_s,
-        VERSIONS_IN,
-    )
-
-
 async def _cached(request: Request, key: tuple[Any, ...], load: Any, fresh: bool) -> Any:
     cache: QueryCache = request.app.state.lists
     return await cache.get(key, load, fresh)
@@ -309,7 +294,7 @@ async def list_conversations(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     token: Token = None,
 ) -> Any:
-    fresh = await _wait(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token)
     flt: dict[str, Any] = {"user_id": caller.user_id, "removed": NOT_REMOVED}
     if cursor:
         flt.update(after_conversation(cursor))
@@ -341,7 +326,7 @@ async def list_conversations(
 async def unread_count(
     request: Request, response: Response, caller: CurrentPrincipal, token: Token = None
 ) -> Any:
-    fresh = await _wait(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token)
 
     async def load() -> UnreadCount:
         memberships = await _collection(request, "memberships")
@@ -371,7 +356,7 @@ async def list_messages(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     token: Token = None,
 ) -> Any:
-    fresh = await _wait(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token)
     below = after_seq(cursor) if cursor else None
     newest = await newest_seq(request, caller, conversation_id)
     if newest is None:
@@ -405,7 +390,7 @@ async def search_messages(
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     token: Token = None,
 ) -> Any:
-    fresh = await _wait(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token)
     wanted = query_words(q)
     if not wanted:
         raise Problem(400, "Bad Request", "q has no letters or digits to search for")

@@ -9,8 +9,10 @@ that changed nothing in the document being read.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import Request
 from parley_http.consistency import ConsistencyToken, InvalidToken
 from parley_http.problems import Problem
 from parley_readmodel.progress import stream_key, wait_for_version
@@ -52,3 +54,25 @@ async def caught_up(
         f"the read model has not caught up with version {token.version} yet; retry",
         headers={"Retry-After": "1"},
     )
+
+
+@dataclass(frozen=True)
+class ReadModel:
+    """What a group of routes reads: a projection, the contexts whose tokens it can answer,
+    and the projection's `versions_in`."""
+
+    projection: str
+    contexts: tuple[str, ...]
+    versions_in: Mapping[str, str] = field(default_factory=dict)
+
+    async def fresh_for(self, request: Request, token: str | None) -> bool:
+        """`caught_up` for the request's `X-Consistency-Token` (True: read fresh, not from
+        a cache)."""
+        return await caught_up(
+            request.app.state.db,
+            self.projection,
+            self.contexts,
+            parse_token(token),
+            request.app.state.settings.consistency_wait_s,
+            self.versions_in,
+        )

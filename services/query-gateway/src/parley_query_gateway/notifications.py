@@ -19,16 +19,15 @@ from parley_http.problems import Problem
 from parley_readmodel import aliases
 from pydantic import BaseModel
 
-from parley_query_gateway.consistency import caught_up, parse_token
+from parley_query_gateway.consistency import ReadModel
 from parley_query_gateway.pages import decode_cursor, encode_cursor
 from parley_query_gateway.reads import answer, get_document
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
 PROJECTION = "projector-notifications"
-CONTEXTS = ("notifications",)
-# the projector's `versions_in`: the stream's own document records its versions
-VERSIONS_IN = {"notifications": "notifications"}
+# what these routes read; the third part is the projector's `versions_in`
+READ_MODEL = ReadModel(PROJECTION, ("notifications",), {"notifications": "notifications"})
 TOPICS = ("notifications.events",)
 UNCHANGED: dict[int | str, dict[str, Any]] = {304: {"description": "unchanged"}}
 
@@ -58,18 +57,6 @@ class PreferencesView(BaseModel):
     in_app: bool = True
     email: bool = False
     muted_conversations: list[str] = []
-
-
-async def fresh_for(request: Request, token: str | None) -> bool:
-    settings = request.app.state.settings
-    return await caught_up(
-        request.app.state.db,
-        PROJECTION,
-        CONTEXTS,
-        parse_token(token),
-        settings.consistency_wait_s,
-        VERSIONS_IN,
-    )
 
 
 def before(cursor: str) -> dict[str, Any]:
@@ -109,7 +96,7 @@ async def list_notifications(
     token: Token = None,
 ) -> Any:
     """The caller's notifications, newest first; `unread=true`: only those not read yet."""
-    await fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token)
     filters: list[dict[str, Any]] = [{"user_id": caller.user_id}]
     if unread:
         filters.append({"read": False})
@@ -130,7 +117,7 @@ async def list_notifications(
 async def unread_count(
     request: Request, response: Response, caller: CurrentPrincipal, token: Token = None
 ) -> Any:
-    await fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token)
     notes = await aliases.collection(request.app.state.db, PROJECTION, "notifications")
     count = await notes.count_documents({"user_id": caller.user_id, "read": False})
     return answer(request, response, UnreadCount(count=count))
@@ -142,7 +129,7 @@ async def preferences(
 ) -> Any:
     """The caller's preferences; before their first change, the defaults (in-app on, email
     off, nothing muted)."""
-    fresh = await fresh_for(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token)
     doc = await get_document(request, PROJECTION, "preferences", caller.user_id, fresh)
     if doc is None:
         return answer(request, response, PreferencesView())

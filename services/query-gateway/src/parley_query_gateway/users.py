@@ -21,7 +21,7 @@ from parley_readmodel import aliases
 from parley_readmodel.search import query_token
 from pydantic import BaseModel
 
-from parley_query_gateway.consistency import caught_up, parse_token
+from parley_query_gateway.consistency import ReadModel
 from parley_query_gateway.pages import after, decode_cursor, encode_cursor
 from parley_query_gateway.reads import answer, get_document
 
@@ -30,9 +30,8 @@ Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=1000)]
 PROJECTION = "projector-users"
-CONTEXTS = ("users",)
-# the projector's `versions_in`: a user's document records the versions of their stream
-VERSIONS_IN = {"users": "users"}
+# what these routes read; the third part is the projector's `versions_in`
+READ_MODEL = ReadModel(PROJECTION, ("users",), {"users": "users"})
 Role = Literal["user", "admin"]
 Status = Literal["active", "deactivated"]
 USER_ORDER = ("name_key", "_id")
@@ -76,22 +75,10 @@ def to_view(doc: dict[str, Any], caller: Principal) -> UserView:
     return UserView(id=doc["_id"], **fields)
 
 
-async def fresh_for(request: Request, token: str | None) -> bool:
-    settings = request.app.state.settings
-    return await caught_up(
-        request.app.state.db,
-        PROJECTION,
-        CONTEXTS,
-        parse_token(token),
-        settings.consistency_wait_s,
-        VERSIONS_IN,
-    )
-
-
 async def user_view(
     user_id: str, request: Request, response: Response, caller: Principal, token: str | None
 ) -> Any:
-    fresh = await fresh_for(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token)
     doc = await get_document(request, PROJECTION, "users", user_id, fresh)
     if doc is None:
         raise Problem(404, "Not Found", f"no user {user_id}")
@@ -115,7 +102,7 @@ async def list_users(
 ) -> Any:
     """Users by name (accent- and case-insensitive, ascending), optionally those whose name
     (or, for admins, email local part) has a word or a start matching `q`."""
-    await fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token)
     filters: list[dict[str, Any]] = []
     term = query_token(q or "")
     if term:
@@ -155,7 +142,7 @@ async def get_user_by_email(
     """Admins only. Case-insensitive. Should two profiles share an address (auth keeps
     accounts' addresses unique, profiles an admin created need not be), the oldest."""
     require_role(caller, "admin")
-    await fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token)
     users = await aliases.collection(request.app.state.db, PROJECTION, "users")
     cursor = users.find({"email_key": email.strip().casefold()})
     found = await cursor.sort([("created_at", 1), ("_id", 1)]).limit(1).to_list(None)
@@ -188,7 +175,7 @@ async def list_contacts(
     """The user's own contacts (the user or an admin), in a stable order (by contact id)."""
     owner = str(user_id)
     require_self_or_admin(caller, owner)
-    fresh = await fresh_for(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token)
     if await get_document(request, PROJECTION, "users", owner, fresh) is None:
         raise Problem(404, "Not Found", f"no user {owner}")
     flt: dict[str, Any] = {"user_id": owner, "removed": False}
@@ -237,7 +224,7 @@ async def role_stats(
     `$group` with one `$sum` over the per-user documents (each has one writer), never kept
     in a counter document that many streams would update."""
     require_role(caller, "admin")
-    await fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token)
     users = await aliases.collection(request.app.state.db, PROJECTION, "users")
     pipeline: list[dict[str, Any]] = [{"$match": {"status": status}}] if status else []
     pipeline.append({"$group": {"_id": "$role", "count": {"$sum": 1}}})
