@@ -48,8 +48,7 @@ from parley_readmodel.runtime import (
     apply_prepared,
     park,
     prepare,
-    resolve_guard,
-    resolve_indexes,
+    resolve_store,
 )
 
 log = logging.getLogger("parley.readmodel.rebuild")
@@ -98,7 +97,7 @@ async def rebuild(
     drop_after_s: float = 10.0,
 ) -> int:
     """Build a new generation and swap it in; returns its number."""
-    guard = await resolve_guard(db, options)
+    store = await resolve_store(db, options)
     alias = await read_alias(db, projection.name)
     doc = await db[ALIASES].find_one({"_id": projection.name})
     assert doc is not None
@@ -108,9 +107,9 @@ async def rebuild(
         {"_id": projection.name}, {"$set": {"pending": new, "latest": new}}
     )
     log.info("%s: building generation %d beside %d", projection.name, new, old)
-    if await resolve_indexes(db, options):
+    if store.indexes:
         await ensure_indexes(db, new, projection.indexes)
-    complete = await _fill(db, projection, new, options, guard)
+    complete = await _fill(db, projection, new, options, store.guard)
     await db[ALIASES].update_one({"_id": projection.name}, {"$set": {f"complete.{new}": complete}})
     deadline = time.monotonic() + join_timeout_s
     while set(complete) - await joined(db, projection.name, new):

@@ -25,7 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from parley_readmodel import cli, dlq, metrics
 from parley_readmodel.aliases import read_alias
 from parley_readmodel.projection import Projection, load_projection
-from parley_readmodel.runtime import Options, apply_prepared, park, prepare, resolve_guard
+from parley_readmodel.runtime import Options, apply_prepared, park, prepare, resolve_store
 
 log = logging.getLogger("parley.readmodel.redrive")
 
@@ -46,7 +46,7 @@ async def redrive(
     if not numbers:
         return 0
     partitions = [TopicPartition(topic, p) for p in numbers]
-    guard = await resolve_guard(db, options)
+    guard = (await resolve_store(db, options)).guard
     consumer = AIOKafkaConsumer(
         bootstrap_servers=options.bootstrap_servers,
         group_id=redrive_group(projection.group),

@@ -87,16 +87,23 @@ async def is_ferretdb(db: DB) -> bool:
     return "ferretdbVersion" in info
 
 
-async def resolve_guard(db: DB, options: Options) -> bool:
-    if options.guard is not None:
-        return options.guard
-    return not await is_ferretdb(db)
+@dataclass(frozen=True)
+class Store:
+    """How to write the store: version guard in filters, declared secondary indexes."""
+
+    guard: bool
+    indexes: bool
 
 
-async def resolve_indexes(db: DB, options: Options) -> bool:
-    if options.indexes is not None:
-        return options.indexes
-    return not await is_ferretdb(db)
+async def resolve_store(db: DB, options: Options) -> Store:
+    """Each as `options` says, else on unless the store is FerretDB (asked at most once)."""
+    ferretdb = None
+    if options.guard is None or options.indexes is None:
+        ferretdb = await is_ferretdb(db)
+    return Store(
+        guard=options.guard if options.guard is not None else not ferretdb,
+        indexes=options.indexes if options.indexes is not None else not ferretdb,
+    )
 
 
 @dataclass
@@ -357,8 +364,7 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
     await ensure_topics(
         options.bootstrap_servers, [dlq.dlq_declaration(projection.group, options.dlq_partitions)]
     )
-    guard = await resolve_guard(db, options)
-    indexing = await resolve_indexes(db, options)
+    store = await resolve_store(db, options)
     lock = asyncio.Lock()
     done: set[tuple[int, TopicPartition]] = set()
     indexed: set[int] = set()  # generations whose declared indexes exist (or are not wanted)
@@ -401,7 +407,7 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
                 batch,
                 done,
                 options,
-                guard,
+                store.guard,
                 known,
                 prepared,
             )
@@ -416,7 +422,7 @@ async def run(db: DB, projection: Projection, options: Options) -> None:
                         alias, alias_read = await read_alias(db, projection.name), time.monotonic()
                     metrics.GENERATION.labels(projection.name).set(alias.active)
                     for generation in set(alias.targets()) - indexed:
-                        if indexing:
+                        if store.indexes:
                             await ensure_indexes(db, generation, projection.indexes)
                         indexed.add(generation)
                     await join_generations(db, consumer, projection, alias, done)
