@@ -18,16 +18,23 @@ def consumed(topic: str, raw: tuple[bytes, bytes, list[tuple[str, bytes]]]) -> A
     return ConsumerRecord(topic, 0, 0, 0, 0, key, value, None, len(key), len(value), headers)
 
 
-async def test_the_same_id_in_two_contexts_keeps_two_progress_entries() -> None:
-    def prefs(env: Any, data: dict[str, Any]) -> list[Write]:
-        return [Write("prefs", env.subject, {"$set": {"email": data["email"]}})]
+def prefs(env: Any, data: dict[str, Any]) -> list[Write]:
+    return [Write("prefs", env.subject, {"$set": {"email": data["email"]}})]
 
-    projection = Projection(
+
+def preferences_projection(tracked: tuple[str, ...] | None = None) -> Projection:
+    """Preferences of the notifications context, and users.events for UserForgotten."""
+    return Projection(
         name="p",
         topics=("notifications.events", "users.events"),
         collections=("prefs",),
         handlers={"PrefsSet": prefs, "UserForgotten": lambda env, data: []},
+        tracked=tracked,
     )
+
+
+async def test_the_same_id_in_two_contexts_keeps_two_progress_entries() -> None:
+    projection = preferences_projection()
     records = [
         consumed("users.events", record("users", "u1", 7, "UserForgotten", {"user_id": "u1"})),
         consumed(
@@ -43,17 +50,7 @@ async def test_untracked_contexts_and_ignored_events_cost_no_progress_and_no_par
     """A projection reading users.events for one rare event records no progress for users
     streams (no token of that context is ever checked against it) and never parses the data
     of events it has no handler for (a non-strict projection ignores them)."""
-
-    def prefs(env: Any, data: dict[str, Any]) -> list[Write]:
-        return [Write("prefs", env.subject, {"$set": {"email": data["email"]}})]
-
-    projection = Projection(
-        name="p",
-        topics=("notifications.events", "users.events"),
-        collections=("prefs",),
-        handlers={"PrefsSet": prefs, "UserForgotten": lambda env, data: []},
-        tracked=("notifications",),
-    )
+    projection = preferences_projection(tracked=("notifications",))
     created = record("users", "u1", 1, "UserCreated", {"user_id": "u1"})
     unparsable = (created[0], b"{not json", created[2])
     records = [

@@ -101,7 +101,7 @@ async def parked_versions(
 async def applied_version(
     db: DB,
     projection: str,
-    stream_key_: str,
+    stream: str,
     in_document: tuple[str, str] | None = None,
     enough: int | None = None,
 ) -> int:
@@ -117,7 +117,7 @@ async def applied_version(
         carried = int(((doc or {}).get("_v") or {}).get(escape(doc_id), 0))
         if enough is not None and carried >= enough:
             return carried
-    doc = await db[PROGRESS].find_one({"_id": progress_id(projection, generation, stream_key_)})
+    doc = await db[PROGRESS].find_one({"_id": progress_id(projection, generation, stream)})
     return max(carried, int(doc["version"]) if doc else 0)
 
 
