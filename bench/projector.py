@@ -29,7 +29,7 @@ from parley_readmodel.aliases import physical
 from parley_readmodel.runtime import Options
 from parley_readmodel.runtime import run as run_projector
 from parley_testing.infra import Server, locate
-from parley_testing.projections import on_topic
+from parley_testing.projections import group_committed, on_topic
 from pymongo import AsyncMongoClient, InsertOne
 
 from bench.common import kafka_bootstrap
@@ -68,10 +68,6 @@ async def produce(topic: str, envelopes: list[Envelope]) -> None:
         await producer.stop()
 
 
-async def committed_all(watcher: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    return all([(await watcher.committed(tp) or 0) >= end for tp, end in ends.items()])
-
-
 async def timed_projection(db: Any, topic: str, name: str, produced: list[Envelope]) -> float:
     await produce(topic, produced)
     projection = on_topic(users_projection(name), topic, name)
@@ -87,7 +83,7 @@ async def timed_projection(db: Any, topic: str, name: str, produced: list[Envelo
         ends = await watcher.end_offsets(partitions)
         started = time.perf_counter()
         task = asyncio.create_task(run_projector(db, projection, options))
-        while not await committed_all(watcher, ends):
+        while not await group_committed(watcher, ends):
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
     finally:

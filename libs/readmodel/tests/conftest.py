@@ -16,6 +16,7 @@ from parley_messaging.topics import Topic, ensure_topics, partitions_of
 from parley_readmodel.aliases import active_generation, physical
 from parley_readmodel.projection import Projection
 from parley_readmodel.runtime import Options, run
+from parley_testing.projections import group_committed
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -79,9 +80,7 @@ async def caught_up(
         tps = [TopicPartition(t, p) for t in topics for p in await partitions_of(bootstrap, t)]
         deadline = time.monotonic() + timeout
         while True:
-            end = await consumer.end_offsets(tps)
-            done = [(await consumer.committed(tp) or 0) >= end[tp] for tp in tps]
-            if all(done):
+            if await group_committed(consumer, await consumer.end_offsets(tps)):
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"{group} never caught up")

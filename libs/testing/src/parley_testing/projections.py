@@ -9,7 +9,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -82,14 +82,18 @@ def on_topic(projection: Projection, topic: str, name: str) -> Projection:
     )
 
 
+async def group_committed(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
+    """True once the consumer's group committed `ends` (or past them) on every partition."""
+    return all([(await consumer.committed(tp) or 0) >= end for tp, end in ends.items()])
+
+
 async def committed_to_end(bootstrap: str, group: str, topics: tuple[str, ...]) -> bool:
     """True once `group` committed the end offset of every partition of `topics`."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in await partitions_of(bootstrap, t)]
-        end = await consumer.end_offsets(tps)
-        return all([(await consumer.committed(tp) or 0) >= end[tp] for tp in tps])
+        return await group_committed(consumer, await consumer.end_offsets(tps))
     finally:
         await consumer.stop()
 
