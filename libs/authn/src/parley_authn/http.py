@@ -20,7 +20,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPBearer
-from parley_http.problems import Problem
+from parley_http.problems import Problem, try_again_soon
 
 from parley_authn.tokens import InvalidToken, Principal, Role, Verifier
 
@@ -89,12 +89,7 @@ async def authenticate(request: Request) -> Principal | None:
         raise unauthorized(error.reason) from None
     if authn.revocations is not None:
         if not authn.revocations.ready:
-            raise Problem(
-                503,
-                "Service Unavailable",
-                "the session revocation list is still loading; retry",
-                headers={"Retry-After": "1"},
-            )
+            raise try_again_soon("the session revocation list is still loading; retry")
         if authn.revocations.is_revoked(principal.session_id):
             raise unauthorized("token revoked")
     return principal

@@ -40,6 +40,12 @@ class Problem(Exception):
         self.extensions = extensions
 
 
+def try_again_soon(detail: str) -> Problem:
+    """503 with `Retry-After: 1`: something the request needs (the key service, the
+    revocation list, a read model catching up) is not ready yet; the same request will do."""
+    return Problem(503, "Service Unavailable", detail, headers={"Retry-After": "1"})
+
+
 def problem_response(
     status: int,
     title: str,

@@ -16,7 +16,7 @@ from parley_authn import CurrentPrincipal, Principal
 from parley_eventstore import history
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
-from parley_http.problems import Problem
+from parley_http.problems import Problem, try_again_soon
 from parley_privacy.keys import KeyUnavailable, SubjectForgotten
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -138,12 +138,7 @@ async def run(request: Request, command: object, ctx: Context) -> AppendResult:
     except SubjectForgotten as error:
         raise Problem(410, "Gone", "this person was forgotten") from error
     except KeyUnavailable as error:
-        raise Problem(
-            503,
-            "Service Unavailable",
-            "the key service did not answer; retry",
-            headers={"Retry-After": "1"},
-        ) from error
+        raise try_again_soon("the key service did not answer; retry") from error
     except ConcurrencyError as error:
         raise Problem(
             409,

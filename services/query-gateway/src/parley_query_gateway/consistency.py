@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import Request
 from parley_http.consistency import ConsistencyToken, InvalidToken
-from parley_http.problems import Problem
+from parley_http.problems import Problem, try_again_soon
 from parley_readmodel.progress import stream_key, wait_for_version
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -48,11 +48,8 @@ async def caught_up(
     in_document = None if home is None else (home, token.stream_id)
     if await wait_for_version(db, projection, stream, token.version, wait_s, in_document):
         return True
-    raise Problem(
-        503,
-        "Service Unavailable",
-        f"the read model has not caught up with version {token.version} yet; retry",
-        headers={"Retry-After": "1"},
+    raise try_again_soon(
+        f"the read model has not caught up with version {token.version} yet; retry"
     )
 
 

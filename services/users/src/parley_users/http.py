@@ -16,7 +16,7 @@ from parley_eventstore import history
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
-from parley_http.problems import Problem
+from parley_http.problems import Problem, try_again_soon
 from parley_privacy.keys import KeyOwner, KeyUnavailable, SubjectForgotten
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -183,12 +183,7 @@ async def run(request: Request, command: object, ctx: Context) -> AppendResult:
     except SubjectForgotten as error:
         raise Problem(410, "Gone", "this person was forgotten") from error
     except KeyUnavailable as error:
-        raise Problem(
-            503,
-            "Service Unavailable",
-            "the key service did not answer; retry",
-            headers={"Retry-After": "1"},
-        ) from error
+        raise try_again_soon("the key service did not answer; retry") from error
     except ConcurrencyError as error:
         raise Problem(
             409,
@@ -271,12 +266,7 @@ async def forget_user(user_id: uuid.UUID, call: CommandCall) -> Any:
             str(user_id), actor=call.principal.user_id, correlation_id=ctx.metadata.correlation_id
         )
     except KeyUnavailable as error:
-        raise Problem(
-            503,
-            "Service Unavailable",
-            "the key service did not answer; retry",
-            headers={"Retry-After": "1"},
-        ) from error
+        raise try_again_soon("the key service did not answer; retry") from error
     return await call.run(ForgetUser(str(user_id), call.principal.user_id), "forget", str(user_id))
 
 
