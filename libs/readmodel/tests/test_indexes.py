@@ -29,3 +29,15 @@ async def test_indexes_are_created_once_per_generation_and_again_is_harmless(db:
     assert await keys(db, "users", 2) == set()  # another generation: untouched
     await ensure_indexes(db, 2, INDEXES)
     assert await keys(db, "users", 2) == {(("_id", 1),), *INDEXES["users"]}
+
+
+async def test_on_ferretdb_the_runtime_writes_unguarded_and_creates_no_indexes(db: Any) -> None:
+    """FerretDB 1.24 pushes only `_id` filters down (explain: a SCAN), so the declared
+    indexes would only slow inserts there; options still override the store's default."""
+    from parley_readmodel.runtime import Options, Store, is_ferretdb, resolve_store
+
+    if not await is_ferretdb(db):
+        pytest.skip("the local cluster's store is FerretDB; MongoDB keeps both on")
+    assert await resolve_store(db, Options(bootstrap_servers="unused")) == Store(False, False)
+    forced = Options(bootstrap_servers="unused", guard=True, indexes=True)
+    assert await resolve_store(db, forced) == Store(True, True)

@@ -54,3 +54,21 @@ async def test_disabled_cache_always_reads() -> None:
 def test_stale_pages_stand_in_for_at_least_a_second_by_default() -> None:
     assert QueryCache(ttl_s=0.1).stale_s == 1.0
     assert QueryCache(ttl_s=1.0).stale_s == 4.0
+
+
+async def test_a_page_is_as_old_as_the_moment_its_read_began() -> None:
+    """A read slower than the TTL hands back a page already too old to be fresh: the next
+    request starts a refresh at once instead of trusting it for another TTL."""
+    cache = QueryCache(ttl_s=0.1)
+    reads = 0
+
+    async def slow_load() -> int:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.15)
+        return reads
+
+    assert await cache.get(("k",), slow_load, fresh=False) == 1
+    assert await cache.get(("k",), slow_load, fresh=False) == 1  # stale: refresh started
+    await asyncio.sleep(0.2)
+    assert reads == 2
