@@ -9,6 +9,7 @@ crash like everything else.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import secrets
 import sys
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ SERVICE_MIGRATIONS: dict[str, tuple[str, ...]] = {
     "saga": ("parley_registration_saga",),
 }
 
+# databases of services that keep no events (no relay): database -> the package whose
+# `migrate` module creates and migrates it
+STATE_DATABASES: dict[str, str] = {"realtime": "parley_realtime"}
+
 # contexts with a projector process (services/projector-<context>)
 PROJECTED_CONTEXTS: tuple[str, ...] = ("users", "chat", "notifications")
 
@@ -51,6 +56,7 @@ PORT_OFFSETS = {
     "chat": 3,
     "notifications": 4,
     "saga": 5,
+    "realtime": 6,
     "relay-users": 51,
     "relay-auth": 52,
     "relay-chat": 53,
@@ -219,7 +225,21 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         {"MONGO_URL": mongo, **authn},
         upstream="query",
     )
-    return [users, auth, chat, notifications, saga, *relays, *projectors, query]
+    realtime = _service(
+        s,
+        "realtime-gateway",
+        "parley_realtime",
+        "REALTIME",
+        "realtime",
+        {
+            "POSTGRES_DSN": database_dsn(s, "realtime"),
+            "MONGO_URL": mongo,
+            **authn,
+            **keys,
+        },
+        upstream="realtime",
+    )
+    return [users, auth, chat, notifications, saga, *relays, *projectors, query, realtime]
 
 
 def upstreams(s: Any) -> dict[str, str]:
@@ -243,6 +263,9 @@ async def _prepare(s: Any) -> None:
         await admin.close()
     for database in DATABASES:
         await migrate(database_dsn(s, database), *service_migrations(database))
+    for database, package in STATE_DATABASES.items():
+        module = importlib.import_module(f"{package}.migrate")
+        await module.migrate(database_dsn(s, database))
 
 
 def service_migrations(database: str) -> list[Path]:

@@ -52,13 +52,14 @@ def dbmate_url(dsn: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
-async def migrate(dsn: str, *extra_dirs: Path | str) -> None:
+async def migrate(dsn: str, *extra_dirs: Path | str, event_store: bool = True) -> None:
     """Create the database if missing and apply every pending migration. Idempotent.
 
     `extra_dirs`: a service's own migrations (e.g. the auth service's secret tables), applied
     with the event store's in one dbmate run and one `schema_migrations` table (file versions
-    must not collide: use the timestamp of writing)."""
-    dirs = [str(migrations_dir()), *(str(d) for d in extra_dirs)]
+    must not collide: use the timestamp of writing). `event_store=False`: only `extra_dirs`
+    (a service database that holds no events)."""
+    dirs = [*([str(migrations_dir())] if event_store else []), *(str(d) for d in extra_dirs)]
     command = [
         dbmate_binary(),
         "--url",

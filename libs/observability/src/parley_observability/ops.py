@@ -39,9 +39,25 @@ def serve_ops(
     return task
 
 
-def serve_http(app: FastAPI, service: str, host: str, port: int, log_level: str) -> None:
-    """Run an HTTP service's app with Parley's logging and tracing (its process entry point)."""
+def serve_http(
+    app: FastAPI,
+    service: str,
+    host: str,
+    port: int,
+    log_level: str,
+    graceful_shutdown_s: float | None = None,
+) -> None:
+    """Run an HTTP service's app with Parley's logging and tracing (its process entry point).
+    `graceful_shutdown_s`: how long a stop waits for open requests (a service holding
+    long-lived streams sets it, or a stop would wait for every client to leave)."""
     configure_logging(service, log_level)
     configure_tracing(service)
     # nginx keeps the access log; a JSON line per request here cost a large share of the CPU
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=graceful_shutdown_s,
+    )
