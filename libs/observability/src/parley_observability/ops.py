@@ -45,7 +45,7 @@ def serve_http(
     host: str,
     port: int,
     log_level: str,
-    graceful_shutdown_s: float | None = None,
+    graceful_shutdown_s: int | None = None,
 ) -> None:
     """Run an HTTP service's app with Parley's logging and tracing (its process entry point).
     `graceful_shutdown_s`: how long a stop waits for open requests (a service holding

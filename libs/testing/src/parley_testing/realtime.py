@@ -79,7 +79,8 @@ class SseStream:
                     self._opened.set()
                     return
                 self._opened.set()
-                event, data, event_id = "message", [], None
+                event, event_id = "message", None
+                data: list[str] = []
                 async for line in response.aiter_lines():
                     if line == "":
                         if event_id is not None:
@@ -89,7 +90,8 @@ class SseStream:
                             self.events.put_nowait(
                                 Pushed(event, event_id, payload, time.perf_counter())
                             )
-                        event, data, event_id = "message", [], None
+                        event, event_id = "message", None
+                        data = []
                     elif line.startswith(":"):
                         continue
                     else:

@@ -16,7 +16,7 @@ def main() -> None:
         settings.host,
         settings.port,
         settings.log_level,
-        graceful_shutdown_s=3.0,  # streams resume from their cursor on another replica
+        graceful_shutdown_s=3,  # streams resume from their cursor on another replica
     )
 
 
