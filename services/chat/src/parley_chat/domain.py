@@ -40,7 +40,7 @@ from parley_contracts.chat import (
 from parley_eventstore.domain import Aggregate, Event
 
 WINDOW = 128  # recent messages kept in the state (and the snapshot)
-MAX_PARTICIPANTS = 256
+MAX_PARTICIPANTS = 1000  # a large team channel (issue 17 fans one message out to 1,000)
 MAX_CONTENT = 4000
 MAX_TITLE = 200
 DIRECT_NAMESPACE = uuid.UUID("5b0c1d2e-7a43-4f4e-9c61-2f8f3c7d9a10")
