@@ -108,3 +108,13 @@ def upstreams(nginx_conf: str) -> dict[str, tuple[str, int]]:
     """`upstream NAME { server HOST:PORT; ... }` -> {NAME: (HOST, PORT)}."""
     found = re.findall(r"upstream\s+(\w+)\s*\{\s*server\s+([\w.-]+):(\d+)", nginx_conf)
     return {name: (host, int(port)) for name, host, port in found}
+
+
+def exported_metric_names() -> set[str]:
+    """Names given to prometheus_client Counter/Gauge/Histogram in libs/ and services/."""
+    names = set()
+    for source in [*ROOT.glob("libs/*/src/**/*.py"), *ROOT.glob("services/*/src/**/*.py")]:
+        names |= set(
+            re.findall(r"(?:Counter|Gauge|Histogram)\(\s*\"(parley_\w+)\"", source.read_text())
+        )
+    return names

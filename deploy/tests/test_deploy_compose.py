@@ -1,12 +1,15 @@
 """docker-compose.yml: valid against the Compose Specification, and complete: every workspace
-service runs in it with every setting its Settings class reads, behind health-ordered starts."""
+service runs in it with every setting its Settings class reads, behind health-ordered starts,
+its database migrated first and its metrics scraped."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jsonschema
+import yaml
 from deploy_tools import compose_schema
 from deploy_workspace import (
     ROOT,
@@ -118,6 +121,56 @@ def test_gateway_uses_the_local_cluster_routes_and_real_upstreams(
         listens = env[listen_port_variable(env)]
         assert listens == str(port), f"upstream {upstream}: {host} listens on {listens}"
         assert host in nginx["depends_on"], f"nginx must wait for {host}"
+
+
+def test_init_image_holds_every_migration_it_runs(
+    compose: dict[str, Any], services: list[ServiceSpec]
+) -> None:
+    init = compose["services"]["init"]
+    args = init["build"]["args"]
+    installed = {args["PACKAGE"], *str(args.get("EXTRA_PACKAGES", "")).split()}
+    packages = workspace_packages()
+    assert installed <= packages, f"init installs unknown {sorted(installed - packages)}"
+    package_of = {s.module: s.package for s in services}
+    script = " ".join(init["command"])
+    for module in re.findall(r"python -m (\w+)\.migrate", script):
+        if module in package_of:  # a service's own migrations (libs come as dependencies)
+            assert package_of[module] in installed, f"init runs {module}.migrate, not installed"
+
+
+def test_every_database_is_migrated_before_its_services_start(compose: dict[str, Any]) -> None:
+    """A database a service reads (`*_POSTGRES_DSN`) is migrated by `init`, or by a service
+    that applies its own migrations at start (`*_MIGRATE_ON_START`) and that it waits for."""
+    database = re.compile(r"@postgres:5432/(\w+)")
+    services = {name: environment(interpolate(s)) for name, s in parley_services(compose).items()}
+    migrated = {db: "init" for db in database.findall(" ".join(services["init"].values()))}
+    for name, env in services.items():
+        if any(k.endswith("_MIGRATE_ON_START") and v == "true" for k, v in env.items()):
+            for key, value in env.items():
+                if key.endswith("_POSTGRES_DSN"):
+                    migrated.update((db, name) for db in database.findall(value))
+    for name, env in services.items():
+        waits_for = {name, *compose["services"][name].get("depends_on", {})}
+        for key, value in env.items():
+            if key.endswith("_POSTGRES_DSN"):
+                for db in database.findall(value):
+                    assert db in migrated, f"{name}: nothing migrates database {db} ({key})"
+                    assert migrated[db] in waits_for, f"{name} must wait for {migrated[db]} ({db})"
+
+
+def test_prometheus_scrapes_every_parley_service(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = set()
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            targets |= set(static["targets"])
+        for dns in job.get("dns_sd_configs", []):
+            targets |= {f"{host}:{dns['port']}" for host in dns["names"]}
+    for name, service in parley_services(compose).items():
+        env = environment(service)
+        if name != "init":
+            port = env[listen_port_variable(env)]
+            assert f"{name}:{port}" in targets, f"prometheus.yml does not scrape {name}:{port}"
 
 
 def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:

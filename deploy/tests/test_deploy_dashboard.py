@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from deploy_workspace import ROOT
+from deploy_workspace import ROOT, exported_metric_names
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "parley.json"
 REQUIRED = {
@@ -24,16 +24,6 @@ def expressions(panels: list[dict[str, Any]]) -> list[str]:
         found += [t["expr"] for t in panel.get("targets", [])]
         found += expressions(panel.get("panels", []))
     return found
-
-
-def exported_metric_names() -> set[str]:
-    """Names given to prometheus_client Counter/Gauge/Histogram in libs/ and services/."""
-    names = set()
-    for source in [*ROOT.glob("libs/*/src/**/*.py"), *ROOT.glob("services/*/src/**/*.py")]:
-        names |= set(
-            re.findall(r"(?:Counter|Gauge|Histogram)\(\s*\"(parley_\w+)\"", source.read_text())
-        )
-    return names
 
 
 def test_dashboard_queries_only_metrics_the_code_exports() -> None:

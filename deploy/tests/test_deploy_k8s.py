@@ -1,7 +1,9 @@
 """deploy/k8s: both overlays (and the base) build with the pinned kustomize, every rendered
 object is valid against the Kubernetes OpenAPI schemas (strict: unknown fields fail), and
 the manifests are complete: every workspace service with every setting, probes on its port,
-hardened pods, an autoscaler and a disruption budget, secrets only by reference."""
+hardened pods, an autoscaler (on metrics the code exports) and a disruption budget, secrets
+only by reference, every database migrated by a Job, and Ingresses that keep the gateway's
+long-lived routes open."""
 
 from __future__ import annotations
 
@@ -11,7 +13,15 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from deploy_workspace import ROOT, TEST_ONLY, ServiceSpec, python_module, upstreams
+from deploy_workspace import (
+    ROOT,
+    TEST_ONLY,
+    ServiceSpec,
+    exported_metric_names,
+    python_module,
+    upstreams,
+)
+from nginx_conf import locations, read, seconds
 
 Render = Callable[[str], list[dict[str, Any]]]
 KUBERNETES_VERSION = "1.33.0"  # oldest minor still supported upstream when this was written
@@ -191,10 +201,101 @@ def test_gateway_routes_like_the_local_cluster(rendered: Render, name: str) -> N
         assert host in k8s_services, f"upstream {upstream}: no Service {host}"
         assert port in [p["port"] for p in k8s_services[host]["spec"]["ports"]], upstream
         assert (host, port) in allowed, f"NetworkPolicy gateway must allow {host}:{port}"
-    (ingress,) = by_kind(objects, "Ingress").values()
-    for rule in ingress["spec"]["rules"]:
-        for path in rule["http"]["paths"]:
-            assert path["backend"]["service"]["name"] == "gateway"
+    ingresses = by_kind(objects, "Ingress")
+    assert ingresses, "no Ingress"
+    for ingress in ingresses.values():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["name"] == "gateway"
+    # one host: the controller merges the Ingresses into one server, with one certificate
+    faces = {
+        name: (
+            sorted(rule.get("host", "") for rule in ingress["spec"]["rules"]),
+            ingress["spec"].get("tls"),
+        )
+        for name, ingress in ingresses.items()
+    }
+    assert len(set(map(repr, faces.values()))) == 1, f"Ingresses differ in host or TLS: {faces}"
+
+
+def ingress_path_for(objects: list[dict[str, Any]], uri: str) -> tuple[dict[str, Any], str]:
+    """The Ingress whose path ingress-nginx picks for `uri` (the longest match; Exact before
+    Prefix), and that path."""
+    found = []
+    for ingress in by_kind(objects, "Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                p, kind = path["path"], path["pathType"]
+                if (kind == "Exact" and uri == p) or (
+                    kind == "Prefix" and (uri == p or uri.startswith(p.rstrip("/") + "/"))
+                ):
+                    found.append((len(p), kind == "Exact", ingress, p))
+    assert found, f"no Ingress path for {uri}"
+    *_, ingress, path = max(found, key=lambda f: (f[0], f[1]))
+    return ingress, path
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_ingress_keeps_the_gateways_long_lived_routes_open(rendered: Render, name: str) -> None:
+    """Every routes.conf location with a longer read timeout than the server's (the realtime
+    gateway's streams) meets an Ingress path with at least those timeouts and no buffering,
+    or the ingress controller would cut what the gateway keeps open."""
+    objects = rendered(name)
+    routes = read("routes.conf")
+    default = seconds(next(d for d in routes if d.name == "proxy_read_timeout").args[0])
+    long_lived = {
+        key: {d.name: d.args[0] for d in location.block or []}
+        for key, location in locations(routes).items()
+        if any(
+            d.name == "proxy_read_timeout" and seconds(d.args[0]) > default
+            for d in location.block or []
+        )
+    }
+    assert long_lived, "routes.conf has no long-lived location (the realtime streams)"
+    prefix = "nginx.ingress.kubernetes.io/"
+    for key, settings in long_lived.items():
+        modifier, _, path = key.rpartition(" ")
+        assert modifier in ("", "=", "^~"), f"location {key}: a regex has no Ingress path to check"
+        uris = [path] if modifier == "=" else [path, path.rstrip("/") + "/below"]
+        for uri in uris:
+            ingress, matched = ingress_path_for(objects, uri)
+            notes = ingress["metadata"].get("annotations", {})
+            where = f"{uri} (Ingress {ingress['metadata']['name']}, path {matched})"
+            for timeout in ("proxy_read_timeout", "proxy_send_timeout"):
+                wanted = seconds(settings[timeout])
+                given = notes.get(prefix + timeout.replace("_", "-"), "60")
+                assert seconds(given) >= wanted, f"{where}: {timeout} {given} < {wanted}"
+            assert notes.get(prefix + "proxy-buffering", "off") == "off", where
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_autoscalers_scale_on_metrics_the_code_exports(rendered: Render, name: str) -> None:
+    exported = exported_metric_names()
+    for hpa_name, hpa in by_kind(rendered(name), "HorizontalPodAutoscaler").items():
+        for metric in hpa["spec"].get("metrics", []):
+            kind = metric["type"]
+            if kind in ("Pods", "Object"):
+                metric_name = metric[kind.lower()]["metric"]["name"]
+                assert metric_name in exported, f"{hpa_name}: no service exports {metric_name}"
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_every_database_a_service_uses_is_migrated_by_a_job(rendered: Render, name: str) -> None:
+    objects = rendered(name)
+
+    def dsn_keys(kind: str) -> set[str]:
+        return {
+            ref["secretKeyRef"]["key"]
+            for o in objects
+            if o["kind"] == kind
+            for c in o["spec"]["template"]["spec"]["containers"]
+            for item in c.get("env", [])
+            if "secretKeyRef" in (ref := item.get("valueFrom", {}))
+            and ref["secretKeyRef"]["key"].endswith("-postgres-dsn")
+        }
+
+    unmigrated = dsn_keys("Deployment") - dsn_keys("Job")
+    assert not unmigrated, f"no migrate Job reads {sorted(unmigrated)}"
 
 
 @pytest.mark.parametrize("name", ["base", "dev", "prod"])

@@ -1,6 +1,8 @@
 """The three ways to run agree: every process of the local cluster (`make up`,
 deploy/local/services_catalog.py) exists under the same name in docker-compose and in the
-Kubernetes base, runs the same module, and gets the same variable names and port."""
+Kubernetes base, runs the same module, and gets the same variable names and port; and the
+gateway's upstreams (the names deploy/nginx/routes.conf proxies to) lead to the same
+processes in all three."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from deploy_workspace import ROOT, listen_port_variable, python_module
+from deploy_workspace import ROOT, listen_port_variable, python_module, upstreams
 
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 from services_catalog import service_programs
+from services_catalog import upstreams as local_upstreams
 from settings import Settings
 
 Render = Callable[[str], list[dict[str, Any]]]
@@ -43,3 +46,19 @@ def test_kubernetes_runs_the_local_process_alike(rendered: Render, name: str) ->
     assert python_module(container["command"]) == module_of(LOCAL[name].command)
     port = LOCAL[name].env[listen_port_variable(LOCAL[name].env)]
     assert [p["containerPort"] for p in container["ports"]] == [int(port)]
+
+
+def test_gateway_upstreams_lead_to_the_same_processes() -> None:
+    """`make up` declares routes.conf's upstreams from services_catalog.upstreams();
+    docker-compose and the Kubernetes gateway from compose.conf (service name:port): the same
+    names, each to the process of that name on the port it listens on locally."""
+    settings = Settings()
+    local = {p.upstream: (p.program.name, p.port) for p in service_programs(settings)}
+    declared = upstreams((ROOT / "deploy" / "nginx" / "compose.conf").read_text())
+    names = set(local_upstreams(settings))
+    assert names == set(declared), (
+        f"only in `make up`: {sorted(names - set(declared))}, "
+        f"only in compose.conf: {sorted(set(declared) - names)}"
+    )
+    for name, (host, port) in declared.items():
+        assert local.get(name) == (host, port), f"upstream {name}: {local.get(name)} locally"
