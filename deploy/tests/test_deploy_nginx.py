@@ -134,8 +134,9 @@ def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
     )
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path / 'nginx.pid'};\n"
+        f"error_log {tmp_path / 'error.log'};\n"
         "events {}\n"
-        f"http {{ {temp} include {tmp_path / 'default.conf'}; "
+        f"http {{ access_log off; {temp} include {tmp_path / 'default.conf'}; "
         f"include {NGINX / 'kubernetes-realip.conf'}; }}\n"
     )
     done = subprocess.run(
