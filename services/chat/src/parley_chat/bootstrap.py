@@ -14,8 +14,7 @@ from parley_eventstore.aggregate import Repository
 from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
-from parley_http.limits import BodySizeLimit
-from parley_http.problems import install_problem_handlers
+from parley_http.edge import install_edge
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
 from parley_privacy.fields import FieldCipher
@@ -71,8 +70,7 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
             await pool.close()
 
     app = FastAPI(title="Parley chat (commands)", version="1.0.0", lifespan=lifespan)
-    install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_edge(app, max_body_bytes=settings.max_body_bytes)
 
     async def database_ready() -> bool:
         async with app.state.pool.acquire() as conn:

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from parley_authn import RevocationList, Verifier, install_authn
-from parley_http.limits import BodySizeLimit
-from parley_http.problems import install_problem_handlers, problem_response
+from parley_http.edge import install_edge
+from parley_http.problems import problem_response
 from parley_observability.http import install_observability
 from parley_readmodel.lag import LagMonitor
 from pymongo import AsyncMongoClient
@@ -57,8 +57,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             await client.close()
 
     app = FastAPI(title="Parley queries", version="1.0.0", lifespan=lifespan)
-    install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=1024)
+    install_edge(app, max_body_bytes=1024)
 
     @app.exception_handler(PyMongoError)
     async def store_unavailable(request: Request, exc: PyMongoError) -> JSONResponse:

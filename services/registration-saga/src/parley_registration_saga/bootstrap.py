@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from parley_eventstore.outbox import OutboxWaker, pending
 from parley_eventstore.pool import create_pool
-from parley_http.problems import install_problem_handlers
+from parley_http.edge import install_edge
 from parley_messaging.supervise import in_background
 from parley_messaging.topics import SAGA_REPLIES
 from parley_observability.http import install_observability
@@ -48,7 +48,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="Parley registration saga", version="1.0.0", lifespan=lifespan)
-    install_problem_handlers(app)
+    install_edge(app, max_body_bytes=1024)  # GET only: no body is expected
 
     async def database_ready() -> bool:
         async with app.state.pool.acquire() as conn:

@@ -17,8 +17,7 @@ from parley_eventstore.commandlog import SagaCommandLog
 from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
-from parley_http.limits import BodySizeLimit
-from parley_http.problems import install_problem_handlers
+from parley_http.edge import install_edge
 from parley_messaging.participant import serve_forever
 from parley_messaging.supervise import in_background
 from parley_observability.http import install_observability
@@ -85,8 +84,7 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
             await pool.close()
 
     app = FastAPI(title="Parley users (commands)", version="1.0.0", lifespan=lifespan)
-    install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_edge(app, max_body_bytes=settings.max_body_bytes)
 
     async def database_ready() -> bool:
         async with app.state.pool.acquire() as conn:
