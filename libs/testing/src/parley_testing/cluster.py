@@ -59,3 +59,72 @@ def resume(name: str) -> None:
 
 # the servers the local cluster runs for Parley; every other process is one of Parley's own
 INFRASTRUCTURE = frozenset({"postgres", "kafka", "ferretdb", "nginx", "smtp-sink"})
+
+
+def environment_of(name: str) -> dict[str, str]:
+    """The environment a running process of the cluster was started with (its settings)."""
+    _, pid = processes()[name]
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {key.decode(): value.decode() for key, value in pairs}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ExtraReplica:
+    """One more replica of a running HTTP service, with the same settings on another port
+    (what a second pod would be): `with ExtraReplica("realtime-gateway", "parley_realtime",
+    "REALTIME") as url: ...`."""
+
+    def __init__(self, name: str, module: str, prefix: str, ready_s: float = 60.0) -> None:
+        self.name = name
+        self.module = module
+        self.prefix = prefix
+        self.ready_s = ready_s
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        import urllib.request
+
+        env = environment_of(self.name)
+        env[f"{self.prefix}_PORT"] = str(self.port)
+        env[f"{self.prefix}_HOST"] = "127.0.0.1"
+        env.pop(f"{self.prefix}_REPLICA_ID", None)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + self.ready_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the extra {self.name} exited with {self._process.returncode}")
+            try:
+                ready = f"{self.url}/readyz"  # http, built above
+                with urllib.request.urlopen(ready, timeout=1) as answer:  # noqa: S310
+                    if answer.status == 200:
+                        return self.url
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.__exit__()
+        raise TimeoutError(f"the extra {self.name} was not ready within {self.ready_s}s")
+
+    def __exit__(self, *_: object) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()

@@ -38,7 +38,9 @@ log = logging.getLogger("parley.realtime.feed")
 
 
 class Cipher(Protocol):
-    async def consume(self, event_name: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def decrypt(
+        self, event_name: str, data: Mapping[str, Any], *, mark: bool = True, fresh: bool = False
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,11 @@ class Translator:
         meta = Meta(envelope.subject, envelope.time, envelope.aggregate_version)
         return Decoded(rule, meta, data, recipients)
 
-    async def open(self, decoded: Decoded) -> dict[str, Any] | None:
+    async def open(self, decoded: Decoded, fresh: bool = False) -> dict[str, Any] | None:
         """The data with personal fields opened (placeholders where the key is gone); None
-        for a tampered record."""
+        for a tampered record. `fresh` (replays, which read old records): keys cached more
+        than a second ago are asked for again, so a person forgotten a moment ago is redacted
+        even though their key is still in this process's cache."""
         if not decoded.rule.personal:
             return decoded.data
         try:
@@ -88,7 +92,9 @@ class Translator:
                 reraise=True,
             ):
                 with attempt:
-                    return await self.cipher.consume(decoded.rule.source, decoded.data)
+                    return await self.cipher.decrypt(
+                        decoded.rule.source, decoded.data, fresh=fresh
+                    )
         except TamperedValue:
             metrics.SKIPPED.labels("tampered").inc()
             log.warning("tampered personal field in %s of %s", decoded.rule.source, decoded.meta)
@@ -285,7 +291,7 @@ class Replay:
         decoded = self.translator.decode(record)
         if decoded is None or user_id not in decoded.recipients:
             return None
-        data = await self.translator.open(decoded)
+        data = await self.translator.open(decoded, fresh=True)
         if data is None:
             return None
         view = decoded.rule.view(data, user_id, decoded.meta)
