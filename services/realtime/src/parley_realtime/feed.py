@@ -92,9 +92,7 @@ class Translator:
                 reraise=True,
             ):
                 with attempt:
-                    return await self.cipher.decrypt(
-                        decoded.rule.source, decoded.data, fresh=fresh
-                    )
+                    return await self.cipher.decrypt(decoded.rule.source, decoded.data, fresh=fresh)
         except TamperedValue:
             metrics.SKIPPED.labels("tampered").inc()
             log.warning("tampered personal field in %s of %s", decoded.rule.source, decoded.meta)
