@@ -85,3 +85,11 @@ def test_token_round_trip_and_garbage() -> None:
     for garbage in ("", "abc", "eyJ0IjoyfQ", "!!!"):
         with pytest.raises(InvalidToken):
             ConsistencyToken.decode(garbage)
+
+
+def test_token_with_text_no_store_takes_is_garbage() -> None:
+    # encode() escapes them (ASCII JSON): a forged token can carry them into the read side
+    for context, stream in (("users", "u\x00"), ("users", "\ud800"), ("u\x00", "s")):
+        forged = ConsistencyToken(context, stream, 1).encode()
+        with pytest.raises(InvalidToken):
+            ConsistencyToken.decode(forged)

@@ -12,6 +12,8 @@ import binascii
 import json
 from dataclasses import dataclass
 
+from parley_http.text import flaw
+
 HEADER = "X-Consistency-Token"
 
 
@@ -42,6 +44,11 @@ class ConsistencyToken:
             version = data["v"]
             if not isinstance(version, int) or version < 1:
                 raise InvalidToken("bad version")
-            return cls(str(data["c"]), str(data["s"]), version)
+            context, stream_id = str(data["c"]), str(data["s"])
+            # the edge sees base64 only: a forged token could carry a NUL or a lone surrogate
+            # into the read model's queries (text.py)
+            if flaw(context) or flaw(stream_id):
+                raise InvalidToken("not text a store can take")
+            return cls(context, stream_id, version)
         except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as error:
             raise InvalidToken(f"not a consistency token: {error}") from error

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from parley_authn import CurrentPrincipal, Principal
 from parley_http.consistency import HEADER as CONSISTENCY_HEADER
 from parley_http.problems import Problem
+from parley_http.text import first_flaw
 from parley_readmodel import aliases
 from parley_readmodel.search import query_words
 from pydantic import BaseModel
@@ -101,9 +102,13 @@ def _encode(value: Any) -> str:
 
 def _decode(cursor: str) -> Any:
     try:
-        return json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+        value = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
     except (binascii.Error, ValueError) as error:
         raise Problem(400, "Bad Request", "cursor is not one this API issued") from error
+    # a forged cursor's strings go into store queries (the edge sees only base64)
+    if first_flaw(value) is not None:
+        raise Problem(400, "Bad Request", "cursor is not one this API issued")
+    return value
 
 
 def _ms(moment: datetime) -> int:
@@ -132,7 +137,10 @@ def after_conversation(cursor: str) -> dict[str, Any]:
         and isinstance(value.get("c"), str)
     ):
         raise Problem(400, "Bad Request", "cursor is not one this API issued")
-    at = _at(value["t"])
+    try:
+        at = _at(value["t"])
+    except OverflowError as error:  # a forged time beyond the year 9999
+        raise Problem(400, "Bad Request", "cursor is not one this API issued") from error
     return {
         "$or": [
             {"last_activity_at": {"$lt": at}},

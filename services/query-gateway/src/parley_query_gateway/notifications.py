@@ -9,7 +9,7 @@ document that many streams would update).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -64,7 +64,10 @@ def before(cursor: str) -> dict[str, Any]:
     created, last_id = decode_cursor(cursor, 2)
     try:
         moment = datetime.fromisoformat(created)
-    except ValueError as error:
+        if moment.tzinfo is not None:
+            # the driver converts to UTC: a forged "0001-01-01T00:00+14:00" overflows there
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError) as error:
         raise Problem(400, "Bad Request", "cursor is not one this service issued") from error
     return {
         "$or": [{"created_at": {"$lt": moment}}, {"created_at": moment, "_id": {"$lt": last_id}}]

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from parley_http.problems import Problem
+from parley_http.text import flaw
 
 
 def encode_cursor(*key: str) -> str:
@@ -26,7 +27,13 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
         key: Any = json.loads(raw)
     except (binascii.Error, ValueError) as error:
         raise Problem(400, "Bad Request", "cursor is not one this service issued") from error
-    if not (isinstance(key, list) and len(key) == parts and all(isinstance(k, str) for k in key)):
+    # a forged cursor's strings go into store queries: a NUL or a lone surrogate would fail
+    # there as a 5xx (the edge sees only base64)
+    if not (
+        isinstance(key, list)
+        and len(key) == parts
+        and all(isinstance(k, str) and flaw(k) is None for k in key)
+    ):
         raise Problem(400, "Bad Request", "cursor is not one this service issued")
     return key
 
