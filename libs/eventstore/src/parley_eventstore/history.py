@@ -11,7 +11,7 @@ one JSON shape each aggregate already defines for itself.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from parley_eventstore.aggregate import Repository
@@ -20,6 +20,8 @@ from parley_eventstore.records import RecordedEvent
 
 A = TypeVar("A", bound=Aggregate)
 VERSION = re.compile(r"^[0-9]{1,9}$")
+# versions are a PostgreSQL integer: a larger one in a query fails in the driver (a 500)
+MAX_VERSION = 2**31 - 1
 
 
 class BadMoment(ValueError):
@@ -36,6 +38,10 @@ def parse_moment(at: str) -> int | datetime:
         raise BadMoment(at) from error
     if moment.tzinfo is None:
         raise BadMoment(f"{at}: a timestamp needs its time zone")
+    try:
+        moment.astimezone(UTC)  # what the driver does: "0001-01-01T00:00+14:00" overflows
+    except OverflowError as error:
+        raise BadMoment(f"{at}: out of range") from error
     return moment
 
 
@@ -59,7 +65,7 @@ async def events_page(
     gaps, so a page is one indexed range read however long the stream), and the version to
     pass as `after` for the next page (None at the end)."""
     events = await repository.store.load(
-        stream_id, after_version=after, up_to_version=after + limit
+        stream_id, after_version=after, up_to_version=min(after + limit, MAX_VERSION)
     )
     events = await repository.opened(events, fresh=True)  # decrypted where keys exist now
     head = await repository.store.head(stream_id)

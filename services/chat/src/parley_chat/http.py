@@ -318,7 +318,7 @@ async def conversation_events(
     conversation_id: uuid.UUID,
     request: Request,
     principal: CurrentPrincipal,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=history.MAX_VERSION)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Any:
     """The conversation's events, oldest first."""

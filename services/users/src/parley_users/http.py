@@ -278,7 +278,7 @@ async def user_events(
     user_id: uuid.UUID,
     request: Request,
     principal: CurrentPrincipal,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=history.MAX_VERSION)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Any:
     """The user's events, oldest first (the user themselves or an admin)."""
