@@ -12,8 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from parley_authn import RevocationList, Verifier, install_authn
-from parley_http.limits import BodySizeLimit
-from parley_http.problems import install_problem_handlers
+from parley_http.edge import install_edge
 from parley_observability.http import install_observability
 from pymongo import AsyncMongoClient
 
@@ -88,8 +87,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Parley realtime", version="1.0.0", lifespan=lifespan)
     app.state.streams = streams
     app.state.signalling = signalling
-    install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=1024)
+    install_edge(app, max_body_bytes=1024)  # problem+json, hostile input refused, 1 KiB bodies
 
     async def feed_started() -> bool:
         return hub.started.is_set()
