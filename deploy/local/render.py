@@ -55,7 +55,9 @@ def nginx_conf(s: Settings) -> Path:
 worker_processes 2;
 pid {prefix}/nginx.pid;
 error_log {s.logs}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
+# every open push stream holds two connections (client and upstream) for as long as it lives
+worker_rlimit_nofile 20000;
+events {{ worker_connections 8192; }}
 http {{
     access_log {s.logs}/nginx-access.log;
     client_body_temp_path {temp}/body;
