@@ -326,3 +326,22 @@ async def test_a_forgotten_senders_text_is_replayed_redacted(client: httpx.Async
     async with SseStream(client, headers=bob.headers, last_event_id=cursor) as stream:
         replayed = await stream.first(lambda e: e.event == "message.sent")
     assert replayed.data["content"] is None and replayed.data["redacted"] is True
+
+
+async def test_a_person_holds_at_most_ten_streams(client: httpx.AsyncClient) -> None:
+    (ada,) = await people(client, "Ada")
+    streams = [SseStream(client, headers=ada.headers) for _ in range(10)]
+    try:
+        for stream in streams:
+            await stream.__aenter__()
+            await opened(stream)
+        refused = await client.get("/v1/stream", headers=ada.headers)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        await streams[0].close()
+        await asyncio.sleep(0.3)  # the closed stream is taken off presence
+        async with SseStream(client, headers=ada.headers) as eleventh:
+            await opened(eleventh)
+    finally:
+        for stream in streams:
+            await stream.close()

@@ -13,6 +13,7 @@ from parley_realtime.cursor import MalformedCursor, decode, encode, furthest
 from parley_realtime.hub import Connection, Hub, StreamClosed
 from parley_realtime.mappings import RULES, TOPICS, Meta, rules_by_source
 from parley_realtime.signalling import TypingLimiter
+from parley_realtime.stream import Holder, Streams
 
 CHAT, NOTES = TOPICS
 RULE = rules_by_source()
@@ -200,3 +201,82 @@ async def test_typing_is_limited_per_person_and_conversation_across_replicas() -
     assert not there.allow("ada", "c1")
     await asyncio.sleep(0.21)
     assert here.allow("ada", "c1")
+
+
+# -- a stream's life ---------------------------------------------------------------------------
+
+
+class FakeSignals:
+    """Presence bookkeeping only: what Streams asks of the signals."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, int] = {}
+
+    async def stream_opened(self, user_id: str) -> None:
+        self.open[user_id] = self.open.get(user_id, 0) + 1
+
+    async def stream_closed(self, user_id: str) -> None:
+        self.open[user_id] -= 1
+
+
+def streams_for(hub: Hub, signals: FakeSignals, heartbeat_s: float = 0.05) -> Streams:
+    return Streams(hub, signals, None, "unused:9092", heartbeat_s=heartbeat_s)  # type: ignore[arg-type]
+
+
+async def test_a_fresh_stream_starts_ready_then_beats_with_the_current_cursor() -> None:
+    hub = Hub(TOPICS)
+    hub.start_at({(CHAT, 0): 4})
+    signals = FakeSignals()
+    streams = streams_for(hub, signals)
+    holder = Holder("bob", "user", "s1", later())
+    connection = await streams.open(holder)
+    frames = streams.frames(connection, None)
+    ready = await anext(frames)
+    assert ready.event == "ready" and decode(ready.cursor or "", TOPICS).get((CHAT, 0)) == 4
+    hub.advance((CHAT, 0), 9)  # somebody else's record moved the topic on
+    beat = await anext(frames)
+    assert beat.event is None and decode(beat.cursor or "", TOPICS).get((CHAT, 0)) == 10
+    assert signals.open == {"bob": 1}
+    await frames.aclose()
+    assert signals.open == {"bob": 0} and "bob" not in hub.by_user
+
+
+async def test_an_expired_token_ends_the_stream_with_an_expired_event() -> None:
+    hub = Hub(TOPICS)
+    hub.start_at({})
+    streams = streams_for(hub, FakeSignals(), heartbeat_s=5)
+    connection = await streams.open(Holder("bob", "user", "s1", datetime.now(UTC)))
+    frames = streams.frames(connection, None)
+    await anext(frames)  # ready
+    police = asyncio.create_task(streams.police())
+    try:
+        expired = await asyncio.wait_for(anext(frames), 3)
+        assert expired.event == "expired" and expired.cursor is None
+        with pytest.raises(StopAsyncIteration):
+            await anext(frames)
+    finally:
+        police.cancel()
+
+
+async def test_a_revoked_session_ends_the_stream() -> None:
+    hub = Hub(TOPICS)
+    hub.start_at({})
+    revoked: set[str] = set()
+    streams = Streams(
+        hub,
+        FakeSignals(),
+        None,
+        "unused:9092",
+        is_revoked=revoked.__contains__,  # type: ignore[arg-type]
+    )
+    connection = await streams.open(Holder("bob", "user", "s1", later()))
+    frames = streams.frames(connection, None)
+    await anext(frames)
+    police = asyncio.create_task(streams.police())
+    try:
+        revoked.add("s1")
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(frames), 3)
+        assert connection.closed == "revoked"
+    finally:
+        police.cancel()
