@@ -359,6 +359,19 @@ def sample(schema: Any, name: str, samples: Mapping[str, Any]) -> Any:
     return {}
 
 
+TEXT_FLAWS = {"NUL": "\x00", "lone surrogate": "\ud800"}
+URL_FLAWS = {"NUL": "%00", "encoded surrogate": "%ED%A0%80"}
+
+
+def inside(plausible: str, flaws: Mapping[str, str]) -> tuple[Value, ...]:
+    """A plausible value with a flaw after its first character: an address that passes
+    every pattern but for a NUL ("n\x00obody@example.test" was login's 500)."""
+    return tuple(
+        Value(f"{label} inside a plausible value", plausible[:1] + flaw + plausible[1:], True)
+        for label, flaw in flaws.items()
+    )
+
+
 def _json(value: Any) -> bytes:
     # ensure_ascii: NUL and surrogates travel as escapes, the way a hostile client sends them
     return json.dumps(value, ensure_ascii=True).encode()
@@ -372,6 +385,8 @@ def probes(
     full_bodies: bool = True,
     wrong_headers: bool = True,
     over_the_wire: bool = False,
+    only_hostile: bool = False,
+    baseline_only: bool = False,
 ) -> Iterator[Probe]:
     """The requests of the walk for one operation: each varies one place (a path parameter, a
     query parameter, a header, a body field, the whole body) and keeps the rest plausible.
@@ -380,14 +395,18 @@ def probes(
     as it can); else they are left out (a request with a wrong type then never runs a command:
     the end-to-end walk must not sign anyone out or count failed logins). `wrong_headers`:
     send wrong values of headers too (else only hostile ones, which never reach a handler).
-    `over_the_wire`: leave out what no HTTP client can send (a NUL in a header)."""
+    `over_the_wire`: leave out what no HTTP client can send (a NUL in a header).
+    `only_hostile`: no wrong types and no baseline, so with `full_bodies` every request is
+    plausible but for one hostile value, and none may run (a NUL in an otherwise valid login
+    was the 500 of the issue). `baseline_only`: just the plausible request, nothing varied."""
     path_values = {
         p: quote(str(samples.get(p, uuid.uuid4())), safe="@") for p in operation.path_params
     }
     base_query = {q: quote(str(samples.get(q, "1")), safe="") for q in operation.required_query}
     schema = operation.body or {}
     properties: Mapping[str, Any] = schema.get("properties", {})
-    base_body = {k: sample(v, k, samples) for k, v in properties.items()} if full_bodies else {}
+    plausible = {k: sample(v, k, samples) for k, v in properties.items()}
+    base_body = plausible if full_bodies else {}
     base_headers = {k: v.encode() for k, v in headers.items()}
     if operation.body is not None:
         base_headers["content-type"] = JSON.encode()
@@ -410,41 +429,51 @@ def probes(
             hostile=value.hostile,
         )
 
-    if operation.path_params or operation.query or operation.body is not None:
-        # nothing varied: how far a plausible request gets (operations without parameters,
-        # /metrics and the like, only get the hostile probes: a plain one would just run)
+    if baseline_only:
         yield probe("nothing", Value("baseline", None, hostile=False))
-    for name in operation.path_params:
+        return
+
+    def every() -> Iterator[Probe]:
+        if operation.path_params or operation.query or operation.body is not None:
+            # nothing varied: how far a plausible request gets (operations without parameters,
+            # /metrics and the like, only get the hostile probes: a plain one would just run)
+            yield probe("nothing", Value("baseline", None, hostile=False))
+        for name in operation.path_params:
+            for value in (*URL_VALUES, *inside(path_values[name], URL_FLAWS)):
+                yield probe(f"path.{name}", value, url=url(path={name: value.value}))
+        for name in (*operation.query, "zzz"):
+            declared = name in operation.query
+            near = quote(str(samples.get(name, "1")), safe="")
+            for value in (*URL_VALUES, *inside(near, URL_FLAWS)):
+                if declared or value.hostile:  # an unknown parameter is ignored unless refused
+                    yield probe(f"query.{name}", value, url=url(query={name: value.value}))
         for value in URL_VALUES:
-            yield probe(f"path.{name}", value, url=url(path={name: value.value}))
-    for name in (*operation.query, "zzz"):
-        declared = name in operation.query
-        for value in URL_VALUES:
-            if declared or value.hostile:  # an unknown parameter is ignored unless refused
-                yield probe(f"query.{name}", value, url=url(query={name: value.value}))
-    for value in URL_VALUES:
-        if value.hostile and len(value.value) < 100:  # a flawed parameter name
-            yield probe("query name", value, url=url(query={value.value: "1"}))
-    names = set(operation.headers) | ({"authorization"} if operation.secured else set())
-    for name in (*sorted(names), "x-hostile"):
-        for value in HEADER_VALUES:
-            if over_the_wire and b"\x00" in value.value:
-                continue  # HTTP clients refuse it, and so does every server's parser
-            if not value.hostile and (name not in names or not wrong_headers):
-                continue
-            yield probe(f"header.{name}", value, headers={**base_headers, name: value.value})
-    if operation.body is not None:
-        for name in properties:
-            for value in FIELD_VALUES:
-                content = _json({**base_body, name: value.value})
-                yield probe(f"body.{name}", value, content=content)
-    for value, content_type in BODIES:
-        if operation.body is None and not value.hostile:
-            continue  # a body the route ignores: the request would just run
-        typed = {**base_headers, "content-type": content_type.encode()}
-        if not content_type:
-            typed.pop("content-type")
-        yield probe("body", value, headers=typed, content=value.value)
+            if value.hostile and len(value.value) < 100:  # a flawed parameter name
+                yield probe("query name", value, url=url(query={value.value: "1"}))
+        names = set(operation.headers) | ({"authorization"} if operation.secured else set())
+        for name in (*sorted(names), "x-hostile"):
+            for value in HEADER_VALUES:
+                if over_the_wire and b"\x00" in value.value:
+                    continue  # HTTP clients refuse it, and so does every server's parser
+                if not value.hostile and (name not in names or not wrong_headers):
+                    continue
+                yield probe(f"header.{name}", value, headers={**base_headers, name: value.value})
+        if operation.body is not None:
+            for name in properties:
+                near = plausible[name]
+                flawed = inside(near, TEXT_FLAWS) if isinstance(near, str) else ()
+                for value in (*FIELD_VALUES, *flawed):
+                    content = _json({**base_body, name: value.value})
+                    yield probe(f"body.{name}", value, content=content)
+        for value, content_type in BODIES:
+            if operation.body is None and not value.hostile:
+                continue  # a body the route ignores: the request would just run
+            typed = {**base_headers, "content-type": content_type.encode()}
+            if not content_type:
+                typed.pop("content-type")
+            yield probe("body", value, headers=typed, content=value.value)
+
+    yield from (p for p in every() if p.hostile or not only_hostile)
 
 
 # -- the boundary: stores a unit walk must not reach with hostile input ----------------------
@@ -636,6 +665,9 @@ class Report:
     reached: int = 0  # requests that got to a Boundary (unit walks)
     failures: list[str] = field(default_factory=list)
     not_problem: list[str] = field(default_factory=list)  # 4xx without problem+json
+    # 503 + Retry-After while the plain request of the same operation got one too: the
+    # service was unavailable (a store timing out), which says nothing about the input
+    unavailable: list[str] = field(default_factory=list)
 
     def count(self, status: int) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -644,7 +676,10 @@ class Report:
         by_class: dict[str, int] = {}
         for status, count in sorted(self.statuses.items()):
             by_class[f"{status // 100}xx"] = by_class.get(f"{status // 100}xx", 0) + count
-        return f"{self.sent} requests, {by_class}, {self.reached} reached a store"
+        return (
+            f"{self.sent} requests, {by_class}, {self.reached} reached a store,"
+            f" {len(self.unavailable)} while the route was unavailable"
+        )
 
 
 def judge(probe: Probe, response: httpx.Response) -> str | None:
@@ -670,10 +705,12 @@ async def walk(
     **options: bool,
 ) -> Report:
     """Send every probe of every operation. `report.failures` lists each request answered
-    with a 5xx, each 4xx that is not problem+json (when `problem_json`; else they are listed in
-    `report.not_problem`), each hostile request that reached a Boundary, and each Boundary use
-    whose arguments held a flawed string (background work included: checked once more at the
-    end). `concurrency` > 1 only without a boundary (uses are told apart by order)."""
+    with a 5xx (but a 503 + Retry-After that the operation's plain request gets as well: the
+    route was unavailable, see `report.unavailable`), each 4xx that is not problem+json (when
+    `problem_json`; else they are listed in `report.not_problem`), each hostile request that
+    reached a store stand-in, and each stand-in use whose arguments held a flawed string
+    (background work included: checked once more at the end). `concurrency` > 1 only
+    without a boundary (uses are told apart by order)."""
     report = Report()
     checked = 0
 
@@ -686,7 +723,18 @@ async def walk(
                 report.failures.append(f"{label}: {what} got {flaw}")
         checked = len(boundary.uses)
 
-    async def send(probe: Probe) -> None:
+    async def unavailable_anyway(operation: Operation) -> bool:
+        """Whether the plain request of `operation` gets a 503 + Retry-After now too."""
+        plain = next(probes(operation, headers, samples, baseline_only=True, **options))
+        answer = await client.request(
+            plain.method,
+            plain.url,
+            headers={k.encode(): v for k, v in plain.headers.items()},
+            content=plain.content,
+        )
+        return answer.status_code == 503 and "retry-after" in answer.headers
+
+    async def send(operation: Operation, probe: Probe) -> None:
         report.sent += 1
         before = checked
         try:
@@ -715,17 +763,24 @@ async def walk(
         failure = judge(probe, response)
         if failure is None:
             return
+        if (
+            response.status_code == 503
+            and "retry-after" in response.headers
+            and await unavailable_anyway(operation)
+        ):
+            report.unavailable.append(failure)
+            return
         if response.status_code >= 500 or problem_json:
             report.failures.append(failure)
         else:
             report.not_problem.append(failure)
 
     # probes are made as they are sent: megabyte values are not all held at once
-    pending = (p for op in operations for p in probes(op, headers, samples, **options))
+    pending = ((op, p) for op in operations for p in probes(op, headers, samples, **options))
 
     async def worker() -> None:
-        for probe in pending:
-            await send(probe)
+        for operation, probe in pending:
+            await send(operation, probe)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     await asyncio.sleep(0)  # let background work started by the last request run
