@@ -111,6 +111,11 @@ OPERATIONS = {
     "sign-up to profile readable": ("register_to_profile.p50_ms", "register_to_profile.p99_ms"),
     "message sent to visible in list": ("message_visible.p50_ms", "message_visible.p99_ms"),
     "registration saga, 20/s offered": ("saga.p50_ms", "saga.p99_ms"),
+    "message sent to pushed on a stream": ("realtime.deliver.p50_ms", "realtime.deliver.p99_ms"),
+    "message pushed to all 1,000 of a group": (
+        "realtime.fanout_1000.p50_ms",
+        "realtime.fanout_1000.p99_ms",
+    ),
 }
 
 
@@ -204,6 +209,56 @@ def _query_size_plot(f: dict[str, Any], out: Path) -> list[Path]:
     return [path]
 
 
+# label -> (key, target, the target's direction); latencies in ms
+REALTIME_LATENCIES = {
+    "sent -> pushed\n(100/s) p50": ("realtime.deliver.p50_ms", None),
+    "sent -> pushed\n(100/s) p99": ("realtime.deliver.p99_ms", 250),
+    "to all 1,000 of\na group p50": ("realtime.fanout_1000.p50_ms", None),
+    "to all 1,000 of\na group p99": ("realtime.fanout_1000.p99_ms", 1000),
+    "resume: 1,000\nmissed messages": ("realtime.resume_ms", None),
+}
+
+
+def _realtime_plot(f: dict[str, Any], out: Path) -> list[Path]:
+    if "realtime.idle_rss_mb" not in f and "realtime.deliver.p99_ms" not in f:
+        return []
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2.2, 1]}
+    )
+    rows = [(label, f.get(key), target) for label, (key, target) in REALTIME_LATENCIES.items()]
+    xs = range(len(rows))
+    values = [float(v or 0) for _, v, _ in rows]
+    bars = left.bar(xs, values, color=["C0" if t is None else "C3" for _, _, t in rows])
+    left.bar_label(bars, [_ms(v) for v in values], fontsize=8)
+    for x, (_, _, target) in zip(xs, rows, strict=True):
+        if target is not None:
+            left.hlines(target, x - 0.4, x + 0.4, colors="black", linestyles="--")
+            left.text(x, target * 1.08, f"target < {target:,} ms", ha="center", fontsize=7)
+    left.set_xticks(list(xs), [label for label, _, _ in rows], fontsize=8)
+    left.set_yscale("log")
+    left.set_ylabel("ms (log scale)")
+    left.set_title("latency (red: has a target, dashed line)", fontsize=10)
+    held = f.get("realtime.idle_connections")
+    rss = f.get("realtime.idle_rss_mb")
+    before = f.get("realtime.idle_rss_before_mb")
+    if rss is not None:
+        idle_bars = right.bar(
+            ["before", f"{held or 0:,} idle\nstreams"], [before or 0, rss], color=["C7", "C0"]
+        )
+        right.bar_label(idle_bars, [f"{before or 0:,.0f} MiB", f"{rss:,.0f} MiB"], fontsize=8)
+        right.axhline(1024, color="black", linestyle="--")
+        right.text(0.5, 1024 * 0.94, "target ≤ 1,024 MiB", ha="center", va="top", fontsize=7)
+        right.set_ylim(0, max(1100, rss * 1.15))
+    right.set_ylabel("gateway resident memory, MiB")
+    right.set_title("one replica holding idle streams (RSS)", fontsize=10)
+    fig.suptitle("realtime gateway: pushed events (SSE) on one replica")
+    path = out / "realtime.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
 def draw(figures: dict[str, Any], out: Path) -> list[Path]:
     return [
         *_latency_plot(figures, out),
@@ -211,4 +266,5 @@ def draw(figures: dict[str, Any], out: Path) -> list[Path]:
         *_command_plot(figures, out),
         *_stage_bars(figures, out),
         *_query_size_plot(figures, out),
+        *_realtime_plot(figures, out),
     ]

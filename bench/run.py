@@ -34,6 +34,7 @@ STAGES = {
     "bench.saga": "registration saga completion latency and throughput at 20 registrations/s",
     "bench.query_size": "query latency against collection size (1,000 to 100,000 documents)",
     "bench.encryption": "send-message p99 with and without per-person encryption of the text",
+    "bench.realtime": "pushed events: send -> stream, fan-out to 1,000, 10,000 idle, resume",
 }
 
 
