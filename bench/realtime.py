@@ -62,14 +62,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from parley_auth.config import Settings as AuthSettings
 from parley_auth.tokens import KEY_FILE, KeySet
+from parley_messaging.topics import partitions_of
+from parley_readmodel import aliases
 from parley_testing.accounts import Account, sign_up
+from parley_testing.infra import Server, locate
+from parley_testing.projections import group_committed
 from parley_testing.realtime import Pushed, SseStream
+from pymongo import AsyncMongoClient
 
-from bench.common import percentile
+from bench.common import kafka_bootstrap, percentile
 from bench.quiet import wait_until_quiet
 
 KEY_PREFIX = "realtime."
@@ -86,6 +92,8 @@ HEARTBEAT_S = 15.0  # the gateway's REALTIME_HEARTBEAT_S (its default)
 FANOUT_MEMBERS = 1_000
 FANOUT_MESSAGES = int(os.environ.get("REALTIME_BENCH_FANOUT_MESSAGES", "15"))
 FANOUT_SPACING_S = 1.5
+NOTIFICATIONS_WAIT_S = 90.0
+PROJECTED_WAIT_S = 60.0
 QUIET_S = 20.0  # the longest wait for a quiet box between the parts
 
 
@@ -353,6 +361,74 @@ def raise_fd_limit(needed: int) -> None:
         log(f"open-files hard limit {hard} is below the {needed} this part needs")
 
 
+# -- leaving the read models as they were ----------------------------------------------------
+
+# (consumer group, topic) pairs whose work on the group must be done before its documents go
+PROJECTORS = (
+    ("projector-chat", "chat.events"),
+    ("projector-notifications", "notifications.events"),
+)
+# (projection, logical collection, field naming the conversation)
+GROUP_DOCUMENTS = (
+    ("projector-chat", "memberships", "conversation_id"),
+    ("projector-notifications", "notifications", "conversation_id"),
+    ("projector-chat", "messages", "conversation_id"),
+    ("projector-chat", "conversations", "_id"),
+)
+
+
+async def projected(wait_s: float) -> bool:
+    """True once projector-chat and projector-notifications committed what the topics hold
+    now (False after `wait_s`)."""
+    bootstrap = kafka_bootstrap()
+    deadline = time.monotonic() + wait_s
+    for group, topic in PROJECTORS:
+        watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+        await watcher.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
+            ends = await watcher.end_offsets(tps)
+            while not await group_committed(watcher, ends):
+                if time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(0.5)
+        finally:
+            await watcher.stop()
+    return True
+
+
+async def drop_group_documents(conversations: list[str]) -> dict[str, int]:
+    """Delete the read-model documents of bench groups (memberships, notifications, messages,
+    the conversation). A group of 1,000 leaves 1,000 memberships that each list the 1,000
+    participants (~50 KB each, ~50 MB) and 999 notifications per message, and FerretDB 1.24
+    reads a whole collection for any filter but `_id` equality: left behind, every run would
+    make every later membership and notification query of the shared cluster slower (the
+    realtime gateway's peer lookup has a 5 s socket timeout). Only after `projected()`: a
+    projector still applying the group's events would upsert its documents back."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        locate(Server.MONGO).address, socketTimeoutMS=120_000
+    )
+    deleted: dict[str, int] = {}
+    try:
+        db = client["parley"]
+        gate = asyncio.Semaphore(16)
+
+        async def delete(collection: Any, doc_id: Any) -> int:
+            # one `_id` at a time: FerretDB pushes `_id` equality down to SQLite, and a
+            # delete_many of thousands of documents fails there ("too many SQL variables")
+            async with gate:
+                return int((await collection.delete_one({"_id": doc_id})).deleted_count)
+
+        for projection, logical, field in GROUP_DOCUMENTS:
+            collection = await aliases.collection(db, projection, logical)
+            found = collection.find({field: {"$in": conversations}}, {"_id": 1})
+            ids = [doc["_id"] async for doc in found]
+            deleted[logical] = sum(await asyncio.gather(*(delete(collection, i) for i in ids)))
+    finally:
+        await client.close()
+    return deleted
+
+
 # -- the parts -----------------------------------------------------------------------------
 
 
@@ -570,12 +646,17 @@ async def fanout(client: httpx.AsyncClient, minter: Minter) -> dict[str, Any]:
     members = [str(uuid.uuid4()) for _ in range(FANOUT_MEMBERS - 1)]
     baseline = await open_connections(client)
     conversation = ""
-    created = 0
+    created = notified = 0
+    last_notified = 0.0
     arrivals: dict[int, list[float]] = {}  # seq -> [streams reached, first arrival, last]
 
     def on_event(stream: RawSse, event: bytes, data: bytes) -> None:
-        nonlocal created
-        if event == b"message.sent":
+        nonlocal created, notified, last_notified
+        if event == b"notification.created":
+            if conversation_bytes in data:
+                notified += 1
+                last_notified = stream.received_at
+        elif event == b"message.sent":
             body = json.loads(data)
             if body["conversation_id"] == conversation:
                 seen = arrivals.setdefault(int(body["seq"]), [0, stream.received_at, 0.0])
@@ -590,6 +671,7 @@ async def fanout(client: httpx.AsyncClient, minter: Minter) -> dict[str, Any]:
     streams, failures = await open_many(tokens, on_event)
     log(f"  {len(streams)} streams open; failed: {failures or 'none'}")
     conversation = await _conversation(client, sender, members, "rt fanout")
+    conversation_bytes = f'"conversation_id":"{conversation}"'.encode()
     deadline = time.monotonic() + 30
     while created < len(streams) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
@@ -632,6 +714,23 @@ async def fanout(client: httpx.AsyncClient, minter: Minter) -> dict[str, Any]:
         f"  complete for {len(latencies)}/{len(accepted)} messages; streams reached: "
         f"min {min(reached.values())}, {open_now} still open"
     )
+    # each message makes 999 notifications (notifications-api, one command each), pushed to
+    # the members too: wait for them (bounded), then for the projectors, then tidy up
+    wanted = (len(streams) - 1) * len(accepted)
+    deadline = time.monotonic() + NOTIFICATIONS_WAIT_S
+    while notified < wanted and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    notifications_s = (last_notified - started) if notified >= wanted else float("nan")
+    log(
+        f"  notification.created of the group on the streams: {notified} of {wanted}"
+        + (f", the last {notifications_s:.1f} s after the first send" if notified >= wanted else "")
+    )
+    if await projected(PROJECTED_WAIT_S):
+        deleted = await drop_group_documents([conversation])
+        log(f"  the group's read-model documents deleted: {deleted}")
+    else:
+        log(f"  projectors still busy after {PROJECTED_WAIT_S:.0f} s: conversation {conversation}")
+        log("  keeps its documents (drop_group_documents() removes them later)")
     for stream in streams:
         stream.close()
     left = await wait_connections_below(client, baseline + 10, 60)
@@ -642,6 +741,7 @@ async def fanout(client: httpx.AsyncClient, minter: Minter) -> dict[str, Any]:
         "realtime.fanout_1000.first_p50_ms": round(percentile(firsts, 50), 1),
         "realtime.fanout_1000.messages": len(latencies),
         "realtime.fanout_1000.streams": len(streams),
+        "realtime.fanout_1000.notifications_s": round(notifications_s, 1),
     }
 
 
