@@ -13,6 +13,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
+from tenacity import AsyncRetrying, retry_if_exception_type
+
+from parley_messaging.retrying import doubling, log_retry
+
 log = logging.getLogger("parley.supervise")
 
 
@@ -25,16 +29,24 @@ async def keep_running(
     max_pause_s: float = 30.0,
 ) -> None:
     """Call `run()` until `stop` is set; a failure is logged and retried after a pause that
-    doubles up to `max_pause_s` (and starts over after a run that ended cleanly)."""
-    pause = first_pause_s
+    doubles up to `max_pause_s` (with jitter; it starts over after a run that ended cleanly)."""
     while not stop.is_set():
-        try:
-            await run()
-            pause = first_pause_s
-        except Exception:  # logged, never swallowed silently; the loop is the supervision
-            log.exception("%s failed; restarting in %.1fs", name, pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, max_pause_s)
+        # a fresh AsyncRetrying per clean run: the pauses start over after one
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Exception),  # logged, never swallowed silently
+            wait=doubling(first_pause_s, max_pause_s),
+            before_sleep=log_retry(
+                log,
+                "%(name)s failed; restarting in %(pause).1fs",
+                level=logging.ERROR,
+                traceback=True,
+                name=name,
+            ),
+        ):
+            if stop.is_set():
+                return  # stopped during the pause
+            with attempt:
+                await run()
 
 
 @contextlib.asynccontextmanager
