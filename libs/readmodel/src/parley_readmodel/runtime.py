@@ -21,17 +21,25 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
+from parley_messaging.retrying import doubling, log_retry, retried, until_set
 from parley_messaging.topics import ensure_topics
 from parley_observability.tracing import child_span, tracing_enabled
 from parley_privacy.keys import KeyUnavailable
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+)
 
 from parley_readmodel import dlq, metrics
 from parley_readmodel.aliases import (
@@ -160,17 +168,30 @@ async def _changes(
 async def _decrypted(options: Options, name: str, data: dict[str, Any]) -> dict[str, Any]:
     """The key owner being unreachable is not poison: wait for it like for the store (until
     `stop`); a tampered value is (it fails the record's attempts like a handler bug)."""
-    assert options.decrypt is not None
-    pause = options.backoff_s
-    while True:
-        try:
-            return await options.decrypt(name, data)
-        except KeyUnavailable as error:
-            if options.stop.is_set():
-                raise
-            log.warning("key owner unavailable (%s); retrying in %.2fs", error, pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, options.store_backoff_max_s)
+    decrypt = options.decrypt
+    assert decrypt is not None
+    return await retried(partial(decrypt, name, data), partial(_key_retrying, options))
+
+
+def _key_retrying(options: Options) -> AsyncRetrying:
+    return AsyncRetrying(
+        retry=retry_if_exception_type(KeyUnavailable),
+        stop=until_set(options.stop),
+        wait=doubling(options.backoff_s, options.store_backoff_max_s),
+        before_sleep=log_retry(log, "key owner unavailable (%(error)s); retrying in %(pause).2fs"),
+        reraise=True,
+    )
+
+
+def _record_retrying(options: Options) -> AsyncRetrying:
+    """A failing record: `options.attempts` tries in all, pauses doubling from `backoff_s`;
+    KeyUnavailable (only raised when stopping) is not retried."""
+    return AsyncRetrying(
+        retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(KeyUnavailable),
+        stop=stop_after_attempt(options.attempts),
+        wait=doubling(options.backoff_s),
+        reraise=True,
+    )
 
 
 async def prepare(
@@ -183,20 +204,15 @@ async def prepare(
     traced = tracing_enabled()
     for record in records:
         span = _record_span(projection, record) if traced else None
-        for attempt in range(options.attempts):
-            try:
-                stream, version, moment, changes, sweeps = await _changes(
-                    projection, record, options, redrive
-                )
-                break
-            except KeyUnavailable:
-                raise  # only when stopping
-            except Exception as error:  # bad envelope, bad JSON, unknown type, handler bug
-                if attempt + 1 == options.attempts:
-                    out.poison.append((record, error))
-                else:
-                    await asyncio.sleep(options.backoff_s * 2**attempt)
-        else:
+        try:
+            stream, version, moment, changes, sweeps = await retried(
+                partial(_changes, projection, record, options, redrive),
+                partial(_record_retrying, options),
+            )
+        except KeyUnavailable:
+            raise  # only when stopping
+        except Exception as error:  # bad envelope, bad JSON, unknown type, handler bug
+            out.poison.append((record, error))
             if span is not None:
                 span.set_status(StatusCode.ERROR, "parked on the dead-letter topic")
                 span.end()
@@ -261,41 +277,54 @@ async def apply_prepared(
     """Write one batch into one generation, then its progress. A lost race is planned again
     at once; a store failure is retried with backoff until it works or `stop` is set (then
     it raises: nothing gets committed)."""
-    pause = options.backoff_s
-    while True:
-        try:
-            parked: set[tuple[str, int]] = set()
-            redriven = {
-                stream_key(c.topic, c.stream): c.stream for c in prepared.changes if c.redrive
-            }
-            if redriven:
-                parked = await parked_versions(db, projection.name, generation, redriven)
-            sent = await apply_changes(
-                db,
-                generation,
-                prepared.changes,
-                guard=guard,
-                chunk=options.chunk,
-                parked=parked,
-                known=known,
-            )
-            for sweep in prepared.sweeps:
-                await db[physical(sweep.collection, generation)].update_many(
-                    dict(sweep.filter), dict(sweep.update)
-                )
-            await record_progress(
-                db, projection.name, generation, untracked(projection, prepared), options.chunk
-            )
-            metrics.UPDATES.labels(projection.name).inc(sent)
-            return
-        except LostRace as error:
-            log.info("lost a race (%s): planning the batch again", error)
-        except PyMongoError as error:
-            if options.stop.is_set():
-                raise
-            log.warning("read-model write failed (%s); retrying in %.2fs", error, pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, options.store_backoff_max_s)
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(PyMongoError),
+        stop=until_set(options.stop),
+        wait=doubling(options.backoff_s, options.store_backoff_max_s),
+        before_sleep=log_retry(
+            log, "read-model write failed (%(error)s); retrying in %(pause).2fs"
+        ),
+        reraise=True,
+    ):
+        with attempt:
+            while True:  # not a backoff: a lost race is planned again at once
+                try:
+                    await _write(db, projection, generation, prepared, options, guard, known)
+                    return
+                except LostRace as error:
+                    log.info("lost a race (%s): planning the batch again", error)
+
+
+async def _write(
+    db: DB,
+    projection: Projection,
+    generation: int,
+    prepared: Prepared,
+    options: Options,
+    guard: bool,
+    known: Known | None,
+) -> None:
+    parked: set[tuple[str, int]] = set()
+    redriven = {stream_key(c.topic, c.stream): c.stream for c in prepared.changes if c.redrive}
+    if redriven:
+        parked = await parked_versions(db, projection.name, generation, redriven)
+    sent = await apply_changes(
+        db,
+        generation,
+        prepared.changes,
+        guard=guard,
+        chunk=options.chunk,
+        parked=parked,
+        known=known,
+    )
+    for sweep in prepared.sweeps:
+        await db[physical(sweep.collection, generation)].update_many(
+            dict(sweep.filter), dict(sweep.update)
+        )
+    await record_progress(
+        db, projection.name, generation, untracked(projection, prepared), options.chunk
+    )
+    metrics.UPDATES.labels(projection.name).inc(sent)
 
 
 def untracked(projection: Projection, prepared: Prepared) -> dict[str, int]:
