@@ -16,7 +16,8 @@ import uuid
 from typing import Any
 
 from parley_chat.domain import EVENTS, Conversation
-from parley_chat.handlers import Chat, ChatCodec, Context, SendMessage, handle
+from parley_chat.handlers import Chat, ChatCodec, SendMessage, handle
+from parley_commandkit import Context
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.migrate import migrate
 from parley_eventstore.pool import create_pool
@@ -126,8 +127,13 @@ async def run() -> dict[str, Any]:
             pool, topic="chat.events", source="/parley/chat", context="chat", group_commit=True
         )
         chat = Chat(
-            Repository(store, Conversation, ChatCodec(*EVENTS), snapshot_every=SNAPSHOT_EVERY),
-            pool,
+            Repository(
+                store,
+                Conversation,
+                ChatCodec(*EVENTS),
+                snapshot_every=SNAPSHOT_EVERY,
+                serialize=True,
+            )
         )
         try:
             await other_conversations(chat.conversations, OTHER_CONVERSATIONS)

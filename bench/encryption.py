@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 from parley_chat.domain import EVENTS, Conversation
-from parley_chat.handlers import Chat, ChatCodec, Context, SendMessage, handle
+from parley_chat.handlers import Chat, ChatCodec, SendMessage, handle
+from parley_commandkit import Context
 from parley_eventstore.aggregate import DataCipher, Repository
 from parley_eventstore.migrate import migrate
 from parley_eventstore.pool import create_pool
@@ -97,8 +98,8 @@ async def run() -> dict[str, Any]:
                             ChatCodec(*EVENTS),
                             snapshot_every=50,
                             cipher=cipher,
-                        ),
-                        pool,
+                            serialize=True,
+                        )
                     )
                     started = time.perf_counter()
                     samples[mode] += await sends(chat)

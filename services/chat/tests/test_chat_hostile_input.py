@@ -10,10 +10,11 @@ import uuid
 import httpx
 from parley_authn import install_authn
 from parley_chat import http
-from parley_chat.bootstrap import SOURCE, TOPIC, bootstrap
+from parley_chat.bootstrap import bootstrap
 from parley_chat.config import Settings
 from parley_chat.domain import EVENTS, Conversation
-from parley_chat.handlers import Chat, ChatCodec
+from parley_chat.handlers import BUS, Chat, ChatCodec
+from parley_commandkit import Commands
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.store import EventStore
 from parley_privacy.fields import FieldCipher
@@ -33,10 +34,11 @@ async def test_every_route_answers_hostile_input_with_a_4xx_problem() -> None:
     install_authn(app, app.state.authn.verifier, None)  # no revocation list: no Kafka here
     log = BoundaryLog()
     pool = Boundary("postgres", log)
-    store = EventStore(pool, topic=TOPIC, source=SOURCE, context=http.CONTEXT)
+    store = EventStore(pool, topic="chat.events", source="/parley/chat", context=http.CONTEXT)
     conversations = Repository(store, Conversation, ChatCodec(*EVENTS), cipher=FieldCipher(keys))
     app.state.pool = pool
-    app.state.chat = Chat(conversations, pool)
+    app.state.chat = Chat(conversations)
+    app.state.commands = Commands(http.CONTEXT, BUS, app.state.chat, http.ERRORS)
     operations = operations_from_app(app)
     assert {op.name for op in operations} >= {
         "POST /v1/conversations",

@@ -313,7 +313,7 @@ async def test_concurrent_senders_all_succeed_with_gap_free_seq(api: Api) -> Non
 async def test_concurrent_senders_without_the_queue_are_retried(api: Api) -> None:
     """Two replicas race on one stream: the store refuses one, the handler re-runs it."""
     api_chat = api.client._transport.app.state.chat  # type: ignore[attr-defined]
-    api_chat.serialize = False
+    api_chat.conversations.locks = None  # no in-process queue: every racer reaches the store
     senders = people(6)
     cid = await api.group(senders[0], *senders[1:])
     responses = await asyncio.gather(*(api.send(cid, s, "race") for s in senders * 2))

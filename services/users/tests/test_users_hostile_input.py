@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 from parley_authn import install_authn
+from parley_commandkit import Commands
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
 from parley_eventstore.store import EventStore
@@ -17,9 +18,10 @@ from parley_privacy.memory import MemoryKeys
 from parley_testing.hostile import Boundary, BoundaryLog, operations_from_app, walk
 from parley_testing.tokens import Signer, jwks
 from parley_users import http
-from parley_users.bootstrap import SOURCE, TOPIC, bootstrap
+from parley_users.bootstrap import bootstrap
 from parley_users.config import Settings
 from parley_users.domain import EVENTS, User
+from parley_users.handlers import BUS
 
 SIGNER = Signer()  # plays the auth service
 ADMIN = {"Authorization": f"Bearer {SIGNER.token(sub=str(uuid.uuid4()), role='admin')}"}
@@ -33,10 +35,11 @@ async def test_every_route_answers_hostile_input_with_a_4xx_problem() -> None:
     install_authn(app, app.state.authn.verifier, None)  # no revocation list: no Kafka here
     log = BoundaryLog()
     pool = Boundary("postgres", log)
-    store = EventStore(pool, topic=TOPIC, source=SOURCE, context=http.CONTEXT)
+    store = EventStore(pool, topic="users.events", source="/parley/users", context=http.CONTEXT)
     app.state.pool = pool
     app.state.keys = keys
     app.state.users = Repository(store, User, EventCodec(*EVENTS), cipher=FieldCipher(keys))
+    app.state.commands = Commands(http.CONTEXT, BUS, app.state.users, http.ERRORS)
     operations = operations_from_app(app)
     assert {op.name for op in operations} >= {
         "POST /v1/users",

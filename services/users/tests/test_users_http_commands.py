@@ -369,9 +369,10 @@ async def test_the_users_context_mirrors_auth_roles_and_addresses(
 ) -> None:
     """auth.events -> commands (registrations.py), through the real repository. Profiles are
     the registration saga's: UserRegistered itself creates nothing here."""
+    from parley_commandkit import Context
     from parley_eventstore.records import Metadata
     from parley_users import registrations
-    from parley_users.handlers import Context, CreateUser, handle
+    from parley_users.handlers import CreateUser, handle
 
     client, dsn = api
     users = client._transport.app.state.users  # type: ignore[attr-defined]

@@ -9,13 +9,22 @@ again at the next crossing).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
 from parley_eventstore.codec import EventCodec
 from parley_eventstore.domain import Aggregate
+from parley_eventstore.locks import KeyedLocks
 from parley_eventstore.records import (
     AppendResult,
     ConcurrencyError,
@@ -53,7 +62,10 @@ class Repository(Generic[A]):
         *,
         snapshot_every: int | None = 100,
         cipher: DataCipher | None = None,
+        serialize: bool = False,
     ) -> None:
+        """`serialize`: commands on one stream queue in this process (a busy stream's
+        commands then cost no wasted round trip; races with other processes are retried)."""
         if snapshot_every is not None and snapshot_every < 1:
             raise ValueError("snapshot_every must be >= 1 (or None for no snapshots)")
         self.store = store
@@ -61,6 +73,7 @@ class Repository(Generic[A]):
         self.codec = codec
         self.snapshot_every = snapshot_every
         self.cipher = cipher
+        self.locks = KeyedLocks() if serialize else None
 
     async def opened(
         self, events: Sequence[RecordedEvent], *, fresh: bool = False
@@ -158,24 +171,36 @@ class Repository(Generic[A]):
 
         A key already handled answers with the first result before the command runs (a
         retried "create" must not fail on its own first success). `retries` re-runs the
-        command on a fresh load after a ConcurrencyError, for commands that commute.
+        command on a fresh load after a ConcurrencyError, for commands that commute, after a
+        short random pause that grows with the attempts: without it racers collide in
+        lock-step, one winner per round.
         """
         if idempotency_key is not None:
             first = await self.store.idempotent_result(idempotency_key)
             if first is not None:
                 return first
-        attempt = 0
-        while True:
-            aggregate = await self.load(stream_id)
-            command(aggregate)
-            try:
-                return await self.save(
-                    aggregate,
-                    metadata=metadata,
-                    idempotency_key=idempotency_key,
-                    result=result(aggregate) if result is not None else None,
-                )
-            except ConcurrencyError:
-                if attempt >= retries:
-                    raise
-                attempt += 1
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(ConcurrencyError),
+            stop=stop_after_attempt(retries + 1),
+            wait=wait_random_exponential(multiplier=0.001, max=0.02),
+            reraise=True,
+        ):
+            with attempt:
+                async with self._turn(stream_id):
+                    aggregate = await self.load(stream_id)
+                    command(aggregate)
+                    return await self.save(
+                        aggregate,
+                        metadata=metadata,
+                        idempotency_key=idempotency_key,
+                        result=result(aggregate) if result is not None else None,
+                    )
+        raise AssertionError("unreachable: the last attempt re-raises")
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, stream_id: str) -> AsyncIterator[None]:
+        if self.locks is None:
+            yield
+            return
+        async with self.locks.hold(stream_id):
+            yield

@@ -96,6 +96,15 @@ class AppendResult:
         return int(self.result.get("version", self.version))
 
 
+class DuplicateEvent(Exception):
+    """An event id that exists already: ids derived from a fact (one deletion per message)
+    make a second recording of the same fact fail here, whatever the stream's version."""
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"stream {stream_id!r}: an event with this id exists already")
+        self.stream_id = stream_id
+
+
 class ConcurrencyError(Exception):
     """The stream moved on: `expected` was not its head (`actual`). HTTP maps this to 409."""
 

@@ -119,6 +119,14 @@ ORDER BY version
 
 # Snapshot + tail in one round trip: the snapshot (if its schema version matches the code's)
 # comes first as a row with a NULL event id, then the events after it.
+# events of one stream by their ids (event ids that mean something: a message's, say)
+EVENTS_BY_ID = f"""
+SELECT {_COLUMNS}
+FROM events
+WHERE event_id = ANY($1::uuid[]) AND stream_id = $2
+ORDER BY version
+"""
+
 LOAD_FROM_SNAPSHOT = f"""
 WITH s AS (
     SELECT version, state::text AS state FROM snapshots

@@ -12,6 +12,7 @@ commit (see `groupcommit.py`).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from parley_eventstore.outbox import OutboxWaker, outbox_headers
 from parley_eventstore.records import (
     AppendResult,
     ConcurrencyError,
+    DuplicateEvent,
     Metadata,
     NewEvent,
     RecordedEvent,
@@ -33,6 +35,7 @@ from parley_eventstore.records import (
 from parley_eventstore.upcasting import Upcasters
 
 STREAM_VERSION_CONSTRAINT = "events_stream_version"
+EVENT_ID_CONSTRAINT = "events_event_id_key"  # PostgreSQL's name for the column's UNIQUE
 _COMPACT = (",", ":")  # the Kafka value is these bytes: no padding
 
 
@@ -186,6 +189,8 @@ class EventStore:
         except asyncpg.UniqueViolationError as error:
             # a concurrent writer committed the same version after our check: the statement
             # (its own transaction) rolled back entirely
+            if error.constraint_name == EVENT_ID_CONSTRAINT:
+                raise DuplicateEvent(pending.stream_id) from error
             if error.constraint_name != STREAM_VERSION_CONSTRAINT:
                 raise
             actual = await conn.fetchval(sql.HEAD, pending.stream_id)
@@ -279,6 +284,15 @@ class EventStore:
             )
             rows = rows[1:]
         return snapshot, [self._recorded(row) for row in rows]
+
+    async def events_by_id(
+        self, stream_id: str, event_ids: Sequence[uuid.UUID]
+    ) -> list[RecordedEvent]:
+        """The stream's events with these ids, in version order (absent ids: skipped). One
+        probe of the unique event-id index, whatever the stream's length."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(sql.EVENTS_BY_ID, list(event_ids), stream_id)
+        return [self._recorded(row) for row in rows]
 
     def _recorded(self, row: asyncpg.Record) -> RecordedEvent:
         schema_version, data = self.upcasters.upcast(

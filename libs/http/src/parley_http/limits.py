@@ -8,6 +8,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from parley_http.problems import problem_type
+
 
 class BodyTooLarge(Exception):
     pass
@@ -52,7 +54,7 @@ class BodySizeLimit:
 
     async def _refuse(self, send: Send) -> None:
         body: dict[str, Any] = {
-            "type": "about:blank",
+            "type": problem_type(413),
             "title": "Payload Too Large",
             "status": 413,
             "detail": f"request bodies are limited to {self.max_bytes} bytes",

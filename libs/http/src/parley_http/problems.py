@@ -15,6 +15,30 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+# one `type` per kind of problem (RFC 9457 3.1.1), relative to the API's base; what each
+# means and what a client should do about it: docs/problems.md
+PROBLEM_TYPES: dict[int, str] = {
+    400: "/problems/bad-request",
+    401: "/problems/unauthorized",
+    403: "/problems/forbidden",
+    404: "/problems/not-found",
+    405: "/problems/method-not-allowed",
+    409: "/problems/conflict",
+    410: "/problems/gone",
+    413: "/problems/too-large",
+    414: "/problems/uri-too-long",
+    422: "/problems/invalid-request",
+    429: "/problems/too-many-requests",
+    431: "/problems/headers-too-large",
+    500: "/problems/internal",
+    503: "/problems/unavailable",
+}
+
+
+def problem_type(status: int) -> str:
+    return PROBLEM_TYPES.get(status, "about:blank")
+
+
 log = logging.getLogger("parley.http")
 
 
@@ -27,7 +51,7 @@ class Problem(Exception):
         title: str,
         detail: str | None = None,
         *,
-        type_: str = "about:blank",
+        type_: str | None = None,
         headers: dict[str, str] | None = None,
         **extensions: Any,
     ) -> None:
@@ -35,7 +59,7 @@ class Problem(Exception):
         self.status = status
         self.title = title
         self.detail = detail
-        self.type = type_
+        self.type = type_ or problem_type(status)
         self.headers = headers or {}
         self.extensions = extensions
 
@@ -51,12 +75,12 @@ def problem_response(
     title: str,
     detail: str | None = None,
     *,
-    type_: str = "about:blank",
+    type_: str | None = None,
     instance: str | None = None,
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    body: dict[str, Any] = {"type": type_ or problem_type(status), "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if instance:

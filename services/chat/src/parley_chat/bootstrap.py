@@ -1,86 +1,33 @@
-"""The composition root: settings -> pool -> event store -> repository -> handlers -> FastAPI.
-
-No I/O at import time: connections open in the app's lifespan and close with it.
-"""
+"""The composition root: the kit's lifespan, pool, store and keys; the conversations
+repository (message texts sealed with the sender's key) and the routes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
-from parley_authn import RevocationList, Verifier, install_authn
-from parley_eventstore.aggregate import Repository
-from parley_eventstore.outbox import pending
-from parley_eventstore.pool import create_pool
-from parley_eventstore.store import EventStore
-from parley_http.edge import install_edge
-from parley_observability.http import install_observability
-from parley_observability.metrics import outbox_refresher
-from parley_privacy.fields import FieldCipher
+from parley_commandkit import CommandService, Kit, Wiring
 from parley_privacy.keys import KeyOwner
 
 from parley_chat import http
 from parley_chat.config import Settings
 from parley_chat.domain import EVENTS, Conversation
-from parley_chat.handlers import Chat, ChatCodec
-
-TOPIC = "chat.events"
-SOURCE = "/parley/chat"
+from parley_chat.handlers import BUS, Chat, ChatCodec
 
 
 def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
-    """`keys`: the data-key owner (tests: a MemoryKeys); default the auth service's key
-    endpoint through a short cache (settings `keys_url`, `internal_token`)."""
+    """`keys`: the data-key owner (tests: a MemoryKeys); default auth's key endpoint."""
     settings = settings or Settings()
-    verifier = Verifier.from_settings(settings)
-    revocations = RevocationList.from_settings(settings)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings.postgres_dsn, min_size=2, max_size=settings.pool_size)
-        store = EventStore(
-            pool,
-            topic=TOPIC,
-            source=SOURCE,
-            context=http.CONTEXT,
-            group_commit=settings.group_commit,
-        )
-        app.state.pool = pool
-        owner: KeyOwner = keys if keys is not None else settings.key_client()
-        app.state.chat = Chat(
-            Repository(
-                store,
-                Conversation,
-                ChatCodec(*EVENTS),
-                snapshot_every=settings.snapshot_every,
-                # message texts are sealed with the sender's data key (auth's key endpoint)
-                cipher=FieldCipher(owner),
-            ),
-            pool,
-            retries=settings.command_retries,
+    async def wire(kit: Kit) -> Wiring[Chat]:
+        conversations = kit.repository(
+            Conversation,
+            EVENTS,
+            codec=ChatCodec(*EVENTS),
             serialize=settings.serialize_per_conversation,
         )
-        try:
-            async with revocations:
-                yield
-        finally:
-            await store.close()
-            await owner.close()
-            await pool.close()
+        chat = Chat(conversations, retries=settings.command_retries)
+        return Wiring(chat, state={"chat": chat})
 
-    app = FastAPI(title="Parley chat (commands)", version="1.0.0", lifespan=lifespan)
-    install_edge(app, max_body_bytes=settings.max_body_bytes)
-
-    async def database_ready() -> bool:
-        async with app.state.pool.acquire() as conn:
-            return bool(await conn.fetchval("SELECT 1") == 1)
-
-    install_authn(app, verifier, revocations)
-    install_observability(
-        app,
-        {"postgres": database_ready, "revocations": revocations.check_ready},
-        refresh=[outbox_refresher("chat", lambda: pending(app.state.pool))],
-    )
-    http.include_routes(app)
-    return app
+    title = "Parley chat (commands)"
+    return CommandService(
+        "chat", title, settings, BUS, http.ERRORS, wire, http.include_routes, keys
+    ).app()

@@ -5,42 +5,35 @@ outbox rows in one transaction (the repository does both). No HTTP here.
 
 Concurrency: every event of a conversation goes to its one stream, so two commands on one
 conversation at once conflict on the stream version. Within one process, commands on the same
-conversation queue on a per-conversation lock (no wasted round trip); across processes the
+conversation queue (the repository's `serialize`: no wasted round trip); across processes the
 loser of a race gets ConcurrencyError and, since these commands commute (appending a message,
 a read mark or a membership change decides again on the fresh state), is re-run on a fresh
-load (`retries`).
+load (`retries`, with a jittered pause: Repository.execute).
 
 Messages older than the aggregate's window are looked up by id: a MessageSent event's id IS
 the message id and a MessageDeleted event's id is derived from it (see `ChatCodec`), so the
-lookup is one probe of the events table's unique event-id index, whatever the length.
+lookup is one probe of the events table's unique event-id index, whatever the length
+(`EventStore.events_by_id`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
-import json
-import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
+from parley_commandkit import CommandBus, Context
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
 from parley_eventstore.domain import Event
-from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata, NewEvent
-from parley_observability.tracing import command_span
+from parley_eventstore.records import AppendResult, DuplicateEvent, NewEvent
 
 from parley_chat.domain import (
     Conversation,
     MessageFacts,
     deletion_event_id,
 )
-
-STREAM_VERSION_CONSTRAINT = "events_stream_version"
 
 
 class ChatCodec(EventCodec):
@@ -57,30 +50,6 @@ class ChatCodec(EventCodec):
         else:
             event_id = deletion_event_id(str(message_id))
         return NewEvent(encoded.event_type, encoded.data, encoded.schema_version, event_id)
-
-
-class KeyedLocks:
-    """One asyncio.Lock per key while anyone holds or waits for it (no growth over time)."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 @dataclass(frozen=True)
@@ -132,30 +101,31 @@ class MarkMessagesAsRead:
 
 
 @dataclass(frozen=True)
-class Context:
-    """What every command carries besides its fields."""
+class MessageAccepted:
+    """SendMessage's result."""
 
-    metadata: Metadata
-    idempotency_key: str | None = None
+    id: str
+    conversation_id: str
+    version: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class ReadAccepted:
+    """MarkMessagesAsRead's result: the reader's position now."""
+
+    id: str
+    version: int
+    up_to_seq: int
 
 
 @dataclass
 class Chat:
-    """The handlers' dependencies."""
+    """The handlers' dependencies: the conversations (queued per conversation in this process,
+    a race with another replica retried `retries` times on a fresh load)."""
 
     conversations: Repository[Conversation]
-    pool: asyncpg.Pool
     retries: int = 20
-    serialize: bool = True
-    locks: KeyedLocks = field(default_factory=KeyedLocks)
-
-    @contextlib.asynccontextmanager
-    async def turn(self, conversation_id: str) -> AsyncIterator[None]:
-        if self.serialize:
-            async with self.locks.hold(conversation_id):
-                yield
-        else:
-            yield
 
     async def execute(
         self,
@@ -164,25 +134,14 @@ class Chat:
         ctx: Context,
         result: Callable[[Conversation], dict[str, Any]],
     ) -> AppendResult:
-        attempt = 0
-        while True:
-            try:
-                async with self.turn(conversation_id):
-                    return await self.conversations.execute(
-                        conversation_id,
-                        command,
-                        metadata=ctx.metadata,
-                        idempotency_key=ctx.idempotency_key,
-                        result=result,
-                    )
-            except ConcurrencyError:
-                # another writer (another replica) appended first: these commands commute, so
-                # decide again on a fresh load, after a short random pause that spreads the
-                # racers out (without it they collide in lock-step, one winner per round)
-                if attempt >= self.retries:
-                    raise
-                attempt += 1
-                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+        return await self.conversations.execute(
+            conversation_id,
+            command,
+            metadata=ctx.metadata,
+            idempotency_key=ctx.idempotency_key,
+            result=result,
+            retries=self.retries,
+        )
 
     async def message_facts(self, conversation_id: str, message_id: str) -> MessageFacts | None:
         """A message's facts from its events (for messages older than the window)."""
@@ -190,27 +149,24 @@ class Chat:
             sent_id = uuid.UUID(message_id)
         except ValueError:
             return None
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT event_type, data FROM events"
-                " WHERE event_id = ANY($1::uuid[]) AND stream_id = $2",
-                [sent_id, deletion_event_id(message_id)],
-                conversation_id,
-            )
-        sent = next((r for r in rows if r["event_type"] == "MessageSent"), None)
+        events = await self.conversations.store.events_by_id(
+            conversation_id, [sent_id, deletion_event_id(message_id)]
+        )
+        sent = next((e for e in events if e.event_type == "MessageSent"), None)
         if sent is None:
             return None
-        data = sent["data"]
-        if isinstance(data, str):
-            data = json.loads(data)
-        deleted = any(r["event_type"] == "MessageDeleted" for r in rows)
-        return MessageFacts(message_id, int(data["seq"]), str(data["sender_id"]), deleted)
+        deleted = any(e.event_type == "MessageDeleted" for e in events)
+        return MessageFacts(message_id, int(sent.data["seq"]), str(sent.data["sender_id"]), deleted)
+
+
+BUS: CommandBus[Chat] = CommandBus("chat")
 
 
 def _version(conversation: Conversation) -> dict[str, Any]:
     return {"id": conversation.id, "version": conversation.next_version}
 
 
+@BUS.register(CreateConversation)
 async def create_conversation(
     chat: Chat, command: CreateConversation, ctx: Context
 ) -> AppendResult:
@@ -226,6 +182,7 @@ async def create_conversation(
     return AppendResult(outcome.stream_id, outcome.version, {**outcome.result, "existing": True})
 
 
+@BUS.register(SendMessage)
 async def send_message(chat: Chat, command: SendMessage, ctx: Context) -> AppendResult:
     def result(conversation: Conversation) -> dict[str, Any]:
         return {
@@ -245,6 +202,7 @@ async def send_message(chat: Chat, command: SendMessage, ctx: Context) -> Append
     )
 
 
+@BUS.register(DeleteMessage)
 async def delete_message(chat: Chat, command: DeleteMessage, ctx: Context) -> AppendResult:
     for attempt in range(2):
         old = await chat.message_facts(command.conversation_id, command.message_id)
@@ -256,14 +214,15 @@ async def delete_message(chat: Chat, command: DeleteMessage, ctx: Context) -> Ap
 
         try:
             return await chat.execute(command.conversation_id, decide, ctx, _version)
-        except asyncpg.UniqueViolationError as error:
+        except DuplicateEvent:
             # the derived deletion event id exists: another request deleted this old message
             # after our lookup; look again (now it is deleted, and nothing more is recorded)
-            if error.constraint_name == STREAM_VERSION_CONSTRAINT or attempt:
+            if attempt:
                 raise
     raise AssertionError("unreachable")
 
 
+@BUS.register(AddParticipant)
 async def add_participant(chat: Chat, command: AddParticipant, ctx: Context) -> AppendResult:
     return await chat.execute(
         command.conversation_id,
@@ -273,6 +232,7 @@ async def add_participant(chat: Chat, command: AddParticipant, ctx: Context) -> 
     )
 
 
+@BUS.register(RemoveParticipant)
 async def remove_participant(chat: Chat, command: RemoveParticipant, ctx: Context) -> AppendResult:
     return await chat.execute(
         command.conversation_id,
@@ -284,6 +244,7 @@ async def remove_participant(chat: Chat, command: RemoveParticipant, ctx: Contex
     )
 
 
+@BUS.register(MarkMessagesAsRead)
 async def mark_read(chat: Chat, command: MarkMessagesAsRead, ctx: Context) -> AppendResult:
     old = None
     if command.up_to_message_id is not None:
@@ -299,20 +260,7 @@ async def mark_read(chat: Chat, command: MarkMessagesAsRead, ctx: Context) -> Ap
     return await chat.execute(command.conversation_id, decide, ctx, result)
 
 
-Handler = Callable[[Chat, Any, Context], Awaitable[AppendResult]]
-HANDLERS: dict[type, Handler] = {
-    CreateConversation: create_conversation,
-    SendMessage: send_message,
-    DeleteMessage: delete_message,
-    AddParticipant: add_participant,
-    RemoveParticipant: remove_participant,
-    MarkMessagesAsRead: mark_read,
-}
-
-
 async def handle(chat: Chat, command: object, ctx: Context) -> AppendResult:
-    """Run one command in a span of its own; the events it appends carry that span as their
-    traceparent, so the relay's publish and every consumer continue this trace."""
-    with command_span("chat", command) as traceparent:
-        ctx = dataclasses.replace(ctx, metadata=ctx.metadata.traced(traceparent))
-        return await HANDLERS[type(command)](chat, command, ctx)
+    """Run one command (in its own span: parley_commandkit.CommandBus)."""
+    outcome: AppendResult = await BUS.handle(chat, command, ctx)
+    return outcome

@@ -7,15 +7,14 @@ the saga's Kafka consumer call `handle` with the same commands.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley_commandkit import CommandBus, Context
 from parley_contracts.users import UserRole
 from parley_eventstore.aggregate import Repository
-from parley_eventstore.records import AppendResult, Metadata
-from parley_observability.tracing import command_span
+from parley_eventstore.records import AppendResult
 
 from parley_users.domain import DomainError, User
 
@@ -81,18 +80,14 @@ class ContactNotFound(DomainError):
     """The would-be contact is not a user."""
 
 
-@dataclass(frozen=True)
-class Context:
-    """What every command carries besides its fields."""
-
-    metadata: Metadata
-    idempotency_key: str | None = None
+BUS: CommandBus[Repository[User]] = CommandBus("users")
 
 
 def _result(user: User) -> dict[str, Any]:
     return {"id": user.id, "version": user.next_version}
 
 
+@BUS.register(CreateUser)
 async def create_user(users: Repository[User], command: CreateUser, ctx: Context) -> AppendResult:
     return await users.execute(
         command.user_id,
@@ -103,6 +98,7 @@ async def create_user(users: Repository[User], command: CreateUser, ctx: Context
     )
 
 
+@BUS.register(UpdateProfile)
 async def update_profile(
     users: Repository[User], command: UpdateProfile, ctx: Context
 ) -> AppendResult:
@@ -132,14 +128,17 @@ async def _execute(
     )
 
 
+@BUS.register(Deactivate)
 async def deactivate(users: Repository[User], command: Deactivate, ctx: Context) -> AppendResult:
     return await _execute(users, command.user_id, lambda u: u.deactivate(command.reason), ctx)
 
 
+@BUS.register(Reactivate)
 async def reactivate(users: Repository[User], command: Reactivate, ctx: Context) -> AppendResult:
     return await _execute(users, command.user_id, lambda u: u.reactivate(), ctx)
 
 
+@BUS.register(AddContact)
 async def add_contact(users: Repository[User], command: AddContact, ctx: Context) -> AppendResult:
     """The contact must be a user: read from the event store (its snapshot + tail), not the
     read model, so a user created a moment ago counts. Users are never deleted, so the check
@@ -151,6 +150,7 @@ async def add_contact(users: Repository[User], command: AddContact, ctx: Context
     return await _execute(users, command.user_id, lambda u: u.add_contact(command.contact_id), ctx)
 
 
+@BUS.register(RemoveContact)
 async def remove_contact(
     users: Repository[User], command: RemoveContact, ctx: Context
 ) -> AppendResult:
@@ -159,14 +159,17 @@ async def remove_contact(
     )
 
 
+@BUS.register(AssignRole)
 async def assign_role(users: Repository[User], command: AssignRole, ctx: Context) -> AppendResult:
     return await _execute(users, command.user_id, lambda u: u.assign_role(command.role), ctx)
 
 
+@BUS.register(ChangeEmail)
 async def change_email(users: Repository[User], command: ChangeEmail, ctx: Context) -> AppendResult:
     return await _execute(users, command.user_id, lambda u: u.change_email(command.email), ctx)
 
 
+@BUS.register(ForgetUser)
 async def forget_user(users: Repository[User], command: ForgetUser, ctx: Context) -> AppendResult:
     outcome = await _execute(users, command.user_id, lambda u: u.forget(command.forgotten_by), ctx)
     # the snapshot holds the profile in plaintext; the next load folds redacted events
@@ -174,23 +177,7 @@ async def forget_user(users: Repository[User], command: ForgetUser, ctx: Context
     return outcome
 
 
-Handler = Callable[[Repository[User], Any, Context], Awaitable[AppendResult]]
-HANDLERS: dict[type, Handler] = {
-    CreateUser: create_user,
-    UpdateProfile: update_profile,
-    Deactivate: deactivate,
-    Reactivate: reactivate,
-    AddContact: add_contact,
-    RemoveContact: remove_contact,
-    AssignRole: assign_role,
-    ChangeEmail: change_email,
-    ForgetUser: forget_user,
-}
-
-
 async def handle(users: Repository[User], command: object, ctx: Context) -> AppendResult:
-    """Run one command in a span of its own; the events it appends carry that span as their
-    traceparent, so the relay's publish and every consumer continue this trace."""
-    with command_span("users", command) as traceparent:
-        ctx = dataclasses.replace(ctx, metadata=ctx.metadata.traced(traceparent))
-        return await HANDLERS[type(command)](users, command, ctx)
+    """Run one command (in its own span: parley_commandkit.CommandBus)."""
+    outcome: AppendResult = await BUS.handle(users, command, ctx)
+    return outcome

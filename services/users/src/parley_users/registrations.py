@@ -23,6 +23,7 @@ import json
 import logging
 
 from aiokafka import AIOKafkaConsumer
+from parley_commandkit import Context
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import InvalidEnvelope, decode
@@ -31,7 +32,7 @@ from parley_privacy.fields import FieldCipher
 from parley_privacy.keys import KeyUnavailable
 
 from parley_users.domain import User, UserNotFound
-from parley_users.handlers import AssignRole, ChangeEmail, Context, handle
+from parley_users.handlers import AssignRole, ChangeEmail, handle
 
 log = logging.getLogger("parley.users.registrations")
 GROUP = "users-registrations"

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from parley_commandkit import Context
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult, Metadata
 from parley_messaging.participant import Handler
@@ -24,7 +25,7 @@ from parley_messaging.saga import Rejected, SagaCommand
 from parley_privacy.fields import REDACTED, FieldCipher
 
 from parley_users.domain import ReservedName, User, UserAlreadyExists, UserNotFound
-from parley_users.handlers import Context, CreateUser, Deactivate, handle
+from parley_users.handlers import CreateUser, Deactivate, handle
 
 REMOVED_REASON = "registration_cancelled"
 

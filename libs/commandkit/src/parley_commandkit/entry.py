@@ -1,0 +1,39 @@
+"""The entry points every command service offers: `python -m <service>` serves it, and
+`python -m <service>.migrate <dsn>` applies its database's migrations (the event store's plus
+the service's own `migrations/`, if it has one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from importlib import resources
+from typing import Any, TypeVar
+
+from fastapi import FastAPI
+from parley_eventstore import migrate as eventstore
+from parley_observability.ops import serve_http
+
+from parley_commandkit.settings import CommandSettings
+
+S = TypeVar("S", bound=CommandSettings)
+
+
+def serve(name: str, settings_type: type[S], bootstrap: Callable[[S], FastAPI]) -> None:
+    settings = settings_type()
+    serve_http(bootstrap(settings), name, settings.host, settings.port, settings.log_level)
+
+
+def migration(package: str) -> Callable[[str], Coroutine[Any, Any, None]]:
+    """`migrate(dsn)` for a service: the event store's migrations plus the package's own
+    `migrations/` folder when it has one."""
+    own = resources.files(package) / "migrations"
+    extra = [eventstore.package_migrations(package)] if own.is_dir() else []
+
+    async def migrate(dsn: str) -> None:
+        await eventstore.migrate(dsn, *extra)
+
+    return migrate
+
+
+def migrate_main(package: str, argv: list[str] | None = None) -> int:
+    """The body of `<package>/migrate.py`'s `main`."""
+    return eventstore.service_main(f"{package}.migrate", migration(package), argv)

@@ -1,0 +1,84 @@
+"""One error map: which exception becomes which problem. The shared branches (a busy stream,
+a forgotten person, the key service down) are here; a service extends the map with its
+domain's errors instead of writing its own `try/except` ladder.
+
+    ERRORS = SHARED.extend({UserNotFound: not_found("no user {}"), ...})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from parley_eventstore.records import ConcurrencyError
+from parley_http.problems import Problem, try_again_soon
+from parley_privacy.keys import KeyUnavailable, SubjectForgotten
+
+ToProblem = Callable[[Exception], Problem]
+
+
+class ErrorMap:
+    def __init__(self, entries: Mapping[type[Exception], ToProblem] | None = None) -> None:
+        self.entries: dict[type[Exception], ToProblem] = dict(entries or {})
+
+    def extend(self, entries: Mapping[type[Exception], ToProblem]) -> ErrorMap:
+        return ErrorMap({**self.entries, **entries})
+
+    def problem(self, error: Exception) -> Problem | None:
+        """The problem for `error` (its most specific mapped class), None if unmapped."""
+        for cls in type(error).__mro__:
+            to_problem = self.entries.get(cls)
+            if to_problem is not None:
+                return to_problem(error)
+        return None
+
+
+def _detail(template: str, error: Exception) -> str:
+    return template.format(error) if "{}" in template else template
+
+
+def not_found(template: str) -> ToProblem:
+    return lambda error: Problem(404, "Not Found", _detail(template, error))
+
+
+def forbidden(template: str = "{}") -> ToProblem:
+    return lambda error: Problem(403, "Forbidden", _detail(template, error))
+
+
+def conflict(template: str = "{}") -> ToProblem:
+    return lambda error: Problem(409, "Conflict", _detail(template, error))
+
+
+def invalid(
+    template: str = "{}", field: str | None = None, message: str | None = None
+) -> ToProblem:
+    """422 with the field errors listed (the same shape as a schema validation error)."""
+
+    def to_problem(error: Exception) -> Problem:
+        detail = _detail(template, error)
+        entry: Any = detail
+        if field is not None:
+            entry = {"field": field, "message": message or detail, "type": "value_error"}
+        return Problem(422, "Invalid request", detail, errors=[entry])
+
+    return to_problem
+
+
+def _busy(error: Exception) -> Problem:
+    assert isinstance(error, ConcurrencyError)
+    return Problem(
+        409,
+        "Conflict",
+        "the target changed meanwhile; reload and retry",
+        expected_version=error.expected,
+        actual_version=error.actual,
+    )
+
+
+SHARED = ErrorMap(
+    {
+        ConcurrencyError: _busy,
+        SubjectForgotten: lambda _: Problem(410, "Gone", "this person was forgotten"),
+        KeyUnavailable: lambda _: try_again_soon("the key service did not answer; retry"),
+    }
+)

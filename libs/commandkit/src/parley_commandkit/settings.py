@@ -1,0 +1,28 @@
+"""The settings every command service shares; a service subclasses with its prefix and own
+fields:
+
+    class Settings(CommandSettings):
+        model_config = SettingsConfigDict(env_prefix="CHAT_", extra="ignore")
+        postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/chat"
+        port: int = 8103
+"""
+
+from __future__ import annotations
+
+from parley_authn import AuthnSettings
+from parley_privacy.settings import PrivacySettings
+from pydantic_settings import BaseSettings
+
+
+class CommandSettings(AuthnSettings, PrivacySettings, BaseSettings):
+    postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/postgres"
+    host: str = "127.0.0.1"
+    port: int = 8100
+    pool_size: int = 16
+    snapshot_every: int = 100
+    # concurrent appends share one round trip (parley_eventstore's group commit)
+    group_commit: bool = True
+    max_body_bytes: int = 64 * 1024
+    log_level: str = "INFO"
+    # access tokens are verified locally against the auth service's keys (libs/authn)
+    jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"
