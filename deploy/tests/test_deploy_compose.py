@@ -1,6 +1,7 @@
 """docker-compose.yml: valid against the Compose Specification, and complete: every workspace
 service runs in it with every setting its Settings class reads, behind health-ordered starts,
-its database migrated first and its metrics scraped."""
+its database migrated first and its metrics scraped; every long-running container, Parley's
+and the infrastructure's, has a healthcheck that can run in its image."""
 
 from __future__ import annotations
 
@@ -30,9 +31,29 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in env.items()}
 
 
+PARLEY_DOCKERFILE = "deploy/docker/Dockerfile"
+
+
 def parley_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Compose services built from the Parley image definition."""
-    return {name: s for name, s in compose["services"].items() if "build" in s}
+    return {
+        name: s
+        for name, s in compose["services"].items()
+        if s.get("build", {}).get("dockerfile") == PARLEY_DOCKERFILE
+    }
+
+
+def one_shot(compose: dict[str, Any], name: str) -> bool:
+    """A job rather than a server: never restarted, and what waits for it waits for its
+    successful end (`init`). Its health is its exit code."""
+    waits = [
+        s["depends_on"][name]
+        for s in compose["services"].values()
+        if isinstance(s.get("depends_on"), dict) and name in s["depends_on"]
+    ]
+    return compose["services"][name].get("restart") == "no" and all(
+        w == {"condition": "service_completed_successfully"} for w in waits
+    )
 
 
 def test_compose_file_matches_the_compose_specification(compose: dict[str, Any]) -> None:
@@ -156,6 +177,54 @@ def test_every_database_is_migrated_before_its_services_start(compose: dict[str,
                 for db in database.findall(value):
                     assert db in migrated, f"{name}: nothing migrates database {db} ({key})"
                     assert migrated[db] in waits_for, f"{name} must wait for {migrated[db]} ({db})"
+
+
+def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    """Every container but a one-shot job reports its health (the profiles' tooling included:
+    otel-collector, jaeger, prometheus, grafana), and whatever waits for one waits for it to
+    be healthy (or, for a job, to have succeeded)."""
+    problems = []
+    for name, service in compose["services"].items():
+        check = service.get("healthcheck", {})
+        if one_shot(compose, name):
+            continue
+        if not check.get("test") or check["test"][0] == "NONE" or check.get("disable"):
+            problems.append(f"{name}: no healthcheck")
+        elif check["test"][0] not in ("CMD", "CMD-SHELL"):
+            problems.append(f"{name}: healthcheck test must start with CMD or CMD-SHELL")
+        depends_on = service.get("depends_on", {})
+        if not isinstance(depends_on, dict):
+            problems.append(f"{name}: depends_on without a condition (starts before it is ready)")
+            continue
+        for dependency, condition in depends_on.items():
+            expected = (
+                "service_completed_successfully"
+                if one_shot(compose, dependency)
+                else "service_healthy"
+            )
+            if condition != {"condition": expected}:
+                problems.append(f"{name} -> {dependency}: {condition}, expected {expected}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_collectors_probe_is_in_its_image_and_asks_its_health_extension(
+    compose: dict[str, Any],
+) -> None:
+    """The collector image has nothing to run a healthcheck with (FROM scratch): the probe
+    must be one its build adds, asking the health_check extension its configuration enables."""
+    collector = compose["services"]["otel-collector"]
+    test = collector["healthcheck"]["test"]
+    assert test[0] == "CMD", "no shell in the collector image: CMD, never CMD-SHELL"
+    build = collector["build"]
+    dockerfile = (ROOT / build["context"] / build.get("dockerfile", "Dockerfile")).read_text()
+    copied = re.findall(r"^COPY\s.*\s(/\S+)$", dockerfile, flags=re.MULTILINE)
+    assert test[1] in copied, f"{test[1]} is not copied into the image by its Dockerfile"
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in collector["volumes"]}
+    config_path = next(a.split("=", 1)[1] for a in collector["command"] if "--config=" in a)
+    config = yaml.safe_load((ROOT / mounts[config_path]).read_text())
+    assert "health_check" in config["service"].get("extensions", [])
+    port = config["extensions"]["health_check"]["endpoint"].rsplit(":", 1)[1]
+    assert f"http://127.0.0.1:{port}/" in test, "the probe must ask the health_check extension"
 
 
 def test_prometheus_scrapes_every_parley_service(compose: dict[str, Any]) -> None:
