@@ -118,3 +118,16 @@ def exported_metric_names() -> set[str]:
             re.findall(r"(?:Counter|Gauge|Histogram)\(\s*\"(parley_\w+)\"", source.read_text())
         )
     return names
+
+
+def prometheus_targets(config: dict[str, Any]) -> dict[str, str]:
+    """A Prometheus configuration's scrape targets ("host:port", static or by DNS name) ->
+    the metrics path each is scraped on."""
+    targets = {}
+    for job in config["scrape_configs"]:
+        path = str(job.get("metrics_path", "/metrics"))
+        for static in job.get("static_configs", []):
+            targets.update(dict.fromkeys(static["targets"], path))
+        for dns in job.get("dns_sd_configs", []):
+            targets.update({f"{host}:{dns['port']}": path for host in dns["names"]})
+    return targets

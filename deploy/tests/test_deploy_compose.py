@@ -18,6 +18,7 @@ from deploy_workspace import (
     ServiceSpec,
     interpolate,
     listen_port_variable,
+    prometheus_targets,
     python_module,
     upstreams,
     workspace_packages,
@@ -229,17 +230,13 @@ def test_the_collectors_probe_is_in_its_image_and_asks_its_health_extension(
 
 def test_prometheus_scrapes_every_parley_service(compose: dict[str, Any]) -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
-    targets = set()
-    for job in config["scrape_configs"]:
-        for static in job.get("static_configs", []):
-            targets |= set(static["targets"])
-        for dns in job.get("dns_sd_configs", []):
-            targets |= {f"{host}:{dns['port']}" for host in dns["names"]}
+    targets = prometheus_targets(config)
     for name, service in parley_services(compose).items():
         env = environment(service)
         if name != "init":
             port = env[listen_port_variable(env)]
             assert f"{name}:{port}" in targets, f"prometheus.yml does not scrape {name}:{port}"
+            assert targets[f"{name}:{port}"] == "/metrics", f"{name}: scraped on another path"
 
 
 def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:

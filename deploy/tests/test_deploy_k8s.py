@@ -1,9 +1,9 @@
 """deploy/k8s: both overlays (and the base) build with the pinned kustomize, every rendered
-object is valid against the Kubernetes OpenAPI schemas (strict: unknown fields fail), and
-the manifests are complete: every workspace service with every setting, probes on its port,
-hardened pods, an autoscaler (on metrics the code exports) and a disruption budget, secrets
-only by reference, every database migrated by a Job, and Ingresses that keep the gateway's
-long-lived routes open."""
+object is valid against the Kubernetes OpenAPI schemas (strict: unknown fields fail), and the
+manifests are complete: every workspace service with every setting, probes on its port,
+scrape annotations on its metrics port, hardened pods, an autoscaler (on metrics the code
+exports) and a disruption budget, secrets only by reference, every database migrated by a
+Job, and Ingresses that keep the gateway's long-lived routes open."""
 
 from __future__ import annotations
 
@@ -115,6 +115,28 @@ def test_every_workspace_service_runs_with_every_setting(
                 get = container[probe]["httpGet"]
                 if get["path"] != path or declared.get(get["port"], get["port"]) != port:
                     problems.append(f"{container['name']}: {probe} is not {path} on {port}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_every_parley_process_is_scraped_on_its_metrics_port(rendered: Render, name: str) -> None:
+    """Every Deployment running a Parley process (`python -m`) asks the cluster's Prometheus,
+    by the prometheus.io annotations of its pods, to scrape /metrics on the port it listens on
+    (its only container port: /metrics is served next to the API or the worker's probes)."""
+    problems = []
+    for dep_name, dep in by_kind(rendered(name), "Deployment").items():
+        template = dep["spec"]["template"]
+        parley = [c for c in template["spec"]["containers"] if python_module(c.get("command"))]
+        if not parley:
+            continue  # the nginx gateway
+        notes = template["metadata"].get("annotations", {})
+        ports = [p["containerPort"] for c in parley for p in c.get("ports", [])]
+        if notes.get("prometheus.io/scrape") != "true":
+            problems.append(f'{dep_name}: prometheus.io/scrape is not "true"')
+        if notes.get("prometheus.io/path", "/metrics") != "/metrics":
+            problems.append(f"{dep_name}: prometheus.io/path is not /metrics")
+        if ports != [int(notes.get("prometheus.io/port", "0"))]:
+            problems.append(f"{dep_name}: prometheus.io/port is not its port {ports}")
     assert not problems, "\n".join(problems)
 
 

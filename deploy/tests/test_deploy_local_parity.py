@@ -1,8 +1,8 @@
 """The three ways to run agree: every process of the local cluster (`make up`,
 deploy/local/services_catalog.py) exists under the same name in docker-compose and in the
-Kubernetes base, runs the same module, and gets the same variable names and port; and the
-gateway's upstreams (the names deploy/nginx/routes.conf proxies to) lead to the same
-processes in all three."""
+Kubernetes base, runs the same module, gets the same variable names and port, and has its
+/metrics scraped on that port by both Prometheus setups; and the gateway's upstreams (the
+names deploy/nginx/routes.conf proxies to) lead to the same processes in all three."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from deploy_workspace import ROOT, listen_port_variable, python_module, upstreams
+import yaml
+from deploy_workspace import (
+    ROOT,
+    listen_port_variable,
+    prometheus_targets,
+    python_module,
+    upstreams,
+)
 
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
 from services_catalog import service_programs
@@ -46,6 +53,22 @@ def test_kubernetes_runs_the_local_process_alike(rendered: Render, name: str) ->
     assert python_module(container["command"]) == module_of(LOCAL[name].command)
     port = LOCAL[name].env[listen_port_variable(LOCAL[name].env)]
     assert [p["containerPort"] for p in container["ports"]] == [int(port)]
+
+
+@pytest.mark.parametrize("name", sorted(LOCAL))
+def test_both_prometheus_setups_scrape_the_local_process(rendered: Render, name: str) -> None:
+    """Every process of the catalogue, HTTP service or worker (a relay, a projector: their ops
+    port serves /metrics), is a target of docker compose's Prometheus (the compose service of
+    that name, on the local port) and annotated for scraping on that port in Kubernetes."""
+    port = LOCAL[name].env[listen_port_variable(LOCAL[name].env)]
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = prometheus_targets(config)
+    assert targets.get(f"{name}:{port}") == "/metrics", f"prometheus.yml: no {name}:{port}/metrics"
+    deployments = {o["metadata"]["name"]: o for o in rendered("base") if o["kind"] == "Deployment"}
+    notes = deployments[name]["spec"]["template"]["metadata"].get("annotations", {})
+    scraped = (notes.get("prometheus.io/scrape"), notes.get("prometheus.io/port"))
+    assert scraped == ("true", port), f"{name}: pods annotated {scraped}, not scraped on {port}"
+    assert notes.get("prometheus.io/path", "/metrics") == "/metrics", name
 
 
 def test_gateway_upstreams_lead_to_the_same_processes() -> None:
