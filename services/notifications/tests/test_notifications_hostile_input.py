@@ -9,11 +9,12 @@ import uuid
 
 import httpx
 from parley_authn import install_authn
+from parley_commandkit import Commands
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.codec import EventCodec
 from parley_eventstore.store import EventStore
 from parley_notifications import http
-from parley_notifications.bootstrap import SOURCE, TOPIC, bootstrap
+from parley_notifications.bootstrap import bootstrap
 from parley_notifications.config import Settings
 from parley_notifications.domain import (
     NOTIFICATION_EVENTS,
@@ -21,7 +22,7 @@ from parley_notifications.domain import (
     Notification,
     Preferences,
 )
-from parley_notifications.handlers import Repositories
+from parley_notifications.handlers import BUS, Repositories
 from parley_privacy.fields import FieldCipher
 from parley_privacy.memory import MemoryKeys
 from parley_testing.hostile import Boundary, BoundaryLog, operations_from_app, walk
@@ -38,7 +39,9 @@ async def test_every_route_answers_hostile_input_with_a_4xx_problem() -> None:
     install_authn(app, app.state.authn.verifier, None)  # no revocation list: no Kafka here
     log = BoundaryLog()
     pool = Boundary("postgres", log)
-    store = EventStore(pool, topic=TOPIC, source=SOURCE, context=http.CONTEXT)
+    store = EventStore(
+        pool, topic="notifications.events", source="/parley/notifications", context=http.CONTEXT
+    )
     app.state.pool = pool
     app.state.repos = Repositories(
         notifications=Repository(
@@ -46,6 +49,7 @@ async def test_every_route_answers_hostile_input_with_a_4xx_problem() -> None:
         ),
         preferences=Repository(store, Preferences, EventCodec(*PREFERENCES_EVENTS)),
     )
+    app.state.commands = Commands(http.CONTEXT, BUS, app.state.repos, http.ERRORS)
     operations = operations_from_app(app)
     assert {op.name for op in operations} >= {
         "PUT /v1/notifications/preferences",

@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
+from parley_commandkit import Context
 from parley_eventstore.records import Metadata
 from parley_http.consistency import ConsistencyToken
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
@@ -28,7 +29,7 @@ from parley_notifications.bootstrap import bootstrap
 from parley_notifications.config import Settings
 from parley_notifications.directory import Directory
 from parley_notifications.domain import notification_id
-from parley_notifications.handlers import Context, CreateNotification, UpdatePreferences, handle
+from parley_notifications.handlers import CreateNotification, UpdatePreferences, handle
 from parley_notifications.mail import Mailer
 from parley_notifications.migrate import migrate
 from parley_privacy.fields import FieldCipher

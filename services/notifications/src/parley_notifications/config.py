@@ -1,25 +1,17 @@
-"""Settings from the environment (pydantic-settings); the same names in every deployment."""
+"""Settings from the environment (pydantic-settings, `NOTIFICATIONS_*`): the kit's shared
+fields (parley_commandkit.CommandSettings) and this service's own."""
 
 from __future__ import annotations
 
-from parley_authn import AuthnSettings
-from parley_privacy.settings import PrivacySettings
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from parley_commandkit import CommandSettings
+from pydantic_settings import SettingsConfigDict
 
 
-class Settings(AuthnSettings, PrivacySettings, BaseSettings):
+class Settings(CommandSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", extra="ignore")
 
     postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/notifications"
-    host: str = "127.0.0.1"
     port: int = 8104
-    pool_size: int = 16
-    snapshot_every: int = 100
-    group_commit: bool = True
-    max_body_bytes: int = 64 * 1024
-    log_level: str = "INFO"
-    # access tokens are verified locally against the auth service's keys (libs/authn)
-    jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"
     # the policy: chat.events (messages) and users.events (addresses) -> notifications
     consume_events: bool = True
     consumer_group: str = "notifications-policy"

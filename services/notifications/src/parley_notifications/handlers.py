@@ -7,15 +7,14 @@ transaction (the repository does both).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley_commandkit import CommandBus, Context
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.domain import Aggregate
-from parley_eventstore.records import AppendResult, Metadata
-from parley_observability.tracing import command_span
+from parley_eventstore.records import AppendResult
 
 from parley_notifications.domain import Notification, Preferences
 
@@ -50,15 +49,12 @@ class UpdatePreferences:
 
 
 @dataclass(frozen=True)
-class Context:
-    metadata: Metadata
-    idempotency_key: str | None = None
-
-
-@dataclass(frozen=True)
 class Repositories:
     notifications: Repository[Notification]
     preferences: Repository[Preferences]
+
+
+BUS: CommandBus[Repositories] = CommandBus("notifications")
 
 
 def _result(aggregate: Aggregate) -> dict[str, Any]:
@@ -79,6 +75,7 @@ async def _execute(
     )
 
 
+@BUS.register(CreateNotification)
 async def create_notification(
     repos: Repositories, command: CreateNotification, ctx: Context
 ) -> AppendResult:
@@ -91,18 +88,21 @@ async def create_notification(
     )
 
 
+@BUS.register(MarkRead)
 async def mark_read(repos: Repositories, command: MarkRead, ctx: Context) -> AppendResult:
     return await _execute(
         repos.notifications, command.notification_id, lambda n: n.mark_read(command.user_id), ctx
     )
 
 
+@BUS.register(MarkEmailed)
 async def mark_emailed(repos: Repositories, command: MarkEmailed, ctx: Context) -> AppendResult:
     return await _execute(
         repos.notifications, command.notification_id, lambda n: n.mark_emailed(), ctx
     )
 
 
+@BUS.register(UpdatePreferences)
 async def update_preferences(
     repos: Repositories, command: UpdatePreferences, ctx: Context
 ) -> AppendResult:
@@ -115,17 +115,7 @@ async def update_preferences(
     )
 
 
-Handler = Callable[[Repositories, Any, Context], Awaitable[AppendResult]]
-HANDLERS: dict[type, Handler] = {
-    CreateNotification: create_notification,
-    MarkRead: mark_read,
-    MarkEmailed: mark_emailed,
-    UpdatePreferences: update_preferences,
-}
-
-
 async def handle(repos: Repositories, command: object, ctx: Context) -> AppendResult:
-    """Run one command in a span of its own (its events carry that span's traceparent)."""
-    with command_span("notifications", command) as traceparent:
-        ctx = dataclasses.replace(ctx, metadata=ctx.metadata.traced(traceparent))
-        return await HANDLERS[type(command)](repos, command, ctx)
+    """Run one command (in its own span: parley_commandkit.CommandBus)."""
+    outcome: AppendResult = await BUS.handle(repos, command, ctx)
+    return outcome

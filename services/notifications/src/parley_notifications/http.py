@@ -9,11 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
-from parley_authn import CurrentPrincipal, Principal
-from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
-from parley_http.commands import CorrelationId, IdempotencyKey, hand_out_token
-from parley_http.problems import Problem
+from fastapi import APIRouter, FastAPI
+from parley_commandkit import SHARED, CommandAccepted, CommandCall, invalid, not_found
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley_notifications.domain import (
@@ -22,7 +19,7 @@ from parley_notifications.domain import (
     NotYourNotification,
     TooManyMuted,
 )
-from parley_notifications.handlers import Context, MarkRead, UpdatePreferences, handle
+from parley_notifications.handlers import MarkRead, UpdatePreferences
 
 CONTEXT = "notifications"
 
@@ -37,93 +34,34 @@ class PreferencesBody(BaseModel):
     )
 
 
-class CommandAccepted(BaseModel):
-    id: str
-    version: int
-
-
-def command_context(
-    idempotency_key: str | None, correlation_id: str | None, principal: Principal
-) -> Context:
-    metadata = Metadata(
-        correlation_id=correlation_id or str(uuid.uuid4()),
-        causation_id=idempotency_key,
-        actor=principal.user_id,
-    )
-    return Context(metadata, idempotency_key)
-
-
-def accepted(outcome: AppendResult, response: Response) -> CommandAccepted:
-    version = outcome.reported_version
-    hand_out_token(response, CONTEXT, outcome.stream_id, version)
-    return CommandAccepted(id=outcome.stream_id, version=version)
-
-
-async def run(request: Request, command: object, ctx: Context) -> AppendResult:
-    try:
-        return await handle(request.app.state.repos, command, ctx)
-    except (NotificationNotFound, NotYourNotification) as error:
+ERRORS = SHARED.extend(
+    {
         # someone else's notification is answered like a missing one: ids are not disclosed
-        raise Problem(404, "Not Found", f"no notification {error}") from error
-    except TooManyMuted as error:
-        raise Problem(422, "Invalid request", "too many muted conversations") from error
-    except ConcurrencyError as error:
-        raise Problem(
-            409,
-            "Conflict",
-            "the notification changed meanwhile; retry",
-            expected_version=error.expected,
-            actual_version=error.actual,
-        ) from error
-
-
-def keyed(route: str, caller: str, target: str, key: str | None) -> str | None:
-    """An Idempotency-Key scoped to the route, the caller and the target: the same client key
-    never replays another command's or another caller's result."""
-    return f"notifications.{route}:{caller}:{target}:{key}" if key else None
+        NotificationNotFound: not_found("no notification {}"),
+        NotYourNotification: not_found("no notification {}"),
+        TooManyMuted: invalid("too many muted conversations"),
+    }
+)
 
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
 
 @router.put("/preferences", response_model=CommandAccepted)
-async def update_preferences(
-    body: PreferencesBody,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
+async def update_preferences(body: PreferencesBody, call: CommandCall) -> Any:
     """The caller's whole preferences (channels and muted conversations). Defaults before the
     first PUT: in-app on, email off. Putting the same preferences again appends nothing."""
-    ctx = command_context(
-        keyed("preferences", principal.user_id, principal.user_id, idempotency_key),
-        correlation_id,
-        principal,
-    )
-    command = UpdatePreferences(
-        principal.user_id, body.in_app, body.email, list(body.muted_conversations)
-    )
-    return accepted(await run(request, command, ctx), response)
+    me = call.principal.user_id
+    command = UpdatePreferences(me, body.in_app, body.email, list(body.muted_conversations))
+    return await call.execute(command, "preferences", me)
 
 
 @router.post("/{notification_id}/read", response_model=CommandAccepted)
-async def mark_read(
-    notification_id: uuid.UUID,
-    request: Request,
-    response: Response,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-    correlation_id: CorrelationId = None,
-) -> Any:
+async def mark_read(notification_id: uuid.UUID, call: CommandCall) -> Any:
     """The recipient only (anyone else: 404). Marking a read notification again is a no-op
     (200, same version)."""
     nid = str(notification_id)
-    ctx = command_context(
-        keyed("read", principal.user_id, nid, idempotency_key), correlation_id, principal
-    )
-    return accepted(await run(request, MarkRead(nid, principal.user_id), ctx), response)
+    return await call.execute(MarkRead(nid, call.principal.user_id), "read", nid)
 
 
 def include_routes(app: FastAPI) -> None:

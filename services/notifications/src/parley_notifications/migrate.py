@@ -5,21 +5,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from parley_commandkit.entry import migrate_main, migration
 
-from parley_eventstore import migrate as eventstore
-
-
-def migrations_dir() -> Path:
-    return eventstore.package_migrations("parley_notifications")
-
-
-async def migrate(dsn: str) -> None:
-    await eventstore.migrate(dsn, migrations_dir())
+migrate = migration("parley_notifications")
 
 
 def main(argv: list[str] | None = None) -> int:
-    return eventstore.service_main("parley_notifications.migrate", migrate, argv)
+    return migrate_main("parley_notifications", argv)
 
 
 if __name__ == "__main__":

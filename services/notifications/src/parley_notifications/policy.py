@@ -32,6 +32,7 @@ import aiosmtplib
 from aiokafka import AIOKafkaConsumer
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
+from parley_commandkit import Context
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
@@ -47,7 +48,6 @@ from parley_notifications.domain import (
     preview_of,
 )
 from parley_notifications.handlers import (
-    Context,
     CreateNotification,
     MarkEmailed,
     Repositories,

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from parley_commandkit import Context
 from parley_eventstore.records import Metadata
 from parley_messaging.participant import Handler
 from parley_messaging.saga import Rejected, SagaCommand
 from parley_privacy.fields import FieldCipher
 
 from parley_notifications import mail
-from parley_notifications.handlers import Context, Repositories
+from parley_notifications.handlers import Repositories
 
 CODE_PATH = "/internal/v1/verification-codes"
 
