@@ -1,6 +1,8 @@
 """Pinned tools for validating the deployment files offline, built once and cached:
-kustomize (compiled from the Go module proxy) and the Compose Specification JSON schema (the
-file docker compose itself validates with, from the compose-go module).
+kustomize (compiled from the Go module proxy), the Compose Specification JSON schema (the
+file docker compose itself validates with, from the compose-go module), the Prometheus
+Operator's PrometheusRule CRD (its schema, from the prometheus-operator module) and promtool
+(from Debian's `prometheus` package, when apt can fetch it; its checks are skipped otherwise).
 
     python deploy/tests/deploy_tools.py     # `make deploy-tools`; prints what it provides
 
@@ -21,6 +23,7 @@ from pathlib import Path
 # v5.8.3 requires Go 1.27; the machines have Go 1.26 (GOTOOLCHAIN=local, no toolchain download)
 KUSTOMIZE_VERSION = "v5.8.2"
 COMPOSE_GO_VERSION = "v2.16.2"
+PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
 
 
 class ToolError(RuntimeError):
@@ -69,10 +72,17 @@ def kustomize() -> Path:
 
 def compose_schema() -> Path:
     """compose-go's schema/compose-spec.json, from the Go module cache."""
-    target = cache_dir() / f"compose-spec-{COMPOSE_GO_VERSION}.json"
+    return _go_module_file(
+        f"github.com/compose-spec/compose-go/v2@{COMPOSE_GO_VERSION}",
+        "schema/compose-spec.json",
+        cache_dir() / f"compose-spec-{COMPOSE_GO_VERSION}.json",
+    )
+
+
+def _go_module_file(module: str, path: str, target: Path) -> Path:
+    """`path` inside Go module `module@version`, copied to `target` (from the module cache)."""
     if target.is_file():
         return target
-    module = f"github.com/compose-spec/compose-go/v2@{COMPOSE_GO_VERSION}"
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         done = subprocess.run(
             [_go(), "mod", "download", "-json", module],
@@ -82,10 +92,50 @@ def compose_schema() -> Path:
         )
         if done.returncode != 0:
             raise ToolError(f"go mod download {module} failed:\n{done.stdout}{done.stderr}")
-        source = Path(json.loads(done.stdout)["Dir"]) / "schema" / "compose-spec.json"
-        staged = Path(tmp) / "compose-spec.json"
+        source = Path(json.loads(done.stdout)["Dir"]) / path
+        staged = Path(tmp) / target.name
         shutil.copyfile(source, staged)
         os.replace(staged, target)
+    return target
+
+
+def prometheus_rule_crd() -> Path:
+    """The PrometheusRule CustomResourceDefinition (YAML) of the pinned Prometheus Operator."""
+    return _go_module_file(
+        f"github.com/prometheus-operator/prometheus-operator@{PROMETHEUS_OPERATOR_VERSION}",
+        "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+        cache_dir() / f"prometheusrules-crd-{PROMETHEUS_OPERATOR_VERSION}.yaml",
+    )
+
+
+def promtool() -> Path:
+    """promtool: $PARLEY_PROMTOOL, else one on PATH, else the one taken once from Debian's
+    `prometheus` package (`apt-get download` + `dpkg-deb -x`: nothing is installed, no
+    service started). Debian's is Prometheus 2.x; the rules here are the same PromQL in 3.x."""
+    found = os.environ.get("PARLEY_PROMTOOL") or shutil.which("promtool")
+    if found:
+        return Path(found)
+    bin_dir = cache_dir() / "bin"
+    cached = sorted(bin_dir.glob("promtool-*"))
+    if cached:
+        return cached[-1]
+    apt, dpkg = shutil.which("apt-get"), shutil.which("dpkg-deb")
+    if apt is None or dpkg is None:
+        raise ToolError("promtool: not on PATH, and no apt-get/dpkg-deb to take it from Debian")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=bin_dir) as tmp:
+        done = subprocess.run(
+            [apt, "download", "prometheus"], cwd=tmp, capture_output=True, text=True, timeout=600
+        )
+        debs = sorted(Path(tmp).glob("prometheus_*.deb"))
+        if done.returncode != 0 or not debs:
+            raise ToolError(f"apt-get download prometheus failed:\n{done.stderr}")
+        version = subprocess.run(
+            [dpkg, "-f", str(debs[0]), "Version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        subprocess.run([dpkg, "-x", str(debs[0]), f"{tmp}/x"], capture_output=True, check=True)
+        target = bin_dir / f"promtool-{version}"
+        os.replace(Path(tmp) / "x" / "usr" / "bin" / "promtool", target)
     return target
 
 
@@ -93,9 +143,14 @@ def main() -> int:
     try:
         print(f"kustomize      {kustomize()}")
         print(f"compose schema {compose_schema()}")
+        print(f"rule CRD       {prometheus_rule_crd()}")
     except ToolError as error:
         print(error, file=sys.stderr)
         return 1
+    try:
+        print(f"promtool       {promtool()}")
+    except ToolError as error:  # optional: its checks are skipped without it
+        print(f"promtool       unavailable ({error})", file=sys.stderr)
     return 0
 
 

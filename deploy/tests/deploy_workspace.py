@@ -4,10 +4,11 @@ pydantic-settings class reads."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,54 @@ def exported_metric_names() -> set[str]:
             re.findall(r"(?:Counter|Gauge|Histogram)\(\s*\"(parley_\w+)\"", source.read_text())
         )
     return names
+
+
+_METRIC_TYPES = {"Counter", "Gauge", "Histogram", "Summary"}
+
+
+def _metric_declarations(source: str) -> Iterator[tuple[str, str, frozenset[str]]]:
+    """(type, name, label names) of every prometheus_client metric declared in `source` with a
+    literal name (`Gauge("parley_x", "help", ["a", "b"])` or `labelnames=[...]`)."""
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        kind = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if kind not in _METRIC_TYPES or not node.args:
+            continue
+        name = node.args[0]
+        if not (isinstance(name, ast.Constant) and str(name.value).startswith("parley_")):
+            continue
+        labels = node.args[2] if len(node.args) > 2 else None
+        for keyword in node.keywords:
+            if keyword.arg == "labelnames":
+                labels = keyword.value
+        names = (
+            frozenset(str(e.value) for e in labels.elts if isinstance(e, ast.Constant))
+            if isinstance(labels, (ast.List, ast.Tuple))
+            else frozenset()
+        )
+        yield str(kind), str(name.value), names
+
+
+def exported_series() -> dict[str, frozenset[str]]:
+    """Every series name the code's metrics expose -> its label names: a Counter `x` as
+    `x_total`, a Histogram `x` as `x_bucket` (with `le`), `x_count` and `x_sum`."""
+    series: dict[str, frozenset[str]] = {}
+    for source in [*ROOT.glob("libs/*/src/**/*.py"), *ROOT.glob("services/*/src/**/*.py")]:
+        for kind, name, labels in _metric_declarations(source.read_text()):
+            if kind == "Counter":
+                series[name if name.endswith("_total") else f"{name}_total"] = labels
+            elif kind in ("Histogram", "Summary"):
+                if kind == "Histogram":
+                    series[f"{name}_bucket"] = labels | {"le"}
+                else:
+                    series[name] = labels | {"quantile"}
+                series[f"{name}_count"] = labels
+                series[f"{name}_sum"] = labels
+            else:
+                series[name] = labels
+    return series
 
 
 def prometheus_targets(config: dict[str, Any]) -> dict[str, str]:

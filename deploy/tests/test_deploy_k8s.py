@@ -1,5 +1,6 @@
 """deploy/k8s: both overlays (and the base) build with the pinned kustomize, every rendered
-object is valid against the Kubernetes OpenAPI schemas (strict: unknown fields fail), and the
+object is valid against the Kubernetes OpenAPI schemas (strict: unknown fields fail; the
+Prometheus Operator's PrometheusRule against its CRD's schema, as strictly), and the
 manifests are complete: every workspace service with every setting, probes on its port,
 scrape annotations on its metrics port, hardened pods, an autoscaler (on metrics the code
 exports) and a disruption budget, secrets only by reference, every database migrated by a
@@ -11,8 +12,11 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
+from deploy_tools import prometheus_rule_crd
 from deploy_workspace import (
     ROOT,
     TEST_ONLY,
@@ -75,10 +79,49 @@ def documented_secret_keys() -> set[str]:
     return set(re.findall(r"^\|\s*`([a-z0-9-]+)`\s*\|", text, flags=re.MULTILINE))
 
 
+def strict(schema: Any) -> Any:
+    """An OpenAPI v3 schema of a CRD that refuses unknown fields, as kubectl's strict field
+    validation does: every object schema listing its properties gets additionalProperties:
+    false, unless it keeps unknown fields on purpose."""
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict(v) for k, v in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def custom_resource_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
+    """(apiVersion, kind) -> a validator, for the custom resources the manifests use (the
+    Kubernetes schemas do not have them): the PrometheusRule of the pinned operator."""
+    crd = yaml.safe_load(prometheus_rule_crd().read_text())
+    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+    return {
+        (f"{group}/{version['name']}", kind): jsonschema.Draft7Validator(
+            strict(version["schema"]["openAPIV3Schema"])
+        )
+        for version in crd["spec"]["versions"]
+        if version.get("served", True)
+    }
+
+
 @pytest.mark.parametrize("name", ["base", "dev", "prod"])
 def test_objects_are_valid_kubernetes(rendered: Render, name: str) -> None:
     errors = []
+    custom = custom_resource_validators()
     for obj in rendered(name):
+        if (obj["apiVersion"], obj["kind"]) in custom:
+            validator = custom[obj["apiVersion"], obj["kind"]]
+            for e in validator.iter_errors(obj):
+                path = "/".join(map(str, e.absolute_path))
+                errors.append(f"{obj['kind']}/{obj['metadata']['name']} {path}: {e.message}")
+            continue
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
