@@ -43,21 +43,14 @@ from parley_readmodel.aliases import (
 )
 from parley_readmodel.progress import PROGRESS
 from parley_readmodel.projection import Projection, load_projection
-from parley_readmodel.runtime import (
-    Options,
-    apply_prepared,
-    park,
-    prepare,
-    resolve_store,
-)
+from parley_readmodel.runtime import Options, Writer, prepare, resolve_store
 
 log = logging.getLogger("parley.readmodel.rebuild")
 DB = AsyncDatabase[dict[str, Any]]
 
 
-async def _fill(
-    db: DB, projection: Projection, generation: int, options: Options, guard: bool
-) -> dict[str, int]:
+async def _fill(writer: Writer, generation: int) -> dict[str, int]:
+    projection, options = writer.projection, writer.options
     partitions = [
         TopicPartition(topic, p)
         for topic in projection.topics
@@ -83,8 +76,8 @@ async def _fill(
             if not records:
                 continue
             prepared = await prepare(projection, records, options)
-            await park(db, None, projection, [generation], prepared, options)
-            await apply_prepared(db, projection, generation, prepared, options, guard)
+            await writer.park(None, [generation], prepared)
+            await writer.apply(generation, prepared)
     finally:
         await consumer.stop()
 
@@ -109,7 +102,7 @@ async def rebuild(
     log.info("%s: building generation %d beside %d", projection.name, new, old)
     if store.indexes:
         await ensure_indexes(db, new, projection.indexes)
-    complete = await _fill(db, projection, new, options, store.guard)
+    complete = await _fill(Writer(db, projection, options, store), new)
     await db[ALIASES].update_one({"_id": projection.name}, {"$set": {f"complete.{new}": complete}})
     deadline = time.monotonic() + join_timeout_s
     while set(complete) - await joined(db, projection.name, new):

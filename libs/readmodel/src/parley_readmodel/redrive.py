@@ -25,7 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from parley_readmodel import cli, dlq, metrics
 from parley_readmodel.aliases import read_alias
 from parley_readmodel.projection import Projection, load_projection
-from parley_readmodel.runtime import Options, apply_prepared, park, prepare, resolve_store
+from parley_readmodel.runtime import Options, Writer, prepare, resolve_store
 
 log = logging.getLogger("parley.readmodel.redrive")
 
@@ -46,7 +46,7 @@ async def redrive(
     if not numbers:
         return 0
     partitions = [TopicPartition(topic, p) for p in numbers]
-    guard = (await resolve_store(db, options)).guard
+    writer = Writer(db, projection, options, await resolve_store(db, options))
     consumer = AIOKafkaConsumer(
         bootstrap_servers=options.bootstrap_servers,
         group_id=redrive_group(projection.group),
@@ -83,9 +83,9 @@ async def redrive(
             prepared = await prepare(
                 projection, [dlq.original(r) for r in records], options, redrive=True
             )
-            await park(db, producer, projection, alias.targets(), prepared, options)
+            await writer.park(producer, alias.targets(), prepared)
             for generation in alias.targets():
-                await apply_prepared(db, projection, generation, prepared, options, guard)
+                await writer.apply(generation, prepared)
             offsets: dict[TopicPartition, int] = {}
             for r in records:
                 tp = TopicPartition(r.topic, r.partition)

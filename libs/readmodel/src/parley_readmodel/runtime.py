@@ -22,11 +22,11 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from opentelemetry.trace import Span, SpanKind, StatusCode
-from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
+from parley_messaging.envelope import Envelope, InvalidEnvelope, decode, parse_ce_type
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.retrying import doubling, log_retry, retried, until_set
 from parley_messaging.topics import ensure_topics
@@ -114,6 +114,16 @@ async def resolve_store(db: DB, options: Options) -> Store:
     )
 
 
+class Found(NamedTuple):
+    """What one record yields: its stream and version, its event time, its writes."""
+
+    stream: str  # stream_key: context/stream id
+    version: int
+    moment: float  # event time (epoch s)
+    changes: list[Change]
+    sweeps: list[Sweep]
+
+
 @dataclass
 class Prepared:
     changes: list[Change] = field(default_factory=list)
@@ -122,36 +132,80 @@ class Prepared:
     newest_event_time: float | None = None
     poison: list[tuple[Record, BaseException]] = field(default_factory=list)
 
+    def add(self, projection: Projection, found: Found) -> None:
+        self.changes += found.changes
+        self.sweeps += found.sweeps
+        if projection.tracks(found.stream):
+            self.versions[found.stream] = max(found.version, self.versions.get(found.stream, 0))
+        self.newest_event_time = max(found.moment, self.newest_event_time or found.moment)
+
+
+# -- decoding: records -> changes -------------------------------------------------------------
+
+
+async def prepare(
+    projection: Projection, records: Iterable[Record], options: Options, redrive: bool = False
+) -> Prepared:
+    """Decode and run the handlers; a record failing `options.attempts` times is poison.
+    When tracing is on, each record's projection is a span continuing the record's trace
+    (its `traceparent` header: the relay's publish span)."""
+    out = Prepared()
+    traced = tracing_enabled()
+    for record in records:
+        span = _record_span(projection, record) if traced else None
+        try:
+            found = await retried(
+                partial(_changes, projection, record, options, redrive),
+                partial(_record_retrying, options),
+            )
+        except KeyUnavailable:
+            raise  # only when stopping
+        except Exception as error:  # bad envelope, bad JSON, unknown type, handler bug
+            out.poison.append((record, error))
+            if span is not None:
+                span.set_status(StatusCode.ERROR, "parked on the dead-letter topic")
+                span.end()
+            continue
+        if span is not None:
+            span.end()
+        out.add(projection, found)
+    return out
+
+
+def _record_retrying(options: Options) -> AsyncRetrying:
+    """A failing record: `options.attempts` tries in all, pauses doubling from `backoff_s`;
+    KeyUnavailable (only raised when stopping) is not retried."""
+    return AsyncRetrying(
+        retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(KeyUnavailable),
+        stop=stop_after_attempt(options.attempts),
+        wait=doubling(options.backoff_s),
+        reraise=True,
+    )
+
 
 async def _changes(
     projection: Projection, record: Record, options: Options, redrive: bool
-) -> tuple[str, int, float, list[Change], list[Sweep]]:
+) -> Found:
     envelope = decode(record.headers, record.value)
     if envelope.aggregate_version is None or not envelope.subject:
         raise InvalidEnvelope("no ce_subject/ce_aggregateversion: cannot apply idempotently")
-    moment = envelope.time.timestamp()
-    stream = stream_key(record.topic, envelope.subject)
+    found = Found(
+        stream_key(record.topic, envelope.subject),
+        envelope.aggregate_version,
+        envelope.time.timestamp(),
+        [],
+        [],
+    )
     if envelope.event_name not in projection.handlers and not projection.strict:
         # an event this projection ignores: counted as applied, its data never parsed (a
         # chat projection reads every users event for the rare UserForgotten)
-        return stream, envelope.aggregate_version, moment, [], []
-    data = json.loads(envelope.data)
-    if not isinstance(data, dict):
-        raise InvalidEnvelope("event data is not a JSON object")
-    if options.upcast is not None:
-        version = envelope.schema_version or parse_ce_type(envelope.type)[2]
-        _, data = options.upcast(envelope.event_name, version, data)
-    if options.decrypt is not None and envelope.event_name in projection.handlers:
-        # only events this projection uses (a users.events reader for UserForgotten alone
-        # must not fetch every person's key)
-        data = await _decrypted(options, envelope.event_name, data)
-    changes: list[Change] = []
-    sweeps: list[Sweep] = []
+        return found
+    data = await _data(projection, envelope, options)
     for w in writes_for(projection, envelope, data):
         if isinstance(w, Sweep):
-            sweeps.append(w)
+            found.sweeps.append(w)
         else:
-            changes.append(
+            found.changes.append(
                 Change(
                     w.collection,
                     w.doc_id,
@@ -162,7 +216,22 @@ async def _changes(
                     record.topic,
                 )
             )
-    return stream, envelope.aggregate_version, moment, changes, sweeps
+    return found
+
+
+async def _data(projection: Projection, envelope: Envelope, options: Options) -> dict[str, Any]:
+    """The event's data as the handlers take it: parsed, upcast, personal fields decrypted."""
+    data: dict[str, Any] = json.loads(envelope.data)
+    if not isinstance(data, dict):
+        raise InvalidEnvelope("event data is not a JSON object")
+    if options.upcast is not None:
+        version = envelope.schema_version or parse_ce_type(envelope.type)[2]
+        _, data = options.upcast(envelope.event_name, version, data)
+    if options.decrypt is not None and envelope.event_name in projection.handlers:
+        # only events this projection uses (a users.events reader for UserForgotten alone
+        # must not fetch every person's key)
+        data = await _decrypted(options, envelope.event_name, data)
+    return data
 
 
 async def _decrypted(options: Options, name: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -183,50 +252,6 @@ def _key_retrying(options: Options) -> AsyncRetrying:
     )
 
 
-def _record_retrying(options: Options) -> AsyncRetrying:
-    """A failing record: `options.attempts` tries in all, pauses doubling from `backoff_s`;
-    KeyUnavailable (only raised when stopping) is not retried."""
-    return AsyncRetrying(
-        retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(KeyUnavailable),
-        stop=stop_after_attempt(options.attempts),
-        wait=doubling(options.backoff_s),
-        reraise=True,
-    )
-
-
-async def prepare(
-    projection: Projection, records: Iterable[Record], options: Options, redrive: bool = False
-) -> Prepared:
-    """Decode and run the handlers; a record failing `options.attempts` times is poison.
-    When tracing is on, each record's projection is a span continuing the record's trace
-    (its `traceparent` header: the relay's publish span)."""
-    out = Prepared()
-    traced = tracing_enabled()
-    for record in records:
-        span = _record_span(projection, record) if traced else None
-        try:
-            stream, version, moment, changes, sweeps = await retried(
-                partial(_changes, projection, record, options, redrive),
-                partial(_record_retrying, options),
-            )
-        except KeyUnavailable:
-            raise  # only when stopping
-        except Exception as error:  # bad envelope, bad JSON, unknown type, handler bug
-            out.poison.append((record, error))
-            if span is not None:
-                span.set_status(StatusCode.ERROR, "parked on the dead-letter topic")
-                span.end()
-            continue
-        if span is not None:
-            span.end()
-        out.changes += changes
-        out.sweeps += sweeps
-        if projection.tracks(stream):
-            out.versions[stream] = max(version, out.versions.get(stream, 0))
-        out.newest_event_time = max(moment, out.newest_event_time or moment)
-    return out
-
-
 def _record_span(projection: Projection, record: Record) -> Span:
     headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
     return child_span(
@@ -241,90 +266,87 @@ def _record_span(projection: Projection, record: Record) -> Span:
     )
 
 
-async def park(
-    db: DB,
-    producer: AIOKafkaProducer | None,
-    projection: Projection,
-    generations: Iterable[int],
-    prepared: Prepared,
-    options: Options,
-) -> None:
-    """Mark the parked versions (so a re-drive may apply them out of order), then publish
-    them to the DLQ (None: the rebuild, whose poison the live projector parked already)."""
-    for record, error in prepared.poison:
-        key = dlq.stream_and_version(record)
-        if key is not None:
-            stream, version = key
-            for generation in generations:
-                await mark_parked(
-                    db, projection.name, generation, stream_key(record.topic, stream), version
+# -- writing: changes -> the store ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Writes prepared batches of one projection: parks the poison, applies the rest to a
+    generation. The live projector, the rebuild and the re-drive each hold one."""
+
+    db: DB
+    projection: Projection
+    options: Options
+    store: Store
+    known: Known | None = None  # documents that exist: no optimistic insert (live projector)
+
+    async def park(
+        self, producer: AIOKafkaProducer | None, generations: Iterable[int], prepared: Prepared
+    ) -> None:
+        """Mark the parked versions (so a re-drive may apply them out of order), then publish
+        them to the DLQ (None: the rebuild, whose poison the live projector parked already)."""
+        name = self.projection.name
+        for record, error in prepared.poison:
+            key = dlq.stream_and_version(record)
+            if key is not None:
+                stream, version = key
+                for generation in generations:
+                    await mark_parked(
+                        self.db, name, generation, stream_key(record.topic, stream), version
+                    )
+            if producer is not None:
+                await dlq.publish(
+                    producer, self.projection.group, record, error, self.options.attempts
                 )
-        if producer is not None:
-            await dlq.publish(producer, projection.group, record, error, options.attempts)
-            metrics.DLQ.labels(projection.name).inc()
-        log.warning("parked %s[%d]@%d: %r", record.topic, record.partition, record.offset, error)
+                metrics.DLQ.labels(name).inc()
+            log.warning(
+                "parked %s[%d]@%d: %r", record.topic, record.partition, record.offset, error
+            )
 
+    async def apply(self, generation: int, prepared: Prepared) -> None:
+        """Write one batch into one generation, then its progress. A lost race is planned again
+        at once; a store failure is retried with backoff until it works or `stop` is set (then
+        it raises: nothing gets committed)."""
+        options = self.options
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(PyMongoError),
+            stop=until_set(options.stop),
+            wait=doubling(options.backoff_s, options.store_backoff_max_s),
+            before_sleep=log_retry(
+                log, "read-model write failed (%(error)s); retrying in %(pause).2fs"
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                while True:  # not a backoff: a lost race is planned again at once
+                    try:
+                        await self._write(generation, prepared)
+                        return
+                    except LostRace as error:
+                        log.info("lost a race (%s): planning the batch again", error)
 
-async def apply_prepared(
-    db: DB,
-    projection: Projection,
-    generation: int,
-    prepared: Prepared,
-    options: Options,
-    guard: bool,
-    known: Known | None = None,
-) -> None:
-    """Write one batch into one generation, then its progress. A lost race is planned again
-    at once; a store failure is retried with backoff until it works or `stop` is set (then
-    it raises: nothing gets committed)."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(PyMongoError),
-        stop=until_set(options.stop),
-        wait=doubling(options.backoff_s, options.store_backoff_max_s),
-        before_sleep=log_retry(
-            log, "read-model write failed (%(error)s); retrying in %(pause).2fs"
-        ),
-        reraise=True,
-    ):
-        with attempt:
-            while True:  # not a backoff: a lost race is planned again at once
-                try:
-                    await _write(db, projection, generation, prepared, options, guard, known)
-                    return
-                except LostRace as error:
-                    log.info("lost a race (%s): planning the batch again", error)
-
-
-async def _write(
-    db: DB,
-    projection: Projection,
-    generation: int,
-    prepared: Prepared,
-    options: Options,
-    guard: bool,
-    known: Known | None,
-) -> None:
-    parked: set[tuple[str, int]] = set()
-    redriven = {stream_key(c.topic, c.stream): c.stream for c in prepared.changes if c.redrive}
-    if redriven:
-        parked = await parked_versions(db, projection.name, generation, redriven)
-    sent = await apply_changes(
-        db,
-        generation,
-        prepared.changes,
-        guard=guard,
-        chunk=options.chunk,
-        parked=parked,
-        known=known,
-    )
-    for sweep in prepared.sweeps:
-        await db[physical(sweep.collection, generation)].update_many(
-            dict(sweep.filter), dict(sweep.update)
+    async def _write(self, generation: int, prepared: Prepared) -> None:
+        db, name = self.db, self.projection.name
+        parked: set[tuple[str, int]] = set()
+        redriven = {stream_key(c.topic, c.stream): c.stream for c in prepared.changes if c.redrive}
+        if redriven:
+            parked = await parked_versions(db, name, generation, redriven)
+        sent = await apply_changes(
+            db,
+            generation,
+            prepared.changes,
+            guard=self.store.guard,
+            chunk=self.options.chunk,
+            parked=parked,
+            known=self.known,
         )
-    await record_progress(
-        db, projection.name, generation, untracked(projection, prepared), options.chunk
-    )
-    metrics.UPDATES.labels(projection.name).inc(sent)
+        for sweep in prepared.sweeps:
+            await db[physical(sweep.collection, generation)].update_many(
+                dict(sweep.filter), dict(sweep.update)
+            )
+        progress = untracked(self.projection, prepared)
+        await record_progress(db, name, generation, progress, self.options.chunk)
+        metrics.UPDATES.labels(name).inc(sent)
 
 
 def untracked(projection: Projection, prepared: Prepared) -> dict[str, int]:
@@ -341,6 +363,44 @@ def untracked(projection: Projection, prepared: Prepared) -> dict[str, int]:
             key = stream_key(change.topic, change.stream)
             carried[key] = max(change.version, carried.get(key, 0))
     return {s: v for s, v in prepared.versions.items() if carried.get(s) != v}
+
+
+# -- the live projector -----------------------------------------------------------------------
+
+
+async def run(db: DB, projection: Projection, options: Options) -> None:
+    """Consume until `options.stop` is set (at-least-once, idempotent, commit after writes)."""
+    await ensure_topics(
+        options.bootstrap_servers, [dlq.dlq_declaration(projection.group, options.dlq_partitions)]
+    )
+    store = await resolve_store(db, options)
+    live = _Live(Writer(db, projection, options, store, known=Known()))
+    await live.start()
+    try:
+        await live.consume()
+    finally:
+        await live.stop()
+
+
+@dataclass
+class _Generations:
+    """What the live projector knows of the generations it writes: the alias (re-read every
+    ALIAS_REFRESH_S), the generations whose declared indexes exist (or are not wanted), and
+    the (generation, partition) pairs that joined a rebuilt generation."""
+
+    alias: Alias | None = None
+    read_at: float = 0.0  # time.monotonic() of the alias read
+    indexed: set[int] = field(default_factory=set)
+    joined: set[tuple[int, TopicPartition]] = field(default_factory=set)
+
+    def stale(self) -> bool:
+        return self.alias is None or time.monotonic() - self.read_at > ALIAS_REFRESH_S
+
+    def joined_all(self, alias: Alias, tp: TopicPartition) -> bool:
+        """Whether `tp` joined every generation a rebuild completed."""
+        return all(
+            (g, tp) in self.joined for g in alias.targets() if alias.complete.get(g) is not None
+        )
 
 
 class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -360,183 +420,170 @@ class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
 
-async def join_generations(
-    db: DB,
-    consumer: AIOKafkaConsumer,
-    projection: Projection,
-    alias: Alias,
-    done: set[tuple[int, TopicPartition]],
-) -> None:
-    """Before writing a rebuilt generation for a partition, make sure it misses nothing: the
-    rebuild filled it up to `complete[tp]`; if our position is past that, go back there (and
-    commit it, so a successor starts there too) — the replay is a no-op for the other
-    generation. Recorded in `_generations` so the rebuild knows when it may swap."""
-    for generation in alias.targets():
-        complete = alias.complete.get(generation)
-        if complete is None:
-            continue  # generation 1: the live projector built it from the start
-        for tp in consumer.assignment():
-            if (generation, tp) in done:
-                continue
-            key = tp_key(tp.topic, tp.partition)
-            if key not in await joined(db, projection.name, generation):
-                upto = complete.get(key, 0)
-                if await consumer.position(tp) > upto:
-                    consumer.seek(tp, upto)
-                    await consumer.commit({tp: upto})
-                await mark_joined(db, projection.name, generation, key)
-            done.add((generation, tp))
+class _Live:
+    """One `run`: the consumer group member and its DLQ producer, the generations it writes,
+    and the batch being written and committed while the next one is fetched and decoded."""
 
-
-async def run(db: DB, projection: Projection, options: Options) -> None:
-    """Consume until `options.stop` is set (at-least-once, idempotent, commit after writes)."""
-    await ensure_topics(
-        options.bootstrap_servers, [dlq.dlq_declaration(projection.group, options.dlq_partitions)]
-    )
-    store = await resolve_store(db, options)
-    lock = asyncio.Lock()
-    done: set[tuple[int, TopicPartition]] = set()
-    indexed: set[int] = set()  # generations whose declared indexes exist (or are not wanted)
-    known = Known()  # documents that exist: no optimistic insert for them (apply.py)
-    alias: Alias | None = None
-    alias_read = 0.0
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=options.bootstrap_servers,
-        group_id=projection.group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=options.max_records,
-        fetch_max_wait_ms=options.fetch_max_wait_ms,
-    )
-    consumer.subscribe(list(projection.topics), listener=_Ownership(lock, done))
-    producer = AIOKafkaProducer(
-        bootstrap_servers=options.bootstrap_servers, enable_idempotence=True, acks="all"
-    )
-    await producer.start()
-    await consumer.start()
-    # the batch being written and committed while the next one is fetched and decoded
-    inflight: asyncio.Task[None] | None = None
-
-    async def settle() -> None:
-        nonlocal inflight
-        if inflight is not None:
-            task, inflight = inflight, None
-            await task  # a failed write raises here: nothing after it is committed
-
-    async def handle(
-        alias: Alias, batch: Mapping[TopicPartition, list[Record]], prepared: Prepared
-    ) -> None:
-        async with lock:
-            await _handle(
-                db,
-                consumer,
-                producer,
-                projection,
-                alias,
-                batch,
-                done,
-                options,
-                store.guard,
-                known,
-                prepared,
-            )
-
-    try:
-        while not options.stop.is_set():
-            stale = alias is None or time.monotonic() - alias_read > ALIAS_REFRESH_S
-            if stale or alias is None or not joined_everywhere(consumer, alias, done):
-                await settle()  # a join may seek: never beside a batch in flight
-                async with lock:
-                    if stale or alias is None:
-                        alias, alias_read = await read_alias(db, projection.name), time.monotonic()
-                    metrics.GENERATION.labels(projection.name).set(alias.active)
-                    for generation in set(alias.targets()) - indexed:
-                        if store.indexes:
-                            await ensure_indexes(db, generation, projection.indexes)
-                        indexed.add(generation)
-                    await join_generations(db, consumer, projection, alias, done)
-            batch = await consumer.getmany(timeout_ms=options.poll_ms)
-            if not batch:
-                continue
-            # decoded while the batch before it is still being written (handlers are pure;
-            # _handle decodes again only what a rebalance left out)
-            records = [r for rs in batch.values() for r in rs]
-            prepared = await prepare(projection, records, options)
-            await settle()  # batches are written one after the other, in order
-            inflight = asyncio.create_task(handle(alias, batch, prepared))
-            if len(alias.targets()) > 1:
-                await settle()  # a rebuild is joining: one batch at a time, as it expects
-    finally:
-        try:
-            await settle()
-        finally:
-            await consumer.stop()
-            await producer.stop()
-
-
-def joined_everywhere(
-    consumer: AIOKafkaConsumer, alias: Alias, done: set[tuple[int, TopicPartition]]
-) -> bool:
-    """Whether every assigned partition has joined every generation a rebuild completed (so
-    join_generations has nothing to do)."""
-    waiting = [g for g in alias.targets() if alias.complete.get(g) is not None]
-    return all((g, tp) in done for g in waiting for tp in consumer.assignment())
-
-
-async def _handle(
-    db: DB,
-    consumer: AIOKafkaConsumer,
-    producer: AIOKafkaProducer,
-    projection: Projection,
-    alias: Alias,
-    batch: Mapping[TopicPartition, list[Record]],
-    done: set[tuple[int, TopicPartition]],
-    options: Options,
-    guard: bool,
-    known: Known | None = None,
-    prepared: Prepared | None = None,
-) -> None:
-    """Write one batch (`prepared`: the whole batch decoded already) into the generations
-    the alias names and commit it, for the partitions still ours and joined."""
-    assigned = consumer.assignment()
-    ready: dict[TopicPartition, list[Record]] = {}
-    for tp, records in batch.items():
-        joined_all = all(
-            (g, tp) in done for g in alias.targets() if alias.complete.get(g) is not None
+    def __init__(self, writer: Writer) -> None:
+        options = writer.options
+        self.writer = writer
+        self.generations = _Generations()
+        # held while a batch is written and committed (and by the rebalance listener)
+        self.lock = asyncio.Lock()
+        self.inflight: asyncio.Task[None] | None = None
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=options.bootstrap_servers,
+            group_id=writer.projection.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=options.max_records,
+            fetch_max_wait_ms=options.fetch_max_wait_ms,
         )
-        if tp in assigned and joined_all:
-            ready[tp] = records
-        elif tp in assigned:
-            consumer.seek(tp, records[0].offset)  # fetched before joining: read them again
-    if not ready:
-        return
-    records = [r for rs in ready.values() for r in rs]
-    if prepared is None or len(ready) < len(batch):
-        prepared = await prepare(projection, records, options)
-    generations = alias.targets()
-    await park(db, producer, projection, generations, prepared, options)
-    for generation in generations:
-        await apply_prepared(db, projection, generation, prepared, options, guard, known)
-    offsets = {tp: rs[-1].offset + 1 for tp, rs in ready.items()}
-    await consumer.commit(offsets)
-    report(consumer, projection, offsets, prepared, len(records))
+        self.consumer.subscribe(
+            list(writer.projection.topics),
+            listener=_Ownership(self.lock, self.generations.joined),
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=options.bootstrap_servers, enable_idempotence=True, acks="all"
+        )
 
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
 
-def report(
-    consumer: AIOKafkaConsumer,
-    projection: Projection,
-    offsets: Mapping[TopicPartition, int],
-    prepared: Prepared,
-    consumed: int,
-) -> None:
-    name = projection.name
-    metrics.EVENTS.labels(name, "parked").inc(len(prepared.poison))
-    metrics.EVENTS.labels(name, "applied").inc(consumed - len(prepared.poison))
-    if prepared.newest_event_time is not None:
-        metrics.LAG_SECONDS.labels(name).set(max(0.0, time.time() - prepared.newest_event_time))
-    for tp, offset in offsets.items():
-        labels = (name, tp.topic, str(tp.partition))
-        metrics.POSITION.labels(*labels).set(offset)
-        end = consumer.highwater(tp)
-        if end is not None:
-            metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - offset))
+    async def stop(self) -> None:
+        try:
+            await self.settle()
+        finally:
+            await self.consumer.stop()
+            await self.producer.stop()
+
+    async def consume(self) -> None:
+        options = self.writer.options
+        while not options.stop.is_set():
+            alias = await self.follow_alias()
+            batch = await self.consumer.getmany(timeout_ms=options.poll_ms)
+            if batch:
+                await self.take(alias, batch)
+
+    async def settle(self) -> None:
+        """Wait for the batch in flight: a failed write raises here, nothing after it is
+        committed."""
+        if self.inflight is not None:
+            task, self.inflight = self.inflight, None
+            await task
+
+    # -- generations ----------------------------------------------------------------------
+
+    async def follow_alias(self) -> Alias:
+        """The alias the next batch is written by: re-read when stale; a generation seen for
+        the first time gets its indexes, and every partition joins a rebuilt one."""
+        generations = self.generations
+        stale = generations.stale()
+        alias = generations.alias
+        if not stale and alias is not None and self.joined_everywhere(alias):
+            return alias
+        await self.settle()  # a join may seek: never beside a batch in flight
+        async with self.lock:
+            if stale or alias is None:
+                alias = await read_alias(self.writer.db, self.writer.projection.name)
+                generations.alias, generations.read_at = alias, time.monotonic()
+            metrics.GENERATION.labels(self.writer.projection.name).set(alias.active)
+            for generation in set(alias.targets()) - generations.indexed:
+                if self.writer.store.indexes:
+                    await ensure_indexes(self.writer.db, generation, self.writer.projection.indexes)
+                generations.indexed.add(generation)
+            await self.join_generations(alias)
+        return alias
+
+    def joined_everywhere(self, alias: Alias) -> bool:
+        """Whether every assigned partition has joined every generation a rebuild completed (so
+        join_generations has nothing to do)."""
+        return all(self.generations.joined_all(alias, tp) for tp in self.consumer.assignment())
+
+    async def join_generations(self, alias: Alias) -> None:
+        """Before writing a rebuilt generation for a partition, make sure it misses nothing: the
+        rebuild filled it up to `complete[tp]`; if our position is past that, go back there (and
+        commit it, so a successor starts there too) — the replay is a no-op for the other
+        generation. Recorded in `_generations` so the rebuild knows when it may swap."""
+        db, name, done = self.writer.db, self.writer.projection.name, self.generations.joined
+        for generation in alias.targets():
+            complete = alias.complete.get(generation)
+            if complete is None:
+                continue  # generation 1: the live projector built it from the start
+            for tp in self.consumer.assignment():
+                if (generation, tp) in done:
+                    continue
+                key = tp_key(tp.topic, tp.partition)
+                if key not in await joined(db, name, generation):
+                    upto = complete.get(key, 0)
+                    if await self.consumer.position(tp) > upto:
+                        self.consumer.seek(tp, upto)
+                        await self.consumer.commit({tp: upto})
+                    await mark_joined(db, name, generation, key)
+                done.add((generation, tp))
+
+    # -- batches --------------------------------------------------------------------------
+
+    async def take(self, alias: Alias, batch: Mapping[TopicPartition, list[Record]]) -> None:
+        """Decode `batch` while the one before it is still being written (handlers are pure;
+        `write` decodes again only what a rebalance left out), then write it in the
+        background, after the one before it."""
+        records = [r for rs in batch.values() for r in rs]
+        prepared = await prepare(self.writer.projection, records, self.writer.options)
+        await self.settle()  # batches are written one after the other, in order
+        self.inflight = asyncio.create_task(self.write(alias, batch, prepared))
+        if len(alias.targets()) > 1:
+            await self.settle()  # a rebuild is joining: one batch at a time, as it expects
+
+    async def write(
+        self, alias: Alias, batch: Mapping[TopicPartition, list[Record]], prepared: Prepared
+    ) -> None:
+        """Write one batch (`prepared`: the whole batch decoded) into the generations the alias
+        names and commit it, for the partitions still ours and joined."""
+        async with self.lock:
+            ready = self.ready(alias, batch)
+            if not ready:
+                return
+            records = [r for rs in ready.values() for r in rs]
+            if len(ready) < len(batch):
+                prepared = await prepare(self.writer.projection, records, self.writer.options)
+            generations = alias.targets()
+            await self.writer.park(self.producer, generations, prepared)
+            for generation in generations:
+                await self.writer.apply(generation, prepared)
+            offsets = {tp: rs[-1].offset + 1 for tp, rs in ready.items()}
+            await self.consumer.commit(offsets)
+            self.report(offsets, prepared, len(records))
+
+    def ready(
+        self, alias: Alias, batch: Mapping[TopicPartition, list[Record]]
+    ) -> dict[TopicPartition, list[Record]]:
+        """The batch's partitions still assigned and joined; one assigned but not joined yet
+        was fetched before joining, and is read again from its first record."""
+        assigned = self.consumer.assignment()
+        ready: dict[TopicPartition, list[Record]] = {}
+        for tp, records in batch.items():
+            if tp not in assigned:
+                continue
+            if self.generations.joined_all(alias, tp):
+                ready[tp] = records
+            else:
+                self.consumer.seek(tp, records[0].offset)
+        return ready
+
+    def report(
+        self, offsets: Mapping[TopicPartition, int], prepared: Prepared, consumed: int
+    ) -> None:
+        name = self.writer.projection.name
+        metrics.EVENTS.labels(name, "parked").inc(len(prepared.poison))
+        metrics.EVENTS.labels(name, "applied").inc(consumed - len(prepared.poison))
+        if prepared.newest_event_time is not None:
+            lag = max(0.0, time.time() - prepared.newest_event_time)
+            metrics.LAG_SECONDS.labels(name).set(lag)
+        for tp, offset in offsets.items():
+            labels = (name, tp.topic, str(tp.partition))
+            metrics.POSITION.labels(*labels).set(offset)
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - offset))
