@@ -14,6 +14,8 @@ from parley_eventstore.records import Metadata
 class Context:
     metadata: Metadata
     idempotency_key: str | None = None
+    # where the request came from (the gateway's X-Forwarded-For), for per-client limits
+    client_address: str | None = None
 
     def traced(self, traceparent: str | None) -> Context:
         return dataclasses.replace(self, metadata=self.metadata.traced(traceparent))

@@ -22,11 +22,15 @@ def serve(name: str, settings_type: type[S], bootstrap: Callable[[S], FastAPI]) 
     serve_http(bootstrap(settings), name, settings.host, settings.port, settings.log_level)
 
 
-def migration(package: str) -> Callable[[str], Coroutine[Any, Any, None]]:
-    """`migrate(dsn)` for a service: the event store's migrations plus the package's own
-    `migrations/` folder when it has one."""
-    own = resources.files(package) / "migrations"
-    extra = [eventstore.package_migrations(package)] if own.is_dir() else []
+def migration(package: str, *also: str) -> Callable[[str], Coroutine[Any, Any, None]]:
+    """`migrate(dsn)` for a service: the event store's migrations plus the `migrations/`
+    folders of the package (when it has one) and of the `also` packages (a library whose
+    tables live in this service's database, say)."""
+    extra = [
+        eventstore.package_migrations(name)
+        for name in (package, *also)
+        if (resources.files(name) / "migrations").is_dir()
+    ]
 
     async def migrate(dsn: str) -> None:
         await eventstore.migrate(dsn, *extra)
@@ -34,6 +38,6 @@ def migration(package: str) -> Callable[[str], Coroutine[Any, Any, None]]:
     return migrate
 
 
-def migrate_main(package: str, argv: list[str] | None = None) -> int:
+def migrate_main(package: str, argv: list[str] | None = None, *also: str) -> int:
     """The body of `<package>/migrate.py`'s `main`."""
-    return eventstore.service_main(f"{package}.migrate", migration(package), argv)
+    return eventstore.service_main(f"{package}.migrate", migration(package, *also), argv)

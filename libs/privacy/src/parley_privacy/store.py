@@ -83,6 +83,9 @@ class KeyStore:
         self._remember(key)
         return key
 
+    async def close(self) -> None:
+        """Nothing of its own to close: the pool is the service's."""
+
     async def forget(
         self, subject: str, *, actor: str | None = None, correlation_id: str | None = None
     ) -> None:

@@ -15,6 +15,7 @@ import getpass
 import sys
 import uuid
 
+from parley_commandkit import Context
 from parley_eventstore.pool import create_pool
 from parley_eventstore.records import Metadata
 
@@ -30,9 +31,7 @@ async def set_role(settings: Settings, email: str, role: str) -> int:
     pool = await create_pool(settings.postgres_dsn, min_size=1, max_size=2)
     try:
         auth, store = await build(settings, pool)
-        ctx = handlers.Context(
-            Metadata(correlation_id=str(uuid.uuid4()), actor=f"cli:{getpass.getuser()}")
-        )
+        ctx = Context(Metadata(correlation_id=str(uuid.uuid4()), actor=f"cli:{getpass.getuser()}"))
         try:
             outcome = await handlers.change_role(auth, email, role, ctx)
         except AccountNotFound:

@@ -1,24 +1,19 @@
-"""Settings from the environment (pydantic-settings, prefix `AUTH_`); the same names in every
-deployment."""
+"""Settings from the environment (pydantic-settings, prefix `AUTH_`): the kit's shared fields
+(parley_commandkit.CommandSettings) and this service's own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from parley_commandkit import CommandSettings
+from pydantic_settings import SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class Settings(CommandSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
 
     postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/auth"
-    host: str = "127.0.0.1"
     port: int = 8102
-    pool_size: int = 16
-    snapshot_every: int = 100
-    group_commit: bool = True
-    max_body_bytes: int = 64 * 1024
-    log_level: str = "INFO"
 
     # -- tokens -----------------------------------------------------------------------------
     # Ed25519 private key (PKCS#8 PEM). Unset: a key generated once under key_dir (dev only).
@@ -58,10 +53,9 @@ class Settings(BaseSettings):
     # bearer token of internal callers (the notifications service asking for a verification
     # code; every service reading data keys at /internal/v1/keys/, crypto-shredding); unset:
     # the internal endpoints refuse every call
-    internal_token: str | None = None
+    internal_token: str = ""
     # answer the registration saga's commands on auth.commands (off in tests without Kafka)
     saga_participant: bool = True
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
 
     # -- roles ------------------------------------------------------------------------------
     # comma-separated addresses that become admin at their next login (the first admin)

@@ -7,20 +7,19 @@ taken address, password reset) answer exactly as for a fresh address.
 
 from __future__ import annotations
 
-import hmac
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, FastAPI, Header, Path, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
+from parley_commandkit import SHARED, Commands, Context, conflict, forbidden, invalid
 from parley_eventstore.records import AppendResult, ConcurrencyError, Metadata
 from parley_http.commands import CorrelationId, hand_out_token
 from parley_http.problems import Problem
 from parley_observability.tracing import current_traceparent
-from parley_privacy.client import key_body
-from parley_privacy.keys import SubjectForgotten
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -147,13 +146,13 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def context(request: Request, correlation_id: str | None, actor: str | None = None) -> h.Context:
+def context(request: Request, correlation_id: str | None, actor: str | None = None) -> Context:
     metadata = Metadata(
         correlation_id=correlation_id or str(uuid.uuid4()),
         actor=actor,
         traceparent=current_traceparent(),
     )
-    return h.Context(metadata, client_address(request))
+    return Context(metadata, client_address=client_address(request))
 
 
 def accepted(outcome: AppendResult, response: Response) -> dict[str, Any]:
@@ -178,62 +177,69 @@ async def principal(request: Request, authorization: str | None) -> AccessClaims
         ) from error
 
 
-async def run(coroutine: Any) -> Any:
-    """Await a handler, mapping its refusals to problems."""
-    try:
-        return await coroutine
-    except h.InvalidCredentials as error:
-        raise Problem(401, "Unauthorized", "invalid credentials", headers=BEARER) from error
-    except h.NotAuthenticated as error:
-        raise Problem(
-            401, "Unauthorized", "a valid access token is required", headers=BEARER
-        ) from error
-    except h.AccountInactive as error:
-        raise Problem(
-            403,
-            "Forbidden",
+def _unauthorized(detail: str) -> Callable[[Exception], Problem]:
+    return lambda _: Problem(401, "Unauthorized", detail, headers=BEARER)
+
+
+def _too_many_attempts(error: Exception) -> Problem:
+    assert isinstance(error, h.TooManyAttempts)
+    if error.retry_after is None:
+        return Problem(
+            429, "Too Many Requests", "too many attempts for this code: ask for a new one"
+        )
+    return _retry_later("too many wrong codes; retry later", error.retry_after)
+
+
+def _throttled(error: Exception) -> Problem:
+    assert isinstance(error, h.Throttled)
+    return _retry_later("too many failed logins; retry later", error.retry_after)
+
+
+def _retry_later(detail: str, retry_after: int) -> Problem:
+    return Problem(
+        429,
+        "Too Many Requests",
+        detail,
+        headers={"Retry-After": str(retry_after)},
+        retry_after=retry_after,
+    )
+
+
+ERRORS = SHARED.extend(
+    {
+        h.InvalidCredentials: _unauthorized("invalid credentials"),
+        h.NotAuthenticated: _unauthorized("a valid access token is required"),
+        AccountNotFound: _unauthorized("a valid access token is required"),
+        h.AccountInactive: forbidden(
             "the account is not active: verify your email address, and if you just did, "
-            "retry in a moment (the registration is still completing)",
-        ) from error
-    except h.WrongPassword as error:
-        raise Problem(403, "Forbidden", "the password is not correct") from error
-    except h.InvalidCode as error:
-        raise Problem(400, "Bad Request", "the code is wrong or has expired") from error
-    except h.TooManyAttempts as error:
-        if error.retry_after is None:
-            raise Problem(
-                429, "Too Many Requests", "too many attempts for this code: ask for a new one"
-            ) from error
-        raise Problem(
-            429,
-            "Too Many Requests",
-            "too many wrong codes; retry later",
-            headers={"Retry-After": str(error.retry_after)},
-            retry_after=error.retry_after,
-        ) from error
-    except h.Throttled as error:
-        raise Problem(
-            429,
-            "Too Many Requests",
-            "too many failed logins; retry later",
-            headers={"Retry-After": str(error.retry_after)},
-            retry_after=error.retry_after,
-        ) from error
-    except h.EmailTaken as error:
-        raise Problem(409, "Conflict", "this address belongs to another account") from error
-    except h.SameEmail as error:
-        raise Problem(
-            422,
-            "Invalid request",
-            "the new address is the current one",
-            errors=[{"field": "new_email", "message": "unchanged", "type": "value_error"}],
-        ) from error
-    except AccountNotFound as error:
-        raise Problem(
-            401, "Unauthorized", "a valid access token is required", headers=BEARER
-        ) from error
-    except ConcurrencyError as error:
-        raise Problem(409, "Conflict", "the account changed meanwhile; retry") from error
+            "retry in a moment (the registration is still completing)"
+        ),
+        h.WrongPassword: forbidden("the password is not correct"),
+        h.InvalidCode: lambda _: Problem(400, "Bad Request", "the code is wrong or has expired"),
+        h.TooManyAttempts: _too_many_attempts,
+        h.Throttled: _throttled,
+        h.EmailTaken: conflict("this address belongs to another account"),
+        h.SameEmail: invalid("the new address is the current one", "new_email", "unchanged"),
+        ConcurrencyError: conflict("the account changed meanwhile; retry"),
+    }
+)
+
+
+async def run(request: Request, command: object, ctx: Context) -> Any:
+    """Run a command through the bus, its refusals mapped by ERRORS."""
+    commands: Commands[h.Auth] = request.app.state.commands
+    return await commands.run(command, ctx)
+
+
+async def answer(query: Awaitable[Any]) -> Any:
+    """Await a query, its refusals mapped like a command's."""
+    try:
+        return await query
+    except Exception as error:
+        problem = ERRORS.problem(error)
+        if problem is None:
+            raise
+        raise problem from error
 
 
 def token_pair(tokens: h.Tokens, response: Response) -> TokenPair:
@@ -257,7 +263,7 @@ async def register(
     body: RegisterBody, request: Request, response: Response, correlation_id: CorrelationId = None
 ) -> Any:
     ctx = context(request, correlation_id)
-    outcome = await run(h.register(auth_of(request), body.email, body.password, body.name, ctx))
+    outcome = await run(request, h.Register(body.email, body.password, body.name), ctx)
     ids = accepted(outcome, response)
     return Registered(user_id=ids["id"], **ids)
 
@@ -267,7 +273,7 @@ async def verify_otp(
     body: VerifyBody, request: Request, response: Response, correlation_id: CorrelationId = None
 ) -> Any:
     ctx = context(request, correlation_id)
-    outcome = await run(h.verify_email(auth_of(request), body.email, body.code.strip(), ctx))
+    outcome = await run(request, h.VerifyEmail(body.email, body.code.strip()), ctx)
     return accepted(outcome, response)
 
 
@@ -276,7 +282,7 @@ async def login(
     body: LoginBody, request: Request, response: Response, correlation_id: CorrelationId = None
 ) -> Any:
     ctx = context(request, correlation_id)
-    tokens = await run(h.login(auth_of(request), body.email, body.password, ctx))
+    tokens = await run(request, h.LogIn(body.email, body.password), ctx)
     return token_pair(tokens, response)
 
 
@@ -285,7 +291,7 @@ async def refresh(
     body: RefreshBody, request: Request, response: Response, correlation_id: CorrelationId = None
 ) -> Any:
     ctx = context(request, correlation_id)
-    tokens = await run(h.refresh(auth_of(request), body.refresh_token, ctx))
+    tokens = await run(request, h.Refresh(body.refresh_token), ctx)
     return token_pair(tokens, response)
 
 
@@ -298,7 +304,7 @@ async def logout(
 ) -> Any:
     claims = await principal(request, authorization)
     ctx = context(request, correlation_id, actor=claims.sub)
-    outcome = await run(h.logout(auth_of(request), claims, ctx))
+    outcome = await run(request, h.LogOut(claims), ctx)
     return accepted(outcome, response)
 
 
@@ -306,7 +312,7 @@ async def logout(
 async def password_reset(
     body: ResetBody, request: Request, correlation_id: CorrelationId = None
 ) -> Any:
-    h.request_password_reset(auth_of(request), body.email, context(request, correlation_id))
+    await run(request, h.RequestPasswordReset(body.email), context(request, correlation_id))
     return Accepted()
 
 
@@ -318,11 +324,8 @@ async def password_reset_confirm(
     correlation_id: CorrelationId = None,
 ) -> Any:
     ctx = context(request, correlation_id)
-    outcome = await run(
-        h.confirm_password_reset(
-            auth_of(request), body.email, body.code.strip(), body.new_password, ctx
-        )
-    )
+    command = h.ConfirmPasswordReset(body.email, body.code.strip(), body.new_password)
+    outcome = await run(request, command, ctx)
     return accepted(outcome, response)
 
 
@@ -335,7 +338,7 @@ async def change_email(
 ) -> Any:
     claims = await principal(request, authorization)
     ctx = context(request, correlation_id, actor=claims.sub)
-    await run(h.request_email_change(auth_of(request), claims, body.new_email, body.password, ctx))
+    await run(request, h.RequestEmailChange(claims, body.new_email, body.password), ctx)
     return Accepted()
 
 
@@ -349,7 +352,7 @@ async def change_email_confirm(
 ) -> Any:
     claims = await principal(request, authorization)
     ctx = context(request, correlation_id, actor=claims.sub)
-    outcome = await run(h.confirm_email_change(auth_of(request), claims, body.code.strip(), ctx))
+    outcome = await run(request, h.ConfirmEmailChange(claims, body.code.strip()), ctx)
     return accepted(outcome, response)
 
 
@@ -396,7 +399,7 @@ async def introspect(request: Request, response: Response) -> dict[str, Any]:
 async def me(request: Request, response: Response, authorization: Authorization = None) -> Any:
     claims = await principal(request, authorization)
     response.headers["Cache-Control"] = "no-store"
-    return await run(h.me(auth_of(request), claims))
+    return await answer(h.me(auth_of(request), claims))
 
 
 well_known = APIRouter(tags=["keys"])
@@ -409,97 +412,6 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     return auth_of(request).keys.jwks()
 
 
-internal = APIRouter(prefix="/internal/v1", tags=["internal"], include_in_schema=False)
-
-
-class CodeRequest(Body):
-    user_id: uuid.UUID
-
-
-def require_internal_caller(request: Request, authorization: str | None) -> None:
-    """Service-to-service calls carry the shared internal token (never routed by nginx: only
-    reachable inside the cluster network). No token configured: the endpoint is off."""
-    expected = auth_of(request).settings.internal_token
-    presented = bearer_token(authorization) or ""
-    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise Problem(401, "Unauthorized", "an internal service token is required", headers=BEARER)
-
-
-@internal.post("/verification-codes")
-async def verification_code(
-    body: CodeRequest, request: Request, response: Response, authorization: Authorization = None
-) -> dict[str, Any]:
-    """A fresh email-verification code for a registering account, for the notifications service
-    to mail (the code never travels on Kafka and is stored here only as a keyed hash)."""
-    require_internal_caller(request, authorization)
-    response.headers["Cache-Control"] = "no-store"
-    try:
-        issued = await h.verification_code(auth_of(request), str(body.user_id))
-    except h.AlreadyVerified as error:
-        raise Problem(409, "Conflict", "the address of this account is verified already") from error
-    if issued is None:
-        raise Problem(404, "Not Found", "no account waiting for verification with this id")
-    email, code = issued
-    ttl = auth_of(request).settings.code_ttl_s
-    return {"user_id": str(body.user_id), "email": email, "code": code, "expires_in": ttl}
-
-
-# -- data keys (crypto-shredding, parley_privacy): the key owner's endpoint ---------------------
-
-Subject = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
-
-
-def _no_store(response: Response) -> None:
-    response.headers["Cache-Control"] = "no-store"
-
-
-@internal.get("/keys/{subject}")
-async def read_key(
-    subject: Subject, request: Request, response: Response, authorization: Authorization = None
-) -> dict[str, str]:
-    """The subject's data key: 404 none yet, 410 forgotten."""
-    require_internal_caller(request, authorization)
-    auth = auth_of(request)
-    _no_store(response)
-    key = await auth.subject_keys.key(subject)
-    if key is None:
-        if await auth.subject_keys.is_forgotten(subject):
-            raise Problem(410, "Gone", "this subject was forgotten")
-        raise Problem(404, "Not Found", "no key for this subject")
-    return key_body(key)
-
-
-@internal.post("/keys/{subject}")
-async def key_for_writing(
-    subject: Subject, request: Request, response: Response, authorization: Authorization = None
-) -> dict[str, str]:
-    """The subject's data key, created on first use: 410 once forgotten."""
-    require_internal_caller(request, authorization)
-    auth = auth_of(request)
-    _no_store(response)
-    try:
-        return key_body(await auth.subject_keys.key_for_writing(subject))
-    except SubjectForgotten as error:
-        raise Problem(410, "Gone", "this subject was forgotten") from error
-
-
-@internal.delete("/keys/{subject}", status_code=204)
-async def forget_subject(
-    subject: Subject,
-    request: Request,
-    correlation_id: CorrelationId = None,
-    actor: Annotated[str | None, Header(alias="X-Parley-Actor", max_length=200)] = None,
-    authorization: Authorization = None,
-) -> Response:
-    """Forget the subject: key destroyed, account closed (idempotent). The users service
-    calls this for `DELETE /v1/users/{id}` before it appends UserForgotten."""
-    require_internal_caller(request, authorization)
-    auth = auth_of(request)
-    await run(h.forget(auth, subject, context(request, correlation_id, actor)))
-    return Response(status_code=204)
-
-
 def include_routes(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(well_known)
-    app.include_router(internal)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from parley_commandkit import Context
 from parley_eventstore.records import Metadata
 from parley_messaging.participant import Handler
 from parley_messaging.saga import Rejected, SagaCommand
@@ -19,8 +20,8 @@ from parley_auth import handlers as h
 from parley_auth.domain import AccountNotFound, RegistrationWasCancelled
 
 
-def _context(command: SagaCommand) -> h.Context:
-    return h.Context(
+def _context(command: SagaCommand) -> Context:
+    return Context(
         Metadata(
             correlation_id=command.saga_id,
             causation_id=command.id,

@@ -1,0 +1,137 @@
+"""Account helpers the handlers share: appending to an account, rolling forward what a crash
+left half done (`account_of`), notices, and one-time codes (issue, check, the wrong-code
+guard).
+
+Order of writes: the event store appends in its own transaction, the secret tables in theirs,
+so every handler writes the secret side first (idempotent, harmless if the event then fails)
+and appends last; whatever a crash leaves half done is rolled forward by the next request that
+touches the account (`account_of`):
+- a claim row whose account has no events = an interrupted registration: the registration is
+  appended from the claim row (same id, same email and name, same idempotency key);
+- a claim row whose address differs from the account's = an interrupted email change: the
+  change is appended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from parley_commandkit import Context
+from parley_eventstore.records import AppendResult, ConcurrencyError
+
+from parley_auth import mail, tables
+from parley_auth.core import Auth, InvalidCode, TooManyAttempts
+from parley_auth.domain import Account, AccountExists
+from parley_auth.tokens import (
+    new_code,
+)
+
+
+def result_of(account: Account) -> dict[str, Any]:
+    return {"id": account.id, "version": account.next_version}
+
+
+async def execute(
+    auth: Auth, account_id: str, command: Any, ctx: Context, key: str | None = None
+) -> AppendResult:
+    return await auth.accounts.execute(
+        account_id,
+        command,
+        metadata=ctx.metadata,
+        idempotency_key=key,
+        result=result_of,
+        retries=3,  # account commands are checked against the fresh state on every try
+    )
+
+
+async def append_registration(
+    auth: Auth, account_id: str, email: str, name: str, ctx: Context
+) -> AppendResult:
+    try:
+        return await execute(
+            auth,
+            account_id,
+            lambda a: a.register(email, name),
+            ctx,
+            key=f"auth.register:{account_id}",
+        )
+    except (ConcurrencyError, AccountExists):  # a concurrent roll-forward appended it
+        account = await auth.accounts.load(account_id)
+        return AppendResult(account.id, account.version, result_of(account), already_handled=True)
+
+
+async def account_of(auth: Auth, claim: tables.Claim, ctx: Context) -> Account:
+    """The account holding a claim, after rolling forward what a crash left half done."""
+    account = await auth.accounts.load(claim.account_id)
+    if not account.exists:
+        await append_registration(auth, claim.account_id, claim.email, claim.name, ctx)
+        account = await auth.accounts.load(claim.account_id)
+    elif account.email != claim.email:
+        email = claim.email
+        await execute(auth, account.id, lambda a: a.change_email(email), ctx)
+        account = await auth.accounts.load(claim.account_id)
+    return account
+
+
+async def notify(auth: Auth, address: str, kind: str) -> None:
+    """Mail a notice, at most `notice_max` per address per window (repeated duplicate
+    registrations must not turn the service into a mail bomb)."""
+    window = timedelta(seconds=auth.settings.login_window_s)
+    key = f"notice:{address}"
+    if await tables.throttled_for(auth.pool, {key: auth.settings.notice_max}, window):
+        return
+    await tables.record_failure(auth.pool, [key], window)
+    await auth.mailer.send_quietly(mail.notice_message(auth.settings.mail_from, address, kind))
+
+
+async def issue_code(
+    auth: Auth, account_id: str, purpose: str, to: str, new_email: str | None = None
+) -> None:
+    """Store the hash of a fresh code and mail the code (unless one was issued moments ago)."""
+    code = new_code()
+    s = auth.settings
+    stored = await tables.put_code(
+        auth.pool,
+        account_id,
+        purpose,
+        auth.codes.hash(account_id, purpose, code),
+        timedelta(seconds=s.code_ttl_s),
+        timedelta(seconds=s.code_resend_interval_s),
+        new_email,
+    )
+    if stored:
+        message = mail.code_message(s.mail_from, to, purpose, code, max(1, s.code_ttl_s // 60))
+        auth.background.spawn(auth.mailer.send_quietly(message))
+
+
+async def check_code(auth: Auth, account_id: str, purpose: str, code: str) -> tables.CodeAttempt:
+    attempt = await tables.attempt_code(auth.pool, account_id, purpose)
+    if attempt is None or attempt.expired:
+        raise InvalidCode
+    if attempt.attempts > auth.settings.code_max_attempts:
+        raise TooManyAttempts
+    if not auth.codes.matches(account_id, purpose, code, attempt.code_hash):
+        raise InvalidCode
+    if not await tables.consume_code(auth.pool, account_id, purpose, attempt.code_hash):
+        raise InvalidCode  # a parallel request used it
+    return attempt
+
+
+@asynccontextmanager
+async def code_guard(auth: Auth, key: str) -> AsyncIterator[None]:
+    """Wrong codes per address (or account) across all its codes, within the login window:
+    asking for new codes does not buy more guesses. Unknown addresses count alike, so the
+    429 tells nothing about existence."""
+    window = timedelta(seconds=auth.settings.login_window_s)
+    limit = {key: auth.settings.code_max_failures}
+    retry_after = await tables.throttled_for(auth.pool, limit, window)
+    if retry_after is not None:
+        raise TooManyAttempts(retry_after)
+    try:
+        yield
+    except InvalidCode:
+        await tables.record_failure(auth.pool, [key], window)
+        raise

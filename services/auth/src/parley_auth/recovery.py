@@ -1,0 +1,135 @@
+"""Changing what guards an account: password reset, email change, roles, and forgetting the
+person (crypto-shredding)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from parley_commandkit import Context
+from parley_eventstore.records import AppendResult
+
+from parley_auth import mail, tables
+from parley_auth.accounts import account_of, check_code, code_guard, execute, issue_code, notify
+from parley_auth.core import (
+    CHANGE_EMAIL,
+    RESET,
+    Auth,
+    EmailTaken,
+    InvalidCode,
+    InvalidCredentials,
+    NotAuthenticated,
+    SameEmail,
+    WrongPassword,
+)
+from parley_auth.domain import AccountNotFound, normalise_email
+from parley_auth.sessions import check_password
+from parley_auth.tokens import (
+    AccessClaims,
+    new_code,
+)
+
+
+def request_password_reset(auth: Auth, email: str, ctx: Context) -> None:
+    """Always accepted; the work runs after the response so its duration reveals nothing."""
+    auth.background.spawn(_password_reset(auth, normalise_email(email), ctx))
+
+
+async def _password_reset(auth: Auth, address: str, ctx: Context) -> None:
+    claim = await tables.claim_of(auth.pool, address)
+    if claim is None:
+        return
+    account = await account_of(auth, claim, ctx)
+    code = new_code()
+    s = auth.settings
+    stored = await tables.put_code(
+        auth.pool,
+        account.id,
+        RESET,
+        auth.codes.hash(account.id, RESET, code),
+        timedelta(seconds=s.code_ttl_s),
+        timedelta(seconds=s.code_resend_interval_s),
+    )
+    if not stored:
+        return
+    await execute(auth, account.id, lambda a: a.request_password_reset(), ctx)
+    message = mail.code_message(s.mail_from, account.email, RESET, code, max(1, s.code_ttl_s // 60))
+    await auth.mailer.send_quietly(message)
+
+
+async def confirm_password_reset(
+    auth: Auth, email: str, code: str, new_password: str, ctx: Context
+) -> AppendResult:
+    address = normalise_email(email)
+    async with code_guard(auth, f"code:{address}"):
+        claim = await tables.claim_of(auth.pool, address)
+        if claim is None:
+            raise InvalidCode
+        account = await account_of(auth, claim, ctx)
+        await check_code(auth, account.id, RESET, code)
+    await tables.set_password(auth.pool, account.id, await auth.passwords.hash(new_password))
+    await tables.clear_failures(auth.pool, f"account:{address}")
+    revoked = await tables.revoke_sessions(auth.pool, account.id, "password_changed")
+    expiries = {r.session_id: r.access_expires_at for r in revoked}
+    return await execute(auth, account.id, lambda a: a.change_password(expiries), ctx)
+
+
+async def forget(auth: Auth, account_id: str, ctx: Context) -> None:
+    """Forget the person: destroy their data key first (from then on every encrypted field of
+    theirs, in any event of any service, reads as its placeholder), then close the account:
+    sessions revoked, address claim, password hash and codes deleted, `AccountClosed`
+    appended, the plaintext snapshot dropped. Idempotent: a retry finishes what a crash left
+    (a subject without an account, e.g. an admin-made profile, only loses its key)."""
+    await auth.subject_keys.forget(account_id)
+    revoked = await tables.revoke_sessions(auth.pool, account_id, "account_closed")
+    await tables.release_account(auth.pool, account_id)
+    account = await auth.accounts.load(account_id)
+    if account.exists and not account.closed:
+        expiries = {r.session_id: r.access_expires_at for r in revoked}
+        await execute(
+            auth, account_id, lambda a: a.close(expiries), ctx, key=f"auth.close:{account_id}"
+        )
+    await auth.accounts.store.delete_snapshots(account_id)
+
+
+async def request_email_change(
+    auth: Auth, principal: AccessClaims, new_email: str, password: str, ctx: Context
+) -> None:
+    account = await auth.accounts.load(principal.sub)
+    if not account.exists:
+        raise NotAuthenticated
+    try:
+        await check_password(auth, account.email, password, ctx)
+    except InvalidCredentials as error:
+        raise WrongPassword from error
+    address = normalise_email(new_email)
+    if address == account.email:
+        raise SameEmail
+    holder = await tables.claim_of(auth.pool, address)
+    if holder is not None and holder.account_id != account.id:
+        auth.background.spawn(notify(auth, address, "address_in_use"))
+        return
+    await issue_code(auth, account.id, CHANGE_EMAIL, address, new_email=address)
+
+
+async def confirm_email_change(
+    auth: Auth, principal: AccessClaims, code: str, ctx: Context
+) -> AppendResult:
+    async with code_guard(auth, f"code:{principal.sub}"):
+        attempt = await check_code(auth, principal.sub, CHANGE_EMAIL, code)
+    account = await auth.accounts.load(principal.sub)
+    if not account.exists or attempt.new_email is None:
+        raise InvalidCode
+    new_email = attempt.new_email
+    if not await tables.try_move_claim(auth.pool, account.id, new_email, account.name):
+        raise EmailTaken
+    return await execute(auth, account.id, lambda a: a.change_email(new_email), ctx)
+
+
+async def change_role(auth: Auth, email: str, role: str, ctx: Context) -> AppendResult:
+    """Administrative (CLI): give the account holding `email` a role."""
+    claim = await tables.claim_of(auth.pool, normalise_email(email))
+    if claim is None:
+        raise AccountNotFound(email)
+    account = await account_of(auth, claim, ctx)
+    new_role = "admin" if role == "admin" else "user"
+    return await execute(auth, account.id, lambda a: a.change_role(new_role), ctx)
