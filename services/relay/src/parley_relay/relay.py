@@ -22,13 +22,16 @@ import contextlib
 import json
 import logging
 import time
+from functools import partial
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 from parley_messaging.envelope import kafka_headers
+from parley_messaging.retrying import doubling, log_retry
 from parley_observability.tracing import child_span, traceparent_of, tracing_enabled
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from parley_relay import metrics
 from parley_relay.config import Settings
@@ -115,12 +118,78 @@ async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
     return stop.is_set()
 
 
+class _Kafka:
+    """The leader's producer: started before a batch when there is none, dropped after a batch
+    Kafka did not acknowledge (the same rows then go again, whole, on a fresh one)."""
+
+    def __init__(self, settings: Settings, state: dict[str, bool]) -> None:
+        self.settings = settings
+        self.state = state
+        self.producer: AIOKafkaProducer | None = None
+
+    async def started(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            self.producer = new_producer(self.settings)
+            await self.producer.start()
+            self.state["kafka"] = True
+        return self.producer
+
+    async def failed(self, retry: RetryCallState) -> None:
+        """tenacity's `before_sleep`: nothing was deleted; count and log the failure, drop the
+        producer."""
+        metrics.FAILURES.labels(self.settings.name).inc()
+        _log_unacknowledged(retry)
+        self.state["kafka"] = False
+        await self.close()
+
+    async def close(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await producer.stop()
+
+
+_log_unacknowledged = log_retry(
+    log, "Kafka did not acknowledge a batch (%(error)s); retrying in %(pause).1fs"
+)
+
+
+async def publish_next(
+    conn: asyncpg.Connection,
+    kafka: _Kafka,
+    faults: Faults,
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+) -> int | None:
+    """Publish the oldest rows (`publish_batch`); a batch Kafka did not acknowledge goes again
+    after a pause doubling from 0.1 s to 5 s (with jitter), cut short by `stop`. Returns how
+    many rows went, None if stopped meanwhile; failing to start a producer is raised (`run`
+    reconnects). `wake` (set by NOTIFY) is cleared before each fetch."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(KafkaError),
+        wait=doubling(0.1, 5.0),
+        sleep=partial(_pause, stop),
+        before_sleep=kafka.failed,
+        reraise=True,
+    ):
+        if stop.is_set():
+            return None
+        producer = await kafka.started()
+        wake.clear()  # before the fetch: a NOTIFY during the publish is not lost
+        with attempt:
+            return await publish_batch(conn, producer, kafka.settings, faults)
+    raise AssertionError("tenacity ends with a result or an exception")
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    await wait_or_stop(stop, seconds)
+
+
 async def lead(
     settings: Settings, stop: asyncio.Event, faults: Faults, state: dict[str, bool]
 ) -> None:
     """Become leader (or wait as a standby), then publish until stopped or disconnected."""
     conn = await asyncpg.connect(settings.postgres_dsn)
-    producer: AIOKafkaProducer | None = None
+    kafka = _Kafka(settings, state)
     try:
         state["postgres"] = True
         while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
@@ -132,30 +201,11 @@ async def lead(
         log.info("%s leads the outbox", settings.name)
         wake = asyncio.Event()
         await conn.add_listener(CHANNEL, lambda *_: wake.set())
-        backoff = 0.1
         last_backlog = 0.0
         while not stop.is_set():
-            if producer is None:
-                producer = new_producer(settings)
-                await producer.start()
-                state["kafka"] = True
-            wake.clear()  # before the fetch: a NOTIFY during the publish is not lost
-            try:
-                published = await publish_batch(conn, producer, settings, faults)
-                backoff = 0.1
-            except KafkaError as error:
-                # nothing deleted: the same rows go again on a fresh producer after a pause
-                metrics.FAILURES.labels(settings.name).inc()
-                log.warning(
-                    "Kafka did not acknowledge a batch (%s); retrying in %.1fs", error, backoff
-                )
-                state["kafka"] = False
-                await producer.stop()
-                producer = None
-                if await wait_or_stop(stop, backoff):
-                    return
-                backoff = min(backoff * 2, 5.0)
-                continue
+            published = await publish_next(conn, kafka, faults, stop, wake)
+            if published is None:
+                return
             if time.monotonic() - last_backlog > 1.0:
                 metrics.BACKLOG.labels(settings.name).set(await conn.fetchval(BACKLOG))
                 last_backlog = time.monotonic()
@@ -165,14 +215,16 @@ async def lead(
     finally:
         metrics.LEADER.labels(settings.name).set(0)
         state["postgres"] = state["kafka"] = state["leader"] = False
-        if producer is not None:
-            await producer.stop()
+        await kafka.close()
         await conn.close()  # releases the advisory lock
 
 
 async def run(settings: Settings, stop: asyncio.Event, state: dict[str, bool]) -> None:
     """Lead or stand by until stopped; reconnect after PostgreSQL or Kafka outages."""
     faults = Faults.parse(settings.fault)
+    # a supervision loop, not a retry of one operation: each `lead` is a whole leadership (or
+    # standby) that ends when its connection does, and a fixed second, cut short by `stop`,
+    # separates them; tenacity would only hide that (its retries: `publish_next`)
     while not stop.is_set():
         try:
             await lead(settings, stop, faults, state)
