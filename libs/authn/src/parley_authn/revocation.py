@@ -190,6 +190,10 @@ class RevocationList:
     async def run(self) -> None:
         """Consume until cancelled; restarts the consumer after any failure, backing off
         from ``retry_backoff_s`` up to 30 s while the failures go on."""
+        # a supervision loop, not a retry of one operation: a consumer that got as far as
+        # polling starts the pauses over, and one that ended without failing (topic missing)
+        # counts as a failure; tenacity's attempt count cannot be reset mid-way, so it would
+        # take two nested retry loops to say what these lines say
         failures = 0
         while True:
             self._polling = False
