@@ -10,8 +10,9 @@ import dataclasses
 from pathlib import Path
 
 import httpx
-from parley_auth import http
-from parley_auth.bootstrap import bootstrap, build
+from parley_auth import web
+from parley_auth.admin import build
+from parley_auth.bootstrap import bootstrap
 from parley_auth.config import Settings
 from parley_auth.handlers import BUS
 from parley_commandkit import Commands
@@ -45,7 +46,7 @@ async def test_every_route_answers_hostile_input_with_a_4xx_problem(tmp_path: Pa
     auth, _ = await build(settings, pool)
     app.state.pool = pool
     app.state.auth = dataclasses.replace(auth, mailer=Boundary("smtp", log))
-    app.state.commands = Commands("auth", BUS, app.state.auth, http.ERRORS)
+    app.state.commands = Commands("auth", BUS, app.state.auth, web.ERRORS)
     operations = operations_from_app(app)
     assert {op.name for op in operations} >= {
         "POST /v1/auth/login",

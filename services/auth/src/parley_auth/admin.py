@@ -15,16 +15,34 @@ import getpass
 import sys
 import uuid
 
+import asyncpg
 from parley_commandkit import Context
+from parley_eventstore.aggregate import Repository
+from parley_eventstore.codec import EventCodec
 from parley_eventstore.pool import create_pool
 from parley_eventstore.records import Metadata
+from parley_eventstore.store import EventStore
+from parley_privacy.fields import FieldCipher
+from parley_privacy.store import KeyStore
 
 from parley_auth import handlers
-from parley_auth.bootstrap import build
 from parley_auth.config import Settings
-from parley_auth.domain import AccountNotFound
+from parley_auth.domain import EVENTS, Account, AccountNotFound
 
 COMMANDS = {"grant-admin": "admin", "revoke-admin": "user"}
+
+
+async def build(settings: Settings, pool: asyncpg.Pool) -> tuple[handlers.Auth, EventStore]:
+    """`Auth` and its store over an open pool, outside the service (this CLI, tests)."""
+    store = EventStore(pool, topic="auth.events", source="/parley/auth", context="auth")
+    accounts = Repository(
+        store,
+        Account,
+        EventCodec(*EVENTS),
+        snapshot_every=settings.snapshot_every,
+        cipher=FieldCipher(KeyStore(pool)),
+    )
+    return handlers.Auth.create(settings, pool, accounts), store
 
 
 async def set_role(settings: Settings, email: str, role: str) -> int:

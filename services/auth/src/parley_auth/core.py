@@ -8,9 +8,8 @@ import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult
 from parley_privacy.store import KeyStore
@@ -24,6 +23,9 @@ from parley_auth.tokens import (
     CodeHasher,
     KeySet,
 )
+
+if TYPE_CHECKING:  # the pool is handed to `tables`; handlers never use the driver
+    import asyncpg
 
 VERIFY, RESET, CHANGE_EMAIL = "verify_email", "password_reset", "change_email"
 
@@ -117,6 +119,25 @@ class Auth:
     mailer: mail.Mailer
     subject_keys: KeyStore
     background: Background = field(default_factory=Background)
+
+    @classmethod
+    def create(cls, settings: Settings, pool: asyncpg.Pool, accounts: Repository[Account]) -> Auth:
+        """The dependencies over an open pool and the accounts' repository: signing keys (a
+        development key under `key_dir` when none is configured), the code hasher, the
+        password hasher, the mailer and the data-key table (auth owns the keys)."""
+        s = settings
+        keys = KeySet.from_settings(
+            s.signing_key_pem, s.previous_key_pem, s.key_dir, issuer=s.issuer, audience=s.audience
+        )
+        secret = s.code_secret
+        codes = CodeHasher(secret.encode()) if secret else CodeHasher.derived_from(keys.signing_key)
+        if not s.internal_token:
+            log.warning("AUTH_INTERNAL_TOKEN is not set: the internal endpoints refuse everyone")
+        passwords = Passwords(
+            s.argon2_time_cost, s.argon2_memory_kib, s.argon2_parallelism, s.hash_concurrency
+        )
+        mailer = mail.Mailer(s.smtp_host, s.smtp_port, s.smtp_timeout_s)
+        return cls(s, pool, accounts, keys, codes, passwords, mailer, KeyStore(pool))
 
     @property
     def access_ttl(self) -> timedelta:

@@ -8,14 +8,14 @@ import hmac
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 from parley_http.commands import CorrelationId
 from parley_http.problems import Problem
 from parley_privacy.client import key_body
 from parley_privacy.keys import SubjectForgotten
 
 from parley_auth import handlers as h
-from parley_auth.http import BEARER, Authorization, Body, auth_of, bearer_token, context, run
+from parley_auth.web import BEARER, Authorization, Body, auth_of, bearer_token, context, run
 
 internal = APIRouter(prefix="/internal/v1", tags=["internal"], include_in_schema=False)
 
@@ -104,7 +104,3 @@ async def forget_subject(
     require_internal_caller(request, authorization)
     await run(request, h.Forget(subject), context(request, correlation_id, actor))
     return Response(status_code=204)
-
-
-def include_routes(app: FastAPI) -> None:
-    app.include_router(internal)

@@ -7,6 +7,9 @@ Times come from the database clock (`now()`), so replicas agree.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +18,9 @@ from typing import Literal
 import asyncpg
 
 # -- address claims and credentials -------------------------------------------------------------
+
+PURGE_EVERY_S = 600
+log = logging.getLogger("parley.auth.tables")
 
 
 async def claim_email(
@@ -368,3 +374,15 @@ async def purge_throttle(pool: asyncpg.Pool, window: timedelta) -> int:
         "DELETE FROM login_throttle WHERE window_start <= now() - $1::interval", window
     )
     return int(status.split()[-1])
+
+
+async def purge_forever(pool: asyncpg.Pool, window: timedelta, stop: asyncio.Event) -> None:
+    """`purge_throttle` every PURGE_EVERY_S until `stop` (a failure waits for the next turn)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PURGE_EVERY_S)
+            return
+        try:
+            await purge_throttle(pool, window)
+        except (OSError, asyncpg.PostgresError):
+            log.warning("throttle purge failed; retrying later", exc_info=True)

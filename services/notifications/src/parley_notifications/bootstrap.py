@@ -1,24 +1,14 @@
-"""The composition root: the kit's lifespan, pool, store and keys; the notification and
-preference repositories, the policy (chat messages -> notifications, mail), the saga's steps
-and the routes."""
+"""The composition root: over the kit's lifespan, the notification and preference repositories,
+the policy (chat messages -> notifications, mail), the saga's steps and the routes."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 from parley_commandkit import CommandService, Kit, Wiring
-from parley_eventstore.commandlog import SagaCommandLog
-from parley_messaging.participant import serve_forever
 from parley_privacy.keys import KeyOwner
 
-from parley_notifications import http, policy, saga
+from parley_notifications import domain, http, policy, saga
 from parley_notifications.config import Settings
-from parley_notifications.directory import Directory
-from parley_notifications.domain import (
-    NOTIFICATION_EVENTS,
-    PREFERENCES_EVENTS,
-    Notification,
-    Preferences,
-)
 from parley_notifications.handlers import BUS, Repositories
 from parley_notifications.mail import Mailer
 from parley_notifications.migrate import migrate
@@ -26,49 +16,25 @@ from parley_notifications.migrate import migrate
 
 def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
     """`keys`: the data-key owner (tests: a MemoryKeys); default auth's key endpoint."""
-    settings = settings or Settings()
-    kafka = settings.kafka_bootstrap_servers
-
-    async def migrate_first() -> None:
-        await migrate(settings.postgres_dsn)
+    s = settings or Settings()
 
     async def wire(kit: Kit) -> Wiring[Repositories]:
-        repos = Repositories(
-            # previews are sealed with the sender's key; notifications are short: no snapshots
-            notifications=kit.repository(Notification, NOTIFICATION_EVENTS, snapshot_every=None),
-            preferences=kit.repository(Preferences, PREFERENCES_EVENTS, sealed=False),
+        repos = Repositories(  # previews sealed with the sender's key; short streams: no snapshots
+            kit.repository(domain.Notification, domain.NOTIFICATION_EVENTS, snapshot_every=None),
+            kit.repository(domain.Preferences, domain.PREFERENCES_EVENTS, sealed=False),
         )
-        mailer = Mailer(settings.smtp_host, settings.smtp_port)
-        rules = policy.Policy(
-            store=policy.EventStoreBackend(repos),
-            directory=Directory(kit.pool),
-            mailer=mailer,
-            mail_from=settings.mail_from,
-            cipher=kit.cipher,
+        mailer, codes = (
+            Mailer(s.smtp_host, s.smtp_port),
+            saga.CodeSource(s.auth_url, s.internal_token),
         )
-        codes = saga.CodeSource(settings.auth_url, settings.internal_token)
-        jobs = []
-        if settings.consume_events:
-            jobs.append(policy.run_forever(rules, kafka, settings.consumer_group, kit.stop))
-        if settings.saga_participant:
-            steps = saga.handlers(repos, codes, mailer, settings.mail_from, kit.cipher)
-            jobs.append(
-                serve_forever(
-                    "notifications", steps, kafka, kit.stop, commands=SagaCommandLog(kit.pool)
-                )
-            )
+        rules = policy.wired(repos, kit.pool, mailer, s.mail_from, kit.cipher)
+        kafka, group = s.kafka_bootstrap_servers, s.consumer_group
+        jobs = [policy.run_forever(rules, kafka, group, kit.stop)] if s.consume_events else []
+        if s.saga_participant:
+            jobs.append(saga.participant(kit, repos, codes, mailer, s.mail_from))
         return Wiring(repos, jobs, state={"repos": repos, "policy": rules}, closers=[codes.close])
 
-    return CommandService(
-        "notifications",
-        "Parley notifications (commands)",
-        settings,
-        BUS,
-        http.ERRORS,
-        wire,
-        http.include_routes,
-        keys,
-        before_start=(lambda: migrate(settings.postgres_dsn))
-        if settings.migrate_on_start
-        else None,
-    ).app()
+    title, routes = "Parley notifications (commands)", http.include_routes
+    service = CommandService("notifications", title, s, BUS, http.ERRORS, wire, routes, keys)
+    service.before_start = (lambda: migrate(s.postgres_dsn)) if s.migrate_on_start else None
+    return service.app()

@@ -40,6 +40,7 @@ from parley_messaging.supervise import keep_running
 from parley_observability.tracing import child_span, current_traceparent
 from parley_privacy.fields import REDACTED, FieldCipher
 
+from parley_notifications.directory import Directory
 from parley_notifications.domain import (
     Notification,
     Preferences,
@@ -300,3 +301,10 @@ async def run_forever(
     await keep_running(
         "notification policy", lambda: consume(policy, bootstrap_servers, group, stop), stop
     )
+
+
+def wired(
+    repos: Repositories, pool: Any, mailer: Sender, mail_from: str, cipher: FieldCipher
+) -> Policy:
+    """The policy over the service's repositories and its database's address book."""
+    return Policy(EventStoreBackend(repos), Directory(pool), mailer, mail_from, cipher=cipher)

@@ -12,14 +12,15 @@ the retry then mails again (a second code, which replaces the first). Mail is at
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from parley_commandkit import Context
+from parley_commandkit import Context, Kit
+from parley_eventstore.commandlog import SagaCommandLog
 from parley_eventstore.records import Metadata
-from parley_messaging.participant import Handler
+from parley_messaging.participant import Handler, serve_forever
 from parley_messaging.saga import Rejected, SagaCommand
 from parley_privacy.fields import FieldCipher
 
@@ -105,3 +106,12 @@ def handlers(
         return {"mailed": True}
 
     return {"PrepareNotifications": prepare, "NotifyRegistrationFailed": notify_failure}
+
+
+def participant(
+    kit: Kit, repos: Repositories, codes: CodeSource, mailer: mail.Mailer, mail_from: str
+) -> Coroutine[Any, Any, None]:
+    """The saga's steps served from notifications.commands until the service stops."""
+    steps = handlers(repos, codes, mailer, mail_from, kit.cipher)
+    kafka = kit.settings.kafka_bootstrap_servers
+    return serve_forever("notifications", steps, kafka, kit.stop, commands=SagaCommandLog(kit.pool))

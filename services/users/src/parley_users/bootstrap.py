@@ -23,16 +23,12 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
 
     async def wire(kit: Kit) -> Wiring[Repository[User]]:
         users = kit.repository(User, EVENTS)
+        kafka, log = settings.kafka_bootstrap_servers, SagaCommandLog(kit.pool)
         jobs = []
-        if settings.consume_registrations:
-            kafka = settings.kafka_bootstrap_servers
-            commands = SagaCommandLog(kit.pool)
-            jobs = [
-                registrations.run_forever(users, kit.cipher, kafka, kit.stop),
-                serve_forever(
-                    "users", saga.handlers(users, kit.cipher), kafka, kit.stop, commands=commands
-                ),
-            ]
+        if settings.consume_registrations:  # auth's mirror and the saga's commands
+            jobs.append(registrations.run_forever(users, kit.cipher, kafka, kit.stop))
+            steps = saga.handlers(users, kit.cipher)
+            jobs.append(serve_forever("users", steps, kafka, kit.stop, commands=log))
         return Wiring(users, jobs, state={"users": users})
 
     title = "Parley users (commands)"
