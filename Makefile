@@ -20,9 +20,9 @@ PYTEST_TIER = $(RUN) pytest $(1) ; rc=$$? ; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-sync: ## install uv if missing and the Python environment from uv.lock
+sync: ## install uv if missing and the Python environment from uv.lock (fails if uv.lock is stale)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
-	@$(UV) sync --frozen --all-packages -q
+	@$(UV) sync --locked --all-packages -q
 
 up: sync ## install what is missing, start everything, wait until healthy, print endpoints
 	@$(CLUSTER) up
@@ -48,13 +48,15 @@ resume: ## start a paused process again (S=<name>)
 logs: ## last lines of one process's log (S=<name>)
 	@$(CLUSTER) logs $(S)
 
-lint: sync ## ruff + mypy + import contracts
+lint: sync ## ruff + mypy + import contracts + each workspace member's dependencies (deptry)
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check . >/dev/null || { $(RUN) ruff format --check . ; exit 1; }
 	@$(RUN) mypy $(MYPY_PACKAGES)
 	@cd deploy/local && $(RUN) mypy *.py
 	@cd deploy/tests && $(RUN) mypy deploy_tools.py deploy_workspace.py
+	@$(RUN) mypy tools/deptry_workspace.py
 	@$(RUN) lint-imports --no-cache
+	@$(RUN) python tools/deptry_workspace.py
 
 test: sync ## everything: lint, unit, integration (real servers), end-to-end
 	@$(MAKE) --no-print-directory lint
