@@ -41,7 +41,8 @@ def test_issued_token_verifies_with_the_published_jwk() -> None:
 
 def test_previous_key_is_published_and_accepted_after_rotation() -> None:
     old = KeySet(Ed25519PrivateKey.generate())
-    token, _ = old.issue("u1", "user", "s1", timedelta(seconds=60), NOW)
+    # now, not NOW (the module's import time): a long suite can run past a minute-long token
+    token, _ = old.issue("u1", "user", "s1", timedelta(seconds=60), datetime.now(UTC))
     new = KeySet(Ed25519PrivateKey.generate(), [old.signing_key.public_key()])
     assert [k["kid"] for k in new.jwks()["keys"]] == [new.kid, old.kid]
     assert new.verify(token).sub == "u1"

@@ -19,7 +19,8 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from parley_commandkit import Context
+from parley_commandkit import Context, appending
+from parley_commandkit.appending import version_of
 from parley_eventstore.records import AppendResult, ConcurrencyError
 
 from parley_auth import mail, tables
@@ -29,22 +30,15 @@ from parley_auth.tokens import (
     new_code,
 )
 
-
-def result_of(account: Account) -> dict[str, Any]:
-    return {"id": account.id, "version": account.next_version}
+result_of = version_of
 
 
 async def execute(
     auth: Auth, account_id: str, command: Any, ctx: Context, key: str | None = None
 ) -> AppendResult:
-    return await auth.accounts.execute(
-        account_id,
-        command,
-        metadata=ctx.metadata,
-        idempotency_key=key,
-        result=result_of,
-        retries=3,  # account commands are checked against the fresh state on every try
-    )
+    """Append to an account (checked against the fresh state on every try); auth's commands
+    are idempotent by their own keys, not a client's."""
+    return await appending.execute(auth.accounts, account_id, command, ctx, key=key)
 
 
 async def append_registration(

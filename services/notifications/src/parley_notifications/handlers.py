@@ -7,13 +7,11 @@ transaction (the repository does both).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from parley_commandkit import CommandBus, Context
+from parley_commandkit.appending import execute
 from parley_eventstore.aggregate import Repository
-from parley_eventstore.domain import Aggregate
 from parley_eventstore.records import AppendResult
 
 from parley_notifications.domain import Notification, Preferences
@@ -57,30 +55,12 @@ class Repositories:
 BUS: CommandBus[Repositories] = CommandBus("notifications")
 
 
-def _result(aggregate: Aggregate) -> dict[str, Any]:
-    return {"id": aggregate.id, "version": aggregate.next_version}
-
-
-async def _execute(
-    repo: Repository[Any], stream_id: str, decide: Callable[[Any], None], ctx: Context
-) -> AppendResult:
-    # every command here sets a state: a concurrent write is retried on a fresh load
-    return await repo.execute(
-        stream_id,
-        decide,
-        metadata=ctx.metadata,
-        idempotency_key=ctx.idempotency_key,
-        result=_result,
-        retries=3,
-    )
-
-
 @BUS.register(CreateNotification)
 async def create_notification(
     repos: Repositories, command: CreateNotification, ctx: Context
 ) -> AppendResult:
     c = command
-    return await _execute(
+    return await execute(
         repos.notifications,
         c.notification_id,
         lambda n: n.create(c.user_id, c.conversation_id, c.message_id, c.sender_id, c.content),
@@ -90,14 +70,14 @@ async def create_notification(
 
 @BUS.register(MarkRead)
 async def mark_read(repos: Repositories, command: MarkRead, ctx: Context) -> AppendResult:
-    return await _execute(
+    return await execute(
         repos.notifications, command.notification_id, lambda n: n.mark_read(command.user_id), ctx
     )
 
 
 @BUS.register(MarkEmailed)
 async def mark_emailed(repos: Repositories, command: MarkEmailed, ctx: Context) -> AppendResult:
-    return await _execute(
+    return await execute(
         repos.notifications, command.notification_id, lambda n: n.mark_emailed(), ctx
     )
 
@@ -107,7 +87,7 @@ async def update_preferences(
     repos: Repositories, command: UpdatePreferences, ctx: Context
 ) -> AppendResult:
     c = command
-    return await _execute(
+    return await execute(
         repos.preferences,
         c.user_id,
         lambda p: p.update(c.in_app, c.email, c.muted_conversations),

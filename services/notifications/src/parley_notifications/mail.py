@@ -1,28 +1,17 @@
-"""Outgoing mail over SMTP (aiosmtplib), the same small pattern as the auth service's mailer
-(services never import each other; the shared part is three lines). Plain-text bodies."""
+"""The notifications service's mails, sent by the kit's Mailer (parley_commandkit.mail, shared
+with the auth service). Plain-text bodies."""
 
 from __future__ import annotations
 
-import secrets
-import string
 from email.message import EmailMessage
-from email.utils import formatdate
 
-import aiosmtplib
+from parley_commandkit.mail import Mailer, plain_message
 
-
-def _message_id() -> str:
-    letters = "".join(secrets.choice(string.ascii_lowercase) for _ in range(24))
-    return f"<{letters}@parley.invalid>"
+__all__ = ["Mailer", "message_mail", "registration_failed_mail", "verification_mail"]
 
 
 def message_mail(sender: str, to: str, notification_id: str, preview: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = "New message on Parley"
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = _message_id()
+    message = plain_message(sender, to, "New message on Parley")
     # lets a reader (and a test) tell which notification a mail belongs to
     message["X-Parley-Notification"] = notification_id
     message.set_content(
@@ -33,20 +22,10 @@ def message_mail(sender: str, to: str, notification_id: str, preview: str) -> Em
     return message
 
 
-class Mailer:
-    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
-        self.host = host
-        self.port = port
-        self.timeout = timeout
-
-    async def send(self, message: EmailMessage) -> None:
-        await aiosmtplib.send(message, hostname=self.host, port=self.port, timeout=self.timeout)
-
-
 def verification_mail(sender: str, to: str, code: str, ttl_minutes: int) -> EmailMessage:
     """The registration's code mail (a registration-saga step). The code is the only 6-digit
     number in the whole mail, headers included, so people and tests can find it."""
-    message = _base(sender, to, "Your Parley verification code")
+    message = plain_message(sender, to, "Your Parley verification code")
     message.set_content(
         f"Hello,\n\nYour code to verify your email address is:\n\n    {code}\n\n"
         f"It is valid for {ttl_minutes} minutes and can be used once. If you did not ask for "
@@ -58,20 +37,10 @@ def verification_mail(sender: str, to: str, code: str, ttl_minutes: int) -> Emai
 def registration_failed_mail(sender: str, to: str) -> EmailMessage:
     """The registration saga compensated after the code mail went out: say so, so the code in
     the earlier mail is not a mystery (it no longer works)."""
-    message = _base(sender, to, "Your Parley registration could not be completed")
+    message = plain_message(sender, to, "Your Parley registration could not be completed")
     message.set_content(
         "Hello,\n\nWe could not complete your Parley registration, so the code we mailed you "
         "earlier no longer works and this address is free again. Please register once more; "
         "if it keeps failing, contact support.\n\n-- Parley\n"
     )
-    return message
-
-
-def _base(sender: str, to: str, subject: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = _message_id()
     return message

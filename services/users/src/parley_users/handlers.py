@@ -7,11 +7,10 @@ the saga's Kafka consumer call `handle` with the same commands.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from parley_commandkit import CommandBus, Context
+from parley_commandkit.appending import execute
 from parley_contracts.users import UserRole
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult
@@ -83,18 +82,10 @@ class ContactNotFound(DomainError):
 BUS: CommandBus[Repository[User]] = CommandBus("users")
 
 
-def _result(user: User) -> dict[str, Any]:
-    return {"id": user.id, "version": user.next_version}
-
-
 @BUS.register(CreateUser)
 async def create_user(users: Repository[User], command: CreateUser, ctx: Context) -> AppendResult:
-    return await users.execute(
-        command.user_id,
-        lambda user: user.create(command.name, command.email),
-        metadata=ctx.metadata,
-        idempotency_key=ctx.idempotency_key,
-        result=_result,
+    return await execute(
+        users, command.user_id, lambda u: u.create(command.name, command.email), ctx, retries=0
     )
 
 
@@ -103,39 +94,17 @@ async def update_profile(
     users: Repository[User], command: UpdateProfile, ctx: Context
 ) -> AppendResult:
     # edits of different fields commute, so a concurrent edit is retried on a fresh load
-    return await users.execute(
-        command.user_id,
-        lambda user: user.update_profile(command.changes),
-        metadata=ctx.metadata,
-        idempotency_key=ctx.idempotency_key,
-        result=_result,
-        retries=3,
-    )
-
-
-async def _execute(
-    users: Repository[User], user_id: str, decide: Callable[[User], None], ctx: Context
-) -> AppendResult:
-    # these commands set a state (or add/remove one element): they commute with concurrent
-    # edits of other fields, so a concurrent write is retried on a fresh load
-    return await users.execute(
-        user_id,
-        decide,
-        metadata=ctx.metadata,
-        idempotency_key=ctx.idempotency_key,
-        result=_result,
-        retries=3,
-    )
+    return await execute(users, command.user_id, lambda u: u.update_profile(command.changes), ctx)
 
 
 @BUS.register(Deactivate)
 async def deactivate(users: Repository[User], command: Deactivate, ctx: Context) -> AppendResult:
-    return await _execute(users, command.user_id, lambda u: u.deactivate(command.reason), ctx)
+    return await execute(users, command.user_id, lambda u: u.deactivate(command.reason), ctx)
 
 
 @BUS.register(Reactivate)
 async def reactivate(users: Repository[User], command: Reactivate, ctx: Context) -> AppendResult:
-    return await _execute(users, command.user_id, lambda u: u.reactivate(), ctx)
+    return await execute(users, command.user_id, lambda u: u.reactivate(), ctx)
 
 
 @BUS.register(AddContact)
@@ -147,31 +116,31 @@ async def add_contact(users: Repository[User], command: AddContact, ctx: Context
         contact = await users.load(command.contact_id)
         if not contact.exists:
             raise ContactNotFound(command.contact_id)
-    return await _execute(users, command.user_id, lambda u: u.add_contact(command.contact_id), ctx)
+    return await execute(users, command.user_id, lambda u: u.add_contact(command.contact_id), ctx)
 
 
 @BUS.register(RemoveContact)
 async def remove_contact(
     users: Repository[User], command: RemoveContact, ctx: Context
 ) -> AppendResult:
-    return await _execute(
+    return await execute(
         users, command.user_id, lambda u: u.remove_contact(command.contact_id), ctx
     )
 
 
 @BUS.register(AssignRole)
 async def assign_role(users: Repository[User], command: AssignRole, ctx: Context) -> AppendResult:
-    return await _execute(users, command.user_id, lambda u: u.assign_role(command.role), ctx)
+    return await execute(users, command.user_id, lambda u: u.assign_role(command.role), ctx)
 
 
 @BUS.register(ChangeEmail)
 async def change_email(users: Repository[User], command: ChangeEmail, ctx: Context) -> AppendResult:
-    return await _execute(users, command.user_id, lambda u: u.change_email(command.email), ctx)
+    return await execute(users, command.user_id, lambda u: u.change_email(command.email), ctx)
 
 
 @BUS.register(ForgetUser)
 async def forget_user(users: Repository[User], command: ForgetUser, ctx: Context) -> AppendResult:
-    outcome = await _execute(users, command.user_id, lambda u: u.forget(command.forgotten_by), ctx)
+    outcome = await execute(users, command.user_id, lambda u: u.forget(command.forgotten_by), ctx)
     # the snapshot holds the profile in plaintext; the next load folds redacted events
     await users.store.delete_snapshots(command.user_id)
     return outcome
