@@ -8,10 +8,11 @@ from parley_commandkit.context import Context, command_context, scoped_key
 from parley_commandkit.errors import SHARED, ErrorMap, conflict, forbidden, invalid, not_found
 from parley_commandkit.http import CommandAccepted, CommandCall, Commands, typed
 from parley_commandkit.service import CommandService, Kit, Wiring
-from parley_commandkit.settings import CommandSettings
+from parley_commandkit.settings import BaseCommandSettings, CommandSettings
 
 __all__ = [
     "SHARED",
+    "BaseCommandSettings",
     "CommandAccepted",
     "CommandBus",
     "CommandCall",

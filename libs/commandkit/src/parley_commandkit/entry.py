@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from parley_eventstore import migrate as eventstore
 from parley_observability.ops import serve_http
 
-from parley_commandkit.settings import CommandSettings
+from parley_commandkit.settings import BaseCommandSettings
 
-S = TypeVar("S", bound=CommandSettings)
+S = TypeVar("S", bound=BaseCommandSettings)
 
 
 def serve(name: str, settings_type: type[S], bootstrap: Callable[[S], FastAPI]) -> None:

@@ -32,6 +32,7 @@ from parley_eventstore.outbox import pending
 from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
 from parley_http.edge import install_edge
+from parley_http.openapi import document_problems
 from parley_messaging.supervise import in_background
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
@@ -41,11 +42,10 @@ from parley_privacy.keys import KeyOwner
 from parley_commandkit.bus import CommandBus
 from parley_commandkit.errors import ErrorMap
 from parley_commandkit.http import Commands
-from parley_commandkit.openapi import document_problems
-from parley_commandkit.settings import CommandSettings
+from parley_commandkit.settings import BaseCommandSettings, CommandSettings
 
 D = TypeVar("D")
-S = TypeVar("S", bound=CommandSettings)
+S = TypeVar("S", bound=BaseCommandSettings)
 Check = Callable[[], Awaitable[bool]]
 _DEFAULT = object()
 
@@ -54,7 +54,7 @@ _DEFAULT = object()
 class Kit:
     """What the kit opened for a service, to wire its handlers from."""
 
-    settings: CommandSettings
+    settings: BaseCommandSettings
     pool: asyncpg.Pool
     store: EventStore
     keys: KeyOwner
@@ -115,7 +115,10 @@ class CommandService(Generic[S, D]):
 
     def app(self) -> FastAPI:
         settings = self.settings
-        revocations = RevocationList.from_settings(settings) if self.authenticate else None
+        revocations = None
+        if self.authenticate:
+            assert isinstance(settings, CommandSettings), "verifying tokens needs their settings"
+            revocations = RevocationList.from_settings(settings)
 
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,6 +156,7 @@ class CommandService(Generic[S, D]):
         app = FastAPI(title=self.title, version="1.0.0", lifespan=lifespan)
         install_edge(app, max_body_bytes=settings.max_body_bytes)
         if revocations is not None:
+            assert isinstance(settings, CommandSettings)
             install_authn(app, Verifier.from_settings(settings), revocations)
 
         async def database_ready() -> bool:
@@ -178,6 +182,7 @@ class CommandService(Generic[S, D]):
             return self.keys
         if self.own_keys is not None:
             return self.own_keys(pool)
+        assert isinstance(self.settings, CommandSettings), "a key client needs its settings"
         return self.settings.key_client()
 
 

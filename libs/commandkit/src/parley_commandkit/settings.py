@@ -5,6 +5,9 @@ fields:
         model_config = SettingsConfigDict(env_prefix="CHAT_", extra="ignore")
         postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/chat"
         port: int = 8103
+
+`CommandSettings` adds what a service needs that verifies bearer tokens (libs/authn) and reads
+data keys from their owner (libs/privacy); the owner of both (auth) takes the base.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from parley_privacy.settings import PrivacySettings
 from pydantic_settings import BaseSettings
 
 
-class CommandSettings(AuthnSettings, PrivacySettings, BaseSettings):
+class BaseCommandSettings(BaseSettings):
     postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/postgres"
     host: str = "127.0.0.1"
     port: int = 8100
@@ -24,5 +27,8 @@ class CommandSettings(AuthnSettings, PrivacySettings, BaseSettings):
     group_commit: bool = True
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"
+
+
+class CommandSettings(AuthnSettings, PrivacySettings, BaseCommandSettings):
     # access tokens are verified locally against the auth service's keys (libs/authn)
     jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"

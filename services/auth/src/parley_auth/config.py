@@ -1,15 +1,16 @@
 """Settings from the environment (pydantic-settings, prefix `AUTH_`): the kit's shared fields
-(parley_commandkit.CommandSettings) and this service's own."""
+(parley_commandkit.BaseCommandSettings: auth verifies the tokens it issues itself and owns
+the data keys, so it takes none of the token-verifying or key-client settings) and its own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from parley_commandkit import CommandSettings
+from parley_commandkit import BaseCommandSettings
 from pydantic_settings import SettingsConfigDict
 
 
-class Settings(CommandSettings):
+class Settings(BaseCommandSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
 
     postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/auth"
@@ -56,6 +57,7 @@ class Settings(CommandSettings):
     internal_token: str = ""
     # answer the registration saga's commands on auth.commands (off in tests without Kafka)
     saga_participant: bool = True
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
 
     # -- roles ------------------------------------------------------------------------------
     # comma-separated addresses that become admin at their next login (the first admin)

@@ -10,7 +10,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from parley_authn import RevocationList, Verifier, install_authn
+from parley_http.apidocs import docs_router
 from parley_http.edge import install_edge
+from parley_http.openapi import document_problems
 from parley_http.problems import problem_response
 from parley_observability.http import install_observability
 from parley_readmodel.lag import LagMonitor
@@ -56,7 +58,10 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             await lag.close()
             await client.close()
 
-    app = FastAPI(title="Parley queries", version="1.0.0", lifespan=lifespan)
+    # /docs is the whole gateway's API page (parley_http.apidocs), not this service's own
+    app = FastAPI(
+        title="Parley queries", version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     install_edge(app, max_body_bytes=1024)
 
     @app.exception_handler(PyMongoError)
@@ -81,4 +86,6 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.stats_router)
     app.include_router(chat.router)
     app.include_router(notifications.router)
+    app.include_router(docs_router())
+    document_problems(app)
     return app

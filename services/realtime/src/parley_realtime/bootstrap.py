@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from parley_authn import RevocationList, Verifier, install_authn
 from parley_http.edge import install_edge
+from parley_http.openapi import document_problems
 from parley_observability.http import install_observability
 from pymongo import AsyncMongoClient
 
@@ -102,4 +103,5 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.include_router(http.router)
+    document_problems(app)
     return app

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from parley_eventstore.outbox import OutboxWaker, pending
 from parley_eventstore.pool import create_pool
 from parley_http.edge import install_edge
+from parley_http.openapi import document_problems
 from parley_messaging.supervise import in_background
 from parley_messaging.topics import SAGA_REPLIES
 from parley_observability.http import install_observability
@@ -67,4 +68,5 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         ],
     )
     http.include_routes(app)
+    document_problems(app)
     return app

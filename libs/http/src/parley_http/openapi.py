@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
 from parley_http.problems import PROBLEM_JSON, PROBLEM_TYPES
 
 PROBLEM_SCHEMA: dict[str, Any] = {
