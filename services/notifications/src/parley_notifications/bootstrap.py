@@ -31,7 +31,7 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
         kafka, group = s.kafka_bootstrap_servers, s.consumer_group
         jobs = [policy.run_forever(rules, kafka, group, kit.stop)] if s.consume_events else []
         if s.saga_participant:
-            jobs.append(saga.participant(kit, repos, codes, mailer, s.mail_from))
+            jobs.append(saga.participant(kit, repos, codes, mailer, s.mail_from, kafka))
         return Wiring(repos, jobs, state={"repos": repos, "policy": rules}, closers=[codes.close])
 
     title, routes = "Parley notifications (commands)", http.include_routes

@@ -109,9 +109,13 @@ def handlers(
 
 
 def participant(
-    kit: Kit, repos: Repositories, codes: CodeSource, mailer: mail.Mailer, mail_from: str
+    kit: Kit,
+    repos: Repositories,
+    codes: CodeSource,
+    mailer: mail.Mailer,
+    mail_from: str,
+    kafka: str,
 ) -> Coroutine[Any, Any, None]:
     """The saga's steps served from notifications.commands until the service stops."""
     steps = handlers(repos, codes, mailer, mail_from, kit.cipher)
-    kafka = kit.settings.kafka_bootstrap_servers
     return serve_forever("notifications", steps, kafka, kit.stop, commands=SagaCommandLog(kit.pool))
