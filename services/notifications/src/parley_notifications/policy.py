@@ -36,9 +36,11 @@ from parley_commandkit import Context
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
+from parley_messaging.retrying import doubling
 from parley_messaging.supervise import keep_running
 from parley_observability.tracing import child_span, current_traceparent
 from parley_privacy.fields import REDACTED, FieldCipher
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from parley_notifications.directory import Directory
 from parley_notifications.domain import (
@@ -126,6 +128,9 @@ def message_of(data: dict[str, Any]) -> Message | None:
     except (KeyError, TypeError) as error:
         raise Poison(f"MessageSent without {error}") from error
     return message if isinstance(recipients, list) else None
+
+
+MAIL_FAILURES = (aiosmtplib.SMTPException, OSError, TimeoutError)  # the SMTP server's
 
 
 @dataclass
@@ -232,15 +237,18 @@ class Policy:
             log.warning("no address for user %s: notification %s not mailed", recipient, nid)
             return
         mail = message_mail(self.mail_from, to, nid, preview_of(message.content))
-        for attempt in range(1, self.mail_attempts + 1):
-            try:
-                await self.mailer.send(mail)
-                break
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                if attempt == self.mail_attempts:
-                    log.exception("notification %s not mailed after %d attempts", nid, attempt)
-                    return
-                await asyncio.sleep(self.mail_backoff_s * 2 ** (attempt - 1))
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(MAIL_FAILURES),
+                stop=stop_after_attempt(self.mail_attempts),
+                wait=doubling(self.mail_backoff_s),
+                reraise=True,
+            ):
+                with attempt:
+                    await self.mailer.send(mail)
+        except MAIL_FAILURES:
+            log.exception("notification %s not mailed after %d attempts", nid, self.mail_attempts)
+            return
         await self.store.run(MarkEmailed(nid), Context(metadata))
 
 
