@@ -1,0 +1,3 @@
+from parley_example_consumer import main
+
+raise SystemExit(main())
