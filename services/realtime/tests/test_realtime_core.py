@@ -280,3 +280,17 @@ async def test_a_revoked_session_ends_the_stream() -> None:
         assert connection.closed == "revoked"
     finally:
         police.cancel()
+
+
+async def test_the_fan_out_shares_one_body_per_audience_and_keeps_the_senders_own() -> None:
+    hub = Hub(TOPICS)
+    hub.start_at({(CHAT, 0): 0})
+    ada, bob, cy = (Connection(u, "s", later()) for u in ("ada", "bob", "cy"))
+    for connection in (ada, bob, cy):
+        hub.attach(connection, None)
+    deliver(hub, 0, 0)
+    frames = {c.user_id: await c.next(0.1) for c in (ada, bob, cy)}
+    assert all(f is not None for f in frames.values())
+    assert json.loads(frames["ada"].data)["client_message_id"] == "ada-device-1"  # type: ignore[union-attr]
+    assert "client_message_id" not in json.loads(frames["bob"].data)  # type: ignore[union-attr]
+    assert frames["bob"].data is frames["cy"].data  # type: ignore[union-attr]  (one body)

@@ -154,11 +154,16 @@ class Hub:
         shared: str | None = None
         at = meta.time.timestamp()
         queued = 0
+        bodies: dict[object, bytes] = {}
         for user in dict.fromkeys(recipients):
             connections = self.by_user.get(user)
             if not connections:
                 continue
-            body = json.dumps(rule.view(data, user, meta), separators=(",", ":")).encode()
+            audience = rule.audience(data, user) if rule.audience is not None else None
+            body = bodies.get(audience)
+            if body is None:
+                body = json.dumps(rule.view(data, user, meta), separators=(",", ":")).encode()
+                bodies[audience] = body
             for connection in connections:
                 if not connection.accepts(tp, offset):
                     continue

@@ -52,6 +52,9 @@ class Rule:
     # the conversation's participants after this event, when the event states them (what a
     # typing signal is authorised against before the read model has caught up)
     members: Callable[[Data], list[str] | None] | None = None
+    # which recipients see the same view (the fan-out serialises one body per distinct key:
+    # one for a 1,000-member group, not a thousand); None: everyone sees the same
+    audience: Callable[[Data, str], object] | None = None
 
 
 def _ids(value: Any) -> list[str]:
@@ -194,6 +197,7 @@ RULES: tuple[Rule, ...] = (
         _message_sent,
         personal=True,
         members=_sender_and_recipients,
+        audience=lambda d, recipient: recipient == d["sender_id"],  # client_message_id
     ),
     Rule(
         CHAT,
