@@ -20,7 +20,7 @@ Four parts, in this order (each waits for a quiet box first):
   opened 100 at a time on raw sockets; after every stream has had a heartbeat (15 s), count
   the streams still open and read the gateway process's resident memory (VmRSS).
 - `fanout_1000`: one real account and 999 synthetic members in one group, 1,000 streams open
-  directly on the replica; 15 messages 1.5 s apart, each timed from its 201 to the moment the
+  directly on the replica; 12 messages 1.5 s apart, each timed from its 201 to the moment the
   LAST of the 1,000 streams parsed it.
 
 The synthetic people are not registered: their access tokens are made here with the local
@@ -40,7 +40,7 @@ are replayed too); `realtime.idle_connections`, `realtime.idle_rss_mb` (and
 spread of the fan-out itself).
 
 `python -m bench.realtime [deliver resume idle fanout]` runs the stage (or some parts) and prints
-the figures; `REALTIME_BENCH_IDLE_USERS` (2,000) and `REALTIME_BENCH_FANOUT_MESSAGES` (15)
+the figures; `REALTIME_BENCH_IDLE_USERS` (2,000) and `REALTIME_BENCH_FANOUT_MESSAGES` (12)
 change the sizes.
 """
 
@@ -90,7 +90,7 @@ IDLE_STREAMS_PER_USER = 5  # the per-person cap is 10
 OPEN_CONCURRENCY = 100
 HEARTBEAT_S = 15.0  # the gateway's REALTIME_HEARTBEAT_S (its default)
 FANOUT_MEMBERS = 1_000
-FANOUT_MESSAGES = int(os.environ.get("REALTIME_BENCH_FANOUT_MESSAGES", "15"))
+FANOUT_MESSAGES = int(os.environ.get("REALTIME_BENCH_FANOUT_MESSAGES", "12"))
 FANOUT_SPACING_S = 1.5
 NOTIFICATIONS_WAIT_S = 90.0
 PROJECTED_WAIT_S = 60.0
@@ -98,7 +98,7 @@ QUIET_S = 20.0  # the longest wait for a quiet box between the parts
 
 
 def log(text: str) -> None:
-    print(f"[realtime] {text}", file=sys.stderr, flush=True)
+    print(f"[realtime {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def state_dir() -> Path:
@@ -363,11 +363,16 @@ def raise_fd_limit(needed: int) -> None:
 
 # -- leaving the read models as they were ----------------------------------------------------
 
-# (consumer group, topic) pairs whose work on the group must be done before its documents go
+# (consumer group, topic) pairs whose work on the group must be done before its documents go,
+# in this order: the notification policy has made every notification (its outbox rows), then
+# the projectors have applied the chat events and the notifications relay-notifications
+# published meanwhile
 PROJECTORS = (
+    ("notifications-policy", "chat.events"),
     ("projector-chat", "chat.events"),
     ("projector-notifications", "notifications.events"),
 )
+RELAY_S = 2.0  # for relay-notifications to publish the policy's last outbox rows
 # (projection, logical collection, field naming the conversation)
 GROUP_DOCUMENTS = (
     ("projector-chat", "memberships", "conversation_id"),
@@ -378,11 +383,13 @@ GROUP_DOCUMENTS = (
 
 
 async def projected(wait_s: float) -> bool:
-    """True once projector-chat and projector-notifications committed what the topics hold
-    now (False after `wait_s`)."""
+    """True once the notification policy, projector-chat and projector-notifications have
+    committed what the topics hold (False after `wait_s`)."""
     bootstrap = kafka_bootstrap()
     deadline = time.monotonic() + wait_s
     for group, topic in PROJECTORS:
+        if topic == "notifications.events":
+            await asyncio.sleep(RELAY_S)
         watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
         await watcher.start()
         try:
@@ -643,6 +650,7 @@ async def fanout(client: httpx.AsyncClient, minter: Minter) -> dict[str, Any]:
     log(f"fanout: a group of {FANOUT_MEMBERS}, {FANOUT_MESSAGES} messages")
     raise_fd_limit(FANOUT_MEMBERS + 1024)
     sender = await sign_up(client, "rt fanout sender")
+    pid = gateway_pid()
     members = [str(uuid.uuid4()) for _ in range(FANOUT_MEMBERS - 1)]
     baseline = await open_connections(client)
     conversation = ""
@@ -679,7 +687,6 @@ async def fanout(client: httpx.AsyncClient, minter: Minter) -> dict[str, Any]:
     await quiet()
 
     accepted: dict[int, float] = {}
-    pid = gateway_pid()
     cpu_before, mine_before = cpu_s(pid), time.process_time()
     started = time.perf_counter()
     for i in range(FANOUT_MESSAGES):
