@@ -232,10 +232,13 @@ def _realtime_plot(f: dict[str, Any], out: Path) -> list[Path]:
     left.bar_label(bars, [_ms(v) for v in values], fontsize=8)
     for x, (_, _, target) in zip(xs, rows, strict=True):
         if target is not None:
-            left.hlines(target, x - 0.4, x + 0.4, colors="black", linestyles="--")
-            left.text(x, target * 1.08, f"target < {target:,} ms", ha="center", fontsize=7)
-    left.set_xticks(list(xs), [label for label, _, _ in rows], fontsize=8)
+            left.hlines(target, x - 0.45, x + 0.45, colors="black", linestyles="--")
+    labels = [label if t is None else f"{label}\n(target < {t:,} ms)" for label, _, t in rows]
+    left.set_xticks(list(xs), labels, fontsize=8)
     left.set_yscale("log")
+    shown = [v for v in values if v > 0] or [1.0]
+    targets = [float(t) for _, _, t in rows if t is not None]
+    left.set_ylim(min(shown) / 2, 3 * max([*shown, *targets]))
     left.set_ylabel("ms (log scale)")
     left.set_title("latency (red: has a target, dashed line)", fontsize=10)
     held = f.get("realtime.idle_connections")
