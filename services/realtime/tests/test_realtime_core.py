@@ -294,3 +294,13 @@ async def test_the_fan_out_shares_one_body_per_audience_and_keeps_the_senders_ow
     assert json.loads(frames["ada"].data)["client_message_id"] == "ada-device-1"  # type: ignore[union-attr]
     assert "client_message_id" not in json.loads(frames["bob"].data)  # type: ignore[union-attr]
     assert frames["bob"].data is frames["cy"].data  # type: ignore[union-attr]  (one body)
+
+
+async def test_presence_is_shared_in_small_conversations_only() -> None:
+    from parley_realtime.members import PRESENCE_GROUP_MAX, Members
+
+    members = Members(None)
+    members.remember("small", ["ada", "bob", "cy"])
+    members.remember("big", ["ada", *(f"u{i}" for i in range(PRESENCE_GROUP_MAX))])
+    assert await members.peers("ada") == {"bob", "cy"}  # not the big room's 100
+    assert await members.peers("u1") == frozenset()

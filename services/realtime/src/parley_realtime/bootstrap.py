@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,7 +64,10 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            settings.mongo_url, socketTimeoutMS=5000, serverSelectionTimeoutMS=3000
+            # 30 s: the peers lookup (presence) filters memberships, a scan on FerretDB
+            settings.mongo_url,
+            socketTimeoutMS=30_000,
+            serverSelectionTimeoutMS=3000,
         )
         members.db = client[settings.mongo_db]
         app.state.client = client
@@ -72,6 +76,8 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(feed.run(), name="live-feed"),
             asyncio.create_task(streams.run_police(), name="stream-police"),
         ]
+        # what exists now lives as long as the process: out of the collector's way
+        gc.freeze()
         try:
             async with revocations:
                 yield

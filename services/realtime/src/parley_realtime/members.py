@@ -13,6 +13,8 @@ flight at a time, so a burst of sign-ins costs a few queries, not one per person
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -21,16 +23,23 @@ from typing import Any
 from parley_readmodel import aliases
 from pymongo.asynchronous.database import AsyncDatabase
 
+log = logging.getLogger("parley.realtime.members")
 CHAT_PROJECTION = "projector-chat"
 REMEMBERED = 100_000  # conversations kept from the live feed
-PEERS_TTL_S = 30.0
+PEERS_TTL_S = 10.0
+PEERS_KEPT = 20_000  # people whose peers are cached (least recently asked dropped first)
+# presence is shared in conversations of at most this many people: in a 1,000-member channel
+# every sign-in would otherwise push 999 presence frames (a million when all come online, as
+# after a replica restart); members of big rooms ask GET /v1/users/{id}/presence instead
+PRESENCE_GROUP_MAX = 100
+PEERS_QUERY_TIMEOUT_S = 30.0  # the memberships filter is a scan on FerretDB
 
 
 class Members:
     def __init__(self, db: AsyncDatabase[dict[str, Any]] | None) -> None:
         self.db = db
         self._known: OrderedDict[str, frozenset[str]] = OrderedDict()
-        self._peers: dict[str, tuple[float, frozenset[str]]] = {}
+        self._peers: OrderedDict[str, tuple[float, frozenset[str]]] = OrderedDict()
         self._wanted: dict[str, asyncio.Future[frozenset[str]]] = {}
         self._batch: asyncio.Task[None] | None = None
 
@@ -61,9 +70,11 @@ class Members:
     # -- peers ------------------------------------------------------------------------------
 
     async def peers(self, user_id: str) -> frozenset[str]:
-        """Everyone who shares a conversation with `user_id` (not themself)."""
+        """Everyone who shares a conversation of at most PRESENCE_GROUP_MAX people with
+        `user_id` (not themself)."""
         cached = self._peers.get(user_id)
         if cached is not None and time.monotonic() - cached[0] < PEERS_TTL_S:
+            self._peers.move_to_end(user_id)
             return cached[1]
         future = self._wanted.get(user_id)
         if future is None:
@@ -77,8 +88,11 @@ class Members:
         while self._wanted:
             wanted, self._wanted = self._wanted, {}
             try:
-                found = await self._query_peers(list(wanted))
+                found = await asyncio.wait_for(
+                    self._query_peers(list(wanted)), PEERS_QUERY_TIMEOUT_S
+                )
             except Exception as error:
+                log.warning("peers of %d people not found: %r", len(wanted), error)
                 for future in wanted.values():
                     if not future.done():
                         future.set_exception(error)
@@ -86,15 +100,21 @@ class Members:
                 continue
             now = time.monotonic()
             for user, future in wanted.items():
-                peers = frozenset(found.get(user, set()))
+                # interned: the same ids in many people's peer sets are one string each
+                peers = frozenset(sys.intern(p) for p in found.get(user, set()))
                 self._peers[user] = (now, peers)
+                self._peers.move_to_end(user)
                 if not future.done():
                     future.set_result(peers)
+            while len(self._peers) > PEERS_KEPT:
+                self._peers.popitem(last=False)
 
     async def _query_peers(self, users: list[str]) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {user: set() for user in users}
         if self.db is None:
             for participants in self._known.values():
+                if len(participants) > PRESENCE_GROUP_MAX:
+                    continue
                 for user in users:
                     if user in participants:
                         found[user] |= participants
@@ -105,7 +125,9 @@ class Members:
                 {"user_id": 1, "participant_ids": 1},
             )
             async for doc in cursor:
-                found[str(doc["user_id"])] |= {str(u) for u in doc.get("participant_ids") or ()}
+                listed = doc.get("participant_ids") or ()
+                if len(listed) <= PRESENCE_GROUP_MAX:
+                    found[str(doc["user_id"])] |= {str(u) for u in listed}
         for user in users:
             found[user].discard(user)
         return found
