@@ -66,7 +66,7 @@ async def latencies_at(chat: Chat, length: int) -> Figures:
     await prefill(chat.conversations, cid, length)
     # a conversation that grew to this length over days was analyzed by autovacuum many times
     # on the way; the prefill takes seconds, so bring the statistics to where they would be
-    async with chat.pool.acquire() as conn:
+    async with chat.conversations.store.pool.acquire() as conn:
         await conn.execute("ANALYZE events")
     ctx = Context(META)
     for i in range(WARMUP):  # warm the plan cache and pool, as a running service would be
