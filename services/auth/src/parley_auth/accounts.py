@@ -129,3 +129,17 @@ async def code_guard(auth: Auth, key: str) -> AsyncIterator[None]:
     except InvalidCode:
         await tables.record_failure(auth.pool, [key], window)
         raise
+
+
+async def account_by_code(
+    auth: Auth, address: str, purpose: str, code: str, ctx: Context
+) -> Account:
+    """The account of `address` once `code` proved the holder has it (wrong codes counted per
+    address, unknown addresses alike: InvalidCode / TooManyAttempts say nothing of existence)."""
+    async with code_guard(auth, f"code:{address}"):
+        claim = await tables.claim_of(auth.pool, address)
+        if claim is None:
+            raise InvalidCode
+        account = await account_of(auth, claim, ctx)
+        await check_code(auth, account.id, purpose, code)
+    return account

@@ -9,7 +9,15 @@ from parley_commandkit import Context
 from parley_eventstore.records import AppendResult
 
 from parley_auth import mail, tables
-from parley_auth.accounts import account_of, check_code, code_guard, execute, issue_code, notify
+from parley_auth.accounts import (
+    account_by_code,
+    account_of,
+    check_code,
+    code_guard,
+    execute,
+    issue_code,
+    notify,
+)
 from parley_auth.core import (
     CHANGE_EMAIL,
     RESET,
@@ -60,12 +68,7 @@ async def confirm_password_reset(
     auth: Auth, email: str, code: str, new_password: str, ctx: Context
 ) -> AppendResult:
     address = normalise_email(email)
-    async with code_guard(auth, f"code:{address}"):
-        claim = await tables.claim_of(auth.pool, address)
-        if claim is None:
-            raise InvalidCode
-        account = await account_of(auth, claim, ctx)
-        await check_code(auth, account.id, RESET, code)
+    account = await account_by_code(auth, address, RESET, code, ctx)
     await tables.set_password(auth.pool, account.id, await auth.passwords.hash(new_password))
     await tables.clear_failures(auth.pool, f"account:{address}")
     revoked = await tables.revoke_sessions(auth.pool, account.id, "password_changed")

@@ -15,14 +15,13 @@ from parley_messaging.topics import SAGA_REPLIES
 
 from parley_auth import tables
 from parley_auth.accounts import (
+    account_by_code,
     account_of,
     append_registration,
-    check_code,
-    code_guard,
     execute,
     notify,
 )
-from parley_auth.core import VERIFY, AlreadyVerified, Auth, InvalidCode
+from parley_auth.core import VERIFY, AlreadyVerified, Auth
 from parley_auth.domain import normalise_email
 from parley_auth.tokens import (
     new_code,
@@ -60,12 +59,7 @@ async def _already_registered(auth: Auth, address: str, ctx: Context) -> None:
 
 async def verify_email(auth: Auth, email: str, code: str, ctx: Context) -> AppendResult:
     address = normalise_email(email)
-    async with code_guard(auth, f"code:{address}"):
-        claim = await tables.claim_of(auth.pool, address)
-        if claim is None:
-            raise InvalidCode
-        account = await account_of(auth, claim, ctx)
-        await check_code(auth, account.id, VERIFY, code)
+    account = await account_by_code(auth, address, VERIFY, code, ctx)
     return await execute(auth, account.id, lambda a: a.verify_email(), ctx)
 
 
