@@ -9,13 +9,27 @@ Queries (introspection, `me`, a verification code for the saga) are plain functi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from parley_commandkit import CommandBus, Context
 from parley_eventstore.records import AppendResult, Metadata
 
 from parley_auth import recovery, registration, sessions
+from parley_auth.commands import (
+    ActivateAccount,
+    CancelRegistration,
+    ChangeRole,
+    ConfirmEmailChange,
+    ConfirmPasswordReset,
+    Forget,
+    LogIn,
+    LogOut,
+    Refresh,
+    Register,
+    RequestEmailChange,
+    RequestPasswordReset,
+    VerifyEmail,
+)
 from parley_auth.core import (
     AccountInactive,
     AlreadyVerified,
@@ -48,7 +62,6 @@ from parley_auth.registration import (
     verify_email,
 )
 from parley_auth.sessions import authenticate, introspect, login, logout, me, refresh
-from parley_auth.tokens import AccessClaims
 
 __all__ = [
     "BUS",
@@ -86,84 +99,6 @@ __all__ = [
     "verification_code",
     "verify_email",
 ]
-
-
-@dataclass(frozen=True)
-class Register:
-    email: str
-    password: str
-    name: str
-
-
-@dataclass(frozen=True)
-class VerifyEmail:
-    email: str
-    code: str
-
-
-@dataclass(frozen=True)
-class ActivateAccount:
-    account_id: str
-    key: str  # the saga's command id: a retried step appends nothing new
-
-
-@dataclass(frozen=True)
-class CancelRegistration:
-    account_id: str
-    reason: str
-    key: str
-
-
-@dataclass(frozen=True)
-class LogIn:
-    email: str
-    password: str
-
-
-@dataclass(frozen=True)
-class Refresh:
-    refresh_token: str
-
-
-@dataclass(frozen=True)
-class LogOut:
-    principal: AccessClaims
-
-
-@dataclass(frozen=True)
-class RequestPasswordReset:
-    email: str
-
-
-@dataclass(frozen=True)
-class ConfirmPasswordReset:
-    email: str
-    code: str
-    new_password: str
-
-
-@dataclass(frozen=True)
-class Forget:
-    account_id: str
-
-
-@dataclass(frozen=True)
-class RequestEmailChange:
-    principal: AccessClaims
-    new_email: str
-    password: str
-
-
-@dataclass(frozen=True)
-class ConfirmEmailChange:
-    principal: AccessClaims
-    code: str
-
-
-@dataclass(frozen=True)
-class ChangeRole:
-    email: str
-    role: str
 
 
 BUS: CommandBus[Auth] = CommandBus("auth")

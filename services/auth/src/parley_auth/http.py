@@ -22,8 +22,8 @@ from pydantic import (
     field_validator,
 )
 
+from parley_auth import commands, internal
 from parley_auth import handlers as h
-from parley_auth import internal
 from parley_auth.domain import password_problems
 from parley_auth.web import (
     Authorization,
@@ -155,7 +155,7 @@ async def register(
     body: RegisterBody, request: Request, response: Response, correlation_id: CorrelationId = None
 ) -> Any:
     ctx = context(request, correlation_id)
-    outcome = await run(request, h.Register(body.email, body.password, body.name), ctx)
+    outcome = await run(request, commands.Register(body.email, body.password, body.name), ctx)
     ids = accepted(outcome, response)
     return Registered(user_id=ids["id"], **ids)
 
@@ -165,7 +165,7 @@ async def verify_otp(
     body: VerifyBody, request: Request, response: Response, correlation_id: CorrelationId = None
 ) -> Any:
     ctx = context(request, correlation_id)
-    outcome = await run(request, h.VerifyEmail(body.email, body.code.strip()), ctx)
+    outcome = await run(request, commands.VerifyEmail(body.email, body.code.strip()), ctx)
     return accepted(outcome, response)
 
 
@@ -174,7 +174,7 @@ async def login(
     body: LoginBody, request: Request, response: Response, correlation_id: CorrelationId = None
 ) -> Any:
     ctx = context(request, correlation_id)
-    tokens = await run(request, h.LogIn(body.email, body.password), ctx)
+    tokens = await run(request, commands.LogIn(body.email, body.password), ctx)
     return token_pair(tokens, response)
 
 
@@ -183,7 +183,7 @@ async def refresh(
     body: RefreshBody, request: Request, response: Response, correlation_id: CorrelationId = None
 ) -> Any:
     ctx = context(request, correlation_id)
-    tokens = await run(request, h.Refresh(body.refresh_token), ctx)
+    tokens = await run(request, commands.Refresh(body.refresh_token), ctx)
     return token_pair(tokens, response)
 
 
@@ -196,7 +196,7 @@ async def logout(
 ) -> Any:
     claims = await principal(request, authorization)
     ctx = context(request, correlation_id, actor=claims.sub)
-    outcome = await run(request, h.LogOut(claims), ctx)
+    outcome = await run(request, commands.LogOut(claims), ctx)
     return accepted(outcome, response)
 
 
@@ -204,7 +204,7 @@ async def logout(
 async def password_reset(
     body: ResetBody, request: Request, correlation_id: CorrelationId = None
 ) -> Any:
-    await run(request, h.RequestPasswordReset(body.email), context(request, correlation_id))
+    await run(request, commands.RequestPasswordReset(body.email), context(request, correlation_id))
     return Accepted()
 
 
@@ -216,7 +216,7 @@ async def password_reset_confirm(
     correlation_id: CorrelationId = None,
 ) -> Any:
     ctx = context(request, correlation_id)
-    command = h.ConfirmPasswordReset(body.email, body.code.strip(), body.new_password)
+    command = commands.ConfirmPasswordReset(body.email, body.code.strip(), body.new_password)
     outcome = await run(request, command, ctx)
     return accepted(outcome, response)
 
@@ -230,7 +230,7 @@ async def change_email(
 ) -> Any:
     claims = await principal(request, authorization)
     ctx = context(request, correlation_id, actor=claims.sub)
-    await run(request, h.RequestEmailChange(claims, body.new_email, body.password), ctx)
+    await run(request, commands.RequestEmailChange(claims, body.new_email, body.password), ctx)
     return Accepted()
 
 
@@ -244,7 +244,7 @@ async def change_email_confirm(
 ) -> Any:
     claims = await principal(request, authorization)
     ctx = context(request, correlation_id, actor=claims.sub)
-    outcome = await run(request, h.ConfirmEmailChange(claims, body.code.strip()), ctx)
+    outcome = await run(request, commands.ConfirmEmailChange(claims, body.code.strip()), ctx)
     return accepted(outcome, response)
 
 

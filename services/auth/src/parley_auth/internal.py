@@ -14,6 +14,7 @@ from parley_http.problems import Problem
 from parley_privacy.client import key_body
 from parley_privacy.keys import SubjectForgotten
 
+from parley_auth import commands
 from parley_auth import handlers as h
 from parley_auth.web import BEARER, Authorization, Body, auth_of, bearer_token, context, run
 
@@ -102,5 +103,5 @@ async def forget_subject(
     """Forget the subject: key destroyed, account closed (idempotent). The users service
     calls this for `DELETE /v1/users/{id}` before it appends UserForgotten."""
     require_internal_caller(request, authorization)
-    await run(request, h.Forget(subject), context(request, correlation_id, actor))
+    await run(request, commands.Forget(subject), context(request, correlation_id, actor))
     return Response(status_code=204)

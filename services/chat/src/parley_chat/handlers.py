@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from parley_commandkit import CommandBus, Context
@@ -29,6 +29,14 @@ from parley_eventstore.codec import EventCodec
 from parley_eventstore.domain import Event
 from parley_eventstore.records import AppendResult, DuplicateEvent, NewEvent
 
+from parley_chat.commands import (
+    AddParticipant,
+    CreateConversation,
+    DeleteMessage,
+    MarkMessagesAsRead,
+    RemoveParticipant,
+    SendMessage,
+)
 from parley_chat.domain import (
     Conversation,
     MessageFacts,
@@ -50,54 +58,6 @@ class ChatCodec(EventCodec):
         else:
             event_id = deletion_event_id(str(message_id))
         return NewEvent(encoded.event_type, encoded.data, encoded.schema_version, event_id)
-
-
-@dataclass(frozen=True)
-class CreateConversation:
-    conversation_id: str
-    created_by: str
-    participant_ids: tuple[str, ...]
-    title: str | None = None
-
-
-@dataclass(frozen=True)
-class SendMessage:
-    conversation_id: str
-    sender_id: str
-    content: str
-    client_message_id: str | None = None
-    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-
-@dataclass(frozen=True)
-class DeleteMessage:
-    conversation_id: str
-    message_id: str
-    deleted_by: str
-    by_admin: bool = False
-
-
-@dataclass(frozen=True)
-class AddParticipant:
-    conversation_id: str
-    user_id: str
-    added_by: str
-    by_admin: bool = False
-
-
-@dataclass(frozen=True)
-class RemoveParticipant:
-    conversation_id: str
-    user_id: str
-    removed_by: str
-    by_admin: bool = False
-
-
-@dataclass(frozen=True)
-class MarkMessagesAsRead:
-    conversation_id: str
-    user_id: str
-    up_to_message_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,14 @@ from parley_commandkit.history import history_routes
 from parley_http.problems import Problem
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley_chat.commands import (
+    AddParticipant,
+    CreateConversation,
+    DeleteMessage,
+    MarkMessagesAsRead,
+    RemoveParticipant,
+    SendMessage,
+)
 from parley_chat.domain import (
     MAX_CONTENT,
     MAX_PARTICIPANTS,
@@ -38,17 +46,7 @@ from parley_chat.domain import (
     NotAllowed,
     new_conversation_id,
 )
-from parley_chat.handlers import (
-    AddParticipant,
-    Chat,
-    CreateConversation,
-    DeleteMessage,
-    MarkMessagesAsRead,
-    MessageAccepted,
-    ReadAccepted,
-    RemoveParticipant,
-    SendMessage,
-)
+from parley_chat.handlers import Chat, MessageAccepted, ReadAccepted
 
 CONTEXT = "chat"
 

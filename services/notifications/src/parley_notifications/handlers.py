@@ -7,43 +7,20 @@ transaction (the repository does both).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from parley_commandkit import CommandBus, Context
 from parley_commandkit.appending import execute
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult
 
+from parley_notifications.commands import (
+    CreateNotification,
+    MarkEmailed,
+    MarkRead,
+    UpdatePreferences,
+)
 from parley_notifications.domain import Notification, Preferences
-
-
-@dataclass(frozen=True)
-class CreateNotification:
-    notification_id: str
-    user_id: str
-    conversation_id: str
-    message_id: str
-    sender_id: str
-    content: str
-
-
-@dataclass(frozen=True)
-class MarkRead:
-    notification_id: str
-    user_id: str  # the caller: only the recipient may mark it
-
-
-@dataclass(frozen=True)
-class MarkEmailed:
-    notification_id: str
-
-
-@dataclass(frozen=True)
-class UpdatePreferences:
-    user_id: str
-    in_app: bool
-    email: bool
-    muted_conversations: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

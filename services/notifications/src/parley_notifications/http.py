@@ -13,13 +13,13 @@ from fastapi import APIRouter, FastAPI
 from parley_commandkit import SHARED, CommandAccepted, CommandCall, invalid, not_found
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley_notifications.commands import MarkRead, UpdatePreferences
 from parley_notifications.domain import (
     MAX_MUTED,
     NotificationNotFound,
     NotYourNotification,
     TooManyMuted,
 )
-from parley_notifications.handlers import MarkRead, UpdatePreferences
 
 CONTEXT = "notifications"
 

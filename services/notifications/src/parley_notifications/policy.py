@@ -42,6 +42,7 @@ from parley_observability.tracing import child_span, current_traceparent
 from parley_privacy.fields import REDACTED, FieldCipher
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
+from parley_notifications.commands import CreateNotification, MarkEmailed
 from parley_notifications.directory import Directory
 from parley_notifications.domain import (
     Notification,
@@ -50,12 +51,7 @@ from parley_notifications.domain import (
     notification_id,
     preview_of,
 )
-from parley_notifications.handlers import (
-    CreateNotification,
-    MarkEmailed,
-    Repositories,
-    handle,
-)
+from parley_notifications.handlers import Repositories, handle
 from parley_notifications.mail import message_mail
 
 log = logging.getLogger("parley.notifications.policy")

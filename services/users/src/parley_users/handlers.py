@@ -7,72 +7,23 @@ the saga's Kafka consumer call `handle` with the same commands.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from parley_commandkit import CommandBus, Context
 from parley_commandkit.appending import execute
-from parley_contracts.users import UserRole
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import AppendResult
 
+from parley_users.commands import (
+    AddContact,
+    AssignRole,
+    ChangeEmail,
+    CreateUser,
+    Deactivate,
+    ForgetUser,
+    Reactivate,
+    RemoveContact,
+    UpdateProfile,
+)
 from parley_users.domain import DomainError, User
-
-
-@dataclass(frozen=True)
-class CreateUser:
-    user_id: str
-    name: str
-    email: str
-
-
-@dataclass(frozen=True)
-class UpdateProfile:
-    user_id: str
-    changes: dict[str, str | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Deactivate:
-    user_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Reactivate:
-    user_id: str
-
-
-@dataclass(frozen=True)
-class AddContact:
-    user_id: str
-    contact_id: str
-
-
-@dataclass(frozen=True)
-class RemoveContact:
-    user_id: str
-    contact_id: str
-
-
-@dataclass(frozen=True)
-class AssignRole:
-    user_id: str
-    role: UserRole
-
-
-@dataclass(frozen=True)
-class ChangeEmail:
-    user_id: str
-    email: str
-
-
-@dataclass(frozen=True)
-class ForgetUser:
-    """Publish that the person is forgotten. The caller asked the key owner to destroy the
-    key first (`KeyClient.forget`): the key is the data, this event is the notice."""
-
-    user_id: str
-    forgotten_by: str | None = None
 
 
 class ContactNotFound(DomainError):

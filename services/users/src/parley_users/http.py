@@ -25,6 +25,16 @@ from parley_http.problems import try_again_soon
 from parley_privacy.keys import KeyOwner, KeyUnavailable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from parley_users.commands import (
+    AddContact,
+    AssignRole,
+    CreateUser,
+    Deactivate,
+    ForgetUser,
+    Reactivate,
+    RemoveContact,
+    UpdateProfile,
+)
 from parley_users.domain import (
     ContactIsSelf,
     ReservedName,
@@ -34,17 +44,7 @@ from parley_users.domain import (
     UserDeactivated,
     UserNotFound,
 )
-from parley_users.handlers import (
-    AddContact,
-    AssignRole,
-    ContactNotFound,
-    CreateUser,
-    Deactivate,
-    ForgetUser,
-    Reactivate,
-    RemoveContact,
-    UpdateProfile,
-)
+from parley_users.handlers import ContactNotFound
 
 CONTEXT = "users"
 EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}$"

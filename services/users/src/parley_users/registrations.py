@@ -31,8 +31,9 @@ from parley_messaging.supervise import keep_running
 from parley_privacy.fields import FieldCipher
 from parley_privacy.keys import KeyUnavailable
 
+from parley_users.commands import AssignRole, ChangeEmail
 from parley_users.domain import User, UserNotFound
-from parley_users.handlers import AssignRole, ChangeEmail, handle
+from parley_users.handlers import handle
 
 log = logging.getLogger("parley.users.registrations")
 GROUP = "users-registrations"

@@ -24,8 +24,9 @@ from parley_messaging.participant import Handler
 from parley_messaging.saga import Rejected, SagaCommand
 from parley_privacy.fields import REDACTED, FieldCipher
 
+from parley_users.commands import CreateUser, Deactivate
 from parley_users.domain import ReservedName, User, UserAlreadyExists, UserNotFound
-from parley_users.handlers import CreateUser, Deactivate, handle
+from parley_users.handlers import handle
 
 REMOVED_REASON = "registration_cancelled"
 
