@@ -45,8 +45,7 @@ class CommandBus(Generic[D]):
         with command_span(self.context, command) as traceparent:
             return await handler(deps, command, ctx.traced(traceparent))
 
-
-async def append(deps: D, bus: CommandBus[D], command: object, ctx: Context) -> AppendResult:
-    """`bus.handle` for handlers that append (typed for callers that need the AppendResult)."""
-    outcome: AppendResult = await bus.handle(deps, command, ctx)
-    return outcome
+    async def append(self, deps: D, command: object, ctx: Context) -> AppendResult:
+        """`handle` for a service whose every command appends (typed for its callers)."""
+        outcome: AppendResult = await self.handle(deps, command, ctx)
+        return outcome

@@ -7,14 +7,15 @@ domain's errors instead of writing its own `try/except` ladder.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from parley_eventstore.records import ConcurrencyError
 from parley_http.problems import Problem, try_again_soon
 from parley_privacy.keys import KeyUnavailable, SubjectForgotten
 
 ToProblem = Callable[[Exception], Problem]
+T = TypeVar("T")
 
 
 class ErrorMap:
@@ -23,6 +24,16 @@ class ErrorMap:
 
     def extend(self, entries: Mapping[type[Exception], ToProblem]) -> ErrorMap:
         return ErrorMap({**self.entries, **entries})
+
+    async def answer(self, work: Awaitable[T]) -> T:
+        """`await work`, a mapped refusal raised as its problem (unmapped errors unchanged)."""
+        try:
+            return await work
+        except Exception as error:
+            problem = self.problem(error)
+            if problem is None:
+                raise
+            raise problem from error
 
     def problem(self, error: Exception) -> Problem | None:
         """The problem for `error` (its most specific mapped class), None if unmapped."""

@@ -42,13 +42,7 @@ class Commands(Generic[D]):
     errors: ErrorMap
 
     async def run(self, command: object, ctx: Context) -> Any:
-        try:
-            return await self.bus.handle(self.deps, command, ctx)
-        except Exception as error:
-            problem = self.errors.problem(error)
-            if problem is None:
-                raise
-            raise problem from error
+        return await self.errors.answer(self.bus.handle(self.deps, command, ctx))
 
 
 def typed(outcome: AppendResult, result_type: type[R]) -> R:

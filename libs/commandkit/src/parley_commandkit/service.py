@@ -141,8 +141,10 @@ class CommandService(Generic[S, D]):
             for name, value in wiring.state.items():
                 setattr(app.state, name, value)
             app.state.wired_checks = dict(wiring.ready)
+            # `is not None`: an empty RevocationList is falsy (it has a length)
+            authn = revocations if revocations is not None else contextlib.nullcontext()
             try:
-                async with in_background(kit.stop, wiring.jobs), _maybe(revocations):
+                async with in_background(kit.stop, wiring.jobs), authn:
                     yield
             finally:
                 for close in reversed(wiring.closers):
@@ -184,12 +186,3 @@ class CommandService(Generic[S, D]):
             return self.own_keys(pool)
         assert isinstance(self.settings, CommandSettings), "a key client needs its settings"
         return self.settings.key_client()
-
-
-@contextlib.asynccontextmanager
-async def _maybe(revocations: RevocationList | None) -> AsyncIterator[None]:
-    if revocations is None:
-        yield
-        return
-    async with revocations:
-        yield

@@ -9,8 +9,6 @@ Queries (introspection, `me`, a verification code for the saga) are plain functi
 
 from __future__ import annotations
 
-from typing import Any
-
 from parley_commandkit import CommandBus, Context
 from parley_eventstore.records import AppendResult, Metadata
 
@@ -169,6 +167,5 @@ async def _change_role(auth: Auth, c: ChangeRole, ctx: Context) -> AppendResult:
     return await recovery.change_role(auth, c.email, c.role, ctx)
 
 
-async def handle(auth: Auth, command: object, ctx: Context) -> Any:
-    """Run one command (in its own span: parley_commandkit.CommandBus)."""
-    return await BUS.handle(auth, command, ctx)
+# run one command, in its own span (parley_commandkit.CommandBus)
+handle = BUS.handle

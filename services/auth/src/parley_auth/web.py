@@ -136,10 +136,4 @@ async def run(request: Request, command: object, ctx: Context) -> Any:
 
 async def answer(query: Awaitable[Any]) -> Any:
     """Await a query, its refusals mapped like a command's."""
-    try:
-        return await query
-    except Exception as error:
-        problem = ERRORS.problem(error)
-        if problem is None:
-            raise
-        raise problem from error
+    return await ERRORS.answer(query)

@@ -220,7 +220,5 @@ async def mark_read(chat: Chat, command: MarkMessagesAsRead, ctx: Context) -> Ap
     return await chat.execute(command.conversation_id, decide, ctx, result)
 
 
-async def handle(chat: Chat, command: object, ctx: Context) -> AppendResult:
-    """Run one command (in its own span: parley_commandkit.CommandBus)."""
-    outcome: AppendResult = await BUS.handle(chat, command, ctx)
-    return outcome
+# run one command, in its own span (parley_commandkit.CommandBus)
+handle = BUS.append

@@ -72,7 +72,5 @@ async def update_preferences(
     )
 
 
-async def handle(repos: Repositories, command: object, ctx: Context) -> AppendResult:
-    """Run one command (in its own span: parley_commandkit.CommandBus)."""
-    outcome: AppendResult = await BUS.handle(repos, command, ctx)
-    return outcome
+# run one command, in its own span (parley_commandkit.CommandBus)
+handle = BUS.append

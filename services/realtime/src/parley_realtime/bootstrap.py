@@ -74,7 +74,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         await signals.start()
         tasks = [
             asyncio.create_task(feed.run(), name="live-feed"),
-            asyncio.create_task(streams.run_police(), name="stream-police"),
+            asyncio.create_task(streams.police(), name="stream-police"),
         ]
         # what exists now lives as long as the process: out of the collector's way
         gc.freeze()

@@ -11,7 +11,6 @@ current cursor. Close: detach, and mark the person offline if this was their las
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -128,7 +127,3 @@ class Streams:
                     # no cursor: frames still queued are dropped, the client resumes from
                     # the last cursor it was given
                     connection.close("expired", _control(EXPIRED, None, reason="token"))
-
-    async def run_police(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.police()

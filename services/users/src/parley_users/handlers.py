@@ -97,7 +97,5 @@ async def forget_user(users: Repository[User], command: ForgetUser, ctx: Context
     return outcome
 
 
-async def handle(users: Repository[User], command: object, ctx: Context) -> AppendResult:
-    """Run one command (in its own span: parley_commandkit.CommandBus)."""
-    outcome: AppendResult = await BUS.handle(users, command, ctx)
-    return outcome
+# run one command, in its own span (parley_commandkit.CommandBus)
+handle = BUS.append
