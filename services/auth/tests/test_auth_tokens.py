@@ -20,12 +20,15 @@ from parley_auth.tokens import (
     refresh_token_hash,
 )
 
-NOW = datetime.now(UTC)
+
+def now() -> datetime:
+    """At the call, not at import: a long suite can outlast a token issued at import time."""
+    return datetime.now(UTC)
 
 
 def test_issued_token_verifies_with_the_published_jwk() -> None:
     keys = KeySet(Ed25519PrivateKey.generate())
-    token, claims = keys.issue("u1", "admin", "s1", timedelta(seconds=300), NOW)
+    token, claims = keys.issue("u1", "admin", "s1", timedelta(seconds=300), now())
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "EdDSA"
     [jwk] = keys.jwks()["keys"]
@@ -41,8 +44,7 @@ def test_issued_token_verifies_with_the_published_jwk() -> None:
 
 def test_previous_key_is_published_and_accepted_after_rotation() -> None:
     old = KeySet(Ed25519PrivateKey.generate())
-    # now, not NOW (the module's import time): a long suite can run past a minute-long token
-    token, _ = old.issue("u1", "user", "s1", timedelta(seconds=60), datetime.now(UTC))
+    token, _ = old.issue("u1", "user", "s1", timedelta(seconds=60), now())
     new = KeySet(Ed25519PrivateKey.generate(), [old.signing_key.public_key()])
     assert [k["kid"] for k in new.jwks()["keys"]] == [new.kid, old.kid]
     assert new.verify(token).sub == "u1"
@@ -61,17 +63,17 @@ def test_previous_key_is_published_and_accepted_after_rotation() -> None:
 )
 def test_tampered_tokens_are_refused(mutate: object) -> None:
     keys = KeySet(Ed25519PrivateKey.generate())
-    token, _ = keys.issue("u1", "user", "s1", timedelta(seconds=60), NOW)
+    token, _ = keys.issue("u1", "user", "s1", timedelta(seconds=60), now())
     with pytest.raises(InvalidAccessToken):
         keys.verify(mutate(token))  # type: ignore[operator]
 
 
 def test_expired_and_foreign_audience_tokens_are_refused() -> None:
     key = Ed25519PrivateKey.generate()
-    expired, _ = KeySet(key).issue("u1", "user", "s1", timedelta(seconds=1), NOW - timedelta(1))
+    expired, _ = KeySet(key).issue("u1", "user", "s1", timedelta(seconds=1), now() - timedelta(1))
     with pytest.raises(InvalidAccessToken):
         KeySet(key).verify(expired)
-    other, _ = KeySet(key, audience="other").issue("u1", "user", "s1", timedelta(60), NOW)
+    other, _ = KeySet(key, audience="other").issue("u1", "user", "s1", timedelta(60), now())
     with pytest.raises(InvalidAccessToken):
         KeySet(key).verify(other)
 
