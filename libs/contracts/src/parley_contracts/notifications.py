@@ -36,6 +36,9 @@ class NotificationCreated(NotificationsEvent):
     message_id: str
     sender_id: str
     preview: str = personal("sender_id", REDACTED_TEXT, max_length=PREVIEW_LENGTH)
+    # the message mentions `user_id` (still `kind` "message": a consumer that shows messages
+    # shows this one; a mention may reach someone who muted the conversation)
+    mention: bool = False
 
 
 class NotificationRead(NotificationsEvent):
@@ -53,9 +56,12 @@ class NotificationEmailed(NotificationsEvent):
 
 
 class NotificationPreferencesUpdated(NotificationsEvent):
-    """The user's whole preferences after the change: channels and muted conversations."""
+    """The user's whole preferences after the change: channels and muted conversations.
+    A muted conversation still notifies its mentions of the user unless it is also in
+    `muted_mentions` (absent in events before mentions: none muted)."""
 
     user_id: str
     in_app: bool
     email: bool
     muted_conversations: list[str] = Field(max_length=1000)
+    muted_mentions: list[str] = Field(default_factory=list, max_length=1000)

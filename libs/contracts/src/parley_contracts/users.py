@@ -57,6 +57,23 @@ class UserContactRemoved(UsersEvent):
     contact_id: str
 
 
+class UserBlocked(UsersEvent):
+    """`user_id` blocks `blocked_user_id`: the blocked person cannot start a direct
+    conversation with them or send into one they share, and in group conversations the
+    blocker gets no notifications or mentions from them. On the blocker's stream (key =
+    `user_id`); blocking someone already blocked records nothing."""
+
+    user_id: str
+    blocked_user_id: str
+
+
+class UserUnblocked(UsersEvent):
+    """`user_id` no longer blocks `blocked_user_id` (recorded only after a `UserBlocked`)."""
+
+    user_id: str
+    blocked_user_id: str
+
+
 class UserRoleAssigned(UsersEvent):
     """The user's role as the users context shows it. The role inside access tokens is the
     auth context's (`parley.auth.RoleChanged`); this one mirrors it, or is set by an admin."""
