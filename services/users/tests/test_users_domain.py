@@ -199,3 +199,61 @@ def test_the_forgotten_placeholder_is_a_reserved_name() -> None:
     from parley_users.domain import is_reserved
 
     assert is_reserved("Forgotten  USER")
+
+
+# -- blocking -------------------------------------------------------------------------------
+
+
+def test_block_records_once_and_unblock_only_after_a_block() -> None:
+    from parley_contracts.users import UserBlocked, UserUnblocked
+
+    user = created_user()
+    user.unblock("u2")  # not blocked: nothing to record
+    assert user.pending == []
+    user.block("u2")
+    user.block("u2")  # blocking twice: a no-op
+    assert user.pending == [UserBlocked(user_id="u1", blocked_user_id="u2")]
+    assert user.blocks == {"u2"}
+    user.unblock("u2")
+    user.unblock("u2")
+    assert user.pending[1:] == [UserUnblocked(user_id="u1", blocked_user_id="u2")]
+    assert user.blocks == set()
+
+
+def test_blocking_oneself_or_without_a_profile_is_refused() -> None:
+    from parley_users.domain import BlockIsSelf
+
+    with pytest.raises(BlockIsSelf):
+        created_user().block("u1")
+    with pytest.raises(UserNotFound):
+        User("nobody").block("u2")
+
+
+def test_the_block_list_is_capped_and_survives_a_snapshot() -> None:
+    from parley_contracts.users import UserBlocked
+    from parley_users.domain import MAX_BLOCKS, TooManyBlocks
+
+    user = created_user()
+    blocked = [
+        (v + 2, UserBlocked(user_id="u1", blocked_user_id=f"b{v}")) for v in range(MAX_BLOCKS)
+    ]
+    user.replay(blocked)
+    with pytest.raises(TooManyBlocks):
+        user.block("one-more")
+    user.block("b0")  # already blocked: still a no-op at the cap
+    user.unblock("b0")
+    user.block("one-more")  # a freed place can be taken
+    restored = User("u1")
+    restored.restore(user.snapshot())
+    assert restored.blocks == user.blocks
+    old = dict(user.snapshot())
+    del old["blocks"]  # a snapshot written before blocking existed
+    restored.restore(old)
+    assert restored.blocks == set()
+
+
+def test_a_deactivated_user_may_still_block() -> None:
+    user = created_user()
+    user.replay([(2, UserStatusChanged(user_id="u1", status="deactivated", reason="r"))])
+    user.block("u2")
+    assert user.blocks == {"u2"}

@@ -45,6 +45,18 @@ class RemoveContact:
 
 
 @dataclass(frozen=True)
+class Block:
+    user_id: str  # the blocker
+    other_id: str
+
+
+@dataclass(frozen=True)
+class Unblock:
+    user_id: str
+    other_id: str
+
+
+@dataclass(frozen=True)
 class AssignRole:
     user_id: str
     role: UserRole

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from parley_contracts.base import FORGOTTEN_NAME
 from parley_contracts.users import (
+    UserBlocked,
     UserContactAdded,
     UserContactRemoved,
     UserCreated,
@@ -24,6 +25,7 @@ from parley_contracts.users import (
     UserRoleAssigned,
     UserStatus,
     UserStatusChanged,
+    UserUnblocked,
 )
 from parley_eventstore.domain import Aggregate, Event
 
@@ -56,6 +58,14 @@ class TooManyContacts(DomainError):
     pass
 
 
+class BlockIsSelf(DomainError):
+    """A user cannot block themselves."""
+
+
+class TooManyBlocks(DomainError):
+    pass
+
+
 PROFILE_FIELDS = ("name", "bio", "avatar_url")
 ROLES: tuple[UserRole, ...] = ("user", "admin")
 # display names nobody may take: they would pass for the operators of the service, or for a
@@ -78,6 +88,8 @@ def is_reserved(name: str) -> bool:
 
 
 MAX_CONTACTS = 5000  # bounds the aggregate's state (and so its snapshot)
+# bounds the state too, and what chat and notifications keep per person (docs/decisions.md)
+MAX_BLOCKS = 1000
 
 
 class User(Aggregate):
@@ -93,6 +105,7 @@ class User(Aggregate):
         self.role: UserRole = "user"
         self.role_assigned = False  # the registration's default role was recorded
         self.contacts: set[str] = set()
+        self.blocks: set[str] = set()  # the people this user blocks
         self.forgotten = False
 
     # -- commands -------------------------------------------------------------------------
@@ -146,6 +159,24 @@ class User(Aggregate):
         if contact_id in self.contacts:
             self.record(UserContactRemoved(user_id=self.id, contact_id=contact_id))
 
+    def block(self, other_id: str) -> None:
+        """Any id but one's own: whether `other_id` is a user is not checked (blocking is
+        about ids others send as; an unknown id costs one entry of the capped list). A
+        deactivated user may still block: blocking protects, it never reaches anyone."""
+        self._must_exist()
+        if other_id == self.id:
+            raise BlockIsSelf(self.id)
+        if other_id in self.blocks:
+            return
+        if len(self.blocks) >= MAX_BLOCKS:
+            raise TooManyBlocks(self.id)
+        self.record(UserBlocked(user_id=self.id, blocked_user_id=other_id))
+
+    def unblock(self, other_id: str) -> None:
+        self._must_exist()
+        if other_id in self.blocks:
+            self.record(UserUnblocked(user_id=self.id, blocked_user_id=other_id))
+
     def assign_role(self, role: UserRole) -> None:
         self._must_exist()
         if role not in ROLES:
@@ -196,6 +227,10 @@ class User(Aggregate):
                 self.contacts.add(contact_id)
             case UserContactRemoved(contact_id=contact_id):
                 self.contacts.discard(contact_id)
+            case UserBlocked(blocked_user_id=other):
+                self.blocks.add(other)
+            case UserUnblocked(blocked_user_id=other):
+                self.blocks.discard(other)
             case UserRoleAssigned(role=role):
                 self.role = role
                 self.role_assigned = True
@@ -216,6 +251,7 @@ class User(Aggregate):
             "role": self.role,
             "role_assigned": self.role_assigned,
             "contacts": sorted(self.contacts),
+            "blocks": sorted(self.blocks),
             "forgotten": self.forgotten,
         }
 
@@ -227,6 +263,7 @@ class User(Aggregate):
         self.role = state["role"]
         self.role_assigned = bool(state.get("role_assigned", False))  # absent before the saga
         self.contacts = set(state["contacts"])
+        self.blocks = set(state.get("blocks", ()))  # absent in snapshots before blocking
         self.forgotten = bool(state.get("forgotten", False))
 
 
@@ -239,4 +276,6 @@ EVENTS: tuple[type[Event], ...] = (
     UserRoleAssigned,
     UserProfileEmailChanged,
     UserForgotten,
+    UserBlocked,
+    UserUnblocked,
 )

@@ -15,12 +15,14 @@ from parley_eventstore.records import AppendResult
 from parley_users.commands import (
     AddContact,
     AssignRole,
+    Block,
     ChangeEmail,
     CreateUser,
     Deactivate,
     ForgetUser,
     Reactivate,
     RemoveContact,
+    Unblock,
     UpdateProfile,
 )
 from parley_users.domain import DomainError, User
@@ -77,6 +79,16 @@ async def remove_contact(
     return await execute(
         users, command.user_id, lambda u: u.remove_contact(command.contact_id), ctx
     )
+
+
+@BUS.register(Block)
+async def block(users: Repository[User], command: Block, ctx: Context) -> AppendResult:
+    return await execute(users, command.user_id, lambda u: u.block(command.other_id), ctx)
+
+
+@BUS.register(Unblock)
+async def unblock(users: Repository[User], command: Unblock, ctx: Context) -> AppendResult:
+    return await execute(users, command.user_id, lambda u: u.unblock(command.other_id), ctx)
 
 
 @BUS.register(AssignRole)

@@ -7,9 +7,9 @@ later GET can present to read its own write.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from parley_authn import Principal, require_role, require_self_or_admin
 from parley_commandkit import (
     SHARED,
@@ -21,23 +21,28 @@ from parley_commandkit import (
 )
 from parley_commandkit.history import history_routes
 from parley_eventstore.aggregate import Repository
-from parley_http.problems import try_again_soon
+from parley_http.problems import Problem, try_again_soon
 from parley_privacy.keys import KeyOwner, KeyUnavailable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley_users.commands import (
     AddContact,
     AssignRole,
+    Block,
     CreateUser,
     Deactivate,
     ForgetUser,
     Reactivate,
     RemoveContact,
+    Unblock,
     UpdateProfile,
 )
 from parley_users.domain import (
+    MAX_BLOCKS,
+    BlockIsSelf,
     ContactIsSelf,
     ReservedName,
+    TooManyBlocks,
     TooManyContacts,
     User,
     UserAlreadyExists,
@@ -101,6 +106,8 @@ ERRORS = SHARED.extend(
         ReservedName: invalid("this display name is reserved", "name", "is reserved"),
         UserDeactivated: conflict("user {} is deactivated"),
         TooManyContacts: conflict("user {} has the most contacts allowed"),
+        BlockIsSelf: invalid("a user cannot block themselves", "other_id", "is the caller"),
+        TooManyBlocks: conflict(f"user {{}} blocks the most people allowed ({MAX_BLOCKS})"),
     }
 )
 
@@ -159,6 +166,41 @@ async def remove_contact(user_id: uuid.UUID, contact_id: uuid.UUID, call: Comman
     require_self_or_admin(call.principal, str(user_id))
     command = RemoveContact(str(user_id), str(contact_id))
     return await call.execute(command, "contacts.remove", str(user_id), str(contact_id))
+
+
+# `me` or the caller's own id: a block list is the person's alone (admins included: they
+# moderate by deactivating, never by editing whom someone hears from; docs/decisions.md)
+SelfId = Annotated[str, Path(pattern=r"^(me|[0-9a-fA-F-]{32,36})$", max_length=36)]
+
+
+def blocker(call: CommandCall, user_id: str) -> str:
+    if user_id == "me":
+        return call.principal.user_id
+    try:
+        given = str(uuid.UUID(user_id))
+    except ValueError as error:
+        raise Problem(422, "Unprocessable Content", "user_id is `me` or a user id") from error
+    if given != call.principal.user_id:
+        raise Problem(403, "Forbidden", "only the person themself may change their blocks")
+    return given
+
+
+@router.put("/{user_id}/blocks/{other_id}", response_model=CommandAccepted)
+async def block(user_id: SelfId, other_id: uuid.UUID, call: CommandCall) -> Any:
+    """The caller blocks `other_id` (`user_id`: `me` or the caller's id; anyone else's: 403,
+    admins too). Blocking someone blocked already is a no-op (200, same version); oneself:
+    422; more than 1,000 people: 409. Any id is accepted (whether it is a user is not
+    checked)."""
+    me = blocker(call, user_id)
+    return await call.execute(Block(me, str(other_id)), "blocks.put", me, str(other_id))
+
+
+@router.delete("/{user_id}/blocks/{other_id}", response_model=CommandAccepted)
+async def unblock(user_id: SelfId, other_id: uuid.UUID, call: CommandCall) -> Any:
+    """The caller unblocks `other_id`; unblocking someone not blocked is a no-op (200, same
+    version)."""
+    me = blocker(call, user_id)
+    return await call.execute(Unblock(me, str(other_id)), "blocks.delete", me, str(other_id))
 
 
 @router.put("/{user_id}/role", response_model=CommandAccepted)
