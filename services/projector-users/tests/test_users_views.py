@@ -110,3 +110,20 @@ def test_redacted_fields_and_user_forgotten_show_the_placeholder_only() -> None:
     assert fields["name"] == "Forgotten user" and fields["forgotten"] is True
     assert fields["email"] is None and fields["bio"] is None
     assert "UserForgotten" in users_projection().handlers
+
+
+def test_blocks_are_one_document_per_pair_with_a_tombstone() -> None:
+    from parley_projector_users.views import user_blocked, user_unblocked
+
+    e = envelope("X")
+    data = {"user_id": "u1", "blocked_user_id": "u2"}
+    (blocked,) = user_blocked(e, data)
+    (unblocked,) = user_unblocked(e, data)
+    assert blocked.collection == unblocked.collection == "blocks"
+    assert blocked.doc_id == unblocked.doc_id == "u1:u2"
+    assert blocked.update["$set"]["removed"] is False
+    assert unblocked.update["$set"]["removed"] is True
+    assert set(unblocked.update) == {"$set"}  # never a delete
+    handlers = users_projection().handlers
+    assert handlers["UserBlocked"] is user_blocked
+    assert handlers["UserUnblocked"] is user_unblocked

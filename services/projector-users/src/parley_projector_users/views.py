@@ -9,6 +9,8 @@
   admins search by address (the address is personal data).
 - `contacts`: one document per (user, contact) pair, `_id` = f"{user}:{contact}", written only
   by the user's stream (one writer per document); a removal sets the tombstone `removed`.
+- `blocks`: one document per (blocker, blocked) pair, `_id` = f"{user}:{blocked}", the same
+  way: written only by the blocker's stream, an unblock sets the tombstone `removed`.
 
 Personal fields (name, email, bio) arrive decrypted by the runtime (parley_privacy); where the
 person's key is gone they arrive as placeholders listed in `_redacted`: the name shows the
@@ -31,6 +33,7 @@ from parley_readmodel.search import normalise, prefix_tokens
 NAME = "projector-users"  # the projection's name: its consumer group and alias document
 USERS = "users"
 CONTACTS = "contacts"
+BLOCKS = "blocks"
 PROFILE_FIELDS = ("name", "bio", "avatar_url")
 INDEXES: dict[str, tuple[IndexKeys, ...]] = {
     USERS: (
@@ -41,6 +44,7 @@ INDEXES: dict[str, tuple[IndexKeys, ...]] = {
         (("role", 1),),
     ),
     CONTACTS: ((("user_id", 1), ("_id", 1)),),
+    BLOCKS: ((("user_id", 1), ("_id", 1)),),
 }
 
 
@@ -157,11 +161,38 @@ def contact_removed(event: Envelope, data: dict[str, Any]) -> list[Write]:
     return [Write(CONTACTS, contact_id(data), {"$set": fields})]
 
 
+def block_id(data: dict[str, Any]) -> str:
+    return f"{data['user_id']}:{data['blocked_user_id']}"
+
+
+def user_blocked(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    fields = {
+        "user_id": data["user_id"],
+        "blocked_user_id": data["blocked_user_id"],
+        "blocked_at": event.time,
+        "removed": False,
+        "removed_at": None,
+        "updated_at": event.time,
+    }
+    return [Write(BLOCKS, block_id(data), {"$set": fields})]
+
+
+def user_unblocked(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    fields = {
+        "user_id": data["user_id"],
+        "blocked_user_id": data["blocked_user_id"],
+        "removed": True,  # a tombstone, never a delete (projection.py)
+        "removed_at": event.time,
+        "updated_at": event.time,
+    }
+    return [Write(BLOCKS, block_id(data), {"$set": fields})]
+
+
 def users_projection(name: str = NAME) -> Projection:
     return Projection(
         name=name,
         topics=("users.events",),
-        collections=(USERS, CONTACTS),
+        collections=(USERS, CONTACTS, BLOCKS),
         handlers={
             "UserCreated": user_created,
             "UserProfileUpdated": profile_updated,
@@ -171,6 +202,8 @@ def users_projection(name: str = NAME) -> Projection:
             "UserContactAdded": contact_added,
             "UserContactRemoved": contact_removed,
             "UserForgotten": user_forgotten,
+            "UserBlocked": user_blocked,
+            "UserUnblocked": user_unblocked,
         },
         indexes=INDEXES,
         # a user's stream id is the id of their users document, which only that stream writes

@@ -66,6 +66,16 @@ class ContactPage(BaseModel):
     next_cursor: str | None = None
 
 
+class BlockView(BaseModel):
+    user_id: str  # the blocked person
+    blocked_at: datetime
+
+
+class BlockPage(BaseModel):
+    items: list[BlockView]
+    next_cursor: str | None = None
+
+
 def to_view(doc: dict[str, Any], caller: Principal) -> UserView:
     fields = {k: v for k, v in doc.items() if k in UserView.model_fields and v is not None}
     if not (caller.is_admin or caller.user_id == doc["_id"]):
@@ -129,6 +139,33 @@ async def get_me(
     request: Request, response: Response, caller: CurrentPrincipal, token: Token = None
 ) -> Any:
     return await user_view(caller.user_id, request, response, caller, token)
+
+
+@router.get("/me/blocks", response_model=BlockPage, responses=UNCHANGED)
+async def list_my_blocks(
+    request: Request,
+    response: Response,
+    caller: CurrentPrincipal,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    token: Token = None,
+) -> Any:
+    """The people the caller blocks, in a stable order (by id). Only one's own list: there
+    is no route to anyone else's (admins neither; docs/decisions.md)."""
+    await READ_MODEL.fresh_for(request, token)
+    flt: dict[str, Any] = {"user_id": caller.user_id, "removed": False}
+    if cursor is not None:
+        (last_id,) = decode_cursor(cursor, 1)
+        flt["_id"] = {"$gt": last_id}
+    blocks = await aliases.collection(request.app.state.db, PROJECTION, "blocks")
+    found = await blocks.find(flt).sort("_id", 1).limit(limit + 1).to_list(None)
+    shown = found[:limit]
+    page = BlockPage(
+        items=[BlockView(user_id=d["blocked_user_id"], blocked_at=d["blocked_at"]) for d in shown]
+    )
+    if len(found) > limit:
+        page.next_cursor = encode_cursor(shown[-1]["_id"])
+    return answer(request, response, page)
 
 
 @router.get("/by-email/{email}", response_model=UserView, responses=UNCHANGED)
