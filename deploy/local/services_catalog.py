@@ -39,6 +39,8 @@ SERVICE_MIGRATIONS: dict[str, tuple[str, ...]] = {
     "auth": ("parley_auth", "parley_privacy"),
     "notifications": ("parley_notifications",),
     "saga": ("parley_registration_saga",),
+    # chat's own tables (parley_chat.migrate): blocks learnt from users.events, ...
+    "chat": ("parley_chat",),
 }
 
 # databases of services that keep no events (no relay): database -> the package whose

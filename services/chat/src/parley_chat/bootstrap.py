@@ -1,5 +1,6 @@
 """The composition root: the kit's lifespan, pool, store and keys; the conversations
-repository (message texts sealed with the sender's key) and the routes."""
+repository (message texts sealed with the sender's key), the block list and its consumer of
+users.events, and the routes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from fastapi import FastAPI
 from parley_commandkit import CommandService, Kit, Wiring
 from parley_privacy.keys import KeyOwner
 
-from parley_chat import http
+from parley_chat import blocks, http
 from parley_chat.config import Settings
 from parley_chat.domain import EVENTS, Conversation
 from parley_chat.handlers import BUS, Chat, ChatCodec
@@ -25,7 +26,12 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
             serialize=settings.serialize_per_conversation,
         )
         chat = Chat(conversations, retries=settings.command_retries)
-        return Wiring(chat, state={"chat": chat})
+        block_list, kafka = blocks.BlockList(kit.pool), settings.kafka_bootstrap_servers
+        jobs = []
+        if settings.consume_blocks:
+            group = settings.blocks_group
+            jobs.append(blocks.run_forever(block_list, kafka, kit.stop, group=group))
+        return Wiring(chat, jobs, state={"chat": chat, "blocks": block_list})
 
     title = "Parley chat (commands)"
     return CommandService(

@@ -19,3 +19,7 @@ class Settings(CommandSettings):
     # command on a fresh load up to this many times (appends to a conversation commute)
     command_retries: int = 20
     serialize_per_conversation: bool = True
+    # learn blocks from users.events into the `blocks` table (parley_chat.blocks); off in
+    # tests that run their own consumer or none (never join the live cluster's group)
+    consume_blocks: bool = True
+    blocks_group: str = "chat-blocks"
