@@ -153,7 +153,9 @@ async def test_one_trace_from_a_chat_message_to_its_projection_and_notification(
         "keys_url": keys_url(),  # personal fields are sealed with the cluster's data keys
         "internal_token": internal_token(),
     }
-    chat_app = chat_bootstrap(ChatSettings(postgres_dsn=fresh_database, **common))
+    # no chat-blocks consumer: it would join the live cluster's group from a test database
+    chat_settings = ChatSettings(postgres_dsn=fresh_database, consume_blocks=False, **common)
+    chat_app = chat_bootstrap(chat_settings)
     async with chat_app.router.lifespan_context(chat_app):
         assert await chat_app.state.authn.revocations.wait_ready(15)
         transport = httpx.ASGITransport(app=chat_app)

@@ -91,6 +91,7 @@ async def api(fresh_database: str, kafka_bootstrap: str) -> AsyncIterator[Api]:
         jwks=json.dumps(jwks(SIGNER)),
         jwks_url="",  # the static set only: never the running auth service's keys
         kafka_bootstrap_servers=kafka_bootstrap,
+        consume_blocks=False,  # never join the live cluster's chat-blocks group
     )
     app = bootstrap(settings, keys=KEYS)
     async with app.router.lifespan_context(app):
