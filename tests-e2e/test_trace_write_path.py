@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from parley_chat.bootstrap import bootstrap as chat_bootstrap
 from parley_chat.config import Settings as ChatSettings
+from parley_chat.migrate import migrate as migrate_chat
 from parley_eventstore.migrate import migrate
 from parley_messaging.envelope import decode
 from parley_messaging.topics import partitions_of
@@ -143,7 +144,7 @@ async def test_one_trace_from_a_chat_message_to_its_projection_and_notification(
     consumers (the chat projector and the notification policy, whose notification carries the
     trace on) in one trace with the right parents."""
     configure_tracing("trace-test", exporter=EXPORTER)
-    await migrate(fresh_database)
+    await migrate_chat(fresh_database)
     signer = Signer()
     ada, bob = str(uuid.uuid4()), str(uuid.uuid4())
     common = {
