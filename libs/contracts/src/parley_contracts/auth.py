@@ -63,7 +63,8 @@ class UserLoggedOut(AuthEvent):
 
 
 class SessionRevoked(AuthEvent):
-    """The service ended a session: refresh-token reuse, password change, session limit."""
+    """The service ended a session: refresh-token reuse, password change, session limit, an
+    email change (the other sessions), a deactivated or closed account."""
 
     user_id: str
     session_id: str
@@ -95,6 +96,24 @@ class AccountClosed(AuthEvent):
     no login, every session revoked (each also as `SessionRevoked`), the address released."""
 
     user_id: str
+
+
+class AccountDeactivated(AuthEvent):
+    """The account may not log in or refresh (it follows `parley.users.UserStatusChanged`
+    `deactivated`); every open session was revoked with it (each also as `SessionRevoked`,
+    reason `account_deactivated`). `status_version` is the version of the user's stream in
+    `users.events` whose status change this follows: each is applied once, in order."""
+
+    user_id: str
+    status_version: int = Field(ge=1)
+
+
+class AccountReactivated(AuthEvent):
+    """The account may log in again (`parley.users.UserStatusChanged` `active`); sessions
+    revoked by the deactivation stay revoked. `status_version` as in `AccountDeactivated`."""
+
+    user_id: str
+    status_version: int = Field(ge=1)
 
 
 class RoleChanged(AuthEvent):
