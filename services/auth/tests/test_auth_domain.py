@@ -6,6 +6,7 @@ import pytest
 from parley_auth.domain import (
     MAX_SESSIONS,
     Account,
+    AccountDisabled,
     AccountExists,
     AccountNotActive,
     AccountNotFound,
@@ -15,6 +16,8 @@ from parley_auth.domain import (
 )
 from parley_contracts.auth import (
     AccountActivated,
+    AccountDeactivated,
+    AccountReactivated,
     EmailVerified,
     PasswordChanged,
     RegistrationCancelled,
@@ -162,14 +165,82 @@ def test_email_and_role_changes_record_only_real_changes() -> None:
     ]
 
 
+def test_deactivation_ends_every_session_and_refuses_login_until_reactivated() -> None:
+    account = active_account()
+    account.log_in("s1")
+    account.log_in("s2")
+    saved(account)
+    expiry = datetime(2030, 1, 1, tzinfo=UTC)
+    account.follow_status("deactivated", 4, {"s1": expiry})
+    assert account.pending == [
+        SessionRevoked(
+            user_id="a1", session_id="s1", reason="account_deactivated", expires_at=expiry
+        ),
+        SessionRevoked(user_id="a1", session_id="s2", reason="account_deactivated"),
+        AccountDeactivated(user_id="a1", status_version=4),
+    ]
+    saved(account)
+    assert account.disabled and account.sessions == []
+    with pytest.raises(AccountDisabled):
+        account.log_in("s3")
+    account.follow_status("active", 5)
+    assert account.pending == [AccountReactivated(user_id="a1", status_version=5)]
+    saved(account)
+    account.log_in("s3")
+    assert account.sessions == ["s3"]
+
+
+def test_a_status_change_is_applied_once_by_its_stream_version() -> None:
+    """Redeliveries and replays of users.events change nothing: a version at or below the last
+    applied one records nothing (an old deactivation never ends sessions opened since)."""
+    account = active_account()
+    account.follow_status("deactivated", 3)
+    account.follow_status("active", 6)
+    saved(account)
+    account.log_in("s9")
+    saved(account)
+    for status, version in (("deactivated", 3), ("active", 6), ("deactivated", 5)):
+        account.follow_status(status, version)
+    assert account.pending == []
+    assert not account.disabled and account.sessions == ["s9"]
+    with pytest.raises(ValueError, match="unknown user status"):
+        account.follow_status("suspended", 7)
+    with pytest.raises(AccountNotFound):
+        Account("nobody").follow_status("deactivated", 1)
+
+
+def test_a_closed_account_ignores_status_changes() -> None:
+    account = active_account()
+    account.close()
+    saved(account)
+    account.follow_status("active", 2)
+    account.follow_status("deactivated", 3)
+    assert account.pending == [] and account.closed
+
+
+def test_revoking_the_other_sessions_keeps_the_one_given() -> None:
+    account = active_account()
+    for session in ("s1", "s2", "s3"):
+        account.log_in(session)
+    saved(account)
+    account.revoke_other_sessions("s2", "email_changed")
+    assert [(e.session_id, e.reason) for e in account.pending] == [  # type: ignore[attr-defined]
+        ("s1", "email_changed"),
+        ("s3", "email_changed"),
+    ]
+    assert saved(account).sessions == ["s2"]
+
+
 def test_snapshot_round_trip() -> None:
     account = active_account()
     account.log_in("s1")
     account.change_role("admin")
+    account.follow_status("deactivated", 7)
     copy = Account("a1")
     copy.restore(account.snapshot())
     assert copy.snapshot() == account.snapshot()
-    assert (copy.role, copy.sessions, copy.verified) == ("admin", ["s1"], True)
+    assert (copy.role, copy.sessions, copy.verified) == ("admin", [], True)
+    assert (copy.disabled, copy.status_version) == (True, 7)
 
 
 def test_normalise_email() -> None:

@@ -8,8 +8,10 @@ import json
 import re
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,12 @@ import httpx
 import jwt
 import pytest
 from aiosmtpd.controller import Controller
-from parley_auth import handlers, mail, tables
+from parley_auth import handlers, mail, statuses, tables
 from parley_auth.bootstrap import bootstrap
 from parley_auth.config import Settings
 from parley_auth.domain import RegistrationWasCancelled
 from parley_auth.migrate import migrate
+from parley_contracts.cloudevents import Envelope, header_map, kafka_headers
 from parley_eventstore.records import Metadata
 from parley_http.consistency import ConsistencyToken
 from parley_privacy.fields import FieldCipher
@@ -132,6 +135,7 @@ def settings_for(dsn: str, smtp_port: int, key_dir: Path, **overrides: Any) -> S
         "snapshot_every": 5,
         "internal_token": INTERNAL_TOKEN,
         "saga_participant": False,
+        "follow_user_status": False,  # tests apply users.events records themselves
         **overrides,
     }
     return Settings(**values)
@@ -420,6 +424,7 @@ async def test_change_email(api: Api) -> None:
     user_id = await register_and_verify(api, "ada@example.test")
     await register_and_verify(api, "bob@example.test", "Bob")
     access = (await login(api, "ada@example.test")).json()["access_token"]
+    other = (await login(api, "ada@example.test")).json()  # another device of Ada's
 
     problem(
         await api.client.post(
@@ -459,6 +464,25 @@ async def test_change_email(api: Api) -> None:
     assert done.json()["id"] == user_id
     me = (await api.client.get("/v1/auth/me", headers=bearer(access))).json()
     assert me["email"] == "ada@new.test"
+    # every other session ended (published as SessionRevoked), the one that changed it stays
+    assert [s["session_id"] for s in me["sessions"]] != [] and other["session_id"] not in [
+        s["session_id"] for s in me["sessions"]
+    ]
+    problem(await api.client.get("/v1/auth/me", headers=bearer(other["access_token"])), 401)
+    refreshed = {"refresh_token": other["refresh_token"]}
+    problem(await api.client.post("/v1/auth/refresh", json=refreshed), 401)
+    revoked = [
+        json.loads(e["data"]) for e in await api.events() if e["event_type"] == "SessionRevoked"
+    ]
+    assert [(r["session_id"], r["reason"]) for r in revoked] == [
+        (other["session_id"], "email_changed")
+    ]
+    # the old address is told (its holder may not be the one who changed it)
+    await api.settle()
+    notice = email.message_from_bytes(api.mail.to("ada@example.test")[-1])
+    assert notice["Subject"] == "The email address of your Parley account was changed"
+    assert "changed" in notice.get_payload(decode=True).decode()
+    assert b"ada@new.test" not in api.mail.to("ada@example.test")[-1]  # not handed out
     assert (await login(api, "ada@new.test")).status_code == 200
     problem(await login(api, "ada@example.test"), 401)
     cipher = FieldCipher(api.auth.subject_keys)  # addresses are stored sealed
@@ -802,3 +826,104 @@ async def test_data_keys_internal_endpoint_and_forgetting_closes_the_account(api
     finally:
         await conn.close()
     await keys.close()
+
+
+def status_record(
+    user_id: str, status: str, version: int
+) -> tuple[list[tuple[str, bytes]], bytes, bytes]:
+    """A users.events UserStatusChanged record as the users service's relay publishes it."""
+    data = json.dumps({"user_id": user_id, "status": status}).encode()
+    envelope = Envelope(
+        id=f"evt-{user_id}-{version}",
+        source="parley/users",
+        type="parley.users.UserStatusChanged.v1",
+        subject=user_id,
+        time=datetime.now(UTC),
+        data=data,
+        aggregate_version=version,
+        schema_version=1,
+    )
+    return kafka_headers(header_map(envelope)), data, user_id.encode()
+
+
+async def test_a_deactivated_account_cannot_log_in_or_refresh_until_reactivated(
+    api: Api,
+) -> None:
+    """users.events UserStatusChanged `deactivated`: every session ends (SessionRevoked,
+    reason account_deactivated), the right password gets 403 account-disabled (a wrong one
+    the 401 of every failed login), refresh tokens are dead; `active` restores login. Each
+    status change is applied once by its stream version."""
+    user_id = await register_and_verify(api, "ada@example.test")
+    first = (await login(api, "ada@example.test")).json()
+    second = (await login(api, "ada@example.test")).json()
+
+    await statuses.apply(api.auth, *status_record(user_id, "deactivated", 4))
+
+    refused = problem(await login(api, "ada@example.test"), 403)
+    assert refused["type"] == "/problems/account-disabled"
+    wrong = problem(await login(api, "ada@example.test", "Wrong-password-9"), 401)
+    assert wrong["type"] == "/problems/unauthorized"
+    for pair in (first, second):
+        refresh = {"refresh_token": pair["refresh_token"]}
+        problem(await api.client.post("/v1/auth/refresh", json=refresh), 401)
+        problem(await api.client.get("/v1/auth/me", headers=bearer(pair["access_token"])), 401)
+    events = await api.events()
+    revoked = [json.loads(e["data"]) for e in events if e["event_type"] == "SessionRevoked"]
+    assert sorted((r["session_id"], r["reason"]) for r in revoked) == sorted(
+        (pair["session_id"], "account_deactivated") for pair in (first, second)
+    )
+    assert all(r["expires_at"] for r in revoked)  # the revocation lists know how long to keep it
+    assert [e["event_type"] for e in events][-1] == "AccountDeactivated"
+
+    count = len(events)
+    await statuses.apply(api.auth, *status_record(user_id, "deactivated", 4))  # redelivered
+    assert len(await api.events()) == count
+
+    await statuses.apply(api.auth, *status_record(user_id, "active", 5))
+    back = await login(api, "ada@example.test")
+    assert back.status_code == 200, back.text
+    # a replay of the old deactivation neither disables nor ends the new session
+    await statuses.apply(api.auth, *status_record(user_id, "deactivated", 4))
+    access = back.json()["access_token"]
+    assert (await api.client.get("/v1/auth/me", headers=bearer(access))).status_code == 200
+    assert (await login(api, "ada@example.test")).status_code == 200
+
+
+async def test_the_status_consumer_skips_what_it_cannot_apply(api: Api) -> None:
+    """A profile auth has no account for (made by an admin), an unknown status, a record
+    without a stream version or that is no CloudEvent: logged and skipped, nothing appended."""
+    await statuses.apply(api.auth, *status_record(str(uuid.uuid4()), "deactivated", 2))
+    headers, _, key = status_record(str(uuid.uuid4()), "suspended", 2)
+    await statuses.apply(api.auth, headers, b'{"user_id": "x", "status": "suspended"}', key)
+    await statuses.apply(api.auth, [("ce_type", b"nonsense")], b"{}", b"k")
+    await statuses.apply(api.auth, *status_record(str(uuid.uuid4()), "deactivated", 0))
+    assert await api.events() == []
+
+
+async def test_auth_time_is_the_login_and_a_refresh_keeps_it(api: Api) -> None:
+    """Access tokens carry `auth_time` (when the password was given); a refresh issues a new
+    token with the session's login time, so refreshing never makes a session "fresh"."""
+    await register_and_verify(api, "ada@example.test")
+    pair = (await login(api, "ada@example.test")).json()
+    claims = jwt.decode(pair["access_token"], options={"verify_signature": False})
+    assert claims["auth_time"] == claims["iat"]
+    # the login happened ten minutes ago, as far as the session knows
+    conn = await asyncpg.connect(api.dsn)
+    try:
+        await conn.execute(
+            "UPDATE sessions SET auth_time = auth_time - interval '10 minutes'"
+            " WHERE session_id = $1",
+            pair["session_id"],
+        )
+    finally:
+        await conn.close()
+    body = {"refresh_token": pair["refresh_token"]}
+    rotated = await api.client.post("/v1/auth/refresh", json=body)
+    assert rotated.status_code == 200, rotated.text
+    again = jwt.decode(rotated.json()["access_token"], options={"verify_signature": False})
+    assert again["auth_time"] == claims["auth_time"] - 600
+    assert again["iat"] >= claims["iat"]
+    introspected = await api.client.post(
+        "/v1/auth/introspect", json={"token": rotated.json()["access_token"]}
+    )
+    assert introspected.json()["auth_time"] == again["auth_time"]

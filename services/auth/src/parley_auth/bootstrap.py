@@ -1,5 +1,6 @@
 """The composition root: the kit's lifespan, pool and store; the handlers' `Auth`, the saga's
-steps, the throttle purge and the routes (public and internal). No I/O at import time."""
+steps, the user-status consumer, the throttle purge and the routes (public and internal).
+No I/O at import time."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from parley_eventstore.commandlog import SagaCommandLog
 from parley_messaging.participant import serve_forever
 from parley_privacy.store import KeyStore
 
-from parley_auth import http, saga, tables, web
+from parley_auth import http, saga, statuses, tables, web
 from parley_auth.config import Settings
 from parley_auth.domain import EVENTS, Account
 from parley_auth.handlers import BUS, Auth
@@ -28,6 +29,8 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         if settings.saga_participant:
             log = SagaCommandLog(kit.pool)
             jobs.append(serve_forever("auth", saga.handlers(auth), kafka, kit.stop, commands=log))
+        if settings.follow_user_status:
+            jobs.append(statuses.run_forever(auth, kafka, kit.stop))
         # mails and resets accepted before a shutdown still go out (closers run after jobs)
         return Wiring(auth, jobs, state={"auth": auth}, closers=[auth.background.drain])
 

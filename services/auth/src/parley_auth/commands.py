@@ -84,3 +84,13 @@ class ConfirmEmailChange:
 class ChangeRole:
     email: str
     role: str
+
+
+@dataclass(frozen=True)
+class FollowUserStatus:
+    """The users context changed the person's status (`UserStatusChanged` at version
+    `status_version` of their stream): deactivated accounts may not log in."""
+
+    account_id: str
+    status: str
+    status_version: int

@@ -57,6 +57,9 @@ class Settings(BaseCommandSettings):
     internal_token: str = ""
     # answer the registration saga's commands on auth.commands (off in tests without Kafka)
     saga_participant: bool = True
+    # follow the users context's account status (users.events UserStatusChanged, consumer
+    # group auth-user-status); off in tests without Kafka
+    follow_user_status: bool = True
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
 
     # -- roles ------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 from parley_contracts.auth import (
     AccountActivated,
     AccountClosed,
+    AccountDeactivated,
+    AccountReactivated,
     EmailVerified,
     PasswordChanged,
     PasswordResetRequested,
@@ -49,6 +51,10 @@ class AccountExists(DomainError):
 
 class AccountNotActive(DomainError):
     """Not verified or not activated yet: no login."""
+
+
+class AccountDisabled(DomainError):
+    """Deactivated in the users context (an admin): no login, no refresh, until reactivated."""
 
 
 class RegistrationWasCancelled(DomainError):
@@ -100,6 +106,9 @@ class Account(Aggregate):
         self.sessions: list[str] = []  # open sessions, oldest first
         self.cancelled = False
         self.closed = False
+        self.disabled = False
+        # the users stream version of the last status change applied (each applied once)
+        self.status_version = 0
 
     # -- commands -------------------------------------------------------------------------
 
@@ -134,6 +143,8 @@ class Account(Aggregate):
         self._require_exists()
         if not (self.verified and self.active):
             raise AccountNotActive(self.id)
+        if self.disabled:
+            raise AccountDisabled(self.id)
         self.record(UserLoggedIn(user_id=self.id, session_id=session_id))
         revoked = self.sessions[: max(0, len(self.sessions) - MAX_SESSIONS)]
         for old in revoked:
@@ -176,6 +187,38 @@ class Account(Aggregate):
         address = normalise_email(new_email)
         if address != self.email:
             self.record(UserEmailChanged(user_id=self.id, email=address))
+
+    def revoke_other_sessions(
+        self, keep: str, reason: str, expiries: Mapping[str, datetime | None] | None = None
+    ) -> None:
+        """End every open session but `keep` (the one that made a sensitive change)."""
+        for session_id in [s for s in self.sessions if s != keep]:
+            self.revoke_session(session_id, reason, (expiries or {}).get(session_id))
+
+    def follow_status(
+        self,
+        status: str,
+        status_version: int,
+        expiries: Mapping[str, datetime | None] | None = None,
+    ) -> None:
+        """Follow the users context's `UserStatusChanged` at `status_version` of the user's
+        stream: `deactivated` disables login and refresh and ends every session, `active`
+        enables them again. A version already applied (a redelivery, a replay) records
+        nothing, so the status is the one of the newest change whatever is delivered twice.
+        A closed account stays closed; an account auth never had is not an error of the
+        caller's (an admin-made profile): AccountNotFound."""
+        self._require_exists()
+        if self.closed or status_version <= self.status_version:
+            return
+        if status == "deactivated":
+            for session_id in list(self.sessions):
+                reason, expiry = "account_deactivated", (expiries or {}).get(session_id)
+                self.revoke_session(session_id, reason, expiry)
+            self.record(AccountDeactivated(user_id=self.id, status_version=status_version))
+        elif status == "active":
+            self.record(AccountReactivated(user_id=self.id, status_version=status_version))
+        else:
+            raise ValueError(f"unknown user status {status!r}")
 
     def change_role(self, role: Role) -> None:
         self._require_exists()
@@ -222,6 +265,12 @@ class Account(Aggregate):
             case AccountClosed():
                 self.closed = True
                 self.active = False
+            case AccountDeactivated(status_version=version):
+                self.disabled = True
+                self.status_version = version
+            case AccountReactivated(status_version=version):
+                self.disabled = False
+                self.status_version = version
             case PasswordResetRequested() | PasswordChanged():
                 pass
 
@@ -236,6 +285,8 @@ class Account(Aggregate):
             "sessions": list(self.sessions),
             "cancelled": self.cancelled,
             "closed": self.closed,
+            "disabled": self.disabled,
+            "status_version": self.status_version,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -248,10 +299,14 @@ class Account(Aggregate):
         self.sessions = [str(s) for s in state["sessions"]]
         self.cancelled = bool(state.get("cancelled", False))  # absent from older snapshots
         self.closed = bool(state.get("closed", False))
+        self.disabled = bool(state.get("disabled", False))
+        self.status_version = int(state.get("status_version", 0))
 
 
 EVENTS: tuple[type[Event], ...] = (
     AccountClosed,
+    AccountDeactivated,
+    AccountReactivated,
     UserRegistered,
     EmailVerified,
     AccountActivated,

@@ -19,6 +19,7 @@ from parley_auth.commands import (
     ChangeRole,
     ConfirmEmailChange,
     ConfirmPasswordReset,
+    FollowUserStatus,
     Forget,
     LogIn,
     LogOut,
@@ -48,6 +49,7 @@ from parley_auth.recovery import (
     change_role,
     confirm_email_change,
     confirm_password_reset,
+    follow_user_status,
     forget,
     request_email_change,
     request_password_reset,
@@ -85,6 +87,7 @@ __all__ = [
     "change_role",
     "confirm_email_change",
     "confirm_password_reset",
+    "follow_user_status",
     "forget",
     "introspect",
     "login",
@@ -160,6 +163,11 @@ async def _request_email_change(auth: Auth, c: RequestEmailChange, ctx: Context)
 @BUS.register(ConfirmEmailChange)
 async def _confirm_email_change(auth: Auth, c: ConfirmEmailChange, ctx: Context) -> AppendResult:
     return await recovery.confirm_email_change(auth, c.principal, c.code, ctx)
+
+
+@BUS.register(FollowUserStatus)
+async def _follow_status(auth: Auth, c: FollowUserStatus, ctx: Context) -> AppendResult:
+    return await recovery.follow_user_status(auth, c.account_id, c.status, c.status_version, ctx)
 
 
 @BUS.register(ChangeRole)

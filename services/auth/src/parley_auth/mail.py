@@ -32,7 +32,8 @@ def code_message(sender: str, to: str, purpose: str, code: str, ttl_minutes: int
 
 
 def notice_message(sender: str, to: str, kind: str) -> EmailMessage:
-    """A mail without code: someone used an address that already has an account."""
+    """A mail without code: someone used an address that already has an account, or the
+    account's address moved away from this one."""
     if kind == "already_registered":
         subject = "Someone tried to register with your address"
         text = (
@@ -40,6 +41,14 @@ def notice_message(sender: str, to: str, kind: str) -> EmailMessage:
             "has one. If it was you, log in instead, or reset your password if you forgot it "
             "(a reset also verifies an account that was never verified). Otherwise ignore this "
             "mail: nothing changed."
+        )
+    elif kind == "email_changed":
+        subject = "The email address of your Parley account was changed"
+        text = (
+            "The email address of the Parley account that used this address was just changed "
+            "to another one, and its other sessions were signed out. Mails about the account "
+            "go to the new address from now on. If you did not make this change, someone else "
+            "controls your account: contact Parley support at once."
         )
     else:
         subject = "Someone tried to move their Parley account to your address"

@@ -1,5 +1,5 @@
-"""Changing what guards an account: password reset, email change, roles, and forgetting the
-person (crypto-shredding)."""
+"""Changing what guards an account: password reset, email change, roles, the account's status
+(deactivated in the users context), and forgetting the person (crypto-shredding)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from parley_auth.core import (
     SameEmail,
     WrongPassword,
 )
-from parley_auth.domain import AccountNotFound, normalise_email
+from parley_auth.domain import Account, AccountNotFound, normalise_email
 from parley_auth.sessions import check_password
 from parley_auth.tokens import (
     AccessClaims,
@@ -94,6 +94,35 @@ async def forget(auth: Auth, account_id: str, ctx: Context) -> None:
     await auth.accounts.store.delete_snapshots(account_id)
 
 
+DEACTIVATED = "account_deactivated"  # the sessions' revoke reason
+
+
+async def follow_user_status(
+    auth: Auth, account_id: str, status: str, status_version: int, ctx: Context
+) -> AppendResult:
+    """Deactivated: login and refresh refused, every session ended (the SessionRevoked events
+    carry it to every service's revocation list, and realtime closes the streams); active:
+    login works again. Idempotent by `status_version` (the aggregate records each once).
+
+    The sessions are ended in the table first (secret side first, as everywhere here), then
+    appended; a login racing the deactivation either appended its session before (then the
+    aggregate revokes it with the others, and the second sweep ends its row) or after (then
+    the aggregate refuses it)."""
+    account = await auth.accounts.load(account_id)
+    if not account.exists:
+        raise AccountNotFound(account_id)
+    # a status change seen already (a replay) must not touch sessions opened since
+    sweep = status == "deactivated" and status_version > account.status_version
+    revoked = await tables.revoke_sessions(auth.pool, account_id, DEACTIVATED) if sweep else []
+    expiries = {r.session_id: r.access_expires_at for r in revoked}
+    outcome = await execute(
+        auth, account_id, lambda a: a.follow_status(status, status_version, expiries), ctx
+    )
+    if sweep:
+        await tables.revoke_sessions(auth.pool, account_id, DEACTIVATED)
+    return outcome
+
+
 async def request_email_change(
     auth: Auth, principal: AccessClaims, new_email: str, password: str, ctx: Context
 ) -> None:
@@ -122,10 +151,23 @@ async def confirm_email_change(
     account = await auth.accounts.load(principal.sub)
     if not account.exists or attempt.new_email is None:
         raise InvalidCode
-    new_email = attempt.new_email
+    new_email, old_email, keep = attempt.new_email, account.email, principal.sid
     if not await tables.try_move_claim(auth.pool, account.id, new_email, account.name):
         raise EmailTaken
-    return await execute(auth, account.id, lambda a: a.change_email(new_email), ctx)
+    # whoever else holds a session (a thief who changed the address, or a forgotten device)
+    # is signed out; the session that proved the password and the code stays
+    revoked = await tables.revoke_sessions(auth.pool, account.id, "email_changed", keep=keep)
+    expiries = {r.session_id: r.access_expires_at for r in revoked}
+
+    def decide(a: Account) -> None:
+        a.change_email(new_email)
+        a.revoke_other_sessions(keep, "email_changed", expiries)
+
+    outcome = await execute(auth, account.id, decide, ctx)
+    if old_email != new_email:  # the old address hears of it: its holder may not be the one
+        message = mail.notice_message(auth.settings.mail_from, old_email, "email_changed")
+        auth.background.spawn(auth.mailer.send_quietly(message))
+    return outcome
 
 
 async def change_role(auth: Auth, email: str, role: str, ctx: Context) -> AppendResult:

@@ -20,7 +20,7 @@ from parley_auth.core import (
     Throttled,
     Tokens,
 )
-from parley_auth.domain import Account, normalise_email
+from parley_auth.domain import Account, AccountDisabled, normalise_email
 from parley_auth.tokens import (
     AccessClaims,
     InvalidAccessToken,
@@ -61,12 +61,14 @@ async def login(auth: Auth, email: str, password: str, ctx: Context) -> Tokens:
     account = await account_of(auth, claim, ctx)
     if not (account.verified and account.active):
         raise AccountInactive
+    if account.disabled:
+        # after the password check: only who knows the password learns the account is
+        # deactivated (a wrong password gets the one 401 of every failed login)
+        raise AccountDisabled(account.id)
     make_admin = address in auth.settings.bootstrap_admins()
     role = "admin" if make_admin else account.role
-    session_id = str(uuid.uuid4())
-    access, claims = auth.keys.issue(
-        account.id, role, session_id, auth.access_ttl, datetime.now(UTC)
-    )
+    session_id, now = str(uuid.uuid4()), datetime.now(UTC)
+    access, claims = auth.keys.issue(account.id, role, session_id, auth.access_ttl, now)
     refresh = new_refresh_token()
     await tables.create_session(
         auth.pool,
@@ -75,6 +77,7 @@ async def login(auth: Auth, email: str, password: str, ctx: Context) -> Tokens:
         refresh_token_hash(refresh),
         auth.refresh_ttl,
         claims.expires_at,
+        auth_time=now,
     )
     over_limit: list[str] = []
 
@@ -109,8 +112,11 @@ async def refresh(auth: Auth, token: str, ctx: Context) -> Tokens:
     account = await auth.accounts.load(rotation.account_id)
     if not account.active or rotation.session_id not in account.sessions:
         raise InvalidCredentials
+    if account.disabled:  # deactivated between the revocation of its sessions and now
+        raise AccountDisabled(account.id)
+    # auth_time stays the login's: a refresh proves holding a token, not knowing the password
     access, claims = auth.keys.issue(
-        account.id, account.role, rotation.session_id, auth.access_ttl, now
+        account.id, account.role, rotation.session_id, auth.access_ttl, now, rotation.auth_time
     )
     outcome = AppendResult(account.id, account.version, result_of(account), already_handled=True)
     return Tokens(access, new_token, claims, outcome)
@@ -159,6 +165,7 @@ async def introspect(auth: Auth, token: str) -> dict[str, Any]:
         "sid": claims.sid,
         "iat": claims.iat,
         "exp": claims.exp,
+        "auth_time": claims.auth_time,
         "iss": auth.keys.issuer,
         "aud": auth.keys.audience,
         "token_type": "access_token",
@@ -176,6 +183,7 @@ async def me(auth: Auth, principal: AccessClaims) -> dict[str, Any]:
         "role": account.role,
         "verified": account.verified,
         "active": account.active,
+        "deactivated": account.disabled,
         "version": account.version,
         "session_id": principal.sid,
         "sessions": await tables.open_sessions(auth.pool, account.id),

@@ -197,15 +197,19 @@ async def create_session(
     token_hash: bytes,
     refresh_ttl: timedelta,
     access_expires_at: datetime,
+    auth_time: datetime | None = None,
 ) -> None:
+    """A session opened by a login at `auth_time` (its tokens' `auth_time` claim)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "INSERT INTO sessions (session_id, account_id, expires_at, access_expires_at)"
-            " VALUES ($1, $2, now() + $3::interval, $4)",
+            "INSERT INTO sessions"
+            " (session_id, account_id, expires_at, access_expires_at, auth_time)"
+            " VALUES ($1, $2, now() + $3::interval, $4, $5)",
             session_id,
             account_id,
             refresh_ttl,
             access_expires_at,
+            auth_time,
         )
         await conn.execute(
             "INSERT INTO refresh_tokens (token_hash, session_id, expires_at)"
@@ -221,6 +225,7 @@ class Rotation:
     outcome: Literal["rotated", "reused", "invalid"]
     session_id: str | None = None
     account_id: str | None = None
+    auth_time: datetime | None = None  # the session's login, for the new access token
 
 
 async def rotate_refresh_token(
@@ -240,7 +245,8 @@ async def rotate_refresh_token(
             " WHERE t.token_hash = $1 AND t.rotated_at IS NULL AND t.expires_at > now()"
             "   AND s.session_id = t.session_id AND s.revoked_at IS NULL AND s.expires_at > now()"
             " RETURNING s.session_id::text AS session_id, s.account_id::text AS account_id,"
-            "           s.expires_at AS session_expires",
+            "           s.expires_at AS session_expires,"
+            "           coalesce(s.auth_time, s.created_at) AS auth_time",
             old_hash,
         )
         if row is not None:
@@ -257,7 +263,7 @@ async def rotate_refresh_token(
                 row["session_id"],
                 access_expires_at,
             )
-            return Rotation("rotated", row["session_id"], row["account_id"])
+            return Rotation("rotated", row["session_id"], row["account_id"], row["auth_time"])
         used = await conn.fetchrow(
             "SELECT t.session_id::text AS session_id, s.account_id::text AS account_id"
             " FROM refresh_tokens t JOIN sessions s USING (session_id)"
@@ -290,17 +296,23 @@ async def revoke_session(pool: asyncpg.Pool, session_id: str, reason: str) -> Re
 
 
 async def revoke_sessions(
-    pool: asyncpg.Pool, account_id: str, reason: str, only: list[str] | None = None
+    pool: asyncpg.Pool,
+    account_id: str,
+    reason: str,
+    only: list[str] | None = None,
+    keep: str | None = None,
 ) -> list[Revoked]:
-    """End every open session of the account (or those in `only`)."""
+    """End every open session of the account (or those in `only`), except `keep`."""
     rows = await pool.fetch(
         "UPDATE sessions SET revoked_at = now(), revoke_reason = $2"
         " WHERE account_id = $1 AND revoked_at IS NULL"
         "   AND ($3::uuid[] IS NULL OR session_id = ANY($3::uuid[]))"
+        "   AND ($4::uuid IS NULL OR session_id <> $4::uuid)"
         " RETURNING session_id::text AS session_id, access_expires_at",
         account_id,
         reason,
         only,
+        keep,
     )
     return [Revoked(r["session_id"], account_id, r["access_expires_at"]) for r in rows]
 

@@ -94,6 +94,9 @@ class AccessClaims:
     sid: str
     iat: int
     exp: int
+    # when the holder last gave their password (OpenID Connect `auth_time`): the login, carried
+    # unchanged by refreshes; None in tokens issued before the claim existed
+    auth_time: int | None = None
 
     @property
     def expires_at(self) -> datetime:
@@ -146,10 +149,19 @@ class KeySet:
         return {"keys": [dict(k) for k in self._jwks]}
 
     def issue(
-        self, user_id: str, role: str, session_id: str, ttl: timedelta, now: datetime
+        self,
+        user_id: str,
+        role: str,
+        session_id: str,
+        ttl: timedelta,
+        now: datetime,
+        auth_time: datetime | None = None,
     ) -> tuple[str, AccessClaims]:
+        """An access token; `auth_time` is the session's login (default: now, a login)."""
         iat = int(now.timestamp())
-        claims = AccessClaims(user_id, role, session_id, iat, iat + int(ttl.total_seconds()))
+        authenticated = int((auth_time or now).timestamp())
+        exp = iat + int(ttl.total_seconds())
+        claims = AccessClaims(user_id, role, session_id, iat, exp, authenticated)
         payload = {
             "iss": self.issuer,
             "aud": self.audience,
@@ -158,6 +170,7 @@ class KeySet:
             "sid": claims.sid,
             "iat": claims.iat,
             "exp": claims.exp,
+            "auth_time": claims.auth_time,
             "jti": uuid.uuid4().hex,
         }
         token = jwt.encode(
@@ -180,12 +193,14 @@ class KeySet:
                 issuer=self.issuer,
                 options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]},
             )
+            auth_time = claims.get("auth_time")
             return AccessClaims(
                 str(claims["sub"]),
                 str(claims.get("role", "user")),
                 str(claims["sid"]),
                 int(claims["iat"]),
                 int(claims["exp"]),
+                int(auth_time) if isinstance(auth_time, int) else None,
             )
         except jwt.PyJWTError as error:
             raise InvalidAccessToken(str(error)) from error

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from parley_auth import handlers as h
-from parley_auth.domain import AccountNotFound
+from parley_auth.domain import AccountDisabled, AccountNotFound
 from parley_auth.tokens import AccessClaims
 
 CONTEXT = "auth"
@@ -29,6 +29,7 @@ Authorization = Annotated[str | None, Header(max_length=8192)]
 
 
 BEARER = {"WWW-Authenticate": 'Bearer realm="parley"'}
+ACCOUNT_DISABLED = "/problems/account-disabled"
 
 
 class Body(BaseModel):
@@ -84,6 +85,18 @@ def _unauthorized(detail: str) -> Callable[[Exception], Problem]:
     return lambda _: Problem(401, "Unauthorized", detail, headers=BEARER)
 
 
+def _account_disabled(_: Exception) -> Problem:
+    """The right password (or a live refresh token) of a deactivated account. Its own type,
+    so a client can tell the person to contact support instead of retrying; it reveals
+    nothing to enumeration: a wrong password gets the 401 of every failed login first."""
+    return Problem(
+        403,
+        "Forbidden",
+        "this account is deactivated; an administrator can reactivate it",
+        type_=ACCOUNT_DISABLED,
+    )
+
+
 def _too_many_attempts(error: Exception) -> Problem:
     assert isinstance(error, h.TooManyAttempts)
     if error.retry_after is None:
@@ -113,6 +126,7 @@ ERRORS = SHARED.extend(
         h.InvalidCredentials: _unauthorized("invalid credentials"),
         h.NotAuthenticated: _unauthorized("a valid access token is required"),
         AccountNotFound: _unauthorized("a valid access token is required"),
+        AccountDisabled: _account_disabled,
         h.AccountInactive: forbidden(
             "the account is not active: verify your email address, and if you just did, "
             "retry in a moment (the registration is still completing)"
