@@ -112,7 +112,12 @@ async def test_message_notifies_the_other_participant_in_app_and_by_mail(
         ada, bob = await sign_up(client, "Ada"), await sign_up(client, "Bob")
 
         defaults = await client.get("/v1/notifications/preferences", headers=bob.headers)
-        assert defaults.json() == {"in_app": True, "email": False, "muted_conversations": []}
+        assert defaults.json() == {
+            "in_app": True,
+            "email": False,
+            "muted_conversations": [],
+            "muted_mentions": [],
+        }
         prefs = {"in_app": True, "email": True, "muted_conversations": []}
         put = await client.put("/v1/notifications/preferences", json=prefs, headers=bob.headers)
         mine = await client.get(

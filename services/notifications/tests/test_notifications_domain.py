@@ -135,3 +135,41 @@ def prefs(in_app: bool = True, email: bool = False, muted: tuple[str, ...] = ())
 )
 def test_delivery_decision(p: Preferences, expected: Delivery) -> None:
     assert decide_delivery(p, "c1") == expected
+
+
+def test_mentions_pierce_a_muted_conversation_unless_they_are_muted_too() -> None:
+    muted = prefs(email=True, muted=("c1",))
+    assert decide_delivery(muted, "c1", mentioned=True) == Delivery(in_app=True, email=True)
+    assert decide_delivery(muted, "c1", mentioned=False) == NOTHING
+    muted.muted_mentions = ("c1",)
+    assert decide_delivery(muted, "c1", mentioned=True) == NOTHING
+    assert decide_delivery(prefs(in_app=False), "c1", mentioned=True) == NOTHING
+
+
+def test_muted_mentions_are_part_of_the_whole_state_and_the_snapshot() -> None:
+    p = Preferences("bob")
+    p.update(True, False, ["c1"], ["c1", "c1"])
+    p.update(True, False, ["c1"], ["c1"])  # the same state: nothing
+    assert p.pending == [
+        NotificationPreferencesUpdated(
+            user_id="bob",
+            in_app=True,
+            email=False,
+            muted_conversations=["c1"],
+            muted_mentions=["c1"],
+        )
+    ]
+    restored = Preferences("bob")
+    restored.restore(p.snapshot())
+    assert restored.muted_mentions == ("c1",)
+    restored.restore({"in_app": True, "email": False, "muted": []})  # a snapshot before mentions
+    assert restored.muted_mentions == ()
+    with pytest.raises(TooManyMuted):
+        Preferences("bob").update(True, False, [], [f"c{i}" for i in range(1001)])
+
+
+def test_a_notification_says_whether_it_is_a_mention() -> None:
+    n = Notification("n1")
+    n.create("bob", "c1", "m1", "ada", "hi @bob", mention=True)
+    (created,) = n.pending
+    assert created.mention is True and created.kind == "message"

@@ -38,13 +38,15 @@ class FakeStore:
         match command:
             case CreateNotification() as c:
                 n = self.notes.setdefault(c.notification_id, Notification(c.notification_id))
-                n.create(c.user_id, c.conversation_id, c.message_id, c.sender_id, c.content)
+                n.create(
+                    c.user_id, c.conversation_id, c.message_id, c.sender_id, c.content, c.mention
+                )
             case MarkEmailed() as c:
                 n = self.notes[c.notification_id]
                 n.mark_emailed()
             case UpdatePreferences() as c:
                 n = self.prefs.setdefault(c.user_id, Preferences(c.user_id))
-                n.update(c.in_app, c.email, c.muted_conversations)
+                n.update(c.in_app, c.email, c.muted_conversations, c.muted_mentions)
         self.appended.extend(n.pending)
         n.mark_saved(n.next_version)
 
@@ -274,3 +276,102 @@ async def test_a_forgotten_persons_address_and_messages_are_dropped(world: Any) 
     await feed(policy, "users.events", record("users", "UserCreated", "bob", 1, **created))
     assert await policy.address_of("bob") is None  # a replay cannot bring it back
     assert await directory.address("bob") is None  # and its sealed leftover is dropped
+
+
+# -- blocks and mentions ----------------------------------------------------------------------
+
+
+class FakeBlocks:
+    """The blocks table's rule: the newest version of a (blocker, blocked) pair wins."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], tuple[bool, int]] = {}
+
+    async def apply(self, blocker: str, blocked: str, active: bool, version: int) -> None:
+        row = self.rows.get((blocker, blocked))
+        if row is None or row[1] < version:
+            self.rows[(blocker, blocked)] = (active, version)
+
+    async def blockers_of(self, user_id: str) -> frozenset[str]:
+        return frozenset(b for (b, x), (on, _) in self.rows.items() if x == user_id and on)
+
+
+@pytest.fixture
+def blocking(world: Any) -> tuple[Policy, FakeStore, FakeBlocks]:
+    policy, store, _, _ = world
+    blocks = FakeBlocks()
+    policy.blocks = blocks
+    return policy, store, blocks
+
+
+def block(blocker: str, other: str, version: int, name: str = "UserBlocked") -> Any:
+    return record("users", name, blocker, version, user_id=blocker, blocked_user_id=other)
+
+
+def mentioning(mentions: list[str], message_id: str = "m1", recipients: Any = None) -> Any:
+    data: dict[str, Any] = dict(
+        conversation_id="c1",
+        message_id=message_id,
+        seq=1,
+        sender_id="ada",
+        content="hi @bob",
+        recipient_ids=recipients or ["bob", "eve"],
+        mentions=mentions,
+    )
+    return record("chat", "MessageSent", "c1", 2, **data)
+
+
+def notified(store: FakeStore, message_id: str = "m1") -> dict[str, bool]:
+    """recipient -> whether their notification of the message is a mention"""
+    found = {}
+    for user in ("bob", "eve", "dan"):
+        note = store.notes.get(notification_id(message_id, user))
+        if note is not None:
+            (created,) = [e for e in store.appended if getattr(e, "notification_id", "") == note.id]
+            found[user] = created.mention
+    return found
+
+
+async def test_whoever_blocks_the_sender_is_not_notified_until_they_unblock(
+    blocking: Any,
+) -> None:
+    policy, store, _ = blocking
+    await feed(policy, "users.events", block("bob", "ada", 3))
+    await feed(policy, "chat.events", mentioning([], "m1"))
+    assert notified(store, "m1") == {"eve": False}  # eve blocks nobody
+    await feed(policy, "users.events", block("bob", "ada", 4, "UserUnblocked"))
+    await feed(policy, "users.events", block("bob", "ada", 3))  # the old block, redelivered
+    await feed(policy, "chat.events", mentioning([], "m2"))
+    assert notified(store, "m2") == {"bob": False, "eve": False}
+
+
+async def test_a_blocked_senders_mentions_are_not_notified_either(blocking: Any) -> None:
+    policy, store, _ = blocking
+    await feed(policy, "users.events", block("bob", "ada", 2))
+    await feed(policy, "chat.events", mentioning(["bob", "eve"]))
+    assert notified(store) == {"eve": True}
+
+
+async def test_a_mention_pierces_a_muted_conversation_unless_its_mentions_are_muted(
+    blocking: Any,
+) -> None:
+    policy, store, _ = blocking
+    await set_prefs(store, "bob", muted_conversations=["c1"])
+    await set_prefs(store, "eve", muted_conversations=["c1"], muted_mentions=["c1"])
+    await feed(policy, "chat.events", mentioning(["bob", "eve"]))
+    assert notified(store) == {"bob": True}
+    await feed(policy, "chat.events", mentioning([], "m2"))  # no mention: the mute holds
+    assert notified(store, "m2") == {}
+
+
+async def test_mentions_of_people_who_are_not_recipients_notify_nobody(blocking: Any) -> None:
+    policy, store, _ = blocking
+    await feed(policy, "chat.events", mentioning(["dan", "ada"], recipients=["bob"]))
+    assert notified(store) == {"bob": False}
+
+
+async def test_block_records_without_their_fields_are_skipped(blocking: Any) -> None:
+    policy, _, blocks = blocking
+    await feed(policy, "users.events", record("users", "UserBlocked", "bob", 2, user_id="bob"))
+    await feed(policy, "users.events", block("bob", "ada", 0))  # no stream version
+    assert blocks.rows == {}

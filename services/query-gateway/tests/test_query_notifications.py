@@ -183,7 +183,12 @@ async def test_preferences_default_then_projected(env: tuple[httpx.AsyncClient, 
     http, seed = env
     default = await http.get("/v1/notifications/preferences", headers=bearer(BOB))
     assert default.status_code == 200
-    assert default.json() == {"in_app": True, "email": False, "muted_conversations": []}
+    assert default.json() == {
+        "in_app": True,
+        "email": False,
+        "muted_conversations": [],
+        "muted_mentions": [],
+    }
     await seed(
         BOB,
         "NotificationPreferencesUpdated",
@@ -193,6 +198,11 @@ async def test_preferences_default_then_projected(env: tuple[httpx.AsyncClient, 
         muted_conversations=["c1"],
     )
     mine = await http.get("/v1/notifications/preferences", headers=bearer(BOB))
-    assert mine.json() == {"in_app": False, "email": True, "muted_conversations": ["c1"]}
+    assert mine.json() == {
+        "in_app": False,
+        "email": True,
+        "muted_conversations": ["c1"],
+        "muted_mentions": [],
+    }
     theirs = await http.get("/v1/notifications/preferences", headers=bearer(EVE))
     assert theirs.json()["in_app"] is True

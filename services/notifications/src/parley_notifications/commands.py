@@ -14,6 +14,7 @@ class CreateNotification:
     message_id: str
     sender_id: str
     content: str
+    mention: bool = False  # the message mentions the recipient
 
 
 @dataclass(frozen=True)
@@ -33,3 +34,4 @@ class UpdatePreferences:
     in_app: bool
     email: bool
     muted_conversations: list[str] = field(default_factory=list)
+    muted_mentions: list[str] = field(default_factory=list)

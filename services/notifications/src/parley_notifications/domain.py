@@ -67,7 +67,13 @@ class Notification(Aggregate):
         self.emailed = False
 
     def create(
-        self, user_id: str, conversation_id: str, message_id: str, sender_id: str, content: str
+        self,
+        user_id: str,
+        conversation_id: str,
+        message_id: str,
+        sender_id: str,
+        content: str,
+        mention: bool = False,
     ) -> None:
         if self.exists:
             return  # a redelivered message: the notification is there already
@@ -79,6 +85,7 @@ class Notification(Aggregate):
                 message_id=message_id,
                 sender_id=sender_id,
                 preview=preview_of(content),
+                mention=mention,
             )
         )
 
@@ -127,16 +134,35 @@ class Preferences(Aggregate):
         self.in_app = DEFAULT_IN_APP
         self.email = DEFAULT_EMAIL
         self.muted: tuple[str, ...] = ()
+        # muted conversations whose mentions of the user are muted too (elsewhere a mention
+        # still notifies: see decide_delivery)
+        self.muted_mentions: tuple[str, ...] = ()
 
-    def update(self, in_app: bool, email: bool, muted_conversations: Iterable[str]) -> None:
+    def update(
+        self,
+        in_app: bool,
+        email: bool,
+        muted_conversations: Iterable[str],
+        muted_mentions: Iterable[str] = (),
+    ) -> None:
         muted = tuple(sorted(set(muted_conversations)))
-        if len(muted) > MAX_MUTED:
+        mentions = tuple(sorted(set(muted_mentions)))
+        if len(muted) > MAX_MUTED or len(mentions) > MAX_MUTED:
             raise TooManyMuted(self.id)
-        if (in_app, email, muted) == (self.in_app, self.email, self.muted):
+        if (in_app, email, muted, mentions) == (
+            self.in_app,
+            self.email,
+            self.muted,
+            self.muted_mentions,
+        ):
             return
         self.record(
             NotificationPreferencesUpdated(
-                user_id=self.id, in_app=in_app, email=email, muted_conversations=list(muted)
+                user_id=self.id,
+                in_app=in_app,
+                email=email,
+                muted_conversations=list(muted),
+                muted_mentions=list(mentions),
             )
         )
 
@@ -156,14 +182,21 @@ class Preferences(Aggregate):
                 self.in_app = in_app
                 self.email = email
                 self.muted = tuple(m)
+                self.muted_mentions = tuple(event.muted_mentions)
 
     def snapshot(self) -> Mapping[str, Any]:
-        return {"in_app": self.in_app, "email": self.email, "muted": list(self.muted)}
+        return {
+            "in_app": self.in_app,
+            "email": self.email,
+            "muted": list(self.muted),
+            "muted_mentions": list(self.muted_mentions),
+        }
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.in_app = bool(state["in_app"])
         self.email = bool(state["email"])
         self.muted = tuple(state["muted"])
+        self.muted_mentions = tuple(state.get("muted_mentions", ()))  # absent before mentions
 
 
 @dataclass(frozen=True)
@@ -177,11 +210,17 @@ class Delivery:
 NOTHING = Delivery(in_app=False, email=False)
 
 
-def decide_delivery(prefs: Preferences, conversation_id: str) -> Delivery:
-    """Muted conversation: nothing at all. In-app off: nothing (the notification is the
-    record the mail is deduplicated against, so no in-app means no mail either - see
-    docs/decisions.md). Otherwise in-app, plus a mail when email is on."""
-    if conversation_id in prefs.muted or not prefs.in_app:
+def decide_delivery(prefs: Preferences, conversation_id: str, mentioned: bool = False) -> Delivery:
+    """Muted conversation: nothing at all, unless the message mentions the recipient and they
+    did not mute that conversation's mentions too (`muted_mentions`). In-app off: nothing (the
+    notification is the record the mail is deduplicated against, so no in-app means no mail
+    either - see docs/decisions.md). Otherwise in-app, plus a mail when email is on. (A
+    blocked sender is filtered before: the policy asks nobody's preferences for them.)"""
+    if not prefs.in_app:
+        return NOTHING
+    if conversation_id in prefs.muted and not (
+        mentioned and conversation_id not in prefs.muted_mentions
+    ):
         return NOTHING
     return Delivery(in_app=True, email=prefs.email)
 

@@ -40,7 +40,9 @@ async def create_notification(
     return await execute(
         repos.notifications,
         c.notification_id,
-        lambda n: n.create(c.user_id, c.conversation_id, c.message_id, c.sender_id, c.content),
+        lambda n: n.create(
+            c.user_id, c.conversation_id, c.message_id, c.sender_id, c.content, c.mention
+        ),
         ctx,
     )
 
@@ -67,7 +69,7 @@ async def update_preferences(
     return await execute(
         repos.preferences,
         c.user_id,
-        lambda p: p.update(c.in_app, c.email, c.muted_conversations),
+        lambda p: p.update(c.in_app, c.email, c.muted_conversations, c.muted_mentions),
         ctx,
     )
 

@@ -32,6 +32,11 @@ class PreferencesBody(BaseModel):
     muted_conversations: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=MAX_MUTED
     )
+    # muted conversations whose mentions of the caller are muted too (a mention in a muted
+    # conversation notifies otherwise); absent: none (a whole-state PUT, like the others)
+    muted_mentions: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_MUTED
+    )
 
 
 ERRORS = SHARED.extend(
@@ -49,10 +54,12 @@ router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
 @router.put("/preferences", response_model=CommandAccepted)
 async def update_preferences(body: PreferencesBody, call: CommandCall) -> Any:
-    """The caller's whole preferences (channels and muted conversations). Defaults before the
-    first PUT: in-app on, email off. Putting the same preferences again appends nothing."""
+    """The caller's whole preferences (channels, muted conversations, and those of them whose
+    mentions are muted too). Defaults before the first PUT: in-app on, email off, nothing
+    muted. Putting the same preferences again appends nothing."""
     me = call.principal.user_id
-    command = UpdatePreferences(me, body.in_app, body.email, list(body.muted_conversations))
+    muted, mentions = list(body.muted_conversations), list(body.muted_mentions)
+    command = UpdatePreferences(me, body.in_app, body.email, muted, mentions)
     return await call.execute(command, "preferences", me)
 
 

@@ -2,10 +2,13 @@
 `notifications-policy`, like the users service's registrations consumer).
 
 - users.events UserCreated / UserProfileEmailChanged -> the `directory` table (where to mail);
+- users.events UserBlocked / UserUnblocked -> the `blocks` table (whom each person blocks);
 - chat.events MessageSent -> for each recipient (`recipient_ids`: the participants other than
-  the sender when the message was sent, computed by the chat command side), unless the
-  recipient muted the conversation or turned in-app off: CreateNotification; then, when the
-  recipient turned email on, a mail through SMTP and NotificationEmailed.
+  the sender when the message was sent, computed by the chat command side) who does not
+  block the sender, unless the recipient muted the conversation (and, when the message
+  mentions them, its mentions too) or turned in-app off: CreateNotification (`mention` set
+  when the message's `mentions` name them); then, when the recipient turned email on, a mail
+  through SMTP and NotificationEmailed.
 
 At-least-once: offsets are committed after a batch's commands, so a crash redelivers. That is
 harmless: the notification id is uuid5(message id, recipient), creating an existing one is a
@@ -42,6 +45,7 @@ from parley_observability.tracing import child_span, current_traceparent
 from parley_privacy.fields import REDACTED, FieldCipher
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
+from parley_notifications.blocks import Blocks
 from parley_notifications.commands import CreateNotification, MarkEmailed
 from parley_notifications.directory import Directory
 from parley_notifications.domain import (
@@ -71,6 +75,11 @@ class AddressBook(Protocol):
     async def remember(self, user_id: str, email: str, version: int) -> None: ...
     async def address(self, user_id: str) -> str | None: ...
     async def forget(self, user_id: str) -> None: ...
+
+
+class BlockBook(Protocol):
+    async def apply(self, blocker: str, blocked: str, active: bool, version: int) -> None: ...
+    async def blockers_of(self, user_id: str) -> frozenset[str]: ...
 
 
 class Sender(Protocol):
@@ -104,6 +113,7 @@ class Message:
     sender_id: str
     content: str
     recipient_ids: tuple[str, ...]
+    mentions: frozenset[str] = frozenset()  # user ids the message mentions
 
 
 def message_of(data: dict[str, Any]) -> Message | None:
@@ -120,6 +130,8 @@ def message_of(data: dict[str, Any]) -> Message | None:
             recipient_ids=tuple(dict.fromkeys(str(r) for r in recipients if str(r) != sender))
             if isinstance(recipients, list)
             else (),
+            # absent in messages sent before mentions (and from older chat versions): none
+            mentions=frozenset(str(m) for m in data.get("mentions") or ()),
         )
     except (KeyError, TypeError) as error:
         raise Poison(f"MessageSent without {error}") from error
@@ -141,6 +153,8 @@ class Policy:
     users_topic: str = USERS_TOPIC
     # decrypts personal fields (addresses, message texts); None: data taken as it is
     cipher: FieldCipher | None = None
+    # who blocks whom (from users.events); None: nobody is blocked (unit tests)
+    blocks: BlockBook | None = None
 
     async def apply(self, topic: str, envelope: Envelope) -> None:
         try:
@@ -164,6 +178,16 @@ class Policy:
             except KeyError as error:
                 raise Poison(f"{name} without {error}") from error
             await self.directory.remember(user_id, email, envelope.aggregate_version or 0)
+        elif topic == self.users_topic and name in ("UserBlocked", "UserUnblocked"):
+            try:
+                blocker, blocked = str(data["user_id"]), str(data["blocked_user_id"])
+            except KeyError as error:
+                raise Poison(f"{name} without {error}") from error
+            if not envelope.aggregate_version:
+                raise Poison(f"{name} without its stream version")
+            if self.blocks is not None:
+                active = name == "UserBlocked"
+                await self.blocks.apply(blocker, blocked, active, envelope.aggregate_version)
         elif topic == self.chat_topic and name == "MessageSent":
             if "content" in redacted:
                 log.info(
@@ -191,8 +215,14 @@ class Policy:
                     causation_id=envelope.id,
                     traceparent=current_traceparent(),
                 )
+                # whoever blocks the sender hears nothing of them, mentions included
+                blockers = await self.blockers_of(message.sender_id)
                 for recipient in message.recipient_ids:
-                    await self.deliver(message, recipient, metadata)
+                    if recipient not in blockers:
+                        await self.deliver(message, recipient, metadata)
+
+    async def blockers_of(self, sender_id: str) -> frozenset[str]:
+        return frozenset() if self.blocks is None else await self.blocks.blockers_of(sender_id)
 
     async def address_of(self, user_id: str) -> str | None:
         """The person's address in plaintext; None when unknown or their key is gone (then
@@ -208,7 +238,8 @@ class Policy:
 
     async def deliver(self, message: Message, recipient: str, metadata: Metadata) -> None:
         prefs = await self.store.preferences(recipient)
-        delivery = decide_delivery(prefs, message.conversation_id)
+        mentioned = recipient in message.mentions
+        delivery = decide_delivery(prefs, message.conversation_id, mentioned)
         if not delivery.in_app:
             return
         nid = notification_id(message.message_id, recipient)
@@ -219,6 +250,7 @@ class Policy:
             message.message_id,
             message.sender_id,
             message.content,
+            mentioned,
         )
         await self.store.run(command, Context(metadata))
         if delivery.email:
@@ -310,5 +342,12 @@ async def run_forever(
 def wired(
     repos: Repositories, pool: Any, mailer: Sender, mail_from: str, cipher: FieldCipher
 ) -> Policy:
-    """The policy over the service's repositories and its database's address book."""
-    return Policy(EventStoreBackend(repos), Directory(pool), mailer, mail_from, cipher=cipher)
+    """The policy over the service's repositories and its database's address book and blocks."""
+    return Policy(
+        EventStoreBackend(repos),
+        Directory(pool),
+        mailer,
+        mail_from,
+        cipher=cipher,
+        blocks=Blocks(pool),
+    )

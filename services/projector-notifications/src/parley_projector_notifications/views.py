@@ -1,11 +1,12 @@
 """The notifications read model, shaped for the query gateway:
 
 - `notifications`: one document per notification (`_id` = notification id, written only by
-  that notification's stream): `user_id`, `kind`, `conversation_id`, `message_id`,
+  that notification's stream): `user_id`, `kind`, `mention`, `conversation_id`, `message_id`,
   `sender_id`, `preview`, `created_at` (the event's ce_time), `read`, `emailed`. The gateway
   lists a user's newest first by (created_at, _id) and counts their unread ones.
 - `preferences`: one document per user (`_id` = user id, written only by the user's
-  preferences stream): `in_app`, `email`, `muted_conversations`. No document = the defaults.
+  preferences stream): `in_app`, `email`, `muted_conversations`, `muted_mentions`. No
+  document = the defaults.
 
 Handlers are pure functions from one event to MongoDB updates; the read-model runtime adds the
 per-stream version guard that makes replays harmless.
@@ -33,6 +34,7 @@ def notification_created(event: Envelope, data: dict[str, Any]) -> list[Write]:
     fields = {
         "user_id": data["user_id"],
         "kind": data.get("kind", "message"),
+        "mention": bool(data.get("mention", False)),
         "conversation_id": data["conversation_id"],
         "message_id": data["message_id"],
         "sender_id": data["sender_id"],
@@ -62,6 +64,7 @@ def preferences_updated(event: Envelope, data: dict[str, Any]) -> list[Write]:
         "in_app": bool(data["in_app"]),
         "email": bool(data["email"]),
         "muted_conversations": list(data["muted_conversations"]),
+        "muted_mentions": list(data.get("muted_mentions") or ()),
         "updated_at": event.time,
     }
     return [Write(PREFERENCES, data["user_id"], {"$set": fields})]

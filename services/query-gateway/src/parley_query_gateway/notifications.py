@@ -35,6 +35,7 @@ UNCHANGED: dict[int | str, dict[str, Any]] = {304: {"description": "unchanged"}}
 class NotificationView(BaseModel):
     id: str
     kind: str
+    mention: bool = False  # the message mentions the caller
     conversation_id: str
     message_id: str
     sender_id: str
@@ -57,6 +58,7 @@ class PreferencesView(BaseModel):
     in_app: bool = True
     email: bool = False
     muted_conversations: list[str] = []
+    muted_mentions: list[str] = []
 
 
 def before(cursor: str) -> dict[str, Any]:
@@ -78,6 +80,7 @@ def to_view(doc: dict[str, Any]) -> NotificationView:
     return NotificationView(
         id=doc["_id"],
         kind=doc.get("kind", "message"),
+        mention=bool(doc.get("mention", False)),
         conversation_id=doc["conversation_id"],
         message_id=doc["message_id"],
         sender_id=doc["sender_id"],
@@ -140,5 +143,6 @@ async def preferences(
         in_app=bool(doc["in_app"]),
         email=bool(doc["email"]),
         muted_conversations=list(doc.get("muted_conversations", [])),
+        muted_mentions=list(doc.get("muted_mentions", [])),
     )
     return answer(request, response, view)
