@@ -251,3 +251,20 @@ async def test_a_verified_token_is_served_from_the_cache_until_it_expires() -> N
     await asyncio.sleep(2.1)
     with pytest.raises(InvalidToken, match="expired"):
         await verifier.verify(token)
+
+
+async def test_auth_time_says_how_fresh_the_login_is() -> None:
+    """`auth_time` (the login, unchanged by refreshes) becomes Principal.auth_time; a token
+    without it is never fresh; one claiming a login after its own issue is refused."""
+    signer = Signer()
+    verifier = Verifier(KeySet(jwks=jwks(signer)))
+    now = int(time.time())
+    recent = await verifier.verify(signer.token(auth_time=now - 60))
+    assert recent.auth_time == datetime.fromtimestamp(now - 60, UTC)
+    assert recent.authenticated_within(300)
+    old = await verifier.verify(signer.token(sub="u-2", auth_time=now - 301))
+    assert not old.authenticated_within(300)
+    assert not (await verifier.verify(signer.token(sub="u-3"))).authenticated_within(300)
+    for bad in (now + 600, "yesterday", True):
+        with pytest.raises(InvalidToken):
+            await verifier.verify(signer.token(sub="u-4", auth_time=bad))

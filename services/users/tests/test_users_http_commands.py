@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -29,6 +30,12 @@ ADMIN = {"Authorization": f"Bearer {SIGNER.token(sub=str(uuid.uuid4()), role='ad
 
 def bearer(user_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {SIGNER.token(sub=user_id)}"}
+
+
+def fresh(user_id: str, age_s: int = 5) -> dict[str, str]:
+    """A token of a login `age_s` seconds ago (the `auth_time` claim)."""
+    token = SIGNER.token(sub=user_id, auth_time=int(time.time()) - age_s)
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -456,7 +463,7 @@ async def test_forgetting_a_user_shreds_their_data(api: tuple[httpx.AsyncClient,
     assert await rows(dsn, f"SELECT 1 FROM snapshots WHERE stream_id = '{user_id}'")
     stranger = bearer(str(uuid.uuid4()))
     assert (await client.delete(f"/v1/users/{user_id}", headers=stranger)).status_code == 403
-    forgotten = await client.delete(f"/v1/users/{user_id}", headers=bearer(user_id))
+    forgotten = await client.delete(f"/v1/users/{user_id}", headers=fresh(user_id))
     assert forgotten.status_code == 200, forgotten.text
     again = await client.delete(f"/v1/users/{user_id}")
     assert again.status_code == 200 and again.json()["version"] == forgotten.json()["version"]
@@ -475,6 +482,40 @@ async def test_forgetting_a_user_shreds_their_data(api: tuple[httpx.AsyncClient,
     assert state["state"]["profile"]["bio"] == ""
     patched = await client.patch(f"/v1/users/{user_id}", json={"bio": "back"})
     assert patched.status_code == 404
+
+
+async def test_deleting_oneself_needs_a_fresh_login(api: tuple[httpx.AsyncClient, str]) -> None:
+    """Self-deletion needs a token whose login (`auth_time`) is under 5 minutes old: without
+    the claim, or with an older login (a refreshed token keeps it), 401 with the step-up
+    challenge and nothing happens; an admin deleting someone else needs no fresh login."""
+    client, dsn = api
+    user_id = (await client.post("/v1/users", json={"name": "Fresh", "email": "f@x.test"})).json()[
+        "id"
+    ]
+    for headers in (bearer(user_id), fresh(user_id, age_s=301), fresh(user_id, age_s=3600)):
+        refused = await client.delete(f"/v1/users/{user_id}", headers=headers)
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        body = refused.json()
+        assert body["type"] == "/problems/fresh-authentication-required"
+        assert body["max_age"] == 300
+        challenge = refused.headers["www-authenticate"]
+        assert 'error="insufficient_user_authentication"' in challenge
+        assert "max_age=300" in challenge
+    assert "UserForgotten" not in [t for _, t, _ in await stream(dsn, user_id)]
+    assert KEYS.keys.get(user_id, True) is not None  # the key owner was not asked to forget
+    # a login in the future of the token's issue is no login at all
+    forged = SIGNER.token(sub=user_id, auth_time=int(time.time()) + 600)
+    bad = await client.delete(f"/v1/users/{user_id}", headers={"Authorization": f"Bearer {forged}"})
+    assert bad.status_code == 401 and "invalid_token" in bad.headers["www-authenticate"]
+
+    accepted = await client.delete(f"/v1/users/{user_id}", headers=fresh(user_id, age_s=60))
+    assert accepted.status_code == 200, accepted.text
+    assert [t for _, t, _ in await stream(dsn, user_id)][-1] == "UserForgotten"
+
+    other = (await client.post("/v1/users", json={"name": "Other", "email": "o@x.test"})).json()
+    by_admin = await client.delete(f"/v1/users/{other['id']}")  # ADMIN: no auth_time at all
+    assert by_admin.status_code == 200, by_admin.text
 
 
 async def test_saga_create_profile_decrypts_the_sealed_registration_fields(

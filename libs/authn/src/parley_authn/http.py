@@ -123,6 +123,31 @@ def require_role(principal: Principal, role: Role) -> None:
         raise forbidden(f"this needs the {role} role")
 
 
+FRESH_AUTHENTICATION = "/problems/fresh-authentication-required"
+
+
+def require_fresh_authentication(principal: Principal, max_age_s: int) -> None:
+    """401 unless the principal gave their password less than ``max_age_s`` ago (the token's
+    ``auth_time``; a refresh keeps the login's). The answer is RFC 9470's step-up challenge
+    (``insufficient_user_authentication`` with ``max_age``): the client logs in again with
+    the password (``POST /v1/auth/login``) and retries with the new access token."""
+    if principal.authenticated_within(max_age_s):
+        return
+    challenge = (
+        f'Bearer realm="{REALM}", error="insufficient_user_authentication", '
+        f'error_description="a fresh authentication is required", max_age={max_age_s}'
+    )
+    raise Problem(
+        401,
+        "Unauthorized",
+        f"this needs a login (your password) less than {max_age_s // 60} minutes old: "
+        "log in again and retry with the new access token",
+        type_=FRESH_AUTHENTICATION,
+        headers={"WWW-Authenticate": challenge},
+        max_age=max_age_s,
+    )
+
+
 def require_self_or_admin(principal: Principal, user_id: str) -> None:
     """403 unless the principal is that user or an admin."""
     if principal.user_id != user_id and not principal.is_admin:

@@ -57,10 +57,21 @@ class Principal:
     role: Role
     session_id: str
     expires_at: datetime
+    # when the person last gave their password (the OpenID Connect `auth_time` claim: the
+    # session's login, unchanged by refreshes); None when the token does not say
+    auth_time: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def authenticated_within(self, seconds: float, now: datetime | None = None) -> bool:
+        """True if the password was given less than `seconds` ago (a token without
+        `auth_time` never is: it cannot prove a fresh authentication)."""
+        if self.auth_time is None:
+            return False
+        age = ((now or datetime.now(UTC)) - self.auth_time).total_seconds()
+        return age < seconds
 
 
 def parse_jwks(document: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
@@ -289,11 +300,19 @@ class Verifier:
             raise InvalidToken("token invalid")
         if exp - iat > self.max_ttl_s:
             raise InvalidToken("token lifetime too long")
+        auth_time = claims.get("auth_time")
+        if auth_time is not None and (
+            not isinstance(auth_time, int | float)
+            or isinstance(auth_time, bool)
+            or auth_time > iat + self.leeway_s  # a login after the token was issued
+        ):
+            raise InvalidToken("token invalid")
         return Principal(
             user_id=sub,
             role=role,
             session_id=sid,
             expires_at=datetime.fromtimestamp(exp, UTC),
+            auth_time=datetime.fromtimestamp(auth_time, UTC) if auth_time is not None else None,
         )
 
     @classmethod

@@ -10,7 +10,12 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Request
-from parley_authn import Principal, require_role, require_self_or_admin
+from parley_authn import (
+    Principal,
+    require_fresh_authentication,
+    require_role,
+    require_self_or_admin,
+)
 from parley_commandkit import (
     SHARED,
     CommandAccepted,
@@ -52,6 +57,9 @@ from parley_users.domain import (
 from parley_users.handlers import ContactNotFound
 
 CONTEXT = "users"
+# deleting one's own account needs a login this recent (the token's auth_time): a stolen or
+# forgotten-open session alone cannot destroy the account
+FRESH_AUTH_S = 300
 EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
 
 
@@ -215,8 +223,16 @@ async def assign_role(user_id: uuid.UUID, body: RoleBody, call: CommandCall) -> 
 async def forget_user(user_id: uuid.UUID, call: CommandCall) -> Any:
     """Forget the person (the user themselves or an admin): the key owner (auth) destroys
     their data key and closes the account, then `UserForgotten` is published; read models
-    redact them. Idempotent: again = 200 with the same version."""
+    redact them. Idempotent: again = 200 with the same version.
+
+    The person themselves needs a fresh authentication: an access token whose login
+    (`auth_time`) is under 5 minutes old, else 401 `/problems/fresh-authentication-required`.
+    With the password at hand, a client logs in again (`POST /v1/auth/login`) and retries
+    with the new token: the password goes to auth only. An admin deleting someone else
+    needs no more than the admin role."""
     require_self_or_admin(call.principal, str(user_id))
+    if call.principal.user_id == str(user_id):
+        require_fresh_authentication(call.principal, FRESH_AUTH_S)
     keys: KeyOwner = call.request.app.state.keys
     ctx = call.context("forget", str(user_id))
     try:
