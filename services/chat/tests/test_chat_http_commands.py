@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -16,7 +17,7 @@ import pytest
 from parley_chat.bootstrap import bootstrap
 from parley_chat.config import Settings
 from parley_chat.domain import WINDOW, direct_conversation_id
-from parley_eventstore.migrate import migrate
+from parley_chat.migrate import migrate
 from parley_http.consistency import ConsistencyToken
 from parley_privacy.fields import FieldCipher
 from parley_privacy.memory import MemoryKeys
@@ -92,6 +93,7 @@ async def api(fresh_database: str, kafka_bootstrap: str) -> AsyncIterator[Api]:
         jwks_url="",  # the static set only: never the running auth service's keys
         kafka_bootstrap_servers=kafka_bootstrap,
         consume_blocks=False,  # never join the live cluster's chat-blocks group
+        send_limit=10_000,  # the limit has its own test; the others send many messages
     )
     app = bootstrap(settings, keys=KEYS)
     async with app.router.lifespan_context(app):
@@ -148,6 +150,7 @@ async def test_group_flow_appends_events_and_outbox_rows(api: Api) -> None:
         "user_id": c,
         "up_to_seq": 1,
         "unread_after": 1,
+        "mentions_after": 0,
     }
     assert events[4][1]["sender_id"] == a
 
@@ -423,3 +426,180 @@ async def test_openapi_lists_the_routes(api: Api) -> None:
         "/v1/conversations/{conversation_id}/participants/{user_id}",
         "/v1/conversations/{conversation_id}/read",
     } <= set(document["paths"])
+
+
+# -- issue 20: edits, replies, reactions, mentions, reports, send limits, blocks ------------
+
+
+def chat_of(api: Api) -> Any:
+    return api.client._transport.app.state.chat  # type: ignore[attr-defined]
+
+
+def of_type(events: list[tuple[str, dict[str, Any]]], event_type: str) -> list[dict[str, Any]]:
+    return [d for t, d in events if t == event_type]
+
+
+async def test_the_sender_edits_within_the_window_and_nobody_else(api: Api) -> None:
+    a, b, stranger = people(3)
+    cid = await api.group(a, b)
+    mid = (await api.send(cid, a, "first")).json()["id"]
+    url = f"/v1/conversations/{cid}/messages/{mid}"
+    edited = await api.client.patch(url, json={"content": " second "}, headers=bearer(a))
+    assert edited.status_code == 200, edited.text
+    token = ConsistencyToken.decode(edited.headers["X-Consistency-Token"])
+    assert (token.stream_id, token.version) == (cid, edited.json()["version"])
+    assert (
+        await api.client.patch(url, json={"content": "x"}, headers=bearer(b))
+    ).status_code == 403
+    by_stranger = await api.client.patch(url, json={"content": "x"}, headers=bearer(stranger))
+    assert by_stranger.status_code == 403
+    unknown = f"/v1/conversations/{cid}/messages/{uuid.uuid4()}"
+    assert (
+        await api.client.patch(unknown, json={"content": "x"}, headers=bearer(a))
+    ).status_code == 404
+    [edit] = of_type(await api.events(cid), "MessageEdited")
+    assert (edit["message_id"], edit["seq"], edit["sender_id"]) == (mid, 1, a)
+    assert edit["content"].startswith("pe1.")  # personal data, sealed like the message
+    opened = await FieldCipher(KEYS).decrypt("MessageEdited", edit)
+    assert opened["content"] == "second"
+    assert (edit["participant_ids"], edit["last_seq"]) == (sorted([a, b]), 1)
+
+    later = chat_of(api).clock() + timedelta(hours=49)
+    chat_of(api).clock = lambda: later
+    late = await api.client.patch(url, json={"content": "third"}, headers=bearer(a))
+    assert late.status_code == 409, late.text
+    chat_of(api).clock = lambda: datetime.now(UTC)
+    assert (await api.client.delete(url, headers=bearer(a))).status_code == 200
+    gone = await api.client.patch(url, json={"content": "fourth"}, headers=bearer(a))
+    assert gone.status_code == 409
+    assert len(of_type(await api.events(cid), "MessageEdited")) == 1
+
+
+async def test_replies_name_their_parent_in_the_same_conversation(api: Api) -> None:
+    a, b = people(2)
+    cid, other = await api.group(a, b), await api.group(a, b)
+    parent = (await api.send(cid, a, "question")).json()
+    reply = await api.send(cid, b, "answer", reply_to=parent["id"])
+    assert reply.status_code == 201, reply.text
+    elsewhere = (await api.send(other, a, "elsewhere")).json()["id"]
+    assert (await api.send(cid, b, "x", reply_to=elsewhere)).status_code == 404
+    assert (await api.send(cid, b, "x", reply_to=str(uuid.uuid4()))).status_code == 404
+    sent = of_type(await api.events(cid), "MessageSent")
+    assert [(m["reply_to"], m["reply_to_seq"]) for m in sent] == [
+        (None, None),
+        (parent["id"], parent["seq"]),
+    ]
+
+
+async def test_reactions_are_idempotent_both_ways_and_exact_under_races(api: Api) -> None:
+    people_in = people(8)
+    a = people_in[0]
+    cid = await api.group(a, *people_in[1:])
+    mid = (await api.send(cid, a, "react to me")).json()["id"]
+    url = f"/v1/conversations/{cid}/messages/{mid}/reactions/%F0%9F%91%8D"  # thumbs up
+
+    async def put(user: str) -> int:
+        return (await api.client.put(url, headers=bearer(user))).status_code
+
+    chat_of(api).conversations.locks = None  # racers reach the store, as across replicas
+    # the same person from many devices at once, and everyone at once
+    statuses = await asyncio.gather(*(put(a) for _ in range(6)), *(put(u) for u in people_in))
+    assert set(statuses) == {200}
+    added = of_type(await api.events(cid), "ReactionAdded")
+    assert sorted(e["user_id"] for e in added) == sorted(people_in)
+    assert {(e["emoji"], e["round"]) for e in added} == {("\U0001f44d", 0)}
+
+    assert (await api.client.delete(url, headers=bearer(a))).status_code == 200
+    assert (await api.client.delete(url, headers=bearer(a))).status_code == 200  # no-op
+    assert await put(a) == 200
+    events = await api.events(cid)
+    mine = [(t, d["round"]) for t, d in events if t.startswith("Reaction") and d["user_id"] == a]
+    assert mine == [("ReactionAdded", 0), ("ReactionRemoved", 0), ("ReactionAdded", 1)]
+    stranger = (await api.client.put(url, headers=bearer(str(uuid.uuid4())))).status_code
+    assert stranger == 403
+    too_long = f"/v1/conversations/{cid}/messages/{mid}/reactions/{'x' * 65}"
+    assert (await api.client.put(too_long, headers=bearer(a))).status_code == 422
+
+
+async def test_mentions_name_participants_and_their_counters_follow_reads(api: Api) -> None:
+    a, b, c = people(3)
+    cid = await api.group(a, b, c)
+    assert (await api.send(cid, a, "hey", mentions=[str(uuid.uuid4())])).status_code == 422
+    first = (await api.send(cid, a, "hey @b", mentions=[b, b, a])).json()
+    await api.send(cid, a, "hey @b @c", mentions=[b, c])
+    sent = of_type(await api.events(cid), "MessageSent")
+    assert [m["mentions"] for m in sent] == [[b], sorted([b, c])]
+    await api.read(cid, b, first["id"])
+    await api.read(cid, c)
+    reads = of_type(await api.events(cid), "MessagesRead")
+    assert [(r["user_id"], r["unread_after"], r["mentions_after"]) for r in reads] == [
+        (b, 1, 1),
+        (c, 0, 0),
+    ]
+
+
+async def test_reports_one_per_person_and_admins_resolve_them(api: Api) -> None:
+    a, b = people(2)
+    cid = await api.group(a, b)
+    mid = (await api.send(cid, a, "rude")).json()["id"]
+    url = f"/v1/conversations/{cid}/messages/{mid}/report"
+    first = await api.client.post(url, json={"reason": "spam"}, headers=bearer(b))
+    assert first.status_code == 201, first.text
+    again = await api.client.post(url, json={"reason": "spam!"}, headers=bearer(b))
+    assert again.json()["report_id"] == first.json()["report_id"]
+    own = await api.client.post(url, json={"reason": "me"}, headers=bearer(a))
+    assert own.status_code == 422
+    [reported] = of_type(await api.events(cid), "MessageReported")
+    assert (reported["reporter_id"], reported["sender_id"]) == (b, a)
+    assert reported["reason"].startswith("pe1.")
+
+    report_id = first.json()["report_id"]
+    resolve = f"/v1/reports/{report_id}/resolve"
+    body = {"action": "delete_message"}
+    assert (await api.client.post(resolve, json=body, headers=bearer(b))).status_code == 403
+    missing = f"/v1/reports/{uuid.uuid4()}/resolve"
+    assert (await api.client.post(missing, json=body, headers=ADMIN)).status_code == 404
+    done = await api.client.post(resolve, json=body, headers=ADMIN)
+    assert done.status_code == 200, done.text
+    assert done.json()["conversation_id"] == cid
+    assert (await api.client.post(resolve, json=body, headers=ADMIN)).status_code == 409
+    types = [t for t, _ in await api.events(cid)]
+    assert types[-2:] == ["ReportResolved", "MessageDeleted"]
+
+
+async def test_the_send_limit_answers_429_with_retry_after(api: Api) -> None:
+    a, b = people(2)
+    cid = await api.group(a, b)
+    chat_of(api).send_limit.limit = 3
+    try:
+        statuses = [(await api.send(cid, a, f"m{i}")).status_code for i in range(3)]
+        limited = await api.send(cid, a, "one too many")
+        other = await api.send(cid, b, "b is not limited by a")
+    finally:
+        chat_of(api).send_limit.limit = 10_000
+    assert statuses == [201, 201, 201]
+    assert limited.status_code == 429, limited.text
+    assert limited.headers["content-type"].startswith("application/problem+json")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 10
+    assert other.status_code == 201
+    assert len(of_type(await api.events(cid), "MessageSent")) == 4
+
+
+class FakeBlocks:
+    def __init__(self, pairs: set[tuple[str, str]]) -> None:
+        self.pairs = pairs  # (blocker, blocked)
+
+    async def blockers_of(self, user_id: str) -> frozenset[str]:
+        return frozenset(blocker for blocker, blocked in self.pairs if blocked == user_id)
+
+
+async def test_a_blocked_person_cannot_start_or_write_a_direct_conversation(api: Api) -> None:
+    a, b, c = people(3)
+    existing = (await api.create(b, c)).json()["id"]  # before the block
+    chat_of(api).blocks = FakeBlocks({(c, b)})  # c blocks b
+    assert (await api.create(b, c)).status_code == 403
+    assert (await api.send(existing, b, "hello?")).status_code == 403
+    assert (await api.send(existing, c, "c may still write")).status_code == 201
+    team = await api.group(a, b, c)
+    assert (await api.send(team, b, "groups are not refused")).status_code == 201
+    assert (await api.create(a, b)).status_code == 201

@@ -281,9 +281,22 @@ def _correlation(description: str) -> dict[str, str]:
 def _payload_schema(cls: type[Event]) -> dict[str, Any]:
     schema = copy.deepcopy(cls.json_schema())
     schema.pop("$schema", None)  # the document's schemas are AsyncAPI (JSON Schema) schemas
-    if "$defs" in schema:
-        raise ValueError(f"{cls.ce_type()}: nested definitions would need their refs rewritten")
-    return schema
+    definitions = schema.pop("$defs", {})
+    return _inlined(schema, definitions) if definitions else schema
+
+
+def _inlined(node: Any, definitions: dict[str, Any]) -> Any:
+    """`node` with each local `$ref` to a nested definition replaced by the definition (a
+    message's payload stands alone in the document: its own `#/$defs/...` would not
+    resolve there). The contract has no recursive models."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inlined(definitions[ref.removeprefix("#/$defs/")], definitions)
+        return {key: _inlined(value, definitions) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inlined(item, definitions) for item in node]
+    return node
 
 
 def _event_message(cls: type[Event]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from parley_contracts.base import REDACTED_TEXT, Event, personal
 
@@ -57,6 +57,14 @@ class ParticipantRemoved(ChatEvent):
     participant_ids: list[str] = Field(default_factory=list)  # everyone left after the change
 
 
+class MessageAttachment(BaseModel):
+    """A file sent with a message; its name is in MessageSent.attachment_names."""
+
+    attachment_id: str
+    content_type: str = Field(max_length=200)
+    size: int = Field(ge=0)
+
+
 class MessageSent(ChatEvent):
     """A message, number `seq` of its conversation (1, 2, 3... without gaps)."""
 
@@ -69,6 +77,17 @@ class MessageSent(ChatEvent):
     # the participants other than the sender when it was sent: consumers that act per
     # recipient (unread counters, notifications) need no state of their own to know them
     recipient_ids: list[str] = Field(default_factory=list)
+    # a reply: the parent message (same conversation) and its seq, so a read model can count
+    # the parent's replies and quote it without state of its own
+    reply_to: str | None = None
+    reply_to_seq: int | None = Field(default=None, ge=1)
+    # participants the sender mentioned (a subset of the participants, sender excluded)
+    mentions: list[str] = Field(default_factory=list)
+    # files sent with the message (uploaded beforehand: POST .../attachments)
+    attachments: list[MessageAttachment] = Field(default_factory=list, max_length=10)
+    # the attachments' file names, a JSON array in the order of `attachments`: file names are
+    # personal data, and an encrypted field is one string (see docs/decisions.md)
+    attachment_names: str | None = personal("sender_id", "[]", default=None, max_length=20000)
 
 
 class MessageDeleted(ChatEvent):
@@ -86,6 +105,8 @@ class MessageDeleted(ChatEvent):
     # participants (not the sender) whose read position is below `seq`: the message was
     # counted as unread for them, and no longer is
     unread_by: list[str] = Field(default_factory=list)
+    # participants whose unread-mention counter counted the message, and no longer does
+    mention_unread_by: list[str] = Field(default_factory=list)
 
 
 class MessagesRead(ChatEvent):
@@ -97,3 +118,74 @@ class MessagesRead(ChatEvent):
     user_id: str
     up_to_seq: int = Field(ge=0)
     unread_after: int = Field(ge=0)
+    # the reader's unread mentions after the mark (messages mentioning them, from others, not
+    # deleted, with seq > up_to_seq), computed like unread_after
+    mentions_after: int = Field(default=0, ge=0)
+
+
+class MessageEdited(ChatEvent):
+    """The sender changed message `seq`'s text (`content` is the new text). Earlier texts
+    stay in the conversation's history. `last_seq` and `participant_ids` let a read model
+    update the conversation lists' last-message preview without state of its own."""
+
+    conversation_id: str
+    message_id: str
+    seq: int = Field(ge=1)
+    sender_id: str
+    content: str = personal("sender_id", REDACTED_TEXT, min_length=1, max_length=4000)
+    participant_ids: list[str] = Field(default_factory=list)
+    last_seq: int | None = Field(default=None, ge=1)
+
+
+class ReactionAdded(ChatEvent):
+    """`user_id` reacted to message `seq` with `emoji`. One person has each emoji at most
+    once on a message: adding it again records nothing. `round` counts the earlier removals
+    of the same (person, message, emoji), which makes every add and remove findable by id."""
+
+    conversation_id: str
+    message_id: str
+    seq: int = Field(ge=1)
+    user_id: str
+    emoji: str = Field(min_length=1, max_length=64)
+    round: int = Field(default=0, ge=0)
+
+
+class ReactionRemoved(ChatEvent):
+    """`user_id` took their `emoji` reaction off message `seq`."""
+
+    conversation_id: str
+    message_id: str
+    seq: int = Field(ge=1)
+    user_id: str
+    emoji: str = Field(min_length=1, max_length=64)
+    round: int = Field(default=0, ge=0)
+
+
+class MessageReported(ChatEvent):
+    """A participant reported message `seq` to the admins. `report_id` is derived from the
+    message and the reporter: one report per person per message. `sender_id` is who wrote
+    the reported message."""
+
+    conversation_id: str
+    report_id: str
+    message_id: str
+    seq: int = Field(ge=1)
+    sender_id: str
+    reporter_id: str
+    reason: str = personal("reporter_id", REDACTED_TEXT, min_length=1, max_length=1000)
+
+
+ReportAction = Literal["dismiss", "delete_message", "deactivate_user"]
+
+
+class ReportResolved(ChatEvent):
+    """An admin resolved a report. `delete_message`: the chat context deleted the message (a
+    MessageDeleted follows in the same stream); `deactivate_user`: the users context
+    deactivates `sender_id` on seeing this event."""
+
+    conversation_id: str
+    report_id: str
+    message_id: str
+    sender_id: str
+    resolved_by: str
+    action: ReportAction

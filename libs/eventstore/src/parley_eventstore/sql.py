@@ -127,6 +127,12 @@ WHERE event_id = ANY($1::uuid[]) AND stream_id = $2
 ORDER BY version
 """
 
+EVENT_BY_ID = f"""
+SELECT {_COLUMNS}
+FROM events
+WHERE event_id = $1
+"""
+
 LOAD_FROM_SNAPSHOT = f"""
 WITH s AS (
     SELECT version, state::text AS state FROM snapshots

@@ -294,6 +294,13 @@ class EventStore:
             rows = await conn.fetch(sql.EVENTS_BY_ID, list(event_ids), stream_id)
         return [self._recorded(row) for row in rows]
 
+    async def event_by_id(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        """The event with this id, whatever its stream (ids derived from a business key find
+        their stream this way: one probe of the unique event-id index)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(sql.EVENT_BY_ID, event_id)
+        return None if row is None else self._recorded(row)
+
     def _recorded(self, row: asyncpg.Record) -> RecordedEvent:
         schema_version, data = self.upcasters.upcast(
             row["event_type"], row["schema_version"], json.loads(row["data"])

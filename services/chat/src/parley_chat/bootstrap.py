@@ -12,6 +12,7 @@ from parley_chat import blocks, http
 from parley_chat.config import Settings
 from parley_chat.domain import EVENTS, Conversation
 from parley_chat.handlers import BUS, Chat, ChatCodec
+from parley_chat.limits import SendLimiter
 
 
 def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
@@ -25,8 +26,16 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
             codec=ChatCodec(*EVENTS),
             serialize=settings.serialize_per_conversation,
         )
-        chat = Chat(conversations, retries=settings.command_retries)
         block_list, kafka = blocks.BlockList(kit.pool), settings.kafka_bootstrap_servers
+        limiter = None
+        if settings.send_limit > 0:
+            limiter = SendLimiter(kit.pool, settings.send_limit, settings.send_limit_window_s)
+        chat = Chat(
+            conversations,
+            retries=settings.command_retries,
+            blocks=block_list,
+            send_limit=limiter,
+        )
         jobs = []
         if settings.consume_blocks:
             group = settings.blocks_group

@@ -19,6 +19,9 @@ class Settings(CommandSettings):
     # command on a fresh load up to this many times (appends to a conversation commute)
     command_retries: int = 20
     serialize_per_conversation: bool = True
+    # per person: at most this many messages per window, across replicas (0: no limit)
+    send_limit: int = 20
+    send_limit_window_s: float = 10.0
     # learn blocks from users.events into the `blocks` table (parley_chat.blocks); off in
     # tests that run their own consumer or none (never join the live cluster's group)
     consume_blocks: bool = True

@@ -23,19 +23,28 @@ min(gap between mark and window, unread counter minus the window's count): an up
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from parley_contracts.chat import (
     ConversationCreated,
+    MessageAttachment,
     MessageDeleted,
+    MessageEdited,
+    MessageReported,
     MessageSent,
     MessagesRead,
     ParticipantAdded,
     ParticipantRemoved,
+    ReactionAdded,
+    ReactionRemoved,
+    ReportAction,
+    ReportResolved,
 )
 from parley_eventstore.domain import Aggregate, Event
 
@@ -43,8 +52,18 @@ WINDOW = 128  # recent messages kept in the state (and the snapshot)
 MAX_PARTICIPANTS = 1000  # a large team channel (issue 17 fans one message out to 1,000)
 MAX_CONTENT = 4000
 MAX_TITLE = 200
+MAX_MENTIONS = 50
+MAX_ATTACHMENTS = 10
+MAX_REASON = 1000
+MAX_EMOJI = 64  # characters: one emoji with modifiers, or a short :shortcode:
+# the sender may edit a message for two days (Slack and Mattermost allow edits for ever,
+# Zulip for ten minutes by default; two days keeps a conversation's past mostly stable)
+EDIT_WINDOW = timedelta(hours=48)
 DIRECT_NAMESPACE = uuid.UUID("5b0c1d2e-7a43-4f4e-9c61-2f8f3c7d9a10")
 DELETED_NAMESPACE = uuid.UUID("a3f1e0b6-52d4-4c0b-8d7e-9e2b61c4f7d2")
+REACTION_NAMESPACE = uuid.UUID("0e7c9a52-31f4-4d8e-b6a9-5c2d8f1e7a34")
+REPORT_NAMESPACE = uuid.UUID("7d41b2c8-9e3a-4f06-a5d7-1b8c3e9f2a60")
+RESOLVED_NAMESPACE = uuid.UUID("c5a8e3f1-2b7d-4a9c-8e61-3f0d9b7c4e25")
 
 
 class DomainError(Exception):
@@ -71,6 +90,18 @@ class ConversationConflict(DomainError):
     """Impossible in the conversation's current state (409)."""
 
 
+class ReportNotFound(DomainError):
+    pass
+
+
+class TooManyMessages(DomainError):
+    """The sender's rate limit (HTTP 429 with Retry-After)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many messages; retry in {retry_after:.1f} s")
+        self.retry_after = retry_after
+
+
 def direct_conversation_id(a: str, b: str) -> str:
     """The one id of the direct conversation between two people, whoever starts it."""
     first, second = sorted((a, b))
@@ -90,6 +121,40 @@ def deletion_event_id(message_id: str) -> uuid.UUID:
     return uuid.uuid5(DELETED_NAMESPACE, message_id)
 
 
+def reaction_event_id(
+    kind: str, message_id: str, user_id: str, emoji: str, round_: int
+) -> uuid.UUID:
+    """The event id of a ReactionAdded (`kind` "add") or ReactionRemoved ("remove"): a
+    person's n-th add and n-th removal of one emoji on one message are unique, so the unique
+    event-id index turns a racing duplicate into DuplicateEvent, and the handler finds the
+    reaction's state by id."""
+    return uuid.uuid5(REACTION_NAMESPACE, f"{kind}:{message_id}:{user_id}:{emoji}:{round_}")
+
+
+def report_id_of(message_id: str, reporter_id: str) -> str:
+    """A report's id (and its MessageReported's event id): one report per person per message."""
+    return str(uuid.uuid5(REPORT_NAMESPACE, f"{message_id}:{reporter_id}"))
+
+
+def resolution_event_id(report_id: str) -> uuid.UUID:
+    """The event id of a report's ReportResolved: a report is resolved once."""
+    return uuid.uuid5(RESOLVED_NAMESPACE, report_id)
+
+
+def clean_emoji(emoji: str) -> str:
+    text = emoji.strip()
+    if not 1 <= len(text) <= MAX_EMOJI or any(c.isspace() or ord(c) < 0x20 for c in text):
+        raise InvalidCommand(f"an emoji is 1..{MAX_EMOJI} characters without spaces")
+    return text
+
+
+def clean_reason(reason: str) -> str:
+    text = reason.strip()
+    if not 1 <= len(text) <= MAX_REASON:
+        raise InvalidCommand(f"reason must be 1..{MAX_REASON} characters after trimming")
+    return text
+
+
 def clean_content(content: str) -> str:
     text = content.strip()
     if not 1 <= len(text) <= MAX_CONTENT:
@@ -105,6 +170,37 @@ class MessageFacts:
     seq: int
     sender_id: str
     deleted: bool
+    mentions: tuple[str, ...] = ()
+    sent_at: datetime | None = None  # known when looked up from the event store
+
+
+@dataclass(frozen=True)
+class ReactionState:
+    """Whether a person has an emoji on a message now, and the `round` its next event takes
+    (the handler reads it from the reaction events' ids: see reaction_event_id)."""
+
+    reacted: bool
+    round: int
+
+
+@dataclass(frozen=True)
+class ReportFacts:
+    """A report's facts, looked up from its events by id."""
+
+    report_id: str
+    message_id: str
+    sender_id: str
+    resolved: bool
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that was uploaded for this conversation, claimed for the message being sent."""
+
+    attachment_id: str
+    filename: str
+    content_type: str
+    size: int
 
 
 @dataclass
@@ -113,6 +209,7 @@ class Recent:
     message_id: str
     sender_id: str
     deleted: bool = False
+    mentions: tuple[str, ...] = field(default_factory=tuple)
 
 
 class Conversation(Aggregate):
@@ -128,6 +225,7 @@ class Conversation(Aggregate):
         self.seq = 0
         self.read_pos: dict[str, int] = {}  # participant -> read up to seq
         self.unread: dict[str, int] = {}  # participant -> exact unread counter
+        self.mention_unread: dict[str, int] = {}  # participant -> unread mentions of them
         self.recent: deque[Recent] = deque(maxlen=WINDOW)
 
     # -- queries --------------------------------------------------------------------------
@@ -149,16 +247,23 @@ class Conversation(Aggregate):
         """True when every message with a higher seq than `seq` is in the window."""
         return not self.recent or seq >= self.recent[0].seq - 1
 
-    def unread_after(self, user_id: str, up_to_seq: int) -> int:
-        """Messages from others, not deleted, with seq > up_to_seq (see the module doc)."""
+    def unread_after(self, user_id: str, up_to_seq: int, *, mentions: bool = False) -> int:
+        """Messages from others, not deleted, with seq > up_to_seq (see the module doc);
+        `mentions`: only those that mention `user_id` (the unread-mention counter)."""
         counted = sum(
-            1 for m in self.recent if m.seq > up_to_seq and m.sender_id != user_id and not m.deleted
+            1
+            for m in self.recent
+            if m.seq > up_to_seq
+            and m.sender_id != user_id
+            and not m.deleted
+            and (not mentions or user_id in m.mentions)
         )
         if self.in_window(up_to_seq):
             return counted
         # the reader's counter covers (read_pos, seq]; the part of it before the window is
         # the old part; (up_to_seq, window start) holds at most that many and at most its size
-        old_part = max(self.unread.get(user_id, 0) - counted, 0)
+        counter = self.mention_unread if mentions else self.unread
+        old_part = max(counter.get(user_id, 0) - counted, 0)
         before_window = self.recent[0].seq - 1 - up_to_seq
         return counted + min(old_part, before_window)
 
@@ -173,9 +278,17 @@ class Conversation(Aggregate):
         if not self.is_participant(user_id):
             raise NotAllowed("only participants may do this")
 
-    def create(self, created_by: str, participant_ids: Iterable[str], title: str | None) -> bool:
+    def create(
+        self,
+        created_by: str,
+        participant_ids: Iterable[str],
+        title: str | None,
+        *,
+        blocked_by: frozenset[str] = frozenset(),
+    ) -> bool:
         """Start the conversation. A direct one (two people, no title) that exists already is
-        not created again: returns False and records nothing. True when created."""
+        not created again: returns False and records nothing. True when created. Nobody
+        starts a direct conversation with someone who blocks them (`blocked_by`)."""
         people = list(dict.fromkeys([created_by, *participant_ids]))
         if len(people) < 2:
             raise InvalidCommand("a conversation needs at least one other participant")
@@ -185,6 +298,8 @@ class Conversation(Aggregate):
         if title is not None and not 1 <= len(title) <= MAX_TITLE:
             raise InvalidCommand(f"title must be 1..{MAX_TITLE} characters")
         kind: Literal["direct", "group"] = "direct" if len(people) == 2 and not title else "group"
+        if kind == "direct" and people[1] in blocked_by:
+            raise NotAllowed("this person has blocked you")
         if self.exists:
             if kind == "direct" and self.kind == "direct" and set(people) == set(self.read_pos):
                 return False
@@ -243,11 +358,37 @@ class Conversation(Aggregate):
             )
         )
 
+    def other_person(self, user_id: str) -> str | None:
+        """In a direct conversation, the participant who is not `user_id`."""
+        if self.kind != "direct":
+            return None
+        return next((u for u in self.read_pos if u != user_id), None)
+
     def send(
-        self, message_id: str, sender_id: str, content: str, client_message_id: str | None
+        self,
+        message_id: str,
+        sender_id: str,
+        content: str,
+        client_message_id: str | None,
+        *,
+        reply_to: MessageFacts | None = None,
+        mentions: Sequence[str] = (),
+        attachments: Sequence[Attachment] = (),
+        blocked_by: frozenset[str] = frozenset(),
     ) -> int:
-        """Record message number seq+1; returns its seq."""
+        """Record message number seq+1; returns its seq.
+
+        `reply_to`: the parent's facts (the handler looked it up: it must be a message of
+        this conversation). `mentions`: participants only. `blocked_by`: the people who block
+        the sender; in a direct conversation with one of them the sender may not send."""
         self._require_participant(sender_id)
+        self._refuse_blocked(sender_id, blocked_by)
+        mentioned = self._mentions(sender_id, mentions)
+        if len(attachments) > MAX_ATTACHMENTS:
+            raise InvalidCommand(f"at most {MAX_ATTACHMENTS} attachments")
+        parent = None
+        if reply_to is not None:
+            parent = self.facts(reply_to.message_id, reply_to)
         self.record(
             MessageSent(
                 conversation_id=self.id,
@@ -257,15 +398,154 @@ class Conversation(Aggregate):
                 content=clean_content(content),
                 client_message_id=client_message_id,
                 recipient_ids=sorted(u for u in self.read_pos if u != sender_id),
+                reply_to=parent.message_id if parent else None,
+                reply_to_seq=parent.seq if parent else None,
+                mentions=mentioned,
+                attachments=[
+                    MessageAttachment(
+                        attachment_id=a.attachment_id, content_type=a.content_type, size=a.size
+                    )
+                    for a in attachments
+                ],
+                attachment_names=json.dumps([a.filename for a in attachments])
+                if attachments
+                else None,
             )
         )
         return self.seq
+
+    def _refuse_blocked(self, sender_id: str, blocked_by: frozenset[str]) -> None:
+        other = self.other_person(sender_id)
+        if other is not None and other in blocked_by:
+            raise NotAllowed("this person has blocked you")
+
+    def _mentions(self, sender_id: str, mentions: Sequence[str]) -> list[str]:
+        people = [m for m in dict.fromkeys(mentions) if m != sender_id]
+        if len(people) > MAX_MENTIONS:
+            raise InvalidCommand(f"at most {MAX_MENTIONS} mentions")
+        strangers = [m for m in people if not self.is_participant(m)]
+        if strangers:
+            raise InvalidCommand("only participants can be mentioned")
+        return sorted(people)
+
+    def edit_message(
+        self, message_id: str, editor_id: str, content: str, now: datetime, old: MessageFacts
+    ) -> None:
+        """The sender (still a participant) changes a message's text within EDIT_WINDOW of
+        sending it; a deleted message cannot be edited. `old`: the message's facts looked
+        up by id (they carry its sending time)."""
+        self._require_participant(editor_id)
+        facts = self.facts(message_id, old)
+        if facts.sender_id != editor_id:
+            raise NotAllowed("only the sender may edit a message")
+        if facts.deleted:
+            raise ConversationConflict("a deleted message cannot be edited")
+        if old.sent_at is not None and now - old.sent_at > EDIT_WINDOW:
+            hours = int(EDIT_WINDOW.total_seconds() // 3600)
+            raise ConversationConflict(f"messages can be edited for {hours} hours")
+        self.record(
+            MessageEdited(
+                conversation_id=self.id,
+                message_id=message_id,
+                seq=facts.seq,
+                sender_id=editor_id,
+                content=clean_content(content),
+                participant_ids=sorted(self.read_pos),
+                last_seq=self.seq,
+            )
+        )
+
+    def react(
+        self,
+        message_id: str,
+        user_id: str,
+        emoji: str,
+        state: ReactionState,
+        old: MessageFacts | None,
+        *,
+        add: bool,
+    ) -> None:
+        """Put (`add`) or take off one emoji on a message. Twice is a no-op: `state` says
+        whether the person has it now. Deleted messages take no new reactions."""
+        self._require_participant(user_id)
+        facts = self.facts(message_id, old)
+        emoji = clean_emoji(emoji)
+        if add == state.reacted:
+            return
+        if add and facts.deleted:
+            raise ConversationConflict("a deleted message takes no reactions")
+        kind = ReactionAdded if add else ReactionRemoved
+        self.record(
+            kind(
+                conversation_id=self.id,
+                message_id=message_id,
+                seq=facts.seq,
+                user_id=user_id,
+                emoji=emoji,
+                round=state.round,
+            )
+        )
+
+    def report(
+        self, message_id: str, reporter_id: str, reason: str, old: MessageFacts | None
+    ) -> str:
+        """A participant reports someone else's message to the admins; returns the report's
+        id (one report per person per message: the handler answers a second one with the
+        first)."""
+        self._require_participant(reporter_id)
+        facts = self.facts(message_id, old)
+        if facts.sender_id == reporter_id:
+            raise InvalidCommand("you cannot report your own message")
+        if facts.deleted:
+            raise ConversationConflict("the message is deleted already")
+        report_id = report_id_of(message_id, reporter_id)
+        self.record(
+            MessageReported(
+                conversation_id=self.id,
+                report_id=report_id,
+                message_id=message_id,
+                seq=facts.seq,
+                sender_id=facts.sender_id,
+                reporter_id=reporter_id,
+                reason=clean_reason(reason),
+            )
+        )
+        return report_id
+
+    def resolve_report(
+        self,
+        report: ReportFacts,
+        admin_id: str,
+        action: ReportAction,
+        message: MessageFacts | None,
+    ) -> None:
+        """An admin resolves an open report; `delete_message` deletes the message in the same
+        append (this context owns it); `deactivate_user` is carried out by the users context
+        when it reads ReportResolved."""
+        self._require_exists()
+        if report.resolved:
+            raise ConversationConflict("the report is resolved already")
+        self.record(
+            ReportResolved(
+                conversation_id=self.id,
+                report_id=report.report_id,
+                message_id=report.message_id,
+                sender_id=report.sender_id,
+                resolved_by=admin_id,
+                action=action,
+            )
+        )
+        if action == "delete_message":
+            self.delete_message(report.message_id, admin_id, by_admin=True, old=message)
 
     def facts(self, message_id: str, old: MessageFacts | None) -> MessageFacts:
         """The message's facts from the window, else from the handler's lookup."""
         entry = self.recent_message(message_id)
         if entry is not None:
-            return MessageFacts(entry.message_id, entry.seq, entry.sender_id, entry.deleted)
+            sent_at = old.sent_at if old is not None and old.message_id == message_id else None
+            return MessageFacts(
+                entry.message_id, entry.seq, entry.sender_id, entry.deleted, entry.mentions, sent_at
+            )
         if old is None or old.message_id != message_id or old.seq > self.seq:
             raise MessageNotFound(message_id)
         return old
@@ -302,6 +582,12 @@ class Conversation(Aggregate):
                     for u, pos in self.read_pos.items()
                     if u != facts.sender_id and pos < facts.seq and self.unread[u] > 0
                 ),
+                mention_unread_by=sorted(
+                    u
+                    for u in facts.mentions
+                    if self.read_pos.get(u, facts.seq) < facts.seq
+                    and self.mention_unread.get(u, 0) > 0
+                ),
             )
         )
 
@@ -320,6 +606,7 @@ class Conversation(Aggregate):
                 user_id=user_id,
                 up_to_seq=up_to,
                 unread_after=self.unread_after(user_id, up_to),
+                mentions_after=self.unread_after(user_id, up_to, mentions=True),
             )
         )
         return up_to
@@ -336,19 +623,28 @@ class Conversation(Aggregate):
                 for user_id in event.participant_ids:
                     self.read_pos[user_id] = 0
                     self.unread[user_id] = 0
+                    self.mention_unread[user_id] = 0
             case ParticipantAdded(user_id=user_id):
                 # a newcomer starts with everything before them read
                 self.read_pos[user_id] = self.seq
                 self.unread[user_id] = 0
+                self.mention_unread[user_id] = 0
             case ParticipantRemoved(user_id=user_id):
                 self.read_pos.pop(user_id, None)
                 self.unread.pop(user_id, None)
+                self.mention_unread.pop(user_id, None)
             case MessageSent():
                 self.seq = event.seq
-                self.recent.append(Recent(event.seq, event.message_id, event.sender_id))
+                mentions = tuple(event.mentions)
+                self.recent.append(
+                    Recent(event.seq, event.message_id, event.sender_id, False, mentions)
+                )
                 for user_id in self.unread:
                     if user_id != event.sender_id:
                         self.unread[user_id] += 1
+                for user_id in mentions:
+                    if user_id in self.mention_unread:
+                        self.mention_unread[user_id] += 1
             case MessageDeleted():
                 entry = self.recent_message(event.message_id)
                 if entry is not None:
@@ -357,10 +653,14 @@ class Conversation(Aggregate):
                 for user_id, pos in self.read_pos.items():
                     if user_id != sender and pos < event.seq and self.unread[user_id] > 0:
                         self.unread[user_id] -= 1
+                for user_id in event.mention_unread_by:
+                    if self.mention_unread.get(user_id, 0) > 0:
+                        self.mention_unread[user_id] -= 1
             case MessagesRead():
                 if event.user_id in self.read_pos:
                     self.read_pos[event.user_id] = event.up_to_seq
                     self.unread[event.user_id] = event.unread_after
+                    self.mention_unread[event.user_id] = event.mentions_after
 
     def snapshot(self) -> Mapping[str, Any]:
         return {
@@ -369,8 +669,13 @@ class Conversation(Aggregate):
             "title": self.title,
             "created_by": self.created_by,
             "seq": self.seq,
-            "participants": [[u, self.read_pos[u], self.unread[u]] for u in self.read_pos],
-            "recent": [[m.seq, m.message_id, m.sender_id, m.deleted] for m in self.recent],
+            "participants": [
+                [u, self.read_pos[u], self.unread[u], self.mention_unread.get(u, 0)]
+                for u in self.read_pos
+            ],
+            "recent": [
+                [m.seq, m.message_id, m.sender_id, m.deleted, list(m.mentions)] for m in self.recent
+            ],
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -379,10 +684,19 @@ class Conversation(Aggregate):
         self.title = state["title"]
         self.created_by = str(state["created_by"])
         self.seq = int(state["seq"])
-        self.read_pos = {str(u): int(pos) for u, pos, _ in state["participants"]}
-        self.unread = {str(u): int(n) for u, _, n in state["participants"]}
+        # snapshots from before mentions have 3 fields per participant and 4 per message
+        # (no mentions then: the counters are 0 and the lists empty)
+        participants = [[*p, 0][:4] for p in state["participants"]]
+        self.read_pos = {str(u): int(pos) for u, pos, _, _ in participants}
+        self.unread = {str(u): int(n) for u, _, n, _ in participants}
+        self.mention_unread = {str(u): int(n) for u, _, _, n in participants}
         self.recent = deque(
-            (Recent(int(s), str(m), str(u), bool(d)) for s, m, u, d in state["recent"]),
+            (
+                Recent(
+                    int(r[0]), str(r[1]), str(r[2]), bool(r[3]), tuple(r[4] if len(r) > 4 else ())
+                )
+                for r in state["recent"]
+            ),
             maxlen=WINDOW,
         )
 
@@ -394,4 +708,9 @@ EVENTS: tuple[type[Event], ...] = (
     MessageSent,
     MessageDeleted,
     MessagesRead,
+    MessageEdited,
+    ReactionAdded,
+    ReactionRemoved,
+    MessageReported,
+    ReportResolved,
 )

@@ -8,10 +8,11 @@ participant gets 403, a conversation or message that does not exist 404.
 
 from __future__ import annotations
 
+import math
 import uuid
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from parley_authn import Principal
 from parley_commandkit import (
     SHARED,
@@ -29,21 +30,32 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from parley_chat.commands import (
     AddParticipant,
+    AddReaction,
     CreateConversation,
     DeleteMessage,
+    EditMessage,
     MarkMessagesAsRead,
     RemoveParticipant,
+    RemoveReaction,
+    ReportMessage,
+    ResolveReport,
     SendMessage,
 )
 from parley_chat.domain import (
+    MAX_ATTACHMENTS,
     MAX_CONTENT,
+    MAX_EMOJI,
+    MAX_MENTIONS,
     MAX_PARTICIPANTS,
+    MAX_REASON,
     MAX_TITLE,
     ConversationConflict,
     ConversationNotFound,
     InvalidCommand,
     MessageNotFound,
     NotAllowed,
+    ReportNotFound,
+    TooManyMessages,
     new_conversation_id,
 )
 from parley_chat.handlers import Chat, MessageAccepted, ReadAccepted
@@ -66,6 +78,39 @@ class SendMessageBody(BaseModel):
     client_message_id: str | None = Field(
         default=None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"
     )
+    reply_to: uuid.UUID | None = Field(default=None, description="a message of this conversation")
+    mentions: list[uuid.UUID] = Field(
+        default_factory=list, max_length=MAX_MENTIONS, description="participants' user ids"
+    )
+    attachment_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS,
+        description="uploads of the caller for this conversation (POST .../attachments)",
+    )
+
+
+class EditMessageBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1, max_length=2 * MAX_CONTENT)
+
+
+class ReportBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+
+
+class ResolveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["dismiss", "delete_message", "deactivate_user"]
+
+
+class ReportView(BaseModel):
+    report_id: str
+    conversation_id: str
+    version: int = Field(description="the conversation's version")
 
 
 class ParticipantBody(BaseModel):
@@ -100,6 +145,13 @@ ERRORS = SHARED.extend(
         NotAllowed: forbidden(),
         InvalidCommand: invalid(),
         ConversationConflict: conflict(),
+        ReportNotFound: not_found("no report {}"),
+        TooManyMessages: lambda e: Problem(
+            429,
+            "Too Many Requests",
+            str(e),
+            headers={"Retry-After": str(max(1, math.ceil(getattr(e, "retry_after", 1))))},
+        ),
     }
 )
 
@@ -138,7 +190,15 @@ async def send_message(conversation_id: uuid.UUID, body: SendMessageBody, call: 
     """Participants only. `client_message_id` (or an Idempotency-Key) makes a retry return the
     first message's id and append nothing."""
     me, cid = call.principal.user_id, str(conversation_id)
-    command = SendMessage(cid, me, body.content, body.client_message_id)
+    command = SendMessage(
+        cid,
+        me,
+        body.content,
+        body.client_message_id,
+        reply_to=str(body.reply_to) if body.reply_to else None,
+        mentions=tuple(str(m) for m in body.mentions),
+        attachment_ids=tuple(str(a) for a in body.attachment_ids),
+    )
     outcome = await call.run(command, "send", cid, key=body.client_message_id)
     call.accept(outcome, cid)
     sent = typed(outcome, MessageAccepted)
@@ -153,6 +213,61 @@ async def delete_message(
     me, cid = call.principal.user_id, str(conversation_id)
     command = DeleteMessage(cid, str(message_id), me, by_admin=call.principal.is_admin)
     return await call.execute(command, "delete", cid, str(message_id))
+
+
+@router.patch("/{conversation_id}/messages/{message_id}", response_model=CommandAccepted)
+async def edit_message(
+    conversation_id: uuid.UUID, message_id: uuid.UUID, body: EditMessageBody, call: CommandCall
+) -> Any:
+    """The sender (while a participant) changes the text, within 48 hours of sending it;
+    deleted messages cannot be edited (409). Earlier texts: GET .../history."""
+    me, cid = call.principal.user_id, str(conversation_id)
+    command = EditMessage(cid, str(message_id), me, body.content)
+    return await call.execute(command, "edit", cid, str(message_id))
+
+
+Emoji = Annotated[str, Path(min_length=1, max_length=MAX_EMOJI, description="the emoji itself")]
+
+
+@router.put(
+    "/{conversation_id}/messages/{message_id}/reactions/{emoji}", response_model=CommandAccepted
+)
+async def add_reaction(
+    conversation_id: uuid.UUID, message_id: uuid.UUID, emoji: Emoji, call: CommandCall
+) -> Any:
+    """Participants react; reacting again with the same emoji is a no-op."""
+    me, cid = call.principal.user_id, str(conversation_id)
+    command = AddReaction(cid, str(message_id), me, emoji)
+    return await call.execute(command, "react", cid, f"{message_id}:{emoji}")
+
+
+@router.delete(
+    "/{conversation_id}/messages/{message_id}/reactions/{emoji}", response_model=CommandAccepted
+)
+async def remove_reaction(
+    conversation_id: uuid.UUID, message_id: uuid.UUID, emoji: Emoji, call: CommandCall
+) -> Any:
+    """Take one's reaction off; removing one that is not there is a no-op."""
+    me, cid = call.principal.user_id, str(conversation_id)
+    command = RemoveReaction(cid, str(message_id), me, emoji)
+    return await call.execute(command, "unreact", cid, f"{message_id}:{emoji}")
+
+
+@router.post(
+    "/{conversation_id}/messages/{message_id}/report", status_code=201, response_model=ReportView
+)
+async def report_message(
+    conversation_id: uuid.UUID, message_id: uuid.UUID, body: ReportBody, call: CommandCall
+) -> Any:
+    """A participant reports someone else's message to the admins. One report per person per
+    message: reporting it again answers the same report."""
+    me, cid = call.principal.user_id, str(conversation_id)
+    command = ReportMessage(cid, str(message_id), me, body.reason)
+    outcome = await call.run(command, "report", cid, str(message_id))
+    accepted = call.accept(outcome, cid)
+    return ReportView(
+        report_id=str(outcome.result["report_id"]), conversation_id=cid, version=accepted.version
+    )
 
 
 @router.post("/{conversation_id}/participants", response_model=CommandAccepted)
@@ -214,5 +329,24 @@ history_routes(
 )
 
 
+reports = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+
+@reports.post("/{report_id}/resolve", response_model=ReportView)
+async def resolve_report(report_id: uuid.UUID, body: ResolveBody, call: CommandCall) -> Any:
+    """Admins only. `delete_message` deletes the reported message; `deactivate_user`
+    deactivates its sender (the users context does it on seeing ReportResolved); `dismiss`
+    does neither. A report is resolved once (409 after)."""
+    if not call.principal.is_admin:
+        raise Problem(403, "Forbidden", "only admins resolve reports")
+    command = ResolveReport(str(report_id), call.principal.user_id, body.action)
+    outcome = await call.run(command, "resolve", str(report_id))
+    accepted = call.accept(outcome, outcome.stream_id)
+    return ReportView(
+        report_id=str(report_id), conversation_id=outcome.stream_id, version=accepted.version
+    )
+
+
 def include_routes(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(reports)
