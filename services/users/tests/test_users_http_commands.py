@@ -407,6 +407,67 @@ async def test_the_users_context_mirrors_auth_roles_and_addresses(
     assert await stream(dsn, ignored) == []
 
 
+def chat_record(name: str, data: dict[str, object]) -> tuple[list[tuple[str, bytes]], bytes]:
+    from datetime import UTC, datetime
+
+    from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
+
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        source="/parley/chat",
+        type=ce_type("chat", name, 1),
+        subject=str(data["conversation_id"]),
+        time=datetime.now(UTC),
+        data=json.dumps(data).encode(),
+        aggregate_version=7,
+    )
+    return kafka_headers(header_map(envelope)), envelope.data
+
+
+async def test_a_report_resolved_with_deactivate_user_deactivates_the_sender(
+    api: tuple[httpx.AsyncClient, str],
+) -> None:
+    """chat.events ReportResolved -> Deactivate (the users context owns account status);
+    the other actions and every other chat event change nothing, and a redelivery appends
+    nothing new."""
+    from parley_commandkit import Context
+    from parley_eventstore.records import Metadata
+    from parley_users import registrations
+    from parley_users.handlers import CreateUser, handle
+
+    client, dsn = api
+    users = client._transport.app.state.users  # type: ignore[attr-defined]
+    sender, spared = str(uuid.uuid4()), str(uuid.uuid4())
+    for user_id in (sender, spared):
+        await handle(users, CreateUser(user_id, "A", f"{user_id}@x.test"), Context(Metadata("c")))
+
+    def resolved(user_id: str, action: str) -> tuple[list[tuple[str, bytes]], bytes]:
+        return chat_record(
+            "ReportResolved",
+            {
+                "conversation_id": str(uuid.uuid4()),
+                "report_id": str(uuid.uuid4()),
+                "message_id": str(uuid.uuid4()),
+                "sender_id": user_id,
+                "resolved_by": str(uuid.uuid4()),
+                "action": action,
+            },
+        )
+
+    records = [
+        resolved(spared, "dismiss"),
+        resolved(spared, "delete_message"),
+        chat_record("MessageSent", {"conversation_id": str(uuid.uuid4()), "content": "pe1.x"}),
+        resolved(sender, "deactivate_user"),
+    ]
+    for _ in range(2):
+        for headers, value in records:
+            await registrations.apply(users, FieldCipher(KEYS), headers, value, None)
+    events = [(t, d.get("status")) for _, t, d in await stream(dsn, sender)]
+    assert events == [("UserCreated", None), ("UserStatusChanged", "deactivated")]
+    assert [t for _, t, _ in await stream(dsn, spared)] == ["UserCreated"]
+
+
 async def test_history_pages_and_state_at_a_version_or_a_moment(
     api: tuple[httpx.AsyncClient, str],
 ) -> None:

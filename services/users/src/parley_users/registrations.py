@@ -1,6 +1,9 @@
 """The users context follows the auth context: `auth.events` ->
 - RoleChanged -> AssignRole (the role shown by the users read model),
-- UserEmailChanged -> ChangeEmail (the profile's address).
+- UserEmailChanged -> ChangeEmail (the profile's address);
+and carries out the chat context's moderation: `chat.events` ->
+- ReportResolved with action `deactivate_user` -> Deactivate the reported message's sender
+  (the users context owns account status; chat only records the admin's decision).
 
 Direction of truth: auth decides who may log in and the role inside access tokens; the users
 context mirrors role and address for queries (search, `GET /v1/users/...`, role stats). An
@@ -31,20 +34,27 @@ from parley_messaging.supervise import keep_running
 from parley_privacy.fields import FieldCipher
 from parley_privacy.keys import KeyUnavailable
 
-from parley_users.commands import AssignRole, ChangeEmail
+from parley_users.commands import AssignRole, ChangeEmail, Deactivate
 from parley_users.domain import User, UserNotFound
 from parley_users.handlers import handle
 
 log = logging.getLogger("parley.users.registrations")
 GROUP = "users-registrations"
-TOPIC = "auth.events"
+TOPICS = ("auth.events", "chat.events")
+# the events acted on: anything else (most of chat.events) is skipped before decrypting
+FOLLOWED = frozenset({"RoleChanged", "UserEmailChanged", "ReportResolved"})
 
 
-Command = AssignRole | ChangeEmail
+Command = AssignRole | ChangeEmail | Deactivate
 
 
 def command_for(event_name: str, data: dict[str, object]) -> Command | None:
     match event_name:
+        case "ReportResolved":
+            if data["action"] != "deactivate_user":
+                return None
+            reason = f"reported message {data['message_id']} (report {data['report_id']})"
+            return Deactivate(str(data["sender_id"]), reason)
         case "RoleChanged":
             role = data["role"]
             if role not in ("user", "admin"):
@@ -59,7 +69,7 @@ async def consume(
     users: Repository[User], cipher: FieldCipher, bootstrap_servers: str, stop: asyncio.Event
 ) -> None:
     consumer = AIOKafkaConsumer(
-        TOPIC,
+        *TOPICS,
         bootstrap_servers=bootstrap_servers,
         group_id=GROUP,
         enable_auto_commit=False,
@@ -87,6 +97,8 @@ async def apply(
 ) -> None:
     try:
         envelope = decode(headers, value)
+        if envelope.event_name not in FOLLOWED:
+            return
         # personal fields (email, name) arrive encrypted: decrypt with the subject's key
         # (a forgotten subject's come back as placeholders; KeyUnavailable restarts the
         # consumer from the last commit, as a store error does)
@@ -98,7 +110,7 @@ async def apply(
     except KeyUnavailable:
         raise
     except (InvalidEnvelope, ValueError, KeyError, TypeError) as error:
-        log.warning("skipped an undecodable auth.events record (key %r): %s", key, error)
+        log.warning("skipped an undecodable record (key %r): %s", key, error)
         return
     if command is None:
         return
@@ -106,6 +118,7 @@ async def apply(
         correlation_id=envelope.correlation_id or envelope.id, causation_id=envelope.id
     )
     try:
+        # the event's id keys the command: a redelivery appends nothing
         await handle(users, command, Context(metadata, f"users.from-auth:{envelope.id}"))
     except UserNotFound:
         # an account whose profile was never made (e.g. created before this consumer existed)
