@@ -1,8 +1,9 @@
 """Account status and fresh authentication, end to end through nginx :8080.
 
 - An admin deactivates a person (users-api): auth learns it from users.events, the right
-  password gets 403 `/problems/account-disabled`, refresh tokens are dead and every access
-  token is refused by every service within the revocation delay; reactivation restores login.
+  password gets 403 `/problems/account-disabled`, refresh tokens are dead, every access
+  token is refused by every service within the revocation delay and the person's realtime
+  stream closes; reactivation restores login.
 - Deleting one's own account needs a login under 5 minutes old (`auth_time`): a token
   refreshed from an older login is refused with the step-up challenge; logging in again with
   the password, or a token straight from a login, is accepted.
@@ -22,6 +23,7 @@ import jwt
 import pytest
 from parley_testing.accounts import MAIL, PASSWORD, Account, code_mailed_to, new_address, sign_up
 from parley_testing.plugin import dsn_for_database
+from parley_testing.realtime import SseStream
 
 REVOCATION_WAIT_S = 10  # users-api -> relay -> Kafka -> auth -> relay -> Kafka -> every service
 CHANGED_SUBJECT = "The email address of your Parley account was changed"
@@ -98,6 +100,26 @@ async def test_a_deactivated_person_cannot_log_in_and_their_sessions_are_revoked
         )
         assert wrong.status_code == 401
         assert wrong.json()["type"] == "/problems/unauthorized"
+
+
+async def test_a_deactivation_closes_the_persons_realtime_stream(
+    gateway_url: str, user: Account, admin: Account
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+        async with SseStream(client, headers=user.headers) as stream:
+            assert stream.status_code == 200, stream.error_body
+            ready = await stream.next()
+            assert ready.event in ("ready", "reset")
+            off = await client.post(
+                f"/v1/users/{user.user_id}/deactivate",
+                json={"reason": "e2e"},
+                headers=admin.headers,
+            )
+            assert off.status_code == 200, off.text
+            started = time.monotonic()
+            await asyncio.wait_for(stream.closed.wait(), REVOCATION_WAIT_S)
+            print(f"deactivation -> stream closed in {time.monotonic() - started:.2f} s")
+        assert (await client.get("/v1/stream", headers=user.headers)).status_code == 401
 
 
 async def test_reactivation_restores_login(gateway_url: str, user: Account, admin: Account) -> None:
