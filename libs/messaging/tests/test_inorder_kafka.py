@@ -40,7 +40,6 @@ async def test_key_order_overtaking_and_contiguous_commits(
         done.append((key, n))
 
     consumer = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=kafka_bootstrap,
         group_id=group,
         enable_auto_commit=False,
@@ -48,7 +47,9 @@ async def test_key_order_overtaking_and_contiguous_commits(
     )
     await consumer.start()
     stop = asyncio.Event()
-    task = asyncio.create_task(consume_in_key_order(consumer, handle, stop, commit_every_s=0.02))
+    task = asyncio.create_task(
+        consume_in_key_order(consumer, [topic], handle, stop, commit_every_s=0.02)
+    )
     tp = TopicPartition(topic, 0)
     try:
         async with asyncio.timeout(20):

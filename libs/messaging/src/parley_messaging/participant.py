@@ -104,8 +104,7 @@ async def serve(
     """Answer `<context>.commands` until `stop` is set (one consumer group per participant)."""
     group = group or f"{context}-saga-participant"
     source = f"/parley/{context}"
-    consumer = AIOKafkaConsumer(
-        commands_topic(context),
+    consumer = AIOKafkaConsumer(  # subscribed by consume_in_key_order (its rebalance listener)
         bootstrap_servers=bootstrap_servers,
         group_id=group,
         enable_auto_commit=False,
@@ -126,7 +125,16 @@ async def serve(
             async def answer(record: ConsumerRecord[bytes, bytes]) -> None:
                 await _answer(record, handlers, commands, producer, source, group)
 
-            await consume_in_key_order(consumer, answer, stop, max_in_flight=concurrency)
+            # a hand-over at a rebalance waits for commands in flight at most a third of the
+            # session (the group's rebalance timeout), then leaves the rest to the next owner
+            await consume_in_key_order(
+                consumer,
+                [commands_topic(context)],
+                answer,
+                stop,
+                max_in_flight=concurrency,
+                drain_s=session_timeout_ms / 3000,
+            )
         finally:
             await consumer.stop()
     finally:

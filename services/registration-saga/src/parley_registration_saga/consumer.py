@@ -26,7 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from parley_messaging import dlq
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
-from parley_messaging.inorder import consume_in_key_order
+from parley_messaging.inorder import InKeyOrder
 from parley_messaging.saga import DECOY_NAME, reply_of
 from parley_messaging.supervise import keep_running
 from parley_messaging.topics import SAGA_GROUP, events_topic
@@ -45,8 +45,6 @@ async def consume(
     ready: asyncio.Event | None = None,
 ) -> None:
     consumer = AIOKafkaConsumer(
-        TRIGGER_TOPIC,
-        orchestrator.reply_to,
         bootstrap_servers=bootstrap_servers,
         group_id=SAGA_GROUP,
         enable_auto_commit=False,
@@ -56,6 +54,14 @@ async def consume(
         heartbeat_interval_ms=2000,
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+
+    async def apply_one(record: ConsumerRecord[bytes, bytes]) -> None:
+        await apply(orchestrator, record, producer)
+
+    # one saga's records (key = account id) in order; different sagas at once; at a rebalance
+    # the saga steps in flight finish (or are left to the next owner) before the hand-over
+    sagas = InKeyOrder(consumer, apply_one, max_in_flight=CONCURRENCY)
+    sagas.subscribe([TRIGGER_TOPIC, orchestrator.reply_to])
     await producer.start()
     try:
         await consumer.start()
@@ -63,12 +69,7 @@ async def consume(
             await _pin_positions(consumer, stop)
             if ready is not None:
                 ready.set()
-
-            async def apply_one(record: ConsumerRecord[bytes, bytes]) -> None:
-                await apply(orchestrator, record, producer)
-
-            # one saga's records (key = account id) in order; different sagas at once
-            await consume_in_key_order(consumer, apply_one, stop, max_in_flight=CONCURRENCY)
+            await sagas.run(stop)
         finally:
             await consumer.stop()
     finally:
