@@ -29,6 +29,7 @@ STAGES = {
     "bench.query": "query gateway GET-by-id under 50 connections (wrk) against hello world",
     "bench.auth": "login throughput (argon2id) and register-to-profile latency through nginx",
     "bench.chat_send": "send-message latency in conversations of 10 and 100,000 messages",
+    "bench.chat_features": "edit, react and guarded send (limit + blocks) latency",
     "bench.chat_visible": "send accepted -> the other side's conversation list shows it",
     "bench.chat_read": "conversation list and unread total for a user with 1,000 conversations",
     "bench.saga": "registration saga completion latency and throughput at 20 registrations/s",
