@@ -31,7 +31,6 @@ from parley_chat.migrate import migrate
 from parley_commandkit import Context
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.pool import create_pool
-from parley_eventstore.records import Metadata
 from parley_eventstore.store import EventStore
 
 from bench.chat_send import META, PEOPLE, TEXT, prefill
