@@ -87,6 +87,8 @@ def check_ports_free(s: Settings) -> None:
             ("postgres", s.pg_port),
             ("kafka", s.kafka_port),
             ("ferretdb", s.mongo_port),
+            ("seaweedfs", s.seaweedfs_port),
+            ("s3", s.s3_port),
             ("gateway", s.gateway_port),
             ("smtp", s.smtp_port),
         )
@@ -105,6 +107,7 @@ def endpoints(s: Settings) -> None:
   PostgreSQL      {s.pg_dsn}
   Kafka           {s.kafka_bootstrap}
   Mongo wire      {s.mongo_url}  (FerretDB 1.24, SQLite backend)
+  S3              {s.s3_url}  (SeaweedFS, bucket {s.s3_bucket}; keys: {s.state}/s3-credentials)
   SMTP sink       {s.host}:{s.smtp_port}  -> {s.state / "mail"}/*.eml
   logs            {s.logs}/<process>.log   (make logs S=<process>)
 """)
@@ -120,6 +123,8 @@ def down(s: Settings) -> None:
         s.kafka_port,
         s.kafka_controller_port,
         s.mongo_port,
+        s.s3_port,
+        s.seaweedfs_port,
         s.gateway_port,
         s.smtp_port,
     ]

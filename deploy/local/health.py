@@ -10,7 +10,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 
-from services_catalog import service_programs
+from services_catalog import s3_credentials, service_programs
 from settings import Settings, log
 
 
@@ -69,6 +69,31 @@ async def _mongo_ok(url: str) -> bool:
         await client.close()
 
 
+def s3_bucket_ready(s: Settings) -> bool:
+    """SeaweedFS's S3 gateway accepts chat-api's credentials and the attachments bucket exists
+    (created here when missing: idempotent; chat-api also makes it when it starts)."""
+    import botocore.session
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    access_key, secret_key = s3_credentials(s)
+    client = botocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=s.s3_url,
+        region_name="us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}),
+    )
+    try:
+        client.head_bucket(Bucket=s.s3_bucket)
+    except ClientError as error:
+        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+            raise
+        client.create_bucket(Bucket=s.s3_bucket)
+    return True
+
+
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
         return bool(response.status == 200)
@@ -92,6 +117,7 @@ def wait_infrastructure(s: Settings) -> None:
         log(f"created topics: {', '.join(created)}")
     wait_for("kafka (produce)", lambda: asyncio.run(_kafka_produces(s.kafka_bootstrap)))
     wait_for("ferretdb", lambda: asyncio.run(_mongo_ok(s.mongo_url)))
+    wait_for("seaweedfs (S3, bucket)", lambda: s3_bucket_ready(s))
     wait_for("nginx", lambda: http_ok(f"{s.gateway_url}/healthz"))
 
 

@@ -1,5 +1,5 @@
-"""Install what is missing (Debian packages, Kafka jars, the FerretDB build) and initialise
-state once (PostgreSQL cluster, Kafka storage). Every step is idempotent and cached."""
+"""Install what is missing (Debian packages, Kafka jars, the FerretDB and SeaweedFS builds) and
+initialise state once (PostgreSQL cluster, Kafka storage). Every step is idempotent and cached."""
 
 from __future__ import annotations
 
@@ -75,42 +75,66 @@ def ensure_kafka_jars(s: Settings) -> Path:
 
 
 FERRETDB_SOURCE = HERE / "ferretdb"
+# SeaweedFS (Apache-2.0), the S3 server of attachments: `go install weed@<version>` is refused
+# (its go.mod has a replace directive), so a wrapper module pins it and repeats the replace
+SEAWEEDFS_SOURCE = HERE / "seaweedfs"
+SEAWEEDFS_PACKAGE = "github.com/seaweedfs/seaweedfs/weed"
 
 
-def ferretdb_binary(s: Settings) -> Path:
-    """The wrapper's binary for the current source. Its name carries a hash of the Go module's
-    files: a changed main.go, go.mod or go.sum gets its own build (modification times are not
-    trusted: a checkout or a copy can make the source look older than a stale binary) and a
-    new supervisord command line, so `make up` on a running cluster restarts FerretDB on it."""
+def wrapper_binary(s: Settings, name: str, source: Path) -> Path:
+    """A Go wrapper module's binary for its current source. Its name carries a hash of the
+    module's files: a changed .go file, go.mod or go.sum gets its own build (modification
+    times are not trusted: a checkout or a copy can make the source look older than a stale
+    binary) and a new supervisord command line, so `make up` on a running cluster restarts
+    the program on it."""
     digest = hashlib.sha256()
-    for path in sorted(FERRETDB_SOURCE.iterdir()):
+    for path in sorted(source.iterdir()):
         if path.suffix == ".go" or path.name in ("go.mod", "go.sum"):
             content = path.read_bytes()
             digest.update(f"{path.name}\0{len(content)}\0".encode() + content)
-    return s.state / "bin" / f"ferretdb-{digest.hexdigest()[:16]}"
+    return s.state / "bin" / f"{name}-{digest.hexdigest()[:16]}"
 
 
-def ensure_ferretdb(s: Settings) -> Path:
-    binary = ferretdb_binary(s)
+def ferretdb_binary(s: Settings) -> Path:
+    return wrapper_binary(s, "ferretdb", FERRETDB_SOURCE)
+
+
+def seaweedfs_binary(s: Settings) -> Path:
+    return wrapper_binary(s, "weed", SEAWEEDFS_SOURCE)
+
+
+def ensure_built(s: Settings, binary: Path, source: Path, package: str, what: str) -> Path:
     if not binary.exists():
-        log("building FerretDB 1.24 from the Go module proxy (cached in ~/go/pkg/mod)")
+        log(f"building {what} from the Go module proxy (cached in ~/go/pkg/mod)")
         binary.parent.mkdir(parents=True, exist_ok=True)
         partial = binary.with_suffix(".partial")
-        run(["go", "build", "-trimpath", "-o", str(partial), "."], cwd=FERRETDB_SOURCE)
+        run(["go", "build", "-trimpath", "-o", str(partial), package], cwd=source)
         partial.rename(binary)  # atomic: never a half-written binary under the final name
     # older builds, except one the current supervisord configuration may still restart
     conf = s.state / "supervisord.conf"
     in_use = set(re.split(r"[\s=]+", conf.read_text())) if conf.exists() else set()
-    for old in binary.parent.glob("ferretdb*"):
+    prefix = binary.name.rsplit("-", 1)[0]
+    for old in binary.parent.glob(f"{prefix}-*"):
         if old != binary and str(old) not in in_use:
             old.unlink(missing_ok=True)
     return binary
+
+
+def ensure_ferretdb(s: Settings) -> Path:
+    return ensure_built(s, ferretdb_binary(s), FERRETDB_SOURCE, ".", "FerretDB 1.24")
+
+
+def ensure_seaweedfs(s: Settings) -> Path:
+    """SeaweedFS's `weed` (a cold build takes about 4 minutes on 2 cores; cached by digest)."""
+    binary = seaweedfs_binary(s)
+    return ensure_built(s, binary, SEAWEEDFS_SOURCE, SEAWEEDFS_PACKAGE, "SeaweedFS")
 
 
 def install(s: Settings) -> None:
     ensure_apt()
     ensure_kafka_jars(s)
     ensure_ferretdb(s)
+    ensure_seaweedfs(s)
 
 
 # ---------------------------------------------------------------- one-time state initialisation

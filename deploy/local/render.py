@@ -1,13 +1,15 @@
-"""Configuration files generated into .local/: Kafka, nginx and supervisord."""
+"""Configuration files generated into .local/: Kafka, nginx, SeaweedFS's S3 identities and
+supervisord."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
 
-from install import chown_to, ferretdb_binary, pg_bindir
-from services_catalog import service_programs, upstreams
+from install import chown_to, ferretdb_binary, pg_bindir, seaweedfs_binary
+from services_catalog import s3_credentials, service_programs, upstreams
 from settings import HERE, ROOT, Program, Settings, is_root
 
 
@@ -79,6 +81,43 @@ http {{
     return conf
 
 
+def seaweedfs_s3_config(s: Settings) -> Path:
+    """The S3 gateway's one identity (chat-api's key pair, generated into .local/)."""
+    access_key, secret_key = s3_credentials(s)
+    identity = {
+        "name": "parley-chat",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+    path = s.state / "seaweedfs" / "s3.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"identities": [identity]}, indent=2) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def seaweedfs_command(s: Settings) -> str:
+    """One `weed server` process: master, volume server, filer and the S3 gateway, all bound
+    to the cluster's host; the master on PARLEY_SEAWEEDFS_PORT, volume and filer on the next
+    two ports (each also on its port + 10000 for gRPC), S3 on PARLEY_S3_PORT."""
+    data = s.state / "seaweedfs"
+    (data / "data").mkdir(parents=True, exist_ok=True)
+    master, volume, filer = s.seaweedfs_port, s.seaweedfs_port + 1, s.seaweedfs_port + 2
+    return " ".join(
+        [
+            f"{seaweedfs_binary(s)} server -ip={s.host} -ip.bind={s.host} -dir={data / 'data'}",
+            f"-master.port={master} -volume.port={volume} -filer -filer.port={filer}",
+            f"-s3 -s3.port={s.s3_port} -s3.config={seaweedfs_s3_config(s)}",
+            # no Iceberg or Lance catalogues (their own ports), no telemetry (offline anyway)
+            "-s3.port.iceberg=0 -s3.port.lance=0 -master.telemetry=false",
+            # volumes of 256 MiB as many as the disk holds (files are sparse), and a quick stop
+            "-master.volumeSizeLimitMB=256 -volume.max=0 -volume.preStopSeconds=1",
+            # the Unix sockets of filer and S3 beside the data, not in a /tmp shared by clusters
+            f"-filer.localSocket={data / 'filer.sock'} -s3.localSocket={data / 's3.sock'}",
+        ]
+    )
+
+
 def nginx_bin() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -116,6 +155,7 @@ def programs(s: Settings, kafka_libs: Path) -> list[Program]:
             f" -sqlite-dir {s.state / 'ferretdb'}/ -log-level error",
             priority=20,
         ),
+        Program("seaweedfs", seaweedfs_command(s), priority=20),
         Program(
             "nginx",
             f"{nginx_bin()} -p {s.state / 'nginx'} -c {s.state / 'nginx' / 'nginx.conf'}"

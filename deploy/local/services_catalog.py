@@ -90,6 +90,18 @@ def internal_token(s: Any) -> str:
     return path.read_text().strip()
 
 
+def s3_credentials(s: Any) -> tuple[str, str]:
+    """The S3 access key and secret of this local cluster (chat-api -> SeaweedFS), generated
+    once into the state directory like the internal token."""
+    path = Path(s.state) / "s3-credentials"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"parley-{secrets.token_hex(8)} {secrets.token_urlsafe(32)}")
+        path.chmod(0o600)
+    access_key, secret_key = path.read_text().split()
+    return access_key, secret_key
+
+
 def _python_module(module: str) -> str:
     return f"{sys.executable} -m {module}"
 
@@ -113,6 +125,17 @@ def _service(
         autostart=False,  # started by `make up` once databases are migrated
     )
     return ServiceProgram(program, listen, upstream, f"http://{s.host}:{listen}/readyz")
+
+
+def attachments_store(s: Any) -> dict[str, str]:
+    """chat-api's S3 settings: SeaweedFS's S3 port, which clients reach too (signed URLs)."""
+    access_key, secret_key = s3_credentials(s)
+    return {
+        "S3_ENDPOINT_URL": f"http://{s.host}:{s.s3_port}",
+        "S3_ACCESS_KEY": access_key,
+        "S3_SECRET_KEY": secret_key,
+        "S3_BUCKET": s.s3_bucket,
+    }
 
 
 def service_programs(s: Any) -> list[ServiceProgram]:
@@ -158,7 +181,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "parley_chat",
         "CHAT",
         "chat",
-        {"POSTGRES_DSN": database_dsn(s, "chat"), **authn, **keys},
+        {"POSTGRES_DSN": database_dsn(s, "chat"), **authn, **keys, **attachments_store(s)},
         upstream="chat_cmd",
     )
     notifications = _service(

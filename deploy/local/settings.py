@@ -28,6 +28,11 @@ class Settings:
     mongo_port: int = 27017
     gateway_port: int = 8080
     smtp_port: int = 1025
+    # SeaweedFS: its S3 API (attachments), and its master; volume and filer take the next two
+    # ports, and each of the four also listens on its port + 10000 (gRPC)
+    s3_port: int = 8333
+    seaweedfs_port: int = 9333
+    s3_bucket: str = "parley-attachments"
     partitions: int = 6
     service_port_base: int = 8100  # Parley's HTTP services take consecutive ports from here
 
@@ -49,6 +54,9 @@ class Settings:
             mongo_port=int(get("PARLEY_MONGO_PORT", d.mongo_port)),
             gateway_port=int(get("PARLEY_GATEWAY_PORT", d.gateway_port)),
             smtp_port=int(get("PARLEY_SMTP_PORT", d.smtp_port)),
+            s3_port=int(get("PARLEY_S3_PORT", d.s3_port)),
+            seaweedfs_port=int(get("PARLEY_SEAWEEDFS_PORT", d.seaweedfs_port)),
+            s3_bucket=get("PARLEY_S3_BUCKET", d.s3_bucket),
             partitions=int(get("PARLEY_TOPIC_PARTITIONS", d.partitions)),
             service_port_base=int(get("PARLEY_SERVICE_PORT_BASE", d.service_port_base)),
         )
@@ -77,6 +85,10 @@ class Settings:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
 
     @property
     def sock(self) -> Path:

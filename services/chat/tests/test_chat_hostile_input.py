@@ -10,6 +10,8 @@ import uuid
 import httpx
 from parley_authn import install_authn
 from parley_chat import http
+from parley_chat.attachments import Attachments, Limits
+from parley_chat.attachments_config import AttachmentSettings
 from parley_chat.bootstrap import bootstrap
 from parley_chat.config import Settings
 from parley_chat.domain import EVENTS, Conversation
@@ -24,7 +26,12 @@ from parley_testing.tokens import Signer, jwks
 
 SIGNER = Signer()  # plays the auth service
 ADMIN = {"Authorization": f"Bearer {SIGNER.token(sub=str(uuid.uuid4()), role='admin')}"}
-SAMPLES = {"content": "hello", "client_message_id": "m-1", "at": "1"}
+SAMPLES = {
+    "content": "hello",
+    "client_message_id": "m-1",
+    "at": "1",
+    **{"filename": "a.png", "content_type": "image/png", "size": 10},  # attachments
+}
 
 
 async def test_every_route_answers_hostile_input_with_a_4xx_problem() -> None:
@@ -39,12 +46,16 @@ async def test_every_route_answers_hostile_input_with_a_4xx_problem() -> None:
     app.state.pool = pool
     app.state.chat = Chat(conversations)
     app.state.commands = Commands(http.CONTEXT, BUS, app.state.chat, http.ERRORS)
+    limits = Limits.of(AttachmentSettings())
+    app.state.attachments = Attachments(pool, Boundary("s3", log), limits)
     operations = operations_from_app(app)
     assert {op.name for op in operations} >= {
         "POST /v1/conversations",
         "POST /v1/conversations/{conversation_id}/messages",
         "DELETE /v1/conversations/{conversation_id}/participants/{user_id}",
         "GET /v1/conversations/{conversation_id}/state",
+        "POST /v1/conversations/{conversation_id}/attachments",
+        "GET /v1/attachments/{attachment_id}",
     }
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

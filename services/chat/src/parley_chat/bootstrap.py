@@ -8,16 +8,23 @@ from fastapi import FastAPI
 from parley_commandkit import CommandService, Kit, Wiring
 from parley_privacy.keys import KeyOwner
 
-from parley_chat import blocks, http
+from parley_chat import attachments_http, attachments_wiring, blocks, http
+from parley_chat.attachments_config import AttachmentSettings
 from parley_chat.config import Settings
 from parley_chat.domain import EVENTS, Conversation
 from parley_chat.handlers import BUS, Chat, ChatCodec
 from parley_chat.limits import SendLimiter
 
 
-def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
-    """`keys`: the data-key owner (tests: a MemoryKeys); default auth's key endpoint."""
+def bootstrap(
+    settings: Settings | None = None,
+    keys: KeyOwner | None = None,
+    attachment_settings: AttachmentSettings | None = None,
+) -> FastAPI:
+    """`keys`: the data-key owner (tests: a MemoryKeys); default auth's key endpoint.
+    `attachment_settings`: the object store and limits (default from CHAT_* variables)."""
     settings = settings or Settings()
+    files = attachment_settings or AttachmentSettings()
 
     async def wire(kit: Kit) -> Wiring[Chat]:
         conversations = kit.repository(
@@ -26,23 +33,29 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
             codec=ChatCodec(*EVENTS),
             serialize=settings.serialize_per_conversation,
         )
-        block_list, kafka = blocks.BlockList(kit.pool), settings.kafka_bootstrap_servers
+        attached = await attachments_wiring.wire(kit, files)
         limiter = None
         if settings.send_limit > 0:
             limiter = SendLimiter(kit.pool, settings.send_limit, settings.send_limit_window_s)
+        block_list, kafka = blocks.BlockList(kit.pool), settings.kafka_bootstrap_servers
         chat = Chat(
             conversations,
             retries=settings.command_retries,
             blocks=block_list,
+            attachments=attached.attachments,
             send_limit=limiter,
         )
         jobs = []
         if settings.consume_blocks:
             group = settings.blocks_group
             jobs.append(blocks.run_forever(block_list, kafka, kit.stop, group=group))
-        return Wiring(chat, jobs, state={"chat": chat, "blocks": block_list})
+        jobs += attached.jobs
+        state = {"chat": chat, "blocks": block_list, "attachments": attached.attachments}
+        return Wiring(chat, jobs, state=state, closers=attached.closers)
+
+    def routes(app: FastAPI) -> None:
+        http.include_routes(app)
+        attachments_http.include_routes(app)
 
     title = "Parley chat (commands)"
-    return CommandService(
-        "chat", title, settings, BUS, http.ERRORS, wire, http.include_routes, keys
-    ).app()
+    return CommandService("chat", title, settings, BUS, http.ERRORS, wire, routes, keys).app()
