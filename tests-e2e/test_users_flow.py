@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import httpx
-from parley_testing.accounts import Account, sign_up
+from parley_testing.accounts import PASSWORD, Account, sign_up
 
 Json = dict[str, Any]
 
@@ -78,11 +78,19 @@ async def test_admins_change_status_and_roles(
         off = await client.post(f"{me}/deactivate", json={"reason": "spam"}, headers=admin.headers)
         seen = (await client.get(me, headers={**admin.headers, **token_of(off)})).json()
         assert (seen["status"], seen["status_reason"]) == ("deactivated", "spam")
-        own = (await client.get("/v1/users/me", headers={**user.headers, **token_of(off)})).json()
-        assert (own["status"], own["status_reason"]) == ("deactivated", None)
         on = await client.post(f"{me}/reactivate", headers=admin.headers)
         seen = (await client.get(me, headers={**admin.headers, **token_of(on)})).json()
         assert seen["status"] == "active"
+        # the deactivation revoked the person's sessions (auth follows the status:
+        # tests-e2e/test_security_accounts.py); once auth saw the reactivation, a new login
+        credentials = {"email": user.email, "password": PASSWORD}
+        login = await eventually(
+            lambda: client.post("/v1/auth/login", json=credentials),
+            lambda response: response.status_code == 200,
+        )
+        user.access_token = login.json()["access_token"]
+        own = (await client.get("/v1/users/me", headers={**user.headers, **token_of(on)})).json()
+        assert (own["status"], own["status_reason"]) == ("active", None)
 
         assert (
             await client.put(f"{me}/role", json={"role": "admin"}, headers=user.headers)

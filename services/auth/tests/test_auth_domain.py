@@ -209,13 +209,19 @@ def test_a_status_change_is_applied_once_by_its_stream_version() -> None:
         Account("nobody").follow_status("deactivated", 1)
 
 
-def test_a_closed_account_ignores_status_changes() -> None:
+def test_closed_and_cancelled_accounts_ignore_status_changes() -> None:
     account = active_account()
     account.close()
     saved(account)
     account.follow_status("active", 2)
     account.follow_status("deactivated", 3)
     assert account.pending == [] and account.closed
+    cancelled = Account("a2")
+    cancelled.register("bo@example.test", "Bo")
+    cancelled.cancel_registration("registration_failed")
+    saved(cancelled)
+    cancelled.follow_status("deactivated", 2)  # the saga's compensation deactivated the profile
+    assert cancelled.pending == []
 
 
 def test_revoking_the_other_sessions_keeps_the_one_given() -> None:

@@ -205,10 +205,11 @@ class Account(Aggregate):
         stream: `deactivated` disables login and refresh and ends every session, `active`
         enables them again. A version already applied (a redelivery, a replay) records
         nothing, so the status is the one of the newest change whatever is delivered twice.
-        A closed account stays closed; an account auth never had is not an error of the
-        caller's (an admin-made profile): AccountNotFound."""
+        A closed or cancelled account stays as it is (the registration saga's compensation
+        deactivates the profile of a registration it cancels); an account auth never had (an
+        admin-made profile) raises AccountNotFound."""
         self._require_exists()
-        if self.closed or status_version <= self.status_version:
+        if self.closed or self.cancelled or status_version <= self.status_version:
             return
         if status == "deactivated":
             for session_id in list(self.sessions):

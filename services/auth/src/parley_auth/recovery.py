@@ -113,6 +113,7 @@ async def follow_user_status(
         raise AccountNotFound(account_id)
     # a status change seen already (a replay) must not touch sessions opened since
     sweep = status == "deactivated" and status_version > account.status_version
+    sweep = sweep and not (account.closed or account.cancelled)
     revoked = await tables.revoke_sessions(auth.pool, account_id, DEACTIVATED) if sweep else []
     expiries = {r.session_id: r.access_expires_at for r in revoked}
     outcome = await execute(
