@@ -55,6 +55,12 @@ def by_partition(record: Record) -> Hashable:
     return (record.topic, record.partition)
 
 
+def one_at_a_time(record: Record) -> Hashable:
+    """Every record after the one fetched before it: for handlers that were written for a
+    sequential loop (the users context's follower of auth and chat)."""
+    return None
+
+
 class InKeyOrder(ConsumerRebalanceListener):  # type: ignore[misc]
     """One consumer's loop and its rebalance listener (`subscribe` installs it)."""
 

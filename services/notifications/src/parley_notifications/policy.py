@@ -10,7 +10,7 @@
   when the message's `mentions` name them); then, when the recipient turned email on, a mail
   through SMTP and NotificationEmailed.
 
-At-least-once: offsets are committed after a batch's commands, so a crash redelivers. That is
+At-least-once: an offset is committed after its record's commands, so a crash redelivers. That is
 harmless: the notification id is uuid5(message id, recipient), creating an existing one is a
 no-op, and a notification already marked emailed is not mailed again. The one window left: a
 crash after the SMTP server took the mail and before NotificationEmailed was appended mails
@@ -33,12 +33,14 @@ from typing import Any, Protocol
 
 import aiosmtplib
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from parley_commandkit import Context
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
+from parley_messaging.inorder import by_partition, consume_in_key_order
 from parley_messaging.retrying import doubling
 from parley_messaging.supervise import keep_running
 from parley_observability.tracing import child_span, current_traceparent
@@ -294,37 +296,34 @@ async def apply_record(
         log.warning("skipped a poison %s record (key %r): %s", topic, key, error)
 
 
-async def apply_in_order(policy: Policy, topic: str, records: list[Any]) -> None:
-    for record in records:
-        await apply_record(policy, topic, record.headers, record.value, record.key)
-
-
 async def consume(policy: Policy, bootstrap_servers: str, group: str, stop: asyncio.Event) -> None:
     consumer = AIOKafkaConsumer(
-        policy.chat_topic,
-        policy.users_topic,
         bootstrap_servers=bootstrap_servers,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,
     )
+
+    async def apply_one(record: ConsumerRecord[bytes, bytes]) -> None:
+        await apply_record(policy, record.topic, record.headers, record.value, record.key)
+
     await consumer.start()
     try:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=500, max_records=200)
-            # partitions in parallel, each in order: a message (key = conversation) and all
-            # its notifications live on one partition, a user's address changes on one
-            # users.events partition, so no two tasks touch the same stream or row
-            await asyncio.gather(
-                *(
-                    apply_in_order(policy, tp.topic, records)
-                    for tp, records in batch.items()
-                    if records
-                )
-            )
-            if batch:
-                await consumer.commit()
+        # partitions in parallel, each in order: a message (key = conversation) and all its
+        # notifications live on one partition, a user's address changes on one users.events
+        # partition, so no two tasks touch the same stream or row. At a rebalance the records
+        # in flight finish (6 s at most, a mail's retries included; the group waits 10 s, the
+        # session timeout) and are committed before a partition is handed over
+        # (parley_messaging.inorder: a commit after it had gone restarted this consumer)
+        await consume_in_key_order(
+            consumer,
+            [policy.chat_topic, policy.users_topic],
+            apply_one,
+            stop,
+            order=by_partition,
+            drain_s=6.0,
+        )
     finally:
         await consumer.stop()
 

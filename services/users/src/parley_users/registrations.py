@@ -26,10 +26,12 @@ import json
 import logging
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 from parley_commandkit import Context
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import InvalidEnvelope, decode
+from parley_messaging.inorder import consume_in_key_order, one_at_a_time
 from parley_messaging.supervise import keep_running
 from parley_privacy.fields import FieldCipher
 from parley_privacy.keys import KeyUnavailable
@@ -69,21 +71,21 @@ async def consume(
     users: Repository[User], cipher: FieldCipher, bootstrap_servers: str, stop: asyncio.Event
 ) -> None:
     consumer = AIOKafkaConsumer(
-        *TOPICS,
         bootstrap_servers=bootstrap_servers,
         group_id=GROUP,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
+
+    async def apply_one(record: ConsumerRecord[bytes, bytes]) -> None:
+        await apply(users, cipher, record.headers, record.value, record.key)
+
     await consumer.start()
     try:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=500, max_records=200)
-            for records in batch.values():
-                for record in records:
-                    await apply(users, cipher, record.headers, record.value, record.key)
-            if batch:
-                await consumer.commit()
+        # one record after the other, as fetched; at a rebalance the command in flight
+        # finishes and is committed before the partitions are handed over
+        # (parley_messaging.inorder: a commit after they had gone restarted this consumer)
+        await consume_in_key_order(consumer, TOPICS, apply_one, stop, order=one_at_a_time)
     finally:
         await consumer.stop()
 
