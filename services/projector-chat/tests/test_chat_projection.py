@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from parley_projector_chat.views import chat_projection, message_key
+from parley_readmodel.rebuild import rebuild
+from parley_readmodel.runtime import Options
 from parley_testing.chat import Conversation, interleaved
 from parley_testing.projections import (
     documents,
@@ -116,3 +118,71 @@ async def test_declared_indexes_exist_on_the_generation_written(
     assert {"conversation_id_1_seq_-1", "search_1_sent_at_-1"} <= names
     names = {i["name"] async for i in await db["memberships__g1"].list_indexes()}
     assert "user_id_1_last_activity_at_-1_conversation_id_-1" in names
+
+
+async def test_edits_replies_reactions_mentions_and_reports_stay_exact_under_replays(
+    db: Any, kafka_bootstrap: str, unique_name: str
+) -> None:
+    """Issue 20: rebuilding the chat projections from offset 0 (and redeliveries) leaves every
+    edit, reaction count, reply count and mention count identical."""
+    group = Conversation("feat", ["alice", "bob", "carol"], kind="group")
+    group.send("alice", "first draft")  # 1
+    group.edit(1, "second draft")
+    group.edit(1, "final text")
+    group.send("bob", "@alice @carol look", mentions=["alice", "carol"])  # 2
+    group.send("carol", "a reply", reply_to=1)  # 3
+    group.send("bob", "another reply", reply_to=1, mentions=["alice"])  # 4
+    for user in ("alice", "bob", "carol"):
+        group.react(1, user, "👍")
+    group.react(1, "carol", "👍", remove=True)
+    group.react(1, "bob", "🎉")
+    group.react(1, "bob", "🎉", remove=True)
+    group.react(1, "bob", "🎉")  # round 1: back again
+    group.mark_read("carol")  # carol: 0 mentions
+    group.send("bob", "ping carol", mentions=["carol"])  # 5
+    group.edit(5, "ping carol (edited)")  # the last message: previews follow
+    report = group.report(2, "carol", "rude")
+    group.resolve(report, 2, "admin", "dismiss")
+    group.delete(4, "bob")  # mentioned alice, unread by her: her mention counter drops
+
+    topic = f"chat.{unique_name}"
+    projection = on_topic(chat_projection(), topic, f"projector-chat-{unique_name}")
+    records = group.records
+    await produce(kafka_bootstrap, topic, records + records[5:14])  # some redelivered
+    await project(db, projection, kafka_bootstrap, max_records=4)
+
+    messages = await documents(db, projection, "messages")
+    first = messages[message_key("feat", 1)]
+    assert first["content"] == "final text" and first["edited_at"] is not None
+    assert [t["content"] for t in first["texts"]] == ["first draft", "second draft", "final text"]
+    assert first["reply_count"] == 2 and first["replies"] == [3, 4]
+    reactions = {r["emoji"]: sorted(r["users"]) for r in first["reactions"].values()}
+    assert reactions == {"👍": ["alice", "bob"], "🎉": ["bob"]}
+    assert messages[message_key("feat", 3)]["reply_to"] == {"message_id": "feat-m1", "seq": 1}
+    assert messages[message_key("feat", 2)]["mentions"] == ["alice", "carol"]
+    assert messages[message_key("feat", 4)]["texts"] == []  # deleted: every version gone
+    members = await documents(db, projection, "memberships")
+    # alice: mentioned by 2 and 4 (deleted); carol: read up to 4, then mentioned by 5
+    assert members["alice:feat"]["mention_count"] == group.unread("alice", mentions=True) == 1
+    assert members["carol:feat"]["mention_count"] == group.unread("carol", mentions=True) == 1
+    assert members["bob:feat"].get("mention_count", 0) == 0
+    for doc in members.values():
+        assert doc["last_message"]["content"] == "ping carol (edited)"
+    ids = await documents(db, projection, "message_ids")
+    assert ids["feat:feat-m3"]["seq"] == 3
+    reports = await documents(db, projection, "reports")
+    assert reports[report]["status"] == "resolved" and reports[report]["reason"] == "rude"
+    assert reports[report]["action"] == "dismiss" and reports[report]["seq"] == 2
+
+    before = await dump(db, projection)
+    for _ in range(2):  # the whole topic again over the populated model: byte-identical
+        await reset_offsets(kafka_bootstrap, projection.group, projection.topics)
+        await project(db, projection, kafka_bootstrap, max_records=6)
+        assert await dump(db, projection) == before
+    # and a rebuild into a new generation from offset 0 shows the same documents
+    options = Options(bootstrap_servers=kafka_bootstrap)
+    await rebuild(db, projection, options, join_timeout_s=0.5, drop_after_s=-1)
+    rebuilt = {name: await documents(db, projection, name) for name in projection.collections}
+    assert rebuilt["messages"] == messages
+    assert rebuilt["memberships"] == members
+    assert rebuilt["reports"] == reports

@@ -32,6 +32,8 @@ class Conversation:
         self.read: dict[str, int] = {p: 0 for p in participants}
         self.senders: dict[int, str] = {}
         self.deleted: set[int] = set()
+        self.mentioned: dict[int, list[str]] = {}  # seq -> the people it mentions
+        self.reactions: dict[tuple[int, str, str], int] = {}  # (seq, user, emoji) -> round
         self.records: list[Record] = []
         title = None if kind == "direct" else f"title {cid}"
         self.emit(
@@ -51,40 +53,114 @@ class Conversation:
             record("chat", self.cid, self.version, name, {"conversation_id": self.cid, **data}, at)
         )
 
-    def send(self, sender: str, content: str) -> str:
+    def send(
+        self,
+        sender: str,
+        content: str,
+        *,
+        reply_to: int | None = None,
+        mentions: list[str] | None = None,
+    ) -> str:
         self.seq += 1
         self.senders[self.seq] = sender
         message_id = f"{self.cid}-m{self.seq}"
         recipients = [p for p in self.participants if p != sender]
-        self.emit(
-            "MessageSent",
-            {
-                "message_id": message_id,
-                "seq": self.seq,
-                "sender_id": sender,
-                "content": content,
-                "client_message_id": None,
-                "recipient_ids": recipients,
-            },
-        )
+        mentioned = [m for m in mentions or [] if m in recipients]
+        self.mentioned[self.seq] = mentioned
+        data: dict[str, Any] = {
+            "message_id": message_id,
+            "seq": self.seq,
+            "sender_id": sender,
+            "content": content,
+            "client_message_id": None,
+            "recipient_ids": recipients,
+        }
+        if reply_to is not None:
+            data.update(reply_to=f"{self.cid}-m{reply_to}", reply_to_seq=reply_to)
+        if mentioned:
+            data["mentions"] = mentioned
+        self.emit("MessageSent", data)
         return message_id
 
-    def unread(self, user: str) -> int:
+    def edit(self, seq: int, content: str) -> None:
+        self.emit(
+            "MessageEdited",
+            {
+                "message_id": f"{self.cid}-m{seq}",
+                "seq": seq,
+                "sender_id": self.senders[seq],
+                "content": content,
+                "participant_ids": self.participants,
+                "last_seq": self.seq,
+            },
+        )
+
+    def react(self, seq: int, user: str, emoji: str, *, remove: bool = False) -> None:
+        key = (seq, user, emoji)
+        round_ = self.reactions.get(key, 0)
+        if remove:
+            self.reactions[key] = round_ + 1
+        data = {
+            "message_id": f"{self.cid}-m{seq}",
+            "seq": seq,
+            "user_id": user,
+            "emoji": emoji,
+            "round": round_,
+        }
+        self.emit("ReactionRemoved" if remove else "ReactionAdded", data)
+
+    def report(self, seq: int, reporter: str, reason: str) -> str:
+        report_id = f"{self.cid}-r{seq}-{reporter}"
+        self.emit(
+            "MessageReported",
+            {
+                "report_id": report_id,
+                "message_id": f"{self.cid}-m{seq}",
+                "seq": seq,
+                "sender_id": self.senders[seq],
+                "reporter_id": reporter,
+                "reason": reason,
+            },
+        )
+        return report_id
+
+    def resolve(self, report_id: str, seq: int, by: str, action: str) -> None:
+        self.emit(
+            "ReportResolved",
+            {
+                "report_id": report_id,
+                "message_id": f"{self.cid}-m{seq}",
+                "sender_id": self.senders[seq],
+                "resolved_by": by,
+                "action": action,
+            },
+        )
+
+    def unread(self, user: str, *, mentions: bool = False) -> int:
         return sum(
             1
             for s, who in self.senders.items()
-            if s > self.read[user] and who != user and s not in self.deleted
+            if s > self.read[user]
+            and who != user
+            and s not in self.deleted
+            and (not mentions or user in self.mentioned.get(s, []))
         )
 
     def mark_read(self, user: str) -> None:
         self.read[user] = self.seq
         self.emit(
             "MessagesRead",
-            {"user_id": user, "up_to_seq": self.seq, "unread_after": self.unread(user)},
+            {
+                "user_id": user,
+                "up_to_seq": self.seq,
+                "unread_after": self.unread(user),
+                "mentions_after": self.unread(user, mentions=True),
+            },
         )
 
     def delete(self, seq: int, by: str) -> None:
         unread_by = [p for p in self.participants if p != self.senders[seq] and self.read[p] < seq]
+        mention_unread_by = [p for p in unread_by if p in self.mentioned.get(seq, [])]
         self.deleted.add(seq)
         self.emit(
             "MessageDeleted",
@@ -96,6 +172,7 @@ class Conversation:
                 "participant_ids": self.participants,
                 "last_seq": self.seq,
                 "unread_by": unread_by,
+                "mention_unread_by": mention_unread_by,
             },
         )
 
