@@ -32,8 +32,8 @@ MAX_FILENAME = 255
 # `type/subtype`, optionally with a charset (what browsers send for text files); the header is
 # signed into the upload URL, so the client sends exactly this value
 _CONTENT_TYPE = re.compile(
-    r"^(?P<base>[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63})"
-    r"(?:; ?charset=[a-z0-9_.:-]{1,40})?$"
+    r"(?P<base>[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63})"
+    r"(?:; ?charset=[a-z0-9_.:-]{1,40})?"
 )
 
 
@@ -76,7 +76,7 @@ class Limits:
         if "/" in name or "\\" in name or name in (".", ".."):
             raise InvalidAttachment("filename", "a file name, not a path")
         kind = content_type.strip().lower()
-        matched = _CONTENT_TYPE.match(kind)
+        matched = _CONTENT_TYPE.fullmatch(kind)
         if matched is None or matched["base"] not in self.content_types:
             allowed = ", ".join(sorted(self.content_types))
             raise InvalidAttachment("content_type", f"not allowed; one of {allowed}")

@@ -10,8 +10,8 @@ routes and stops them at shutdown).
   CloudEvent is logged and skipped; a store or S3 error restarts the consumer from the last
   commit (with backoff), so a forgotten person's files are never skipped.
 
-Both start by creating the bucket if it is missing (idempotent), so a new deployment needs no
-separate step.
+A third job creates the bucket if it is missing (idempotent, retried while S3 is away), so a
+new deployment needs no separate step.
 """
 
 from __future__ import annotations
@@ -70,10 +70,14 @@ def forgotten_user(headers: Any, value: bytes | None) -> str | None:
 
 
 async def consume_forgotten(
-    attachments: Attachments, bootstrap_servers: str, group: str, stop: asyncio.Event
+    attachments: Attachments,
+    bootstrap_servers: str,
+    group: str,
+    stop: asyncio.Event,
+    topic: str = USERS_TOPIC,
 ) -> None:
     consumer = AIOKafkaConsumer(
-        USERS_TOPIC,
+        topic,
         bootstrap_servers=bootstrap_servers,
         group_id=group,
         enable_auto_commit=False,
