@@ -171,3 +171,77 @@ async def test_members_joining_and_leaving_mid_stream_apply_every_record_once(
         assert committed == ends  # everything handled was committed, nothing more
     finally:
         await checker.stop()
+
+
+async def test_work_outlasting_the_hand_over_is_cancelled_and_not_committed(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    """A record still running when the group rebalances gets drain_s, is then cancelled and
+    its offset not committed: the partition's owner after the rebalance handles it again, from
+    that record on, and no member's loop is restarted."""
+    topic, group = f"inorder-cx-{unique_name}", f"inorder-cx-{unique_name}"
+    await ensure_topics(kafka_bootstrap, [Topic(topic, 1)])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for n in range(6):  # offset 0 is the stuck one; 1-5 overtake it (other keys)
+            await producer.send_and_wait(topic, f"{n}".encode(), key=f"k{n}".encode())
+    finally:
+        await producer.stop()
+
+    applied: list[int] = []
+    cancelled: list[int] = []
+    stuck_once = asyncio.Event()
+
+    async def handle(record: Record) -> None:
+        assert record.value is not None
+        n = int(record.value)
+        if n == 0 and not stuck_once.is_set():
+            stuck_once.set()
+            try:
+                await asyncio.Event().wait()  # outlasts any hand-over (an SMTP server hangs)
+            except asyncio.CancelledError:
+                cancelled.append(n)
+                raise
+        applied.append(n)
+
+    members: list[tuple[AIOKafkaConsumer, InKeyOrder, asyncio.Event, asyncio.Task[None]]] = []
+
+    async def join() -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=300,
+        )
+        loop = InKeyOrder(consumer, handle, drain_s=0.5)
+        loop.subscribe([topic])
+        await consumer.start()
+        stop = asyncio.Event()
+        members.append((consumer, loop, stop, asyncio.create_task(loop.run(stop))))
+
+    tp = TopicPartition(topic, 0)
+    try:
+        await join()
+        async with asyncio.timeout(20):
+            while sorted(applied) != [1, 2, 3, 4, 5]:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # room for the committer: still 0, the stuck record is first
+        assert await members[0][0].committed(tp) in (None, 0)
+        await join()  # the rebalance: the stuck record is cancelled, its partition handed on
+        async with asyncio.timeout(20):
+            while 0 not in applied or await members[0][0].committed(tp) != 6:
+                await asyncio.sleep(0.05)
+        assert cancelled == [0]
+        assert members[0][1].revocations >= 1
+        assert not any(task.done() for *_, task in members)  # no loop failed
+    finally:
+        for consumer, _, stop, task in members:
+            stop.set()
+            await asyncio.wait_for(task, timeout=10)
+            await consumer.stop()
+    assert applied.count(0) == 1
+    # what finished behind the cancelled record was not committed: handled again, at least once
+    assert sorted(set(applied)) == [0, 1, 2, 3, 4, 5] and len(applied) == 11
