@@ -134,11 +134,11 @@ async def test_unread_count_sums_the_callers_memberships(api: Any) -> None:
     client, _ = api
     alice = (await client.get("/v1/conversations/unread-count", headers=bearer("alice"))).json()
     # dm-ab: bob's seq 2 and 5 (4 was deleted) = 2; grp: carol's and bob's = 2; erin: 23
-    assert alice == {"count": 2 + 2 + MANY}
+    assert alice == {"count": 2 + 2 + MANY, "mentions": 0}
     bob = (await client.get("/v1/conversations/unread-count", headers=bearer("bob"))).json()
-    assert bob == {"count": 0 + 1}  # grp: carol's message; his own are never unread
+    assert bob == {"count": 0 + 1, "mentions": 0}  # grp: carol's message; his own are never unread
     nobody = (await client.get("/v1/conversations/unread-count", headers=bearer("zed"))).json()
-    assert nobody == {"count": 0}
+    assert nobody == {"count": 0, "mentions": 0}
 
 
 async def test_messages_newest_first_keyset_and_deleted_without_text(api: Any) -> None:

@@ -19,7 +19,7 @@ from parley_readmodel.lag import LagMonitor
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from parley_query_gateway import chat, notifications, users
+from parley_query_gateway import chat, notifications, reports, users
 from parley_query_gateway.config import Settings
 from parley_query_gateway.reads import DocumentCache, QueryCache
 
@@ -85,6 +85,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(users.stats_router)
     app.include_router(chat.router)
+    app.include_router(reports.router)
     app.include_router(notifications.router)
     app.include_router(docs_router())
     document_problems(app)

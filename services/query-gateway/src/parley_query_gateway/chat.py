@@ -13,6 +13,12 @@ A message page is read by `_id` only: message documents are keyed "<conversation
 the cursor) names the page's documents. FerretDB 1.24 pushes only `{_id: <value>}` down to
 SQLite (`{_id: {$in}}` scans the collection), so the page is `limit` concurrent `find_one`s:
 its cost does not grow with the collection (docs/decisions.md, "Chat: message pages by _id").
+
+Issue 20's features are read the same way (docs/decisions.md, "Chat features: read side"): a
+route naming a message finds its seq in `message_ids` ("<conversation>:<message id>"), the
+quoted parents of a page and the page of a parent's replies are `_id` probes too. A page is
+cached per conversation, never per caller: what differs per caller (a reaction's `me`) is
+worked out after the cache, from the people who reacted.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from parley_http.problems import Problem
 from parley_http.text import first_flaw
 from parley_readmodel import aliases
 from parley_readmodel.search import query_words
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pymongo import DESCENDING
 
 from parley_query_gateway.consistency import ReadModel
@@ -44,6 +50,7 @@ PROJECTION = "projector-chat"
 READ_MODEL = ReadModel(PROJECTION, ("chat",), {"chat": "conversations"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOT_REMOVED = {"$ne": True}
+EXCERPT = 100  # characters of a quoted parent
 
 
 class LastMessage(BaseModel):
@@ -54,6 +61,7 @@ class LastMessage(BaseModel):
     deleted: bool = False
     redacted: bool = False  # the sender was forgotten: the text is gone for everyone
     sent_at: datetime | None
+    edited_at: datetime | None = None
 
 
 class ConversationItem(BaseModel):
@@ -64,11 +72,36 @@ class ConversationItem(BaseModel):
     last_message: LastMessage | None
     last_activity_at: datetime | None
     unread_count: int
+    mention_count: int = Field(0, description="unread messages that mention the caller")
 
 
 class ConversationPage(BaseModel):
     items: list[ConversationItem]
     next_cursor: str | None
+
+
+class Quote(BaseModel):
+    """The message a reply answers, as it is now (edited, deleted or redacted since)."""
+
+    message_id: str
+    seq: int
+    sender_id: str | None
+    excerpt: str | None = Field(description=f"its first {EXCERPT} characters; null once gone")
+    deleted: bool = False
+    redacted: bool = False
+
+
+class Reaction(BaseModel):
+    emoji: str
+    count: int
+    me: bool = Field(description="whether the caller reacted with it")
+
+
+class Attachment(BaseModel):
+    attachment_id: str = Field(description="download: GET /v1/attachments/{attachment_id}")
+    filename: str | None = Field(description="null once its sender was forgotten")
+    content_type: str | None
+    size: int
 
 
 class MessageItem(BaseModel):
@@ -80,6 +113,12 @@ class MessageItem(BaseModel):
     redacted: bool = False  # the sender was forgotten: the text is gone for everyone
     sent_at: datetime | None
     seq: int
+    edited_at: datetime | None = None
+    reply_to: Quote | None = None
+    reply_count: int = 0
+    reactions: list[Reaction] = Field(default_factory=list)
+    mentions: list[str] = Field(default_factory=list)
+    attachments: list[Attachment] = Field(default_factory=list)
 
 
 class MessagePage(BaseModel):
@@ -93,6 +132,24 @@ class SearchResult(BaseModel):
 
 class UnreadCount(BaseModel):
     count: int
+    mentions: int = Field(0, description="unread messages that mention the caller")
+
+
+class TextVersion(BaseModel):
+    content: str | None
+    at: datetime | None
+
+
+class MessageHistory(BaseModel):
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str | None
+    content: str | None = Field(description="the current text (null once deleted or redacted)")
+    edited_at: datetime | None
+    deleted: bool
+    redacted: bool
+    versions: list[TextVersion] = Field(description="the earlier texts, oldest first")
 
 
 def _encode(value: Any) -> str:
@@ -167,6 +224,7 @@ def to_last_message(value: Any) -> LastMessage | None:
         deleted=bool(value.get("deleted")),
         redacted=bool(value.get("redacted")),
         sent_at=_utc(value.get("sent_at")),
+        edited_at=_utc(value.get("edited_at")),
     )
 
 
@@ -179,12 +237,74 @@ def to_conversation(doc: dict[str, Any]) -> ConversationItem:
         last_message=to_last_message(doc.get("last_message")),
         last_activity_at=_utc(doc.get("last_activity_at")),
         unread_count=max(0, int(doc.get("unread_count") or 0)),
+        mention_count=max(0, int(doc.get("mention_count") or 0)),
     )
 
 
-def to_message(doc: dict[str, Any]) -> MessageItem:
-    deleted = bool(doc.get("deleted"))
-    redacted = bool(doc.get("redacted"))
+def _gone(doc: dict[str, Any]) -> tuple[bool, bool]:
+    return bool(doc.get("deleted")), bool(doc.get("redacted"))
+
+
+def to_quote(reply_to: Any, parent: dict[str, Any] | None) -> Quote | None:
+    if not isinstance(reply_to, dict) or not isinstance(reply_to.get("seq"), int):
+        return None
+    if parent is None:  # not projected (yet): what the reply itself knows
+        return Quote(
+            message_id=str(reply_to.get("message_id")),
+            seq=reply_to["seq"],
+            sender_id=None,
+            excerpt=None,
+        )
+    deleted, redacted = _gone(parent)
+    content = parent.get("content")
+    return Quote(
+        message_id=str(parent.get("message_id") or reply_to.get("message_id")),
+        seq=reply_to["seq"],
+        sender_id=parent.get("sender_id"),
+        excerpt=None if deleted or redacted or content is None else str(content)[:EXCERPT],
+        deleted=deleted,
+        redacted=redacted,
+    )
+
+
+def to_reactions(value: Any, caller: str | None) -> list[Reaction]:
+    """Per emoji the set of people who reacted with it (projector-chat: `reactions`, keyed by
+    the hex of the emoji), first reacted first; emojis nobody has any more are left out."""
+    out: list[Reaction] = []
+    for entry in (value or {}).values() if isinstance(value, dict) else ():
+        users = entry.get("users") if isinstance(entry, dict) else None
+        if not users or not isinstance(entry.get("emoji"), str):
+            continue
+        out.append(Reaction(emoji=entry["emoji"], count=len(users), me=caller in users))
+    return out
+
+
+def to_attachments(doc: dict[str, Any]) -> list[Attachment]:
+    names = doc.get("attachment_names")
+    out = []
+    for i, item in enumerate(doc.get("attachments") or []):
+        name = names[i] if isinstance(names, list) and i < len(names) else None
+        out.append(
+            Attachment(
+                attachment_id=str(item.get("attachment_id")),
+                filename=None if doc.get("redacted") else name,
+                content_type=item.get("content_type"),
+                size=int(item.get("size") or 0),
+            )
+        )
+    return out
+
+
+def to_message(
+    doc: dict[str, Any],
+    caller: str | None = None,
+    parents: dict[int, dict[str, Any]] | None = None,
+) -> MessageItem:
+    """A message document as a reader sees it. `parents`: the quoted messages of a page by
+    seq; `caller`: whose `me` the reactions show."""
+    deleted, redacted = _gone(doc)
+    reply_to = doc.get("reply_to")
+    parent = (parents or {}).get(reply_to["seq"]) if isinstance(reply_to, dict) else None
     return MessageItem(
         # keyed "<conversation>:<seq>" the document names the message in `message_id`; a
         # generation built before that layout (until its rebuild) keys it by the message id
@@ -196,7 +316,34 @@ def to_message(doc: dict[str, Any]) -> MessageItem:
         redacted=redacted,
         sent_at=_utc(doc.get("sent_at")),
         seq=doc["seq"],
+        edited_at=_utc(doc.get("edited_at")),
+        reply_to=to_quote(reply_to, parent),
+        reply_count=max(0, int(doc.get("reply_count") or 0)),
+        reactions=[] if deleted else to_reactions(doc.get("reactions"), caller),
+        mentions=[str(u) for u in doc.get("mentions") or []],
+        attachments=[] if deleted else to_attachments(doc),
     )
+
+
+async def parents_of(
+    messages: Any, conversation_id: str, docs: list[dict[str, Any]]
+) -> dict[int, dict[str, Any]]:
+    """The messages the documents reply to, by seq: those on the page already, the others
+    fetched by `_id`, concurrently (FerretDB pushes only `_id` equality down)."""
+    here = {int(d["seq"]): d for d in docs if isinstance(d.get("seq"), int)}
+    wanted = sorted(
+        {
+            d["reply_to"]["seq"]
+            for d in docs
+            if isinstance(d.get("reply_to"), dict) and isinstance(d["reply_to"].get("seq"), int)
+        }
+        - set(here)
+    )
+    found = await asyncio.gather(
+        *(messages.find_one({"_id": message_key(conversation_id, seq)}) for seq in wanted)
+    )
+    here.update({seq: doc for seq, doc in zip(wanted, found, strict=True) if doc is not None})
+    return here
 
 
 async def _collection(request: Request, logical: str) -> Any:
@@ -338,13 +485,18 @@ async def unread_count(
 
     async def load() -> UnreadCount:
         memberships = await _collection(request, "memberships")
-        pipeline = [
-            {"$match": {"user_id": caller.user_id, "removed": NOT_REMOVED}},
-            # one accumulator only: FerretDB 1.24 answers 0 for any after the first
-            {"$group": {"_id": None, "count": {"$sum": "$unread_count"}}},
-        ]
-        rows = await (await memberships.aggregate(pipeline)).to_list(None)
-        return UnreadCount(count=max(0, int(rows[0]["count"]) if rows else 0))
+
+        async def total(counter: str) -> int:
+            pipeline = [
+                {"$match": {"user_id": caller.user_id, "removed": NOT_REMOVED}},
+                # one accumulator only: FerretDB 1.24 answers 0 for any after the first
+                {"$group": {"_id": None, "count": {"$sum": f"${counter}"}}},
+            ]
+            rows = await (await memberships.aggregate(pipeline)).to_list(None)
+            return max(0, int(rows[0]["count"]) if rows else 0)
+
+        count, mentions = await asyncio.gather(total("unread_count"), total("mention_count"))
+        return UnreadCount(count=count, mentions=mentions)
 
     key = ("unread", caller.user_id)
     return answer(request, response, await _cached(request, key, load, fresh))
@@ -371,18 +523,128 @@ async def list_messages(
         raise Problem(404, "Not Found", f"no conversation {conversation_id}")
     start = newest if below is None else min(newest, below - 1)
 
-    async def load() -> MessagePage:
+    async def load() -> tuple[list[dict[str, Any]], bool, dict[int, dict[str, Any]]]:
         messages = await _collection(request, "messages")
         docs, more = await message_page(messages, conversation_id, start, limit)
-        return MessagePage(
-            items=[to_message(d) for d in docs],
-            next_cursor=_encode({"s": int(docs[-1]["seq"])}) if more and docs else None,
-        )
+        return docs, more, await parents_of(messages, conversation_id, docs)
 
-    # per conversation, not per caller: the membership check above is never cached; by the
-    # page's newest seq, so a new message is on the first page at once
+    # per conversation, not per caller: the membership check above is never cached, and the
+    # caller's `me` is worked out below; by the page's newest seq, so a new message is on the
+    # first page at once
     key = ("messages", conversation_id, start, limit)
-    return answer(request, response, await _cached(request, key, load, fresh))
+    docs, more, parents = await _cached(request, key, load, fresh)
+    page = MessagePage(
+        items=[to_message(d, caller.user_id, parents) for d in docs],
+        next_cursor=_encode({"s": int(docs[-1]["seq"])}) if more and docs else None,
+    )
+    return answer(request, response, page)
+
+
+async def seq_of(request: Request, conversation_id: str, message_id: str) -> int | None:
+    """A message's seq: one `_id` probe of projector-chat's `message_ids`. A message projected
+    before that collection existed (until the rebuild) is found by a filter (a scan on
+    FerretDB, only for such old messages)."""
+    ids = await _collection(request, "message_ids")
+    found = await ids.find_one({"_id": f"{conversation_id}:{message_id}"}, {"seq": 1})
+    if found is not None and isinstance(found.get("seq"), int):
+        return int(found["seq"])
+    messages = await _collection(request, "messages")
+    doc = await messages.find_one(
+        {"conversation_id": conversation_id, "message_id": message_id}, {"seq": 1}
+    )
+    return int(doc["seq"]) if doc is not None and isinstance(doc.get("seq"), int) else None
+
+
+async def message_of(
+    request: Request, caller: Principal, conversation_id: str, message_id: str
+) -> tuple[dict[str, Any], Any]:
+    """The message document (and the messages collection) for a participant; 404 for anyone
+    else and for a message that does not exist, alike."""
+    missing = Problem(404, "Not Found", f"no message {message_id} in this conversation")
+    newest, seq = await asyncio.gather(
+        newest_seq(request, caller, conversation_id), seq_of(request, conversation_id, message_id)
+    )
+    if newest is None or seq is None:
+        raise missing
+    messages = await _collection(request, "messages")
+    doc = await messages.find_one({"_id": message_key(conversation_id, seq)})
+    if doc is None or doc.get("conversation_id") != conversation_id:
+        raise missing
+    return doc, messages
+
+
+MessageId = Annotated[str, Path(max_length=200)]
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}/messages/{message_id}/history",
+    response_model=MessageHistory,
+    responses={304: {"description": "unchanged"}, 404: {"description": "not a participant"}},
+)
+async def message_history(
+    conversation_id: Annotated[str, Path(max_length=200)],
+    message_id: MessageId,
+    request: Request,
+    response: Response,
+    caller: CurrentPrincipal,
+    token: Token = None,
+) -> Any:
+    """The message's current text and its earlier versions, oldest first, for the
+    conversation's participants. A deleted message, or one whose sender was forgotten, has
+    none: its texts are gone from the read model."""
+    await READ_MODEL.fresh_for(request, token)
+    doc, _ = await message_of(request, caller, conversation_id, message_id)
+    deleted, redacted = _gone(doc)
+    texts = (
+        [] if deleted or redacted else [t for t in doc.get("texts") or [] if isinstance(t, dict)]
+    )
+    history = MessageHistory(
+        id=str(doc.get("message_id") or message_id),
+        conversation_id=conversation_id,
+        seq=int(doc["seq"]),
+        sender_id=doc.get("sender_id"),
+        content=None if deleted or redacted else doc.get("content"),
+        edited_at=_utc(doc.get("edited_at")),
+        deleted=deleted,
+        redacted=redacted,
+        versions=[TextVersion(content=t.get("content"), at=_utc(t.get("at"))) for t in texts[:-1]],
+    )
+    return answer(request, response, history)
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}/messages/{message_id}/replies",
+    response_model=MessagePage,
+    responses={304: {"description": "unchanged"}, 404: {"description": "not a participant"}},
+)
+async def list_replies(
+    conversation_id: Annotated[str, Path(max_length=200)],
+    message_id: MessageId,
+    request: Request,
+    response: Response,
+    caller: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    token: Token = None,
+) -> Any:
+    """The replies to a message, oldest first, in keyset pages (`next_cursor`). The parent
+    lists its replies' seqs, so a page is its documents by `_id`."""
+    await READ_MODEL.fresh_for(request, token)
+    after = after_seq(cursor) if cursor else 0
+    parent, messages = await message_of(request, caller, conversation_id, message_id)
+    seqs = sorted({int(s) for s in parent.get("replies") or [] if isinstance(s, int)})
+    todo = [s for s in seqs if s > after]
+    wanted = todo[:limit]
+    found = await asyncio.gather(
+        *(messages.find_one({"_id": message_key(conversation_id, seq)}) for seq in wanted)
+    )
+    docs = [d for d in found if d is not None]
+    parents = {int(parent["seq"]): parent}
+    page = MessagePage(
+        items=[to_message(d, caller.user_id, parents) for d in docs],
+        next_cursor=_encode({"s": wanted[-1]}) if len(todo) > limit else None,
+    )
+    return answer(request, response, page)
 
 
 @router.get(
@@ -420,13 +682,14 @@ async def search_messages(
         docs = (
             await messages.find(
                 {"conversation_id": {"$in": ids}, "search": match, "deleted": NOT_REMOVED},
-                {"search": 0},
+                {"search": 0, "texts": 0},
             )
             .sort([("sent_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit)
             .to_list(None)
         )
-        return SearchResult(items=[to_message(d) for d in docs])
+        # results are the caller's own (cached per caller): `me` can be worked out here
+        return SearchResult(items=[to_message(d, caller.user_id) for d in docs])
 
     # keyed by the caller's current conversations too: leaving one drops it from results
     key = ("search", caller.user_id, tuple(wanted), limit, tuple(ids))
