@@ -36,6 +36,7 @@ STAGES = {
     "bench.query_size": "query latency against collection size (1,000 to 100,000 documents)",
     "bench.encryption": "send-message p99 with and without per-person encryption of the text",
     "bench.realtime": "pushed events: send -> stream, fan-out to 1,000, 10,000 idle, resume",
+    "bench.attachments": "1 MiB attachments: upload and download through the signed URLs",
 }
 
 
