@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode, parse_ce_type
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
@@ -405,15 +406,21 @@ class _Generations:
 
 class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
     """Give a partition up only between batches: the lock is held while a batch is written
-    and committed, so the next owner starts after our commit, never beside our writes."""
+    and committed, so the next owner starts after our commit, never beside our writes. A
+    batch fetched before a revocation is not written after it (`epoch`): until the new
+    assignment arrives the old one still looks assigned, and its commit would be refused or
+    land beside the next owner's (the records are fetched again from the committed offsets)."""
 
     def __init__(self, lock: asyncio.Lock, joined_tps: set[tuple[int, TopicPartition]]) -> None:
         self.lock = lock
         self.joined = joined_tps
+        self.epoch = 0
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         async with self.lock:
             gone = set(revoked)
+            if gone:
+                self.epoch += 1
             self.joined -= {item for item in self.joined if item[1] in gone}
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -439,10 +446,8 @@ class _Live:
             max_poll_records=options.max_records,
             fetch_max_wait_ms=options.fetch_max_wait_ms,
         )
-        self.consumer.subscribe(
-            list(writer.projection.topics),
-            listener=_Ownership(self.lock, self.generations.joined),
-        )
+        self.ownership = _Ownership(self.lock, self.generations.joined)
+        self.consumer.subscribe(list(writer.projection.topics), listener=self.ownership)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=options.bootstrap_servers, enable_idempotence=True, acks="all"
         )
@@ -529,19 +534,26 @@ class _Live:
         """Decode `batch` while the one before it is still being written (handlers are pure;
         `write` decodes again only what a rebalance left out), then write it in the
         background, after the one before it."""
+        epoch = self.ownership.epoch  # getmany returned `batch` under this assignment
         records = [r for rs in batch.values() for r in rs]
         prepared = await prepare(self.writer.projection, records, self.writer.options)
         await self.settle()  # batches are written one after the other, in order
-        self.inflight = asyncio.create_task(self.write(alias, batch, prepared))
+        self.inflight = asyncio.create_task(self.write(alias, batch, prepared, epoch))
         if len(alias.targets()) > 1:
             await self.settle()  # a rebuild is joining: one batch at a time, as it expects
 
     async def write(
-        self, alias: Alias, batch: Mapping[TopicPartition, list[Record]], prepared: Prepared
+        self,
+        alias: Alias,
+        batch: Mapping[TopicPartition, list[Record]],
+        prepared: Prepared,
+        epoch: int,
     ) -> None:
         """Write one batch (`prepared`: the whole batch decoded) into the generations the alias
         names and commit it, for the partitions still ours and joined."""
         async with self.lock:
+            if epoch != self.ownership.epoch:
+                return  # fetched before a revocation: read again from the committed offsets
             ready = self.ready(alias, batch)
             if not ready:
                 return
@@ -553,7 +565,13 @@ class _Live:
             for generation in generations:
                 await self.writer.apply(generation, prepared)
             offsets = {tp: rs[-1].offset + 1 for tp, rs in ready.items()}
-            await self.consumer.commit(offsets)
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as error:
+                # this member was dropped from the group meanwhile (a write outlasting the
+                # session): the owner writes these records again, idempotently; no restart
+                log.warning("batch written but not committed, the group rebalanced: %s", error)
+                return
             self.report(offsets, prepared, len(records))
 
     def ready(
