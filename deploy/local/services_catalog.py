@@ -82,7 +82,13 @@ def internal_token(s: Any) -> str:
     """The service-to-service token of this local cluster (services and projectors -> auth:
     verification codes, data keys), generated
     once into the state directory: never in git, stable across restarts."""
-    path = Path(s.state) / "internal-token"
+    return generated_secret(s, "internal-token")
+
+
+def generated_secret(s: Any, name: str) -> str:
+    """A secret of this local cluster, generated once into the state directory like the
+    internal token (chat's key for direct conversations' ids, say)."""
+    path = Path(s.state) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))
@@ -181,7 +187,13 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "parley_chat",
         "CHAT",
         "chat",
-        {"POSTGRES_DSN": database_dsn(s, "chat"), **authn, **keys, **attachments_store(s)},
+        {
+            "POSTGRES_DSN": database_dsn(s, "chat"),
+            "DIRECT_ID_SECRET": generated_secret(s, "direct-id-secret"),
+            **authn,
+            **keys,
+            **attachments_store(s),
+        },
         upstream="chat_cmd",
     )
     notifications = _service(

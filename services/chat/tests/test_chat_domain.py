@@ -111,7 +111,7 @@ def test_seq_counts_messages_without_gaps_and_only_participants_send() -> None:
     send(conversation, B)
     seqs = [e.seq for e in conversation.pending if isinstance(e, MessageSent)]
     assert seqs == [1, 2, 3]
-    with pytest.raises(NotAllowed):
+    with pytest.raises(ConversationNotFound):
         conversation.send("mx", C, "hi", None)
     with pytest.raises(ConversationNotFound):
         Conversation("nope").send("mx", A, "hi", None)
@@ -135,7 +135,7 @@ def test_content_is_trimmed_and_4000_characters_pass() -> None:
 def test_removed_participant_can_no_longer_send_and_added_one_can() -> None:
     conversation = group(A, B, C)
     conversation.remove_participant(C, C)
-    with pytest.raises(NotAllowed):
+    with pytest.raises(ConversationNotFound):
         conversation.send("m1", C, "hi", None)
     conversation.add_participant(D, A)
     send(conversation, D)
@@ -149,7 +149,7 @@ def test_removed_participant_can_no_longer_send_and_added_one_can() -> None:
 
 def test_who_may_add_and_remove() -> None:
     conversation = group(A, B, C)
-    with pytest.raises(NotAllowed):
+    with pytest.raises(ConversationNotFound):
         conversation.add_participant(D, "stranger")
     conversation.add_participant(D, "admin-1", by_admin=True)
     with pytest.raises(NotAllowed):
@@ -159,7 +159,7 @@ def test_who_may_add_and_remove() -> None:
     conversation.remove_participant(D, D)  # gone already: nothing more
     assert [e.user_id for e in conversation.pending if isinstance(e, ParticipantRemoved)] == [C, D]
     conversation.remove_participant(A, A)
-    with pytest.raises(NotAllowed):
+    with pytest.raises(ConversationNotFound):
         conversation.remove_participant(B, A)  # the creator who left is no longer special
 
 
@@ -352,3 +352,14 @@ def test_snapshot_stays_bounded_after_many_messages() -> None:
 
 def rng_sender(seq: int) -> str:
     return (A, B, C)[seq % 3]
+
+
+def test_keyed_direct_ids_cannot_be_computed_without_the_secret() -> None:
+    keyed = direct_conversation_id(A, B, "s3cret")
+    assert keyed == direct_conversation_id(B, A, "s3cret")
+    assert keyed not in (direct_conversation_id(A, B), direct_conversation_id(A, B, "other"))
+    assert new_conversation_id(A, [B], None, "s3cret") == keyed
+    conversation = Conversation(keyed)
+    with pytest.raises(InvalidCommand):  # the unkeyed id is refused once a secret is set
+        Conversation(direct_conversation_id(A, B)).create(A, [B], None, secret="s3cret")
+    assert conversation.create(A, [B], None, secret="s3cret")

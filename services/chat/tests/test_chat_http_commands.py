@@ -182,14 +182,25 @@ async def test_direct_conversation_is_not_duplicated(api: Api) -> None:
     assert with_title.json()["id"] != first.json()["id"]
 
 
-async def test_strangers_get_403_and_unknown_things_404(api: Api) -> None:
+async def test_strangers_get_404_like_unknown_things_and_participants_403(api: Api) -> None:
     a, b, stranger = people(3)
     cid = await api.group(a, b)
     sent = await api.send(cid, a)
     mid = sent.json()["id"]
-    assert (await api.send(cid, stranger)).status_code == 403
-    assert (await api.read(cid, stranger)).status_code == 403
-    assert (await api.send(cid, ADMIN_ID)).status_code == 403  # admins moderate, not chat
+    # to a stranger an existing conversation is indistinguishable from a made-up one
+    as_stranger = await api.send(cid, stranger)
+    made_up = str(uuid.uuid4())
+    unknown = await api.send(made_up, stranger)
+    assert as_stranger.status_code == unknown.status_code == 404
+    assert as_stranger.json()["detail"].replace(cid, "X") == unknown.json()["detail"].replace(
+        made_up, "X"
+    )
+    assert (await api.read(cid, stranger)).status_code == 404
+    assert (await api.send(cid, ADMIN_ID)).status_code == 404  # admins moderate, not chat
+    remove = await api.client.delete(
+        f"/v1/conversations/{cid}/participants/{a}", headers=bearer(stranger)
+    )
+    assert remove.status_code == 404
     forbidden = await api.client.delete(
         f"/v1/conversations/{cid}/messages/{mid}", headers=bearer(b)
     )
@@ -200,7 +211,7 @@ async def test_strangers_get_403_and_unknown_things_404(api: Api) -> None:
         json={"user_id": stranger},
         headers=bearer(stranger),
     )
-    assert add.status_code == 403
+    assert add.status_code == 404
 
     missing = await api.send(str(uuid.uuid4()), a)
     assert missing.status_code == 404
@@ -240,10 +251,10 @@ async def test_participants_join_and_leave(api: Api) -> None:
         f"/v1/conversations/{cid}/participants/{c}", headers=bearer(a)
     )
     assert removed.status_code == 200
-    assert (await api.send(cid, c, "still here?")).status_code == 403
+    assert (await api.send(cid, c, "still here?")).status_code == 404
     left = await api.client.delete(f"/v1/conversations/{cid}/participants/{b}", headers=bearer(b))
     assert left.status_code == 200
-    assert (await api.send(cid, b)).status_code == 403
+    assert (await api.send(cid, b)).status_code == 404
     by_admin = await api.client.post(
         f"/v1/conversations/{cid}/participants", json={"user_id": d}, headers=ADMIN
     )
@@ -452,7 +463,7 @@ async def test_the_sender_edits_within_the_window_and_nobody_else(api: Api) -> N
         await api.client.patch(url, json={"content": "x"}, headers=bearer(b))
     ).status_code == 403
     by_stranger = await api.client.patch(url, json={"content": "x"}, headers=bearer(stranger))
-    assert by_stranger.status_code == 403
+    assert by_stranger.status_code == 404
     unknown = f"/v1/conversations/{cid}/messages/{uuid.uuid4()}"
     assert (
         await api.client.patch(unknown, json={"content": "x"}, headers=bearer(a))
@@ -516,7 +527,7 @@ async def test_reactions_are_idempotent_both_ways_and_exact_under_races(api: Api
     mine = [(t, d["round"]) for t, d in events if t.startswith("Reaction") and d["user_id"] == a]
     assert mine == [("ReactionAdded", 0), ("ReactionRemoved", 0), ("ReactionAdded", 1)]
     stranger = (await api.client.put(url, headers=bearer(str(uuid.uuid4())))).status_code
-    assert stranger == 403
+    assert stranger == 404
     too_long = f"/v1/conversations/{cid}/messages/{mid}/reactions/{'x' * 65}"
     assert (await api.client.put(too_long, headers=bearer(a))).status_code == 422
 
@@ -603,3 +614,19 @@ async def test_a_blocked_person_cannot_start_or_write_a_direct_conversation(api:
     team = await api.group(a, b, c)
     assert (await api.send(team, b, "groups are not refused")).status_code == 201
     assert (await api.create(a, b)).status_code == 201
+
+
+async def test_keyed_direct_ids_and_legacy_conversations_are_found(api: Api) -> None:
+    a, b, c = people(3)
+    legacy = (await api.create(a, b)).json()["id"]
+    assert legacy == direct_conversation_id(a, b)
+    chat_of(api).direct_secret = "deployment-secret"
+    try:
+        again = await api.create(b, a)
+        fresh = await api.create(a, c)
+    finally:
+        chat_of(api).direct_secret = ""
+    assert (again.status_code, again.json()["id"]) == (200, legacy)  # no second conversation
+    assert fresh.status_code == 201
+    assert fresh.json()["id"] == direct_conversation_id(a, c, "deployment-secret")
+    assert fresh.json()["id"] != direct_conversation_id(a, c)

@@ -9,22 +9,15 @@ from parley_commandkit import CommandService, Kit, Wiring
 from parley_privacy.keys import KeyOwner
 
 from parley_chat import attachments_http, attachments_wiring, blocks, http
-from parley_chat.attachments_config import AttachmentSettings
 from parley_chat.config import Settings
 from parley_chat.domain import EVENTS, Conversation
 from parley_chat.handlers import BUS, Chat, ChatCodec
 from parley_chat.limits import SendLimiter
 
 
-def bootstrap(
-    settings: Settings | None = None,
-    keys: KeyOwner | None = None,
-    attachment_settings: AttachmentSettings | None = None,
-) -> FastAPI:
-    """`keys`: the data-key owner (tests: a MemoryKeys); default auth's key endpoint.
-    `attachment_settings`: the object store and limits (default from CHAT_* variables)."""
+def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
+    """`keys`: the data-key owner (tests: a MemoryKeys); default auth's key endpoint."""
     settings = settings or Settings()
-    files = attachment_settings or AttachmentSettings()
 
     async def wire(kit: Kit) -> Wiring[Chat]:
         conversations = kit.repository(
@@ -33,7 +26,7 @@ def bootstrap(
             codec=ChatCodec(*EVENTS),
             serialize=settings.serialize_per_conversation,
         )
-        attached = await attachments_wiring.wire(kit, files)
+        attached = await attachments_wiring.wire(kit, settings)
         limiter = None
         if settings.send_limit > 0:
             limiter = SendLimiter(kit.pool, settings.send_limit, settings.send_limit_window_s)
@@ -44,6 +37,7 @@ def bootstrap(
             blocks=block_list,
             attachments=attached.attachments,
             send_limit=limiter,
+            direct_secret=settings.direct_id_secret,
         )
         jobs = []
         if settings.consume_blocks:

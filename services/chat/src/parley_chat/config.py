@@ -1,13 +1,16 @@
 """Settings from the environment (pydantic-settings, `CHAT_*`): the kit's shared fields
-(parley_commandkit.CommandSettings) and this service's own."""
+(parley_commandkit.CommandSettings), the attachments' (object store, limits, janitor:
+attachments_config.AttachmentSettings) and this service's own."""
 
 from __future__ import annotations
 
 from parley_commandkit import CommandSettings
 from pydantic_settings import SettingsConfigDict
 
+from parley_chat.attachments_config import AttachmentSettings
 
-class Settings(CommandSettings):
+
+class Settings(CommandSettings, AttachmentSettings):
     model_config = SettingsConfigDict(env_prefix="CHAT_", extra="ignore")
 
     postgres_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/chat"
@@ -22,6 +25,10 @@ class Settings(CommandSettings):
     # per person: at most this many messages per window, across replicas (0: no limit)
     send_limit: int = 20
     send_limit_window_s: float = 10.0
+    # keys direct conversations' ids (HMAC): without it anyone who knows two people's ids can
+    # compute their conversation's id. Set it once per deployment and never change it
+    # (direct conversations are found by it); empty: the legacy unkeyed ids
+    direct_id_secret: str = ""
     # learn blocks from users.events into the `blocks` table (parley_chat.blocks); off in
     # tests that run their own consumer or none (never join the live cluster's group)
     consume_blocks: bool = True

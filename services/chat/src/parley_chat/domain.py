@@ -23,6 +23,8 @@ min(gap between mark and window, unread counter minus the window's count): an up
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from collections import deque
@@ -102,17 +104,33 @@ class TooManyMessages(DomainError):
         self.retry_after = retry_after
 
 
-def direct_conversation_id(a: str, b: str) -> str:
-    """The one id of the direct conversation between two people, whoever starts it."""
+def direct_conversation_id(a: str, b: str, secret: str = "") -> str:
+    """The one id of the direct conversation between two people, whoever starts it.
+
+    Keyed by the deployment's `secret` (HMAC-SHA256): a third party who knows both people's
+    ids cannot compute it, so cannot even probe whether they talk. Without a secret, the
+    legacy unkeyed id (uuid5 of the pair), which anyone can compute: conversations created
+    before the secret was set keep that id (the handler finds them; see create_conversation).
+    """
     first, second = sorted((a, b))
-    return str(uuid.uuid5(DIRECT_NAMESPACE, f"direct:{first}:{second}"))
+    name = f"direct:{first}:{second}"
+    if not secret:
+        return str(uuid.uuid5(DIRECT_NAMESPACE, name))
+    digest = hmac.new(secret.encode(), name.encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
-def new_conversation_id(created_by: str, participant_ids: Iterable[str], title: str | None) -> str:
+def is_direct(people: Sequence[str], title: str | None) -> bool:
+    return len(people) == 2 and not (title and title.strip())
+
+
+def new_conversation_id(
+    created_by: str, participant_ids: Iterable[str], title: str | None, secret: str = ""
+) -> str:
     """The id a create command uses: derived for a direct conversation, random otherwise."""
     people = list(dict.fromkeys([created_by, *participant_ids]))
-    if len(people) == 2 and not (title and title.strip()):
-        return direct_conversation_id(*people)
+    if is_direct(people, title):
+        return direct_conversation_id(people[0], people[1], secret)
     return str(uuid.uuid4())
 
 
@@ -276,7 +294,9 @@ class Conversation(Aggregate):
     def _require_participant(self, user_id: str) -> None:
         self._require_exists()
         if not self.is_participant(user_id):
-            raise NotAllowed("only participants may do this")
+            # to anyone outside it, the conversation does not exist (404, not 403: a
+            # stranger cannot tell an existing conversation from a made-up id)
+            raise ConversationNotFound(self.id)
 
     def create(
         self,
@@ -285,6 +305,7 @@ class Conversation(Aggregate):
         title: str | None,
         *,
         blocked_by: frozenset[str] = frozenset(),
+        secret: str = "",
     ) -> bool:
         """Start the conversation. A direct one (two people, no title) that exists already is
         not created again: returns False and records nothing. True when created. Nobody
@@ -304,7 +325,7 @@ class Conversation(Aggregate):
             if kind == "direct" and self.kind == "direct" and set(people) == set(self.read_pos):
                 return False
             raise ConversationConflict(f"conversation {self.id} exists already")
-        if kind == "direct" and self.id != direct_conversation_id(*people):
+        if kind == "direct" and self.id != direct_conversation_id(people[0], people[1], secret):
             raise InvalidCommand("a direct conversation's id is derived from its two people")
         self.record(
             ConversationCreated(
@@ -343,6 +364,8 @@ class Conversation(Aggregate):
         participant) or an admin."""
         self._require_exists()
         creator = removed_by == self.created_by and self.is_participant(removed_by)
+        if not (by_admin or removed_by == user_id or self.is_participant(removed_by)):
+            raise ConversationNotFound(self.id)
         if not (by_admin or removed_by == user_id or creator):
             raise NotAllowed("only the participant, the creator or an admin may remove")
         if self.kind == "direct":

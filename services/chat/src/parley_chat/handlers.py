@@ -50,12 +50,15 @@ from parley_chat.domain import (
     InvalidCommand,
     MessageFacts,
     MessageNotFound,
+    NotAllowed,
     ReactionState,
     ReportFacts,
     ReportNotFound,
     TooManyMessages,
     clean_emoji,
     deletion_event_id,
+    direct_conversation_id,
+    is_direct,
     reaction_event_id,
     report_id_of,
     resolution_event_id,
@@ -156,6 +159,7 @@ class Chat:
     attachments: AttachmentClaims | None = None
     send_limit: SendLimit | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    direct_secret: str = ""  # keys direct conversations' ids (domain.direct_conversation_id)
 
     async def execute(
         self,
@@ -251,10 +255,22 @@ async def create_conversation(
     created = [False]
 
     blocked_by = await chat.blocks.blockers_of(command.created_by)
+    people = list(dict.fromkeys([command.created_by, *command.participant_ids]))
+    if chat.direct_secret and is_direct(people, command.title):
+        # a direct conversation started before ids were keyed keeps its legacy id
+        legacy = await chat.conversations.load(direct_conversation_id(people[0], people[1]))
+        if legacy.exists:
+            if people[1] in blocked_by:
+                raise NotAllowed("this person has blocked you")
+            return AppendResult(legacy.id, legacy.version, {**_version(legacy), "existing": True})
 
     def decide(conversation: Conversation) -> None:
         created[0] = conversation.create(
-            command.created_by, command.participant_ids, command.title, blocked_by=blocked_by
+            command.created_by,
+            command.participant_ids,
+            command.title,
+            blocked_by=blocked_by,
+            secret=chat.direct_secret,
         )
 
     outcome = await chat.execute(command.conversation_id, decide, ctx, _version)

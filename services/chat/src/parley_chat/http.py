@@ -176,7 +176,8 @@ async def create_conversation(body: CreateConversationBody, call: CommandCall) -
     either side) answers 200 with the existing id."""
     me = call.principal.user_id
     others = tuple(str(p) for p in body.participant_ids)
-    conversation_id = new_conversation_id(me, others, body.title)
+    secret = chat(call.request).direct_secret
+    conversation_id = new_conversation_id(me, others, body.title, secret)
     command = CreateConversation(conversation_id, me, others, body.title)
     outcome = await call.run(command, "create")
     if outcome.result.get("existing"):
