@@ -48,7 +48,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         max_streams_per_person=settings.max_streams_per_person,
     )
     signalling.signals = signals
-    translator = Translator(settings.cipher())
+    translator = Translator(settings.cipher(), members=members)
     streams = Streams(
         hub,
         signals,

@@ -15,6 +15,7 @@ is not skipped: skipping would lose a message), a tampered value is skipped and 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_privacy import KeyUnavailable, TamperedValue
+from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
 from parley_realtime import metrics
@@ -54,9 +56,28 @@ class Decoded:
 class Translator:
     """Records -> (rule, data, recipients); decrypts on demand."""
 
-    def __init__(self, cipher: Cipher, rules: Sequence[Rule] = RULES) -> None:
+    def __init__(
+        self, cipher: Cipher, rules: Sequence[Rule] = RULES, members: Members | None = None
+    ) -> None:
         self.cipher = cipher
         self.rules = rules_by_source(rules)
+        self.members = members  # for rules whose events name no recipients
+
+    async def addressed(self, decoded: Decoded) -> Decoded:
+        """`decoded` with its recipients: for a rule `to_participants`, the conversation's
+        participants now (a replay uses today's, not those of the event's time: reactions
+        are not personal data, and a removed participant is never among them)."""
+        if not decoded.rule.to_participants or self.members is None:
+            return decoded
+        try:
+            found = await self.members.participants(decoded.meta.subject)
+        except PyMongoError as error:
+            # a reaction's push is a nicety: dropping one beats stalling every stream's feed
+            # (the message page shows the reaction either way)
+            metrics.SKIPPED.labels("recipients").inc()
+            log.warning("no recipients for %s of %s: %r", decoded.rule.source, decoded.meta, error)
+            return decoded
+        return dataclasses.replace(decoded, recipients=sorted(found))
 
     def decode(self, record: ConsumerRecord[Any, Any]) -> Decoded | None:
         try:
@@ -173,6 +194,7 @@ class LiveFeed:
         if decoded is None:
             self.hub.advance(tp, record.offset)
             return
+        decoded = await self.translator.addressed(decoded)
         members = decoded.rule.members
         if members is not None:
             found = members(decoded.data)
@@ -287,7 +309,10 @@ class Replay:
         self, record: ConsumerRecord[Any, Any], user_id: str, position: Mapping[TP, int]
     ) -> Frame | None:
         decoded = self.translator.decode(record)
-        if decoded is None or user_id not in decoded.recipients:
+        if decoded is None:
+            return None
+        decoded = await self.translator.addressed(decoded)
+        if user_id not in decoded.recipients:
             return None
         data = await self.translator.open(decoded, fresh=True)
         if data is None:

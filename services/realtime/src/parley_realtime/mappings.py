@@ -5,7 +5,11 @@ name), who receives it and what each receiver sees. The fan-out core knows nothi
 chat or notifications: a new fact (an edit, a reaction) enters the stream by adding one rule to
 `RULES`, never by editing the core.
 
-Recipients come from the event itself. Every chat event carries the conversation's
+Recipients come from the event itself, with one exception: a reaction does not name the
+conversation's participants (the command side keeps reactions small), so its rule says
+`to_participants` and the feed asks Members (the participants stated by the conversation's
+latest event seen live, else the read model's `conversations` document by `_id`). Every
+other chat event carries the conversation's
 participants as of that event (the command side states them, see the contract), and a
 conversation's events are ordered in its partition, so "who may read this" is exact per event:
 a removed participant is not among the recipients of anything after their removal, and a new
@@ -55,6 +59,8 @@ class Rule:
     # which recipients see the same view (the fan-out serialises one body per distinct key:
     # one for a 1,000-member group, not a thousand); None: everyone sees the same
     audience: Callable[[Data, str], object] | None = None
+    # the event names no recipients: they are the conversation's participants now (Members)
+    to_participants: bool = False
 
 
 def _ids(value: Any) -> list[str]:
@@ -127,6 +133,34 @@ def _message_deleted(data: Data, _: str, meta: Meta) -> Data:
         "deleted_by": data["deleted_by"],
         "at": _at(meta),
     }
+
+
+def _message_edited(data: Data, _: str, meta: Meta) -> Data:
+    redacted = _redacted(data, "content")
+    return {
+        "conversation_id": data["conversation_id"],
+        "message_id": data["message_id"],
+        "seq": data["seq"],
+        "sender_id": data["sender_id"],
+        "content": None if redacted else data["content"],
+        "redacted": redacted,
+        "edited_at": _at(meta),
+    }
+
+
+def _reaction(data: Data, _: str, meta: Meta) -> Data:
+    return {
+        "conversation_id": data["conversation_id"],
+        "message_id": data["message_id"],
+        "seq": data["seq"],
+        "user_id": data["user_id"],
+        "emoji": data["emoji"],
+        "at": _at(meta),
+    }
+
+
+def _nobody_named(_: Data) -> list[str]:
+    return []
 
 
 def _conversation_read(data: Data, _: str, meta: Meta) -> Data:
@@ -207,6 +241,32 @@ RULES: tuple[Rule, ...] = (
         _message_deleted,
         members=_participants,
     ),
+    Rule(
+        CHAT,
+        "MessageEdited",
+        "message.edited",
+        _participants,
+        _message_edited,
+        personal=True,  # the new text is sealed for its sender like MessageSent's
+        members=_participants,
+    ),
+    Rule(
+        CHAT,
+        "ReactionAdded",
+        "reaction.added",
+        _nobody_named,
+        _reaction,
+        to_participants=True,
+    ),
+    Rule(
+        CHAT,
+        "ReactionRemoved",
+        "reaction.removed",
+        _nobody_named,
+        _reaction,
+        to_participants=True,
+    ),
+    # MessageReported and ReportResolved are the admins' business: never pushed to clients
     # a person's own read marks, for their other devices
     Rule(
         CHAT, "MessagesRead", "conversation.read", lambda d: [str(d["user_id"])], _conversation_read
