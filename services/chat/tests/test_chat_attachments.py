@@ -59,7 +59,7 @@ def test_uploads_outside_the_limits_are_refused_naming_the_field(
 
 def test_the_limits_are_settings() -> None:
     limits = Limits.of(
-        AttachmentSettings(attachment_max_bytes=100, attachment_content_types=("Text/CSV",))
+        AttachmentSettings(attachment_max_bytes=100, attachment_content_types=" Text/CSV,,")
     )
     assert limits.check("a.csv", "text/csv", 100) == ("a.csv", "text/csv")
     with pytest.raises(InvalidAttachment):

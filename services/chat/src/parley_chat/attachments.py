@@ -63,7 +63,8 @@ class Limits:
 
     @classmethod
     def of(cls, settings: AttachmentSettings) -> Limits:
-        types = frozenset(t.strip().lower() for t in settings.attachment_content_types)
+        listed = settings.attachment_content_types.split(",")
+        types = frozenset(t.strip().lower() for t in listed if t.strip())
         return cls(settings.attachment_max_bytes, types)
 
     def check(self, filename: str, content_type: str, size: int) -> tuple[str, str]:

@@ -44,7 +44,8 @@ class AttachmentSettings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_bucket: str = "parley-attachments"
     attachment_max_bytes: int = Field(default=25 * MIB, gt=0)
-    attachment_content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
+    # comma-separated media types (parameters such as a charset are allowed on top)
+    attachment_content_types: str = ",".join(DEFAULT_CONTENT_TYPES)
     # how long a signed upload URL is valid, and a signed download URL
     attachment_upload_url_ttl_s: int = Field(default=900, gt=0, le=7 * 24 * 3600)
     attachment_download_url_ttl_s: int = Field(default=300, gt=0, le=7 * 24 * 3600)

@@ -2,10 +2,11 @@
 `POST /v1/conversations/{id}/attachments`).
 
 - `POST /v1/conversations/{id}/attachments` `{filename, content_type, size}` -> 201
-  `{attachment_id, upload_url, method, headers, expires_in_s}`: participants only (403; a
-  conversation that does not exist 404). The client PUTs exactly `size` bytes to `upload_url`
-  with the `headers` given (the URL is signed for that type and length), then sends a message
-  with `attachment_ids`. An Idempotency-Key makes a retry answer the same attachment.
+  `{attachment_id, upload_url, method, headers, expires_in_s}`: participants only (anyone
+  else gets 404, as for a conversation that does not exist). The client PUTs exactly `size`
+  bytes to `upload_url` with the `headers` given (the URL is signed for that type and
+  length), then sends a message with `attachment_ids`. An Idempotency-Key makes a retry
+  answer the same attachment.
 - `GET /v1/attachments/{id}` -> 307 to a signed download URL (valid
   `attachment_download_url_ttl_s`), for the participants of the attachment's conversation once
   a sent message carries it, for its uploader before that; for anyone else it does not exist
@@ -20,12 +21,12 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse
 from parley_authn import CurrentPrincipal
-from parley_commandkit import SHARED, CommandCall, forbidden, not_found
+from parley_commandkit import SHARED, CommandCall, not_found
 from parley_http.problems import Problem, try_again_soon
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley_chat.attachments import MAX_FILENAME, Attachments, InvalidAttachment
-from parley_chat.domain import ConversationNotFound, NotAllowed
+from parley_chat.domain import ConversationNotFound
 from parley_chat.storage import StorageUnavailable
 
 
@@ -56,7 +57,6 @@ def _invalid(error: Exception) -> Problem:
 ERRORS = SHARED.extend(
     {
         ConversationNotFound: not_found("no conversation {}"),
-        NotAllowed: forbidden(),
         InvalidAttachment: _invalid,
         StorageUnavailable: lambda _: try_again_soon("the file store did not answer; retry"),
     }
@@ -69,11 +69,11 @@ def attachments_of(request: Request) -> Attachments:
 
 
 async def require_participant(request: Request, conversation_id: str, user_id: str) -> None:
+    """For anyone but its participants the conversation does not exist (404, as chat's other
+    routes answer strangers)."""
     conversation = await request.app.state.chat.conversations.load(conversation_id)
-    if not conversation.exists:
-        raise ConversationNotFound(conversation_id)
     if not conversation.is_participant(user_id):
-        raise NotAllowed("only participants attach files to a conversation")
+        raise ConversationNotFound(conversation_id)
 
 
 uploads = APIRouter(prefix="/v1/conversations", tags=["attachments"])
