@@ -630,3 +630,54 @@ async def test_keyed_direct_ids_and_legacy_conversations_are_found(api: Api) -> 
     assert fresh.status_code == 201
     assert fresh.json()["id"] == direct_conversation_id(a, c, "deployment-secret")
     assert fresh.json()["id"] != direct_conversation_id(a, c)
+
+
+async def test_history_shows_a_member_only_what_they_may_see(api: Api) -> None:
+    """Issue 19.5: a member's history starts when they joined, deleted messages' text is gone
+    and reports are not shown; admins see the history as recorded."""
+    a, b, c = people(3)
+    cid = await api.group(a, b)
+    secret = (await api.send(cid, a, "before c joined")).json()
+    added = await api.client.post(
+        f"/v1/conversations/{cid}/participants", json={"user_id": c}, headers=bearer(a)
+    )
+    joined_at = added.json()["version"]
+    gone = (await api.send(cid, a, "soon deleted")).json()["id"]
+    await api.client.delete(f"/v1/conversations/{cid}/messages/{gone}", headers=bearer(a))
+    kept = (await api.send(cid, b, "kept")).json()["id"]
+    report = await api.client.post(
+        f"/v1/conversations/{cid}/messages/{kept}/report",
+        json={"reason": "c reports b"},
+        headers=bearer(c),
+    )
+    assert report.status_code == 201, report.text
+
+    page = await api.client.get(f"/v1/conversations/{cid}/events", headers=bearer(c))
+    assert page.status_code == 200, page.text
+    items = page.json()["items"]
+    assert items[0]["version"] == joined_at  # nothing from before c joined
+    assert secret["id"] not in json.dumps(items)
+    texts = {i["data"]["message_id"]: i["data"] for i in items if i["type"] == "MessageSent"}
+    assert texts[gone]["content"] is None and texts[gone]["deleted"] is True
+    assert texts[kept]["content"] == "kept"
+    assert not [i for i in items if i["type"] in ("MessageReported", "ReportResolved")]
+    early = f"/v1/conversations/{cid}/events?after=0&limit=1"
+    assert (await api.client.get(early, headers=bearer(c))).json()["items"][0][
+        "version"
+    ] == joined_at
+    before = f"/v1/conversations/{cid}/state?at={joined_at - 1}"
+    assert (await api.client.get(before, headers=bearer(c))).status_code == 404
+    at_join = f"/v1/conversations/{cid}/state?at={joined_at}"
+    assert (await api.client.get(at_join, headers=bearer(c))).status_code == 200
+
+    # a, there from the start, sees the first message; nobody but admins sees the report
+    seen_by_a = (await api.client.get(f"/v1/conversations/{cid}/events", headers=bearer(a))).json()
+    assert secret["id"] in json.dumps(seen_by_a["items"])
+    assert "MessageReported" not in {i["type"] for i in seen_by_a["items"]}
+    audited = (await api.client.get(f"/v1/conversations/{cid}/events", headers=ADMIN)).json()
+    types = [i["type"] for i in audited["items"]]
+    assert types[0] == "ConversationCreated" and "MessageReported" in types
+    stranger = await api.client.get(
+        f"/v1/conversations/{cid}/events", headers=bearer(str(uuid.uuid4()))
+    )
+    assert stranger.status_code == 404

@@ -7,7 +7,8 @@ moment). Who may read is the service's rule (`authorize`)."""
 # (the path parameter's name), and FastAPI must see them as objects, not strings
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Path, Query, Request
 from parley_authn import CurrentPrincipal, Principal
@@ -28,7 +29,17 @@ class PastState(BaseModel):
     state: dict[str, Any]
 
 
-Authorize = Callable[[Request, str, Principal], Awaitable[None]]
+class Visibility(Protocol):
+    """What one reader may see of a stream's history: nothing before `from_version` (a
+    member's view starts when they joined), and each page passed through `redact`."""
+
+    from_version: int
+
+    async def redact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+
+# raises a Problem for a caller who may not read at all; None: they see everything
+Authorize = Callable[[Request, str, Principal], Awaitable[Visibility | None]]
 
 
 def history_routes(
@@ -53,10 +64,14 @@ def history_routes(
         after: Annotated[int, Query(ge=0, le=history.MAX_VERSION)] = 0,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> Any:
-        await authorize(request, str(stream_id), principal)
+        visibility = await authorize(request, str(stream_id), principal)
+        if visibility is not None:
+            after = max(after, visibility.from_version - 1)
         page = await history.events_page(repository(request), str(stream_id), after, limit)
         if empty_is_missing and not page["items"] and after == 0:
             raise Problem(404, "Not Found", f"no {noun} {stream_id}")
+        if visibility is not None:
+            page["items"] = await visibility.redact(page["items"])
         return page
 
     @router.get(f"/{{{param}}}/state", response_model=PastState)
@@ -66,7 +81,7 @@ def history_routes(
         principal: CurrentPrincipal,
         at: Annotated[str, Query(max_length=64, description="a version number or an ISO time")],
     ) -> Any:
-        await authorize(request, str(stream_id), principal)
+        visibility = await authorize(request, str(stream_id), principal)
         try:
             moment = history.parse_moment(at)
         except history.BadMoment as error:
@@ -74,9 +89,17 @@ def history_routes(
                 422, "Invalid request", "at: a version number or an ISO 8601 time with its zone"
             ) from error
         found = await history.state_at(repository(request), str(stream_id), moment)
-        if found is None:
+        hidden = visibility is not None and _before(found, moment, visibility.from_version)
+        if found is None or hidden:
             raise Problem(404, "Not Found", f"{noun} {stream_id} did not exist at {at}")
         return found
 
     events.__doc__ = f"The {noun}'s events, oldest first."
     state.__doc__ = f"The {noun} as it was at a version or a moment (the fold of its events)."
+
+
+def _before(found: dict[str, Any] | None, moment: int | datetime, from_version: int) -> bool:
+    """True when the state asked for is from before what the reader may see."""
+    if isinstance(moment, int):
+        return moment < from_version
+    return found is not None and int(found["version"]) < from_version

@@ -232,7 +232,9 @@ class Recent:
 
 class Conversation(Aggregate):
     stream_type: ClassVar[str] = "conversation"
-    snapshot_schema_version: ClassVar[int] = 1
+    # 2: participants carry their unread-mention counter and the version they joined at
+    # (a version 1 snapshot is ignored: the state is folded from the events once)
+    snapshot_schema_version: ClassVar[int] = 2
 
     def __init__(self, aggregate_id: str) -> None:
         super().__init__(aggregate_id)
@@ -244,6 +246,7 @@ class Conversation(Aggregate):
         self.read_pos: dict[str, int] = {}  # participant -> read up to seq
         self.unread: dict[str, int] = {}  # participant -> exact unread counter
         self.mention_unread: dict[str, int] = {}  # participant -> unread mentions of them
+        self.joined: dict[str, int] = {}  # participant -> the version their membership began
         self.recent: deque[Recent] = deque(maxlen=WINDOW)
 
     # -- queries --------------------------------------------------------------------------
@@ -254,6 +257,11 @@ class Conversation(Aggregate):
 
     def is_participant(self, user_id: str) -> bool:
         return user_id in self.read_pos
+
+    def joined_at(self, user_id: str) -> int | None:
+        """The version at which the participant's current membership began (None: not one):
+        their view of the conversation's history starts there."""
+        return self.joined.get(user_id)
 
     def recent_message(self, message_id: str) -> Recent | None:
         for entry in self.recent:
@@ -647,15 +655,18 @@ class Conversation(Aggregate):
                     self.read_pos[user_id] = 0
                     self.unread[user_id] = 0
                     self.mention_unread[user_id] = 0
+                    self.joined[user_id] = self.next_version + 1  # this event's version
             case ParticipantAdded(user_id=user_id):
                 # a newcomer starts with everything before them read
                 self.read_pos[user_id] = self.seq
                 self.unread[user_id] = 0
                 self.mention_unread[user_id] = 0
+                self.joined[user_id] = self.next_version + 1
             case ParticipantRemoved(user_id=user_id):
                 self.read_pos.pop(user_id, None)
                 self.unread.pop(user_id, None)
                 self.mention_unread.pop(user_id, None)
+                self.joined.pop(user_id, None)
             case MessageSent():
                 self.seq = event.seq
                 mentions = tuple(event.mentions)
@@ -693,7 +704,7 @@ class Conversation(Aggregate):
             "created_by": self.created_by,
             "seq": self.seq,
             "participants": [
-                [u, self.read_pos[u], self.unread[u], self.mention_unread.get(u, 0)]
+                [u, self.read_pos[u], self.unread[u], self.mention_unread[u], self.joined[u]]
                 for u in self.read_pos
             ],
             "recent": [
@@ -707,18 +718,15 @@ class Conversation(Aggregate):
         self.title = state["title"]
         self.created_by = str(state["created_by"])
         self.seq = int(state["seq"])
-        # snapshots from before mentions have 3 fields per participant and 4 per message
-        # (no mentions then: the counters are 0 and the lists empty)
-        participants = [[*p, 0][:4] for p in state["participants"]]
-        self.read_pos = {str(u): int(pos) for u, pos, _, _ in participants}
-        self.unread = {str(u): int(n) for u, _, n, _ in participants}
-        self.mention_unread = {str(u): int(n) for u, _, _, n in participants}
+        participants = state["participants"]
+        self.read_pos = {str(u): int(pos) for u, pos, _, _, _ in participants}
+        self.unread = {str(u): int(n) for u, _, n, _, _ in participants}
+        self.mention_unread = {str(u): int(n) for u, _, _, n, _ in participants}
+        self.joined = {str(u): int(v) for u, _, _, _, v in participants}
         self.recent = deque(
             (
-                Recent(
-                    int(r[0]), str(r[1]), str(r[2]), bool(r[3]), tuple(r[4] if len(r) > 4 else ())
-                )
-                for r in state["recent"]
+                Recent(int(q), str(m), str(u), bool(d), tuple(n))
+                for q, m, u, d, n in state["recent"]
             ),
             maxlen=WINDOW,
         )

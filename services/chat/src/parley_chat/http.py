@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Request
@@ -56,6 +57,7 @@ from parley_chat.domain import (
     NotAllowed,
     ReportNotFound,
     TooManyMessages,
+    deletion_event_id,
     new_conversation_id,
 )
 from parley_chat.handlers import Chat, MessageAccepted, ReadAccepted
@@ -310,14 +312,49 @@ async def mark_read(
 # -- history (routed to this service by nginx: the event store is the command side's) -------
 
 
-async def require_member(request: Request, conversation_id: str, principal: Principal) -> None:
-    """History is for the conversation's current participants and admins; for anyone else
-    the conversation does not exist (404, like its read routes)."""
+# events a member's history never shows: who reported whom is the admins' business
+ADMIN_ONLY_EVENTS = frozenset({"MessageReported", "ReportResolved"})
+TEXT_EVENTS = frozenset({"MessageSent", "MessageEdited"})
+
+
+@dataclass
+class MemberView:
+    """A participant's view of the conversation's history: from the version they (last)
+    joined at, without reports, and with the text of deleted messages gone (as the read
+    models show them). Admins see the history as recorded."""
+
+    chat: Chat
+    conversation_id: str
+    from_version: int
+
+    async def redact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        shown = [item for item in items if item["type"] not in ADMIN_ONLY_EVENTS]
+        texts = [item for item in shown if item["type"] in TEXT_EVENTS]
+        if not texts:
+            return shown
+        ids = {deletion_event_id(str(item["data"]["message_id"])) for item in texts}
+        found = await self.chat.conversations.store.events_by_id(self.conversation_id, list(ids))
+        deleted = {str(event.data["message_id"]) for event in found}
+        for item in texts:
+            if str(item["data"]["message_id"]) in deleted:
+                data = item["data"] = dict(item["data"])
+                data.update(content=None, attachment_names=None, deleted=True)
+        return shown
+
+
+async def require_member(
+    request: Request, conversation_id: str, principal: Principal
+) -> MemberView | None:
+    """History is for the conversation's current participants (from the moment they
+    joined) and admins; for anyone else the conversation does not exist (404, like its read
+    routes)."""
     if principal.is_admin:
-        return
+        return None
     conversation = await chat(request).conversations.load(conversation_id)
-    if not conversation.is_participant(principal.user_id):
+    joined = conversation.joined_at(principal.user_id)
+    if joined is None:
         raise Problem(404, "Not Found", f"no conversation {conversation_id}")
+    return MemberView(chat(request), conversation_id, joined)
 
 
 history_routes(
