@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -30,7 +31,8 @@ from nginx_conf import locations, read, seconds
 Render = Callable[[str], list[dict[str, Any]]]
 KUBERNETES_VERSION = "1.33.0"  # oldest minor still supported upstream when this was written
 SECRET = "parley-secrets"
-WORKLOADS = ("Deployment", "Job")
+WORKLOADS = ("Deployment", "StatefulSet", "Job")
+FILES_INGRESS = "parley-files"  # the object store's host (attachments' signed URLs)
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
@@ -267,6 +269,7 @@ def test_gateway_routes_like_the_local_cluster(rendered: Render, name: str) -> N
         assert port in [p["port"] for p in k8s_services[host]["spec"]["ports"]], upstream
         assert (host, port) in allowed, f"NetworkPolicy gateway must allow {host}:{port}"
     ingresses = by_kind(objects, "Ingress")
+    ingresses.pop(FILES_INGRESS, None)  # the object store's own host (the next test)
     assert ingresses, "no Ingress"
     for ingress in ingresses.values():
         for rule in ingress["spec"]["rules"]:
@@ -281,6 +284,45 @@ def test_gateway_routes_like_the_local_cluster(rendered: Render, name: str) -> N
         for name, ingress in ingresses.items()
     }
     assert len(set(map(repr, faces.values()))) == 1, f"Ingresses differ in host or TLS: {faces}"
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_clients_reach_the_object_store_on_the_host_urls_are_signed_for(
+    rendered: Render, name: str
+) -> None:
+    """Attachments: chat-api signs upload and download URLs for CHAT_S3_PUBLIC_URL (SigV4
+    signs the host), so the Ingress of that host must lead to the object store's S3 port,
+    with TLS wherever the API has it, and the S3 endpoint chat-api calls must be a Service."""
+    objects = rendered(name)
+    ingresses = by_kind(objects, "Ingress")
+    files = ingresses.pop(FILES_INGRESS)
+    (chat,) = [
+        c
+        for _, pod in pod_specs(objects)
+        for c in pod["containers"]
+        if python_module(c.get("command")) == "parley_chat"
+    ]
+    env = container_env(objects, chat)
+    public = urlsplit(env["CHAT_S3_PUBLIC_URL"])
+    (rule,) = files["spec"]["rules"]
+    assert rule["host"] == public.hostname
+    services = by_kind(objects, "Service")
+    for path in rule["http"]["paths"]:
+        assert path["path"] == "/" and path["pathType"] == "Prefix"
+        backend = path["backend"]["service"]
+        ports = {p["name"]: p["port"] for p in services[backend["name"]]["spec"]["ports"]}
+        assert backend["port"]["name"] in ports
+    endpoint = urlsplit(env["CHAT_S3_ENDPOINT_URL"])
+    assert endpoint.hostname in services
+    assert endpoint.port in [p["port"] for p in services[endpoint.hostname]["spec"]["ports"]]
+    api_tls = next(iter(ingresses.values()))["spec"].get("tls")
+    files_tls = files["spec"].get("tls")
+    assert bool(files_tls) == bool(api_tls), "the files host has TLS where the API has it"
+    if files_tls:
+        assert public.scheme == "https" and public.hostname in files_tls[0]["hosts"]
+    notes = files["metadata"].get("annotations", {})
+    size = notes.get("nginx.ingress.kubernetes.io/proxy-body-size", "1m")
+    assert size.endswith("m") and int(size[:-1]) * 2**20 >= int(env["CHAT_ATTACHMENT_MAX_BYTES"])
 
 
 def ingress_path_for(objects: list[dict[str, Any]], uri: str) -> tuple[dict[str, Any], str]:
