@@ -12,9 +12,11 @@ and an event with an older or equal version changes nothing. So a redelivered or
 block/unblock pairs converge whatever the redeliveries. One blocker's events share a
 partition (key = blocker id), so they arrive in order anyway; the version is for replays.
 
-At-least-once: offsets are committed after a batch is applied. A record that cannot be
-decoded is logged and skipped (it never stops the partition); a store or Kafka error
-restarts the consumer from the last commit, with backoff.
+At-least-once: each partition's offset is committed up to the records applied, and at a
+rebalance the records in flight finish before a partition is handed over
+(parley_messaging.inorder, like the other followers). A record that cannot be decoded is
+logged and skipped (it never stops the partition); a store or Kafka error restarts the
+consumer from the last commit, with backoff.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 from parley_messaging.envelope import InvalidEnvelope, decode
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
+from parley_messaging.inorder import by_key, consume_in_key_order
+from parley_messaging.security import kafka_security
 from parley_messaging.supervise import keep_running
 
 log = logging.getLogger("parley.chat.blocks")
@@ -93,11 +97,6 @@ async def apply_record(
     await blocks.apply(blocker, blocked, active, version)
 
 
-async def apply_in_order(blocks: BlockList, records: list[Any]) -> None:
-    for record in records:
-        await apply_record(blocks, record.headers, record.value, record.key)
-
-
 async def consume(
     blocks: BlockList,
     bootstrap_servers: str,
@@ -106,21 +105,22 @@ async def consume(
     group: str = GROUP,
 ) -> None:
     consumer = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap_servers,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",  # a new group learns every block made before it
         fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,
+        **kafka_security(),
     )
+
+    async def apply_one(record: ConsumerRecord[bytes, bytes]) -> None:
+        await apply_record(blocks, record.headers, record.value, record.key)
+
     await consumer.start()
     try:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=500, max_records=500)
-            # partitions in parallel, each in order: one blocker's events share a partition
-            await asyncio.gather(*(apply_in_order(blocks, rs) for rs in batch.values() if rs))
-            if batch:
-                await consumer.commit()
+        # one blocker's events in order (key = the blocker), different blockers at once: no
+        # two tasks touch the same row
+        await consume_in_key_order(consumer, [topic], apply_one, stop, order=by_key)
     finally:
         await consumer.stop()
 
