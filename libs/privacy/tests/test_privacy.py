@@ -56,8 +56,10 @@ def test_contract_declares_the_personal_fields() -> None:
     fields = {name: {f.name for f in fs} for name, fs in contract_fields().items()}
     assert fields["UserRegistered"] == {"email", "name"}
     assert fields["UserCreated"] == {"email", "name"}
-    assert fields["UserProfileUpdated"] == {"name", "bio"}
-    assert fields["MessageSent"] == {"content"}
+    assert fields["UserProfileUpdated"] == {"name", "bio", "avatar_url"}
+    assert fields["UserStatusChanged"] == {"reason"}
+    assert {"content", "client_message_id", "attachment_names"} <= fields["MessageSent"]
+    assert fields["ConversationCreated"] == fields["ParticipantAdded"] == {"title"}
     assert fields["NotificationCreated"] == {"preview"}
     assert "UserForgotten" not in fields
 
@@ -162,3 +164,50 @@ async def test_key_table_creates_once_and_forgets_for_good(fresh_database: str) 
             )
     finally:
         await pool.close()
+
+
+async def test_a_title_is_sealed_with_the_conversations_key_not_a_persons() -> None:
+    """issue 19.5: a conversation's title belongs to the conversation (key
+    `conversation:<id>`): forgetting its creator (or anyone) leaves it readable."""
+    keys = MemoryKeys()
+    cipher = FieldCipher(keys)
+    data = {
+        "conversation_id": "c1",
+        "kind": "group",
+        "title": "Secret plans",
+        "participant_ids": ["u1", "u2"],
+        "created_by": "u1",
+    }
+    sealed = await cipher.encrypt("ConversationCreated", data)
+    assert is_sealed(sealed["title"]) and "Secret" not in json.dumps(sealed)
+    assert set(keys.keys) == {"conversation:c1"}  # no person's key, and never the bare id
+    keys.keys["u1"] = None  # the creator forgotten
+    assert (await cipher.decrypt("ConversationCreated", sealed))["title"] == "Secret plans"
+    # the bare id is not the key (a person's DELETE with that id could not shred it)
+    keys.keys["c1"] = None
+    assert (await cipher.decrypt("ConversationCreated", sealed))["title"] == "Secret plans"
+    keys.keys["conversation:c1"] = None
+    gone = await cipher.decrypt("ConversationCreated", sealed)
+    assert gone["title"] == "" and gone[REDACTED] == ["title"]
+
+
+async def test_avatar_reason_and_client_message_id_are_sealed_for_their_person() -> None:
+    keys = MemoryKeys()
+    cipher = FieldCipher(keys)
+    profile = await cipher.encrypt(
+        "UserProfileUpdated", {"user_id": "u1", "avatar_url": "https://x.test/ada.png"}
+    )
+    status = await cipher.encrypt(
+        "UserStatusChanged", {"user_id": "u1", "status": "deactivated", "reason": "spam"}
+    )
+    message = {"conversation_id": "c1", "message_id": "m1", "seq": 1, "sender_id": "u1"}
+    sent = await cipher.encrypt(
+        "MessageSent", {**message, "content": "hi", "client_message_id": "tab-1"}
+    )
+    wire = json.dumps([profile, status, sent])
+    assert "ada.png" not in wire and "spam" not in wire and "tab-1" not in wire
+    keys.keys["u1"] = None
+    assert (await cipher.decrypt("UserProfileUpdated", profile))[REDACTED] == ["avatar_url"]
+    assert (await cipher.decrypt("UserStatusChanged", status))["reason"] == ""
+    opened = await cipher.decrypt("MessageSent", sent)
+    assert opened["client_message_id"] == "" and "client_message_id" in opened[REDACTED]

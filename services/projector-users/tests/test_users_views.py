@@ -112,6 +112,26 @@ def test_redacted_fields_and_user_forgotten_show_the_placeholder_only() -> None:
     assert "UserForgotten" in users_projection().handlers
 
 
+def test_a_forgotten_persons_avatar_and_status_reason_are_gone_not_placeholders() -> None:
+    """issue 19.5: avatar_url and the deactivation reason are personal now; once the key is
+    gone they decrypt to "" (listed in _redacted), and the read model holds nothing."""
+    from parley_projector_users.views import user_forgotten
+
+    (updated,) = profile_updated(
+        envelope("UserProfileUpdated"),
+        {"user_id": "u1", "avatar_url": "", "_redacted": ["avatar_url"]},
+    )
+    assert updated.update["$set"]["avatar_url"] is None
+    (status,) = status_changed(
+        envelope("UserStatusChanged"),
+        {"user_id": "u1", "status": "deactivated", "reason": "", "_redacted": ["reason"]},
+    )
+    assert status.update["$set"]["status_reason"] is None
+    (forgotten,) = user_forgotten(envelope("UserForgotten"), {"user_id": "u1"})
+    assert forgotten.update["$set"]["avatar_url"] is None
+    assert forgotten.update["$set"]["status_reason"] is None
+
+
 def test_blocks_are_one_document_per_pair_with_a_tombstone() -> None:
     from parley_projector_users.views import user_blocked, user_unblocked
 

@@ -136,7 +136,10 @@ aggregate's events are in one partition, in order.
 that version (committed at libs/contracts/schemas/<ce_type>.json).
 - Personal data (fields marked `x-parley-encrypted`) is sealed per person with AES-256-GCM: \
 on the wire the value is `pe1.<key id>.<base64url>`; `x-parley-plaintext` holds the \
-constraints of the plaintext. Consumers outside the platform cannot read these values.
+constraints of the plaintext. Consumers outside the platform cannot read these values. \
+The key is the person's named by the field `subject`; with a `scope` it is the key \
+`<scope>:<subject value>` of a thing (a conversation's title), which forgetting a person \
+never destroys.
 - Delivery is at least once: deduplicate by (`ce_subject`, `ce_aggregateversion`) or `ce_id`.
 - Versioning: a published `ce_type` only ever gains optional fields; anything else is a new \
 `v<N+1>`, published as a new message type.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,14 +19,22 @@ _LENGTHS = ("maxLength", "minLength", "pattern")
 class PersonalField:
     """A field holding personal data: encrypted with the data key of the person whose id is
     in field `subject` of the same event; `placeholder` stands in for it once that key is
-    gone (a value the field's own validation accepts)."""
+    gone (a value the field's own validation accepts). `scope`, when set, makes the key's id
+    `<scope>:<subject value>`: data that belongs to a thing rather than to one person (a
+    conversation's title) has a key of its own, which forgetting a person never destroys."""
 
     name: str
     subject: str
     placeholder: str
+    scope: str = ""
+
+    def key_subject(self, data: Mapping[str, Any]) -> str:
+        """The id of the key that seals this field in `data` (an event's data)."""
+        value = str(data[self.subject])
+        return f"{self.scope}:{value}" if self.scope else value
 
 
-def personal(subject: str, placeholder: str = "", **kwargs: Any) -> Any:
+def personal(subject: str, placeholder: str = "", *, scope: str = "", **kwargs: Any) -> Any:
     """A pydantic Field marked as personal data (see PersonalField). On the wire (PostgreSQL,
     Kafka) the value is an encrypted envelope string; the model itself holds the plaintext,
     and its length constraints apply to the plaintext."""
@@ -34,6 +43,8 @@ def personal(subject: str, placeholder: str = "", **kwargs: Any) -> Any:
         "placeholder": placeholder,
         "format": ENVELOPE_FORMAT,
     }
+    if scope:
+        mark["scope"] = scope  # the key is `<scope>:<subject value>` (PersonalField.scope)
     return Field(json_schema_extra={ENCRYPTED: mark}, **kwargs)
 
 
@@ -93,7 +104,9 @@ class Event(BaseModel):
             extra = info.json_schema_extra
             mark = extra.get(ENCRYPTED) if isinstance(extra, dict) else None
             if isinstance(mark, dict):
-                found.append(PersonalField(name, str(mark["subject"]), str(mark["placeholder"])))
+                scope = str(mark.get("scope", ""))
+                subject, placeholder = str(mark["subject"]), str(mark["placeholder"])
+                found.append(PersonalField(name, subject, placeholder, scope))
         return tuple(found)
 
 

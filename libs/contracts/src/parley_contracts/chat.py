@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 from parley_contracts.base import REDACTED_TEXT, Event, personal
 
 ConversationKind = Literal["direct", "group"]
+# the key scope of what belongs to a conversation rather than to one person (its title)
+CONVERSATION_KEYS = "conversation"
 
 
 class ChatEvent(Event):
@@ -30,7 +32,11 @@ class ConversationCreated(ChatEvent):
 
     conversation_id: str
     kind: ConversationKind
-    title: str | None = Field(default=None, max_length=200)
+    # sealed with the conversation's own key (`conversation:<id>`), not its creator's:
+    # forgetting the creator leaves it readable for the others (docs/decisions.md, 19.5)
+    title: str | None = personal(
+        "conversation_id", scope=CONVERSATION_KEYS, default=None, max_length=200
+    )
     participant_ids: list[str]
     created_by: str
 
@@ -44,7 +50,9 @@ class ParticipantAdded(ChatEvent):
     # the conversation as the newcomer finds it, so a read model can show it to them
     # without state of its own: everyone in it after the change, its title and kind
     participant_ids: list[str] = Field(default_factory=list)
-    title: str | None = Field(default=None, max_length=200)
+    title: str | None = personal(
+        "conversation_id", scope=CONVERSATION_KEYS, default=None, max_length=200
+    )
     kind: Literal["direct", "group"] | None = None
 
 
@@ -73,7 +81,8 @@ class MessageSent(ChatEvent):
     seq: int = Field(ge=1)
     sender_id: str
     content: str = personal("sender_id", REDACTED_TEXT, min_length=1, max_length=4000)
-    client_message_id: str | None = Field(default=None, max_length=200)
+    # the sender's own correlation id (a client may derive it from anything): personal
+    client_message_id: str | None = personal("sender_id", default=None, max_length=200)
     # the participants other than the sender when it was sent: consumers that act per
     # recipient (unread counters, notifications) need no state of their own to know them
     recipient_ids: list[str] = Field(default_factory=list)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
-
 from parley_contracts.base import FORGOTTEN_NAME, Event, personal
 
 
@@ -28,7 +26,8 @@ class UserProfileUpdated(UsersEvent):
     user_id: str
     name: str | None = personal("user_id", FORGOTTEN_NAME, default=None, max_length=200)
     bio: str | None = personal("user_id", default=None, max_length=2000)
-    avatar_url: str | None = Field(default=None, max_length=2000)
+    # a URL the person chose (it may name them or where they are): personal since issue 19.5
+    avatar_url: str | None = personal("user_id", default=None, max_length=2000)
 
 
 UserStatus = Literal["active", "deactivated"]
@@ -40,7 +39,8 @@ class UserStatusChanged(UsersEvent):
 
     user_id: str
     status: UserStatus
-    reason: str | None = Field(default=None, max_length=500)
+    # an admin's words about the person: personal (sealed with the person's key) since 19.5
+    reason: str | None = personal("user_id", default=None, max_length=500)
 
 
 class UserContactAdded(UsersEvent):

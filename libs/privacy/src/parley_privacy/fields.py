@@ -1,6 +1,7 @@
 """Field-level encryption of event data, driven by the public contract: the fields declared
 with `parley_contracts.base.personal(subject, placeholder)` are encrypted with the data key of
-the person named in field `subject` of the same event.
+the person named in field `subject` of the same event (or, for a field with a `scope`, with the
+key `<scope>:<subject value>` of a thing: a conversation's title).
 
     cipher = FieldCipher(KeyClient(url, token))          # or FieldCipher(KeyStore(pool))
     data = await cipher.decrypt("UserRegistered", data)  # plaintext, or placeholders
@@ -60,7 +61,7 @@ class FieldCipher:
             value = out.get(field.name)
             if not isinstance(value, str) or is_sealed(value):
                 continue  # absent/None, or sealed already
-            subject = str(out[field.subject])
+            subject = field.key_subject(out)
             key = await self.keys.key_for_writing(subject)
             out[field.name] = seal(key.secret, key.kid, subject, field.name, value)
         return out
@@ -78,7 +79,7 @@ class FieldCipher:
             if not is_sealed(value):
                 continue
             assert isinstance(value, str)
-            subject = str(out[field.subject])
+            subject = field.key_subject(out)
             key = await self.keys.key(subject, max_age_s=FRESH_S if fresh else None)
             if key is None or key.kid != kid_of(value):
                 out[field.name] = field.placeholder

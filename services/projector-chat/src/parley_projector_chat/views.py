@@ -256,7 +256,10 @@ def message_sent(env: Envelope, data: dict[str, Any]) -> list[Write]:
                     "sender_id": sender,
                     "content": content,
                     "redacted": redacted,
-                    "client_message_id": data.get("client_message_id"),
+                    # personal (the sender's): gone with their key, like the text
+                    "client_message_id": None
+                    if "client_message_id" in (data.get("_redacted") or ())
+                    else data.get("client_message_id"),
                     "sent_at": env.time,
                     "deleted": False,
                     "search": [] if content is None else prefix_tokens(content),
@@ -466,9 +469,9 @@ def messages_read(env: Envelope, data: dict[str, Any]) -> list[Write]:
 
 
 def user_forgotten(env: Envelope, data: dict[str, Any]) -> list[Write | Sweep]:
-    """A person was forgotten (users.events): their texts (every version), attachment names
-    and report reasons go from every document, for every reader (their key is gone too, so
-    a replay writes the same)."""
+    """A person was forgotten (users.events): their texts (every version), attachment names,
+    client message ids and report reasons go from every document, for every reader (their
+    key is gone too, so a replay writes the same)."""
     person = str(data["user_id"])
     text_gone: dict[str, Any] = {
         "content": None,
@@ -476,6 +479,7 @@ def user_forgotten(env: Envelope, data: dict[str, Any]) -> list[Write | Sweep]:
         "search": [],
         "texts": [],
         "attachment_names": None,
+        "client_message_id": None,
     }
     preview_gone = {"last_message.content": None, "last_message.redacted": True}
     reason_gone = {"reason": None, "reason_redacted": True}

@@ -107,7 +107,9 @@ def _set(data: dict[str, Any], event: Envelope, **fields: Any) -> list[Write]:
 
 
 def status_changed(event: Envelope, data: dict[str, Any]) -> list[Write]:
-    return _set(data, event, status=data["status"], status_reason=data.get("reason"))
+    # the reason of a forgotten person reads as its placeholder: gone, not ""
+    reason = None if "reason" in redacted(data) else data.get("reason")
+    return _set(data, event, status=data["status"], status_reason=reason)
 
 
 def role_assigned(event: Envelope, data: dict[str, Any]) -> list[Write]:
@@ -120,9 +122,9 @@ def email_changed(event: Envelope, data: dict[str, Any]) -> list[Write]:
 
 
 def user_forgotten(event: Envelope, data: dict[str, Any]) -> list[Write]:
-    """The person is forgotten: placeholder name, no address, no bio or avatar (idempotent
-    `$set`s, so a replay or rebuild ends the same; the events before it decrypt to
-    placeholders by then anyway)."""
+    """The person is forgotten: placeholder name, no address, bio, avatar or status reason
+    (idempotent `$set`s, so a replay or rebuild ends the same; the events before it decrypt
+    to placeholders by then anyway)."""
     return _set(
         data,
         event,
@@ -130,6 +132,7 @@ def user_forgotten(event: Envelope, data: dict[str, Any]) -> list[Write]:
         **NO_EMAIL,
         bio=None,
         avatar_url=None,
+        status_reason=None,
         forgotten=True,
     )
 

@@ -82,7 +82,7 @@ def _conversation_created(data: Data, _: str, meta: Meta) -> Data:
     return {
         "conversation_id": data["conversation_id"],
         "kind": data["kind"],
-        "title": data.get("title"),
+        "title": None if _redacted(data, "title") else data.get("title"),
         "participant_ids": _ids(data["participant_ids"]),
         "created_by": data["created_by"],
         "at": _at(meta),
@@ -121,7 +121,8 @@ def _message_sent(data: Data, recipient: str, meta: Meta) -> Data:
     }
     if recipient == data["sender_id"]:
         # the sender's own correlation id, for their other devices; nobody else's business
-        view["client_message_id"] = data.get("client_message_id")
+        gone = _redacted(data, "client_message_id")
+        view["client_message_id"] = None if gone else data.get("client_message_id")
     return view
 
 
@@ -205,6 +206,7 @@ RULES: tuple[Rule, ...] = (
         "conversation.created",
         _participants,
         _conversation_created,
+        personal=True,  # the title, sealed with the conversation's key
         members=_participants,
     ),
     Rule(
