@@ -3,6 +3,8 @@ codes are read from the delivered mails, tokens verified with the published JWKS
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import email
 import json
 import re
@@ -20,7 +22,7 @@ import httpx
 import jwt
 import pytest
 from aiosmtpd.controller import Controller
-from parley_auth import handlers, mail, statuses, tables
+from parley_auth import expiry, handlers, mail, statuses, tables
 from parley_auth.bootstrap import bootstrap
 from parley_auth.config import Settings
 from parley_auth.domain import RegistrationWasCancelled
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.integration
 PASSWORD = "correct-horse-42"
 INTERNAL_TOKEN = "internal-test-token"
 SIX_DIGITS = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
+LINK_TOKEN = re.compile(r"token=([A-Za-z0-9_-]{22})\b")
 
 
 @dataclass
@@ -111,6 +114,15 @@ class Api:
         [code] = SIX_DIGITS.findall(raw.decode())
         return code
 
+    async def link_token_for(self, address: str) -> str:
+        """The token of the newest password-reset link mailed to `address`."""
+        await self.settle()
+        raw = self.mail.to(address)[-1]
+        text = email.message_from_bytes(raw).get_payload(decode=True).decode()
+        [token] = LINK_TOKEN.findall(text)
+        assert SIX_DIGITS.findall(raw.decode()) == []  # no code any more, a link
+        return str(token)
+
     async def events(self) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.dsn)
         try:
@@ -131,11 +143,13 @@ def settings_for(dsn: str, smtp_port: int, key_dir: Path, **overrides: Any) -> S
         "smtp_port": smtp_port,
         "key_dir": key_dir,
         "code_resend_interval_s": 0,
-        "login_max_failures_account": 5,
         "snapshot_every": 5,
         "internal_token": INTERNAL_TOKEN,
         "saga_participant": False,
         "follow_user_status": False,  # tests apply users.events records themselves
+        # login delays of 0.1, 0.2, 0.4, 0.8 s (1 s at most) after three free failures
+        "login_delay_base_s": 0.1,
+        "login_delay_max_s": 1.0,
         **overrides,
     }
     return Settings(**values)
@@ -173,6 +187,9 @@ async def login(api: Api, address: str, password: str = PASSWORD) -> httpx.Respo
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+INTERNAL = bearer(INTERNAL_TOKEN)
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -269,7 +286,9 @@ async def test_register_verify_login_refresh_reuse_logout(api: Api) -> None:
 
     # a new session, then logout: its refresh token stops working, introspection says inactive
     fresh = (await login(api, "ada@example.test")).json()
-    active = await client.post("/v1/auth/introspect", data={"token": fresh["access_token"]})
+    active = await client.post(
+        "/v1/auth/introspect", data={"token": fresh["access_token"]}, headers=INTERNAL
+    )
     assert active.json()["active"] is True and active.json()["sub"] == user_id
     out = await client.post("/v1/auth/logout", headers=bearer(fresh["access_token"]))
     assert out.status_code == 200, out.text
@@ -278,7 +297,9 @@ async def test_register_verify_login_refresh_reuse_logout(api: Api) -> None:
     problem(
         await client.post("/v1/auth/refresh", json={"refresh_token": fresh["refresh_token"]}), 401
     )
-    inactive = await client.post("/v1/auth/introspect", json={"token": fresh["access_token"]})
+    inactive = await client.post(
+        "/v1/auth/introspect", json={"token": fresh["access_token"]}, headers=INTERNAL
+    )
     assert inactive.json() == {"active": False}
     problem(await client.post("/v1/auth/logout", headers=bearer(fresh["access_token"])), 401)
 
@@ -328,17 +349,84 @@ async def test_duplicate_registration_answers_alike_and_mails_a_notice(api: Api)
     problem(await login(api, "ada@example.test", "another-pass-99"), 401)
 
 
-async def test_failed_logins_are_throttled_with_retry_after(api: Api) -> None:
+async def test_failed_logins_grow_a_delay_but_never_lock_the_owner_out(api: Api) -> None:
+    """Three wrong passwords are free, then each makes the next attempt wait twice as long
+    (429 + Retry-After while waiting, unknown addresses alike); the right password after the
+    wait works, so a stranger guessing cannot lock the owner out."""
     await register_and_verify(api, "ada@example.test")
-    for _ in range(5):
-        problem(await login(api, "ada@example.test", "wrong-password-1"), 401)
-    blocked = await login(api, "ada@example.test", PASSWORD)  # even the right one, for now
-    body = problem(blocked, 429)
-    retry_after = int(blocked.headers["Retry-After"])
-    assert 0 < retry_after <= 900 and body["retry_after"] == retry_after
-    # an unknown address gets the same 401 as a wrong password, and is throttled the same way
-    unknown = await login(api, "nobody@example.test", "wrong-password-1")
-    assert problem(unknown, 401)["detail"] == "invalid credentials"
+    refusals = []
+    for address in ("ada@example.test", "nobody@example.test"):
+        for _ in range(3):
+            problem(await login(api, address, "wrong-password-1"), 401)
+        waits = []
+        for _ in range(3):
+            delayed = await login(api, address, "wrong-password-1")
+            body = problem(delayed, 429)
+            assert body["retry_after"] == int(delayed.headers["Retry-After"])
+            waits.append(body["retry_after"])
+            await asyncio.sleep(0.05 + 0.1 * 2 ** (len(waits) - 1))  # 0.1, 0.2, 0.4 s
+            problem(await login(api, address, "wrong-password-1"), 401)  # after the wait
+        assert waits == [1, 1, 1]  # Retry-After is whole seconds
+        # the sixth failure: 0.8 s to wait, even with the right password
+        refusals.append(problem(await login(api, address, PASSWORD), 429))
+        if address == "ada@example.test":
+            await asyncio.sleep(0.85)
+            assert (await login(api, address)).status_code == 200
+            # the success cleared the delay: wrong passwords are free again
+            problem(await login(api, address, "wrong-password-1"), 401)
+    assert refusals[0] == refusals[1]
+
+
+async def test_the_delays_double_up_to_the_cap(api: Api) -> None:
+    delays = tables.Delays(free=3, base_s=1.0, cap_s=60.0)
+    assert [delays.seconds(n) for n in range(1, 12)] == [0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert delays.seconds(10_000) == 60  # no overflow
+    # what the database computes agrees with Python's
+    conn = await asyncpg.connect(api.dsn)
+    try:
+        for n in (1, 3, 5, 9, 40):
+            seconds = await conn.fetchval(
+                f"SELECT extract(epoch FROM {delays.sql('$1::int')})::float8",
+                n,
+                *delays.args(),
+            )
+            assert seconds == delays.seconds(n), n
+    finally:
+        await conn.close()
+
+
+async def test_parallel_guesses_during_a_delay_get_one_try(api: Api) -> None:
+    await register_and_verify(api, "ada@example.test")
+    for _ in range(4):
+        await login(api, "ada@example.test", "wrong-password-1")
+    await asyncio.sleep(0.25)  # the delay after the fourth failure (0.2 s) is over
+    answers = await asyncio.gather(
+        *(login(api, "ada@example.test", "wrong-password-1") for _ in range(6))
+    )
+    assert sorted(r.status_code for r in answers) == [401] + [429] * 5
+
+
+async def test_the_client_address_limit_ignores_forwarded_headers_of_strangers(
+    api: Api,
+) -> None:
+    """X-Forwarded-For is uvicorn's to read, and only from the gateway: the service takes the
+    address uvicorn resolved (here the test client's), so a client making up a new
+    X-Forwarded-For per request still hits the per-client limit."""
+    api.auth.settings.login_max_failures_address = 3
+    for i in range(3):
+        forged = {"X-Forwarded-For": f"203.0.113.{i}"}
+        response = await api.client.post(
+            "/v1/auth/login",
+            json={"email": f"n{i}@example.test", "password": "wrong-password-1"},
+            headers=forged,
+        )
+        problem(response, 401)
+    blocked = await api.client.post(
+        "/v1/auth/login",
+        json={"email": "other@example.test", "password": "wrong-password-1"},
+        headers={"X-Forwarded-For": "198.51.100.7"},
+    )
+    assert problem(blocked, 429)["detail"] == "too many failed logins; retry later"
 
 
 async def test_unknown_and_known_addresses_take_similar_time(api: Api) -> None:
@@ -367,16 +455,22 @@ async def test_password_reset(api: Api) -> None:
 
     known = await api.client.post("/v1/auth/password-reset", json={"email": "ada@example.test"})
     assert known.status_code == 202 and known.json() == unknown.json()
-    code = await api.code_for("ada@example.test")
+    token = await api.link_token_for("ada@example.test")
+    assert len(base64.urlsafe_b64decode(token + "==")) == 16  # 128 bits
 
+    six_digits = await api.client.post(
+        "/v1/auth/password-reset/confirm",
+        json={"email": "ada@example.test", "token": "123456", "new_password": "brand-new-pass-7"},
+    )
+    assert problem(six_digits, 422)["errors"][0]["field"] == "token"
     weak = await api.client.post(
         "/v1/auth/password-reset/confirm",
-        json={"email": "ada@example.test", "code": code, "new_password": "short"},
+        json={"email": "ada@example.test", "token": token, "new_password": "short"},
     )
     assert problem(weak, 422)["errors"][0]["field"] == "new_password"
     confirmed = await api.client.post(
         "/v1/auth/password-reset/confirm",
-        json={"email": "ada@example.test", "code": code, "new_password": "brand-new-pass-7"},
+        json={"email": "ada@example.test", "token": token, "new_password": "brand-new-pass-7"},
     )
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["id"] == user_id
@@ -396,28 +490,99 @@ async def test_password_reset(api: Api) -> None:
     ).items()
 
 
-async def test_code_attempts_are_limited(api: Api) -> None:
+async def test_the_sixth_wrong_code_answers_alike_for_known_and_unknown_addresses(
+    api: Api,
+) -> None:
+    """Five wrong codes per address and window, then 429 with Retry-After, even for the right
+    code; an unknown address gets exactly the same answers (status and body)."""
+    await api.client.post(
+        "/v1/auth/register", json={"email": "ada@example.test", "password": PASSWORD, "name": "A"}
+    )
+    code = await api.code_for("ada@example.test")
+    wrong = "000000" if code != "000000" else "111111"
+    answers: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for address in ("ada@example.test", "nobody@example.test"):
+        for guess in [wrong] * 5 + [code]:
+            response = await api.client.post(
+                "/v1/auth/verify-otp", json={"email": address, "code": guess}
+            )
+            assert response.headers["content-type"] == "application/problem+json"
+            answers.setdefault(address, []).append((response.status_code, response.json()))
+    assert [status for status, _ in answers["ada@example.test"]] == [400] * 5 + [429]
+    assert answers["ada@example.test"] == answers["nobody@example.test"]
+
+
+async def test_a_code_tried_too_often_is_burnt(api: Api) -> None:
+    """Past the attempts of one code (here the address limit is higher), the code is gone and
+    the answer is the wrong code's 400: never a 429 only known addresses could get."""
+    api.auth.settings.code_max_failures = 50
     await api.client.post(
         "/v1/auth/register", json={"email": "ada@example.test", "password": PASSWORD, "name": "A"}
     )
     code = await api.code_for("ada@example.test")
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(5):
-        problem(
-            await api.client.post(
-                "/v1/auth/verify-otp", json={"email": "ada@example.test", "code": wrong}
-            ),
-            400,
-        )
-    too_many = await api.client.post(
+        verify = {"email": "ada@example.test", "code": wrong}
+        problem(await api.client.post("/v1/auth/verify-otp", json=verify), 400)
+    burnt = await api.client.post(
         "/v1/auth/verify-otp", json={"email": "ada@example.test", "code": code}
     )
-    problem(too_many, 429)
-    # an unknown address gets the answer of a wrong code
-    unknown = await api.client.post(
-        "/v1/auth/verify-otp", json={"email": "nobody@example.test", "code": code}
+    assert problem(burnt, 400)["detail"] == "the code is wrong or has expired"
+
+
+async def test_the_daily_cap_burns_the_codes_and_mails_the_owner(api: Api) -> None:
+    """A 4th window of guessing (20 wrong codes a day): the codes are burnt, the owner is told,
+    and the rest of the day answers 429 to everyone, known address or not."""
+    s = api.auth.settings
+    s.code_max_failures, s.code_daily_cap = 100, 6
+    await register_and_verify(api, "ada@example.test")
+    await api.client.post("/v1/auth/password-reset", json={"email": "ada@example.test"})
+    token = await api.link_token_for("ada@example.test")
+    before = len(api.mail.to("ada@example.test"))
+    seen: dict[str, list[int]] = {}
+    for address in ("ada@example.test", "nobody@example.test"):
+        for _ in range(7):
+            response = await api.client.post(
+                "/v1/auth/password-reset/confirm",
+                json={"email": address, "token": "A" * 22, "new_password": "brand-new-pass-7"},
+            )
+            seen.setdefault(address, []).append(response.status_code)
+        retry_after = int(response.headers["Retry-After"])
+        assert 23 * 3600 < retry_after <= 24 * 3600
+    assert seen["ada@example.test"] == seen["nobody@example.test"] == [400] * 6 + [429]
+    await api.settle()
+    [notice] = api.mail.to("ada@example.test")[before:]
+    assert b"Subject: Your Parley codes were blocked" in notice
+    assert api.mail.to("nobody@example.test") == []
+    # the link mailed before is dead, even once the counters are gone
+    conn = await asyncpg.connect(api.dsn)
+    try:
+        await conn.execute("DELETE FROM login_throttle")
+    finally:
+        await conn.close()
+    late = await api.client.post(
+        "/v1/auth/password-reset/confirm",
+        json={"email": "ada@example.test", "token": token, "new_password": "brand-new-pass-7"},
     )
-    assert problem(unknown, 400)["detail"] == "the code is wrong or has expired"
+    problem(late, 400)
+
+
+async def test_wrong_codes_are_limited_per_client_address_and_overall(api: Api) -> None:
+    s = api.auth.settings
+    s.code_max_failures_client = 4
+    for i in range(4):
+        verify = {"email": f"n{i}@example.test", "code": "123456"}
+        problem(await api.client.post("/v1/auth/verify-otp", json=verify), 400)
+    other = {"email": "fresh@example.test", "code": "123456"}
+    problem(await api.client.post("/v1/auth/verify-otp", json=other), 429)
+    # from elsewhere: the client limit does not apply, the overall one does
+    s.code_max_failures_client, s.code_max_failures_global = 1000, 6
+    transport = httpx.ASGITransport(app=api.client._transport.app, client=("192.0.2.9", 9))  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=transport, base_url="http://auth") as elsewhere:
+        first = {"email": "e1@example.test", "code": "123456"}
+        problem(await elsewhere.post("/v1/auth/verify-otp", json=first), 400)
+        problem(await elsewhere.post("/v1/auth/verify-otp", json=first), 400)
+        problem(await elsewhere.post("/v1/auth/verify-otp", json=other), 429)
 
 
 async def test_change_email(api: Api) -> None:
@@ -524,10 +689,10 @@ async def test_interrupted_registration_is_completed_by_the_next_request(api: Ap
     # the saga runs for it (activation); a password reset verifies the address: the holder is in
     await api.play_saga()
     await api.client.post("/v1/auth/password-reset", json={"email": "ada@example.test"})
-    code = await api.code_for("ada@example.test")
+    token = await api.link_token_for("ada@example.test")
     confirmed = await api.client.post(
         "/v1/auth/password-reset/confirm",
-        json={"email": "ada@example.test", "code": code, "new_password": "brand-new-pass-7"},
+        json={"email": "ada@example.test", "token": token, "new_password": "brand-new-pass-7"},
     )
     assert confirmed.status_code == 200, confirmed.text
     assert (await login(api, "ada@example.test", "brand-new-pass-7")).status_code == 200
@@ -551,10 +716,11 @@ async def test_interrupted_registration_is_completed_by_the_next_request(api: Ap
         ("/v1/auth/refresh", {"refresh_token": ""}),
         ("/v1/auth/password-reset", {}),
         ("/v1/auth/introspect", {"nope": "x"}),
+        ("/v1/auth/password-reset/confirm", {"email": "a@x.test", "code": "123456"}),
     ],
 )
 async def test_malformed_bodies_get_422_problems(api: Api, path: str, payload: object) -> None:
-    body = problem(await api.client.post(path, json=payload), 422)
+    body = problem(await api.client.post(path, json=payload, headers=INTERNAL), 422)
     assert body["errors"] and all("field" in e and "message" in e for e in body["errors"])
 
 
@@ -568,7 +734,8 @@ async def test_garbage_bodies_are_4xx_never_5xx(api: Api, path: str) -> None:
         (b"token=%ff%fe", "application/x-www-form-urlencoded"),
         (b"", "text/plain"),
     ]:
-        response = await api.client.post(path, content=content, headers={"content-type": kind})
+        headers = {"content-type": kind, **INTERNAL}
+        response = await api.client.post(path, content=content, headers=headers)
         if path == "/v1/auth/introspect" and response.status_code == 200:
             assert response.json() == {"active": False}  # a token that is no token
             continue
@@ -583,9 +750,23 @@ async def test_bearer_routes_refuse_missing_and_forged_tokens(api: Api) -> None:
         response = await api.client.get("/v1/auth/me", headers=headers)
         problem(response, 401)
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert (await api.client.post("/v1/auth/introspect", data={"token": "x"})).json() == {
+    introspect = "/v1/auth/introspect"
+    assert (await api.client.post(introspect, data={"token": "x"}, headers=INTERNAL)).json() == {
         "active": False
     }
+
+
+async def test_introspection_needs_the_internal_token(api: Api) -> None:
+    """RFC 7662: the caller authenticates; a token holder cannot probe sessions with it."""
+    await register_and_verify(api, "ada@example.test")
+    access = (await login(api, "ada@example.test")).json()["access_token"]
+    for headers in ({}, bearer(access), bearer("nope")):
+        refused = await api.client.post(
+            "/v1/auth/introspect", data={"token": access}, headers=headers
+        )
+        problem(refused, 401)
+    allowed = await api.client.post("/v1/auth/introspect", data={"token": access}, headers=INTERNAL)
+    assert allowed.json()["active"] is True
 
 
 async def test_openapi_lists_the_routes(api: Api) -> None:
@@ -614,7 +795,7 @@ async def test_messages_are_parseable_mail(api: Api) -> None:
     await api.settle()
     message = email.message_from_bytes(api.mail.to("ada@example.test")[-1])
     assert message["To"] == "ada@example.test"
-    assert "password reset code" in message["Subject"]
+    assert message["Subject"] == "Reset your Parley password"
 
 
 async def test_register_mails_nothing_itself(api: Api) -> None:
@@ -683,14 +864,14 @@ async def test_wrong_codes_are_limited_per_address_across_codes(api: Api) -> Non
         for _ in range(3):
             await api.client.post("/v1/auth/password-reset", json={"email": address})
             await api.settle()
-            for _ in range(4):  # under the per-code limit of 5
+            for _ in range(2):  # under the per-code limit of 5
                 response = await api.client.post(
                     "/v1/auth/password-reset/confirm",
-                    json={"email": address, "code": "999999", "new_password": "brand-new-pass-7"},
+                    json={"email": address, "token": "B" * 22, "new_password": "brand-new-pass-7"},
                 )
                 statuses.append(response.status_code)
-        # 10 wrong codes per window, whatever the number of codes mailed
-        assert statuses == [400] * 10 + [429] * 2, (address, statuses)
+        # 5 wrong tokens per window, whatever the number of links mailed
+        assert statuses == [400] * 5 + [429], (address, statuses)
         assert int(response.headers["Retry-After"]) > 0
 
 
@@ -924,6 +1105,44 @@ async def test_auth_time_is_the_login_and_a_refresh_keeps_it(api: Api) -> None:
     assert again["auth_time"] == claims["auth_time"] - 600
     assert again["iat"] >= claims["iat"]
     introspected = await api.client.post(
-        "/v1/auth/introspect", json={"token": rotated.json()["access_token"]}
+        "/v1/auth/introspect", json={"token": rotated.json()["access_token"]}, headers=INTERNAL
     )
     assert introspected.json()["auth_time"] == again["auth_time"]
+
+
+async def test_unverified_registrations_expire_and_free_the_address(api: Api) -> None:
+    """Past `registration_ttl_s` without a verified address, the registration is cancelled
+    through the ordinary command (RegistrationCancelled, reason verification_expired) and the
+    address is free for its owner; verified accounts are left alone."""
+    stale = await api.client.post(
+        "/v1/auth/register", json={"email": "eve@example.test", "password": PASSWORD, "name": "E"}
+    )
+    stale_id = stale.json()["user_id"]
+    verified_id = await register_and_verify(api, "ada@example.test")
+    fresh = await api.client.post(
+        "/v1/auth/register", json={"email": "new@example.test", "password": PASSWORD, "name": "N"}
+    )
+    conn = await asyncpg.connect(api.dsn)
+    try:
+        await conn.execute(
+            "UPDATE email_claims SET claimed_at = claimed_at - interval '25 hours'"
+            " WHERE account_id = ANY($1::uuid[])",
+            [stale_id, verified_id],
+        )
+    finally:
+        await conn.close()
+
+    assert await expiry.expire_unverified(api.auth) == 1
+    assert await expiry.expire_unverified(api.auth) == 0  # once
+    events = await api.events()
+    cancelled = [e for e in events if e["event_type"] == "RegistrationCancelled"]
+    assert [(e["stream_id"], json.loads(e["data"])["reason"]) for e in cancelled] == [
+        (stale_id, "verification_expired")
+    ]
+    assert (await login(api, "ada@example.test")).status_code == 200
+    assert fresh.json()["user_id"] not in {e["stream_id"] for e in cancelled}
+    # the address is free: its owner registers for real (a new account, not a decoy)
+    again = await api.client.post(
+        "/v1/auth/register", json={"email": "eve@example.test", "password": PASSWORD, "name": "E"}
+    )
+    assert (await api.events())[-1]["stream_id"] == again.json()["user_id"] != stale_id

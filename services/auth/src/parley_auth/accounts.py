@@ -73,11 +73,10 @@ async def account_of(auth: Auth, claim: tables.Claim, ctx: Context) -> Account:
 async def notify(auth: Auth, address: str, kind: str) -> None:
     """Mail a notice, at most `notice_max` per address per window (repeated duplicate
     registrations must not turn the service into a mail bomb)."""
-    window = timedelta(seconds=auth.settings.login_window_s)
     key = f"notice:{address}"
-    if await tables.throttled_for(auth.pool, {key: auth.settings.notice_max}, window):
+    if await tables.throttled_for(auth.pool, {key: auth.settings.notice_max}):
         return
-    await tables.record_failure(auth.pool, [key], window)
+    await tables.record_failure(auth.pool, {key: timedelta(seconds=auth.settings.login_window_s)})
     await auth.mailer.send_quietly(mail.notice_message(auth.settings.mail_from, address, kind))
 
 
@@ -106,7 +105,10 @@ async def check_code(auth: Auth, account_id: str, purpose: str, code: str) -> ta
     if attempt is None or attempt.expired:
         raise InvalidCode
     if attempt.attempts > auth.settings.code_max_attempts:
-        raise TooManyAttempts
+        # burnt, and answered like any wrong code: a 429 here would exist for known
+        # addresses only (the per-address limit, equal or lower, answers 429 to both first)
+        await tables.burn_codes(auth.pool, account_id, purpose)
+        raise InvalidCode
     if not auth.codes.matches(account_id, purpose, code, attempt.code_hash):
         raise InvalidCode
     if not await tables.consume_code(auth.pool, account_id, purpose, attempt.code_hash):
@@ -114,21 +116,52 @@ async def check_code(auth: Auth, account_id: str, purpose: str, code: str) -> ta
     return attempt
 
 
+DAY = timedelta(days=1)
+
+
+def _code_limits(auth: Auth, address: str, ctx: Context) -> tuple[dict[str, int], str]:
+    """The wrong-code counters a check is subject to ({key: limit}) and the daily one's key."""
+    s = auth.settings
+    daily = f"code-day:{address}"
+    limits = {f"code:{address}": s.code_max_failures, daily: s.code_daily_cap}
+    limits["code-all"] = s.code_max_failures_global
+    if ctx.client_address:
+        limits[f"code-ip:{ctx.client_address}"] = s.code_max_failures_client
+    return limits, daily
+
+
 @asynccontextmanager
-async def code_guard(auth: Auth, key: str) -> AsyncIterator[None]:
-    """Wrong codes per address (or account) across all its codes, within the login window:
-    asking for new codes does not buy more guesses. Unknown addresses count alike, so the
-    429 tells nothing about existence."""
-    window = timedelta(seconds=auth.settings.login_window_s)
-    limit = {key: auth.settings.code_max_failures}
-    retry_after = await tables.throttled_for(auth.pool, limit, window)
+async def code_guard(auth: Auth, address: str, ctx: Context) -> AsyncIterator[None]:
+    """Wrong codes across all codes of an address (asking for new codes buys no guesses), of
+    a client address and overall, in the login window, and per address and day. Unknown
+    addresses count alike, so the 429 tells nothing about existence. The wrong code that
+    reaches the daily cap burns the address's codes and mails its owner (after the answer,
+    so known and unknown addresses take the same time)."""
+    limits, daily = _code_limits(auth, address, ctx)
+    retry_after = await tables.throttled_for(auth.pool, limits)
     if retry_after is not None:
         raise TooManyAttempts(retry_after)
     try:
         yield
     except InvalidCode:
-        await tables.record_failure(auth.pool, [key], window)
+        window = timedelta(seconds=auth.settings.login_window_s)
+        counts = await tables.record_failure(
+            auth.pool, {k: DAY if k == daily else window for k in limits}
+        )
+        if counts.get(daily) == auth.settings.code_daily_cap:
+            auth.background.spawn(_burn(auth, address))
         raise
+
+
+async def _burn(auth: Auth, address: str) -> None:
+    """The daily cap of wrong codes for `address` was reached: its codes stop working and its
+    owner hears of it (nothing happens for an address without an account)."""
+    claim = await tables.claim_of(auth.pool, address)
+    if claim is None:
+        return
+    await tables.burn_codes(auth.pool, claim.account_id)
+    message = mail.notice_message(auth.settings.mail_from, address, "codes_guessed")
+    await auth.mailer.send_quietly(message)
 
 
 async def account_by_code(
@@ -136,7 +169,7 @@ async def account_by_code(
 ) -> Account:
     """The account of `address` once `code` proved the holder has it (wrong codes counted per
     address, unknown addresses alike: InvalidCode / TooManyAttempts say nothing of existence)."""
-    async with code_guard(auth, f"code:{address}"):
+    async with code_guard(auth, address, ctx):
         claim = await tables.claim_of(auth.pool, address)
         if claim is None:
             raise InvalidCode

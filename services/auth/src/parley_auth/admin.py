@@ -40,7 +40,7 @@ async def build(settings: Settings, pool: asyncpg.Pool) -> tuple[handlers.Auth, 
         Account,
         EventCodec(*EVENTS),
         snapshot_every=settings.snapshot_every,
-        cipher=FieldCipher(KeyStore(pool)),
+        cipher=FieldCipher(KeyStore(pool, master=settings.master_keys())),
     )
     return handlers.Auth.create(settings, pool, accounts), store
 

@@ -1,6 +1,6 @@
 """The composition root: the kit's lifespan, pool and store; the handlers' `Auth`, the saga's
-steps, the user-status consumer, the throttle purge and the routes (public and internal).
-No I/O at import time."""
+steps, the user-status consumer, the throttle purge, the expiry of unverified registrations
+and the routes (public and internal). No I/O at import time."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from parley_eventstore.commandlog import SagaCommandLog
 from parley_messaging.participant import serve_forever
 from parley_privacy.store import KeyStore
 
-from parley_auth import http, saga, statuses, tables, web
+from parley_auth import expiry, http, saga, statuses, tables, web
 from parley_auth.config import Settings
 from parley_auth.domain import EVENTS, Account
 from parley_auth.handlers import BUS, Auth
@@ -25,7 +25,10 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
 
     async def wire(kit: Kit) -> Wiring[Auth]:
         auth = Auth.create(settings, kit.pool, kit.repository(Account, EVENTS))
-        jobs = [tables.purge_forever(kit.pool, window, kit.stop)]
+        jobs = [
+            tables.purge_forever(kit.pool, window, kit.stop),
+            expiry.expire_forever(auth, kit.stop),
+        ]
         if settings.saga_participant:
             log = SagaCommandLog(kit.pool)
             jobs.append(serve_forever("auth", saga.handlers(auth), kafka, kit.stop, commands=log))

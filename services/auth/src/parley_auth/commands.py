@@ -58,7 +58,7 @@ class RequestPasswordReset:
 @dataclass(frozen=True)
 class ConfirmPasswordReset:
     email: str
-    code: str
+    token: str  # the reset link's (128 bits)
     new_password: str
 
 

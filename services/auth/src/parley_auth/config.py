@@ -32,8 +32,17 @@ class Settings(BaseCommandSettings):
 
     # -- one-time codes and mail --------------------------------------------------------------
     code_ttl_s: int = 600
-    code_max_attempts: int = 5  # per code
-    code_max_failures: int = 10  # wrong codes per address (any code) per login window
+    code_max_attempts: int = 5  # per code, then it is burnt
+    # wrong codes (and reset tokens) per login window: per address (known or not; at most
+    # the attempts of one code, so a known address's sixth wrong code answers like an
+    # unknown one's), per client address, and over all addresses (a flood from many sources)
+    code_max_failures: int = 5
+    code_max_failures_client: int = 30
+    code_max_failures_global: int = 2000
+    # wrong codes per address per day: the live codes are burnt and the owner is mailed
+    code_daily_cap: int = 20
+    # where the password-reset mail links to (the client's page; the token is in the fragment)
+    reset_url: str = "http://127.0.0.1:8080/reset-password"
     notice_max: int = 3  # "someone used your address" mails per address per login window
     code_resend_interval_s: int = 60  # at most one new code per account and purpose per minute
     smtp_host: str = "127.0.0.1"
@@ -47,8 +56,19 @@ class Settings(BaseCommandSettings):
     argon2_parallelism: int = 1
     hash_concurrency: int = 4  # argon2 runs in threads; bounds memory (19 MiB each) and CPU
     login_window_s: int = 900
-    login_max_failures_account: int = 5
-    login_max_failures_address: int = 50
+    # growing delays per address (known or not) instead of a lock: `login_free_failures`
+    # wrong passwords cost nothing, then each needs a wait of base * 2^n seconds (at most
+    # max) before the next attempt; the right password after the wait always works
+    login_free_failures: int = 3
+    login_delay_base_s: float = 1.0
+    login_delay_max_s: float = 60.0
+    login_max_failures_address: int = 50  # per client address per window, then 429
+
+    # -- unverified registrations ---------------------------------------------------------------
+    # a registration whose address is not verified within this time is cancelled (the address
+    # is free again); checked every `registration_sweep_s`
+    registration_ttl_s: int = 24 * 3600
+    registration_sweep_s: int = 600
 
     # -- service to service --------------------------------------------------------------------
     # bearer token of internal callers (the notifications service asking for a verification

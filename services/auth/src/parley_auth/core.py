@@ -137,7 +137,8 @@ class Auth:
             s.argon2_time_cost, s.argon2_memory_kib, s.argon2_parallelism, s.hash_concurrency
         )
         mailer = mail.Mailer(s.smtp_host, s.smtp_port, s.smtp_timeout_s)
-        return cls(s, pool, accounts, keys, codes, passwords, mailer, KeyStore(pool))
+        subject_keys = KeyStore(pool, master=s.master_keys())
+        return cls(s, pool, accounts, keys, codes, passwords, mailer, subject_keys)
 
     @property
     def access_ttl(self) -> timedelta:

@@ -147,7 +147,7 @@ async def _request_reset(auth: Auth, c: RequestPasswordReset, ctx: Context) -> N
 
 @BUS.register(ConfirmPasswordReset)
 async def _confirm_reset(auth: Auth, c: ConfirmPasswordReset, ctx: Context) -> AppendResult:
-    return await recovery.confirm_password_reset(auth, c.email, c.code, c.new_password, ctx)
+    return await recovery.confirm_password_reset(auth, c.email, c.token, c.new_password, ctx)
 
 
 @BUS.register(Forget)

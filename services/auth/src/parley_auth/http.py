@@ -25,6 +25,7 @@ from pydantic import (
 from parley_auth import commands, internal
 from parley_auth import handlers as h
 from parley_auth.domain import password_problems
+from parley_auth.internal import require_internal_caller
 from parley_auth.web import (
     Authorization,
     Body,
@@ -46,6 +47,10 @@ Password = Annotated[str, Field(min_length=1, max_length=1024)]
 
 
 Code = Annotated[str, Field(pattern=r"^\s*[0-9]{6}\s*$")]
+
+
+# the password-reset link's token: 128 random bits, URL-safe base64 (22 characters)
+LinkToken = Annotated[str, Field(pattern=r"^\s*[A-Za-z0-9_-]{22,64}\s*$")]
 
 
 def _policy(password: str, email: str) -> str:
@@ -86,7 +91,7 @@ class ResetBody(Body):
 
 class ResetConfirmBody(Body):
     email: Email
-    code: Code
+    token: LinkToken
     new_password: Password
 
     @field_validator("new_password")
@@ -216,7 +221,7 @@ async def password_reset_confirm(
     correlation_id: CorrelationId = None,
 ) -> Any:
     ctx = context(request, correlation_id)
-    command = commands.ConfirmPasswordReset(body.email, body.code.strip(), body.new_password)
+    command = commands.ConfirmPasswordReset(body.email, body.token.strip(), body.new_password)
     outcome = await run(request, command, ctx)
     return accepted(outcome, response)
 
@@ -281,7 +286,13 @@ async def introspect_body(request: Request) -> IntrospectBody:
 
 
 @router.post("/introspect", openapi_extra=INTROSPECT_BODY)
-async def introspect(request: Request, response: Response) -> dict[str, Any]:
+async def introspect(
+    request: Request, response: Response, authorization: Authorization = None
+) -> dict[str, Any]:
+    """RFC 7662 wants the caller authenticated: the internal service token (a token holder
+    decodes its own token; an open oracle of "is this session alive" is not for anyone).
+    Not routed by the gateway either."""
+    require_internal_caller(request, authorization)
     body = await introspect_body(request)
     response.headers["Cache-Control"] = "no-store"
     return await h.introspect(auth_of(request), body.token)

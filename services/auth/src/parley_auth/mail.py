@@ -4,10 +4,11 @@ contains no other 6-digit number (no Message-ID digits, no ids), so people and t
 from __future__ import annotations
 
 from email.message import EmailMessage
+from urllib.parse import urlencode
 
 from parley_commandkit.mail import Mailer, plain_message
 
-__all__ = ["Mailer", "code_message", "notice_message"]
+__all__ = ["Mailer", "code_message", "notice_message", "reset_link_message"]
 
 SUBJECTS = {
     "verify_email": "Your Parley verification code",
@@ -31,6 +32,22 @@ def code_message(sender: str, to: str, purpose: str, code: str, ttl_minutes: int
     return message
 
 
+def reset_link_message(
+    sender: str, to: str, reset_url: str, token: str, ttl_minutes: int
+) -> EmailMessage:
+    """The password-reset link: the address and the 128-bit token in the URL's fragment (a
+    fragment is never sent to a server, so no access log or Referer carries it)."""
+    link = f"{reset_url}#{urlencode({'email': to, 'token': token})}"
+    message = plain_message(sender, to, "Reset your Parley password")
+    message.set_content(
+        "Hello,\n\nTo choose a new password, open this link:\n\n"
+        f"    {link}\n\n"
+        f"It is valid for {ttl_minutes} minutes and can be used once. If you did not ask for "
+        "it, ignore this mail: your password is unchanged.\n\n-- Parley\n"
+    )
+    return message
+
+
 def notice_message(sender: str, to: str, kind: str) -> EmailMessage:
     """A mail without code: someone used an address that already has an account, or the
     account's address moved away from this one."""
@@ -41,6 +58,14 @@ def notice_message(sender: str, to: str, kind: str) -> EmailMessage:
             "has one. If it was you, log in instead, or reset your password if you forgot it "
             "(a reset also verifies an account that was never verified). Otherwise ignore this "
             "mail: nothing changed."
+        )
+    elif kind == "codes_guessed":
+        subject = "Your Parley codes were blocked"
+        text = (
+            "Someone entered too many wrong codes for this address today, so the codes and "
+            "the password-reset link sent to it have been cancelled. If it was you, ask for a "
+            "new one tomorrow. If not, someone may be trying to get into your account: your "
+            "password is unchanged and still works."
         )
     elif kind == "email_changed":
         subject = "The email address of your Parley account was changed"

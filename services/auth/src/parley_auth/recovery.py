@@ -31,10 +31,7 @@ from parley_auth.core import (
 )
 from parley_auth.domain import Account, AccountNotFound, normalise_email
 from parley_auth.sessions import check_password
-from parley_auth.tokens import (
-    AccessClaims,
-    new_code,
-)
+from parley_auth.tokens import AccessClaims, new_link_token
 
 
 def request_password_reset(auth: Auth, email: str, ctx: Context) -> None:
@@ -47,30 +44,32 @@ async def _password_reset(auth: Auth, address: str, ctx: Context) -> None:
     if claim is None:
         return
     account = await account_of(auth, claim, ctx)
-    code = new_code()
+    token = new_link_token()
     s = auth.settings
     stored = await tables.put_code(
         auth.pool,
         account.id,
         RESET,
-        auth.codes.hash(account.id, RESET, code),
+        auth.codes.hash(account.id, RESET, token),
         timedelta(seconds=s.code_ttl_s),
         timedelta(seconds=s.code_resend_interval_s),
     )
     if not stored:
         return
     await execute(auth, account.id, lambda a: a.request_password_reset(), ctx)
-    message = mail.code_message(s.mail_from, account.email, RESET, code, max(1, s.code_ttl_s // 60))
+    ttl = max(1, s.code_ttl_s // 60)
+    message = mail.reset_link_message(s.mail_from, account.email, s.reset_url, token, ttl)
     await auth.mailer.send_quietly(message)
 
 
 async def confirm_password_reset(
-    auth: Auth, email: str, code: str, new_password: str, ctx: Context
+    auth: Auth, email: str, token: str, new_password: str, ctx: Context
 ) -> AppendResult:
     address = normalise_email(email)
-    account = await account_by_code(auth, address, RESET, code, ctx)
+    account = await account_by_code(auth, address, RESET, token, ctx)
+    await tables.mark_verified(auth.pool, account.id)  # the link proved the address too
     await tables.set_password(auth.pool, account.id, await auth.passwords.hash(new_password))
-    await tables.clear_failures(auth.pool, f"account:{address}")
+    await tables.login_succeeded(auth.pool, f"account:{address}")
     revoked = await tables.revoke_sessions(auth.pool, account.id, "password_changed")
     expiries = {r.session_id: r.access_expires_at for r in revoked}
     return await execute(auth, account.id, lambda a: a.change_password(expiries), ctx)
@@ -147,10 +146,13 @@ async def request_email_change(
 async def confirm_email_change(
     auth: Auth, principal: AccessClaims, code: str, ctx: Context
 ) -> AppendResult:
-    async with code_guard(auth, f"code:{principal.sub}"):
-        attempt = await check_code(auth, principal.sub, CHANGE_EMAIL, code)
     account = await auth.accounts.load(principal.sub)
-    if not account.exists or attempt.new_email is None:
+    if not account.exists:
+        raise InvalidCode
+    # counted under the account's current address (its owner hears of a daily cap there)
+    async with code_guard(auth, account.email, ctx):
+        attempt = await check_code(auth, principal.sub, CHANGE_EMAIL, code)
+    if attempt.new_email is None:
         raise InvalidCode
     new_email, old_email, keep = attempt.new_email, account.email, principal.sid
     if not await tables.try_move_claim(auth.pool, account.id, new_email, account.name):

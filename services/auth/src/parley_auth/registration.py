@@ -60,6 +60,7 @@ async def _already_registered(auth: Auth, address: str, ctx: Context) -> None:
 async def verify_email(auth: Auth, email: str, code: str, ctx: Context) -> AppendResult:
     address = normalise_email(email)
     account = await account_by_code(auth, address, VERIFY, code, ctx)
+    await tables.mark_verified(auth.pool, account.id)  # secret side first: no longer expires
     return await execute(auth, account.id, lambda a: a.verify_email(), ctx)
 
 

@@ -29,27 +29,37 @@ from parley_auth.tokens import (
 )
 
 
-def _throttle_keys(auth: Auth, address: str, ctx: Context) -> dict[str, int]:
-    keys = {f"account:{address}": auth.settings.login_max_failures_account}
-    if ctx.client_address:
-        keys[f"ip:{ctx.client_address}"] = auth.settings.login_max_failures_address
-    return keys
+def delays(auth: Auth) -> tables.Delays:
+    s = auth.settings
+    return tables.Delays(s.login_free_failures, s.login_delay_base_s, s.login_delay_max_s)
 
 
 async def check_password(auth: Auth, address: str, password: str, ctx: Context) -> tables.Claim:
-    """Throttle, then verify (a dummy hash for unknown addresses: same time, same answer)."""
-    window = timedelta(seconds=auth.settings.login_window_s)
-    keys = _throttle_keys(auth, address, ctx)
-    retry_after = await tables.throttled_for(auth.pool, keys, window)
+    """Throttle, then verify (a dummy hash for unknown addresses: same time, same answer).
+
+    Per address (known or not): a growing delay after each wrong password, never a lock, so
+    a stranger guessing cannot keep the owner out for longer than the delay's cap: the right
+    password after the wait works. Per client address: at most `login_max_failures_address`
+    wrong passwords per window."""
+    account_key = f"account:{address}"
+    ip_limit = {f"ip:{ctx.client_address}": auth.settings.login_max_failures_address}
+    if ctx.client_address:
+        retry_after = await tables.throttled_for(auth.pool, ip_limit)
+        if retry_after is not None:
+            raise Throttled(retry_after)
+    retry_after = await tables.admit_login(auth.pool, account_key, delays(auth))
     if retry_after is not None:
         raise Throttled(retry_after)
     claim = await tables.claim_of(auth.pool, address)
     stored = await tables.password_hash(auth.pool, claim.account_id) if claim else None
     matches = await auth.passwords.verify(stored, password)  # always hashes: same time
     if claim is None or not matches:
-        await tables.record_failure(auth.pool, list(keys), window)
+        await tables.login_failed(auth.pool, account_key, delays(auth))
+        if ctx.client_address:
+            window = timedelta(seconds=auth.settings.login_window_s)
+            await tables.record_failure(auth.pool, dict.fromkeys(ip_limit, window))
         raise InvalidCredentials
-    await tables.clear_failures(auth.pool, f"account:{address}")
+    await tables.login_succeeded(auth.pool, account_key)
     if stored is not None and auth.passwords.needs_rehash(stored):
         await tables.set_password(auth.pool, claim.account_id, await auth.passwords.hash(password))
     return claim

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -49,6 +50,37 @@ async def claim_email(
         return existing
 
 
+async def mark_verified(pool: asyncpg.Pool, account_id: str) -> None:
+    """The holder proved the address (a code, a reset link): the claim no longer expires."""
+    await pool.execute(
+        "UPDATE email_claims SET verified_at = clock_timestamp()"
+        " WHERE account_id = $1 AND verified_at IS NULL",
+        account_id,
+    )
+
+
+async def unverified_claims(pool: asyncpg.Pool, older_than: timedelta, limit: int) -> list[str]:
+    """Accounts whose address was claimed more than `older_than` ago and never proved."""
+    rows = await pool.fetch(
+        "SELECT account_id::text AS account_id FROM email_claims"
+        " WHERE verified_at IS NULL AND claimed_at < now() - $1::interval"
+        " ORDER BY claimed_at LIMIT $2",
+        older_than,
+        limit,
+    )
+    return [r["account_id"] for r in rows]
+
+
+async def release_unverified(pool: asyncpg.Pool, account_id: str) -> bool:
+    """Free the address of an account that never proved it; False if it was proved meanwhile
+    (a verification racing the expiry wins) or is gone already."""
+    released = await pool.fetchval(
+        "DELETE FROM email_claims WHERE account_id = $1 AND verified_at IS NULL RETURNING true",
+        account_id,
+    )
+    return bool(released)
+
+
 async def release_account(pool: asyncpg.Pool, account_id: str) -> None:
     """A cancelled registration, or a closed account (its holder forgotten): the address claim
     (plaintext address and name) goes, and the password hash and codes (idempotent)."""
@@ -78,7 +110,9 @@ async def move_claim(pool: asyncpg.Pool, account_id: str, new_email: str, name: 
     holds `new_email`."""
     async with pool.acquire() as conn, conn.transaction():
         owner = await conn.fetchval(
-            "INSERT INTO email_claims (email, account_id, name) VALUES ($1, $2, $3)"
+            # the new address was proved by the code mailed to it
+            "INSERT INTO email_claims (email, account_id, name, verified_at)"
+            " VALUES ($1, $2, $3, clock_timestamp())"
             " ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email"
             " RETURNING account_id::text",
             new_email,
@@ -173,6 +207,15 @@ async def attempt_code(pool: asyncpg.Pool, account_id: str, purpose: str) -> Cod
     if row is None:
         return None
     return CodeAttempt(bytes(row["code_hash"]), row["new_email"], row["attempts"], row["expired"])
+
+
+async def burn_codes(pool: asyncpg.Pool, account_id: str, purpose: str | None = None) -> None:
+    """Delete the account's live codes (of one purpose, or all): guessed at too often."""
+    await pool.execute(
+        "DELETE FROM one_time_codes WHERE account_id = $1 AND ($2::text IS NULL OR purpose = $2)",
+        account_id,
+        purpose,
+    )
 
 
 async def consume_code(pool: asyncpg.Pool, account_id: str, purpose: str, code_hash: bytes) -> bool:
@@ -340,20 +383,19 @@ async def open_sessions(pool: asyncpg.Pool, account_id: str) -> list[dict[str, o
     return [dict(r) for r in rows]
 
 
-# -- login throttling ---------------------------------------------------------------------------
+# -- throttling: counters in fixed windows ---------------------------------------------------
 
 
-async def throttled_for(
-    pool: asyncpg.Pool, limits: dict[str, int], window: timedelta
-) -> int | None:
-    """Seconds until the first blocked key (failures >= its limit within the window) is free
-    again, or None if no key is blocked."""
+async def throttled_for(pool: asyncpg.Pool, limits: Mapping[str, int]) -> int | None:
+    """Seconds until the first blocked key (failures >= its limit within the key's window) is
+    free again, or None if no key is blocked."""
     rows = await pool.fetch(
         "SELECT key, failures,"
-        "  extract(epoch FROM window_start + $2::interval - now())::float8 AS remaining"
-        " FROM login_throttle WHERE key = ANY($1::text[]) AND window_start > now() - $2::interval",
+        "  extract(epoch FROM window_start + make_interval(secs => window_s) - now())::float8"
+        "    AS remaining"
+        " FROM login_throttle WHERE key = ANY($1::text[])"
+        "  AND window_start + make_interval(secs => window_s) > now()",
         list(limits),
-        window,
     )
     blocked: list[float] = [r["remaining"] for r in rows if r["failures"] >= limits[r["key"]]]
     if not blocked:
@@ -361,31 +403,110 @@ async def throttled_for(
     return max(1, math.ceil(max(blocked)))
 
 
-async def record_failure(pool: asyncpg.Pool, keys: list[str], window: timedelta) -> None:
-    """One more failure for each key (a fixed window restarts once it has elapsed)."""
-    await pool.execute(
-        "INSERT INTO login_throttle (key, failures, window_start)"
-        " SELECT k, 1, now() FROM unnest($1::text[]) AS k"
+async def record_failure(pool: asyncpg.Pool, windows: Mapping[str, timedelta]) -> dict[str, int]:
+    """One more failure for each key, in its own window (a fixed window restarts once it has
+    elapsed); the keys' counts after this one."""
+    ordered = sorted(windows)  # a fixed order: concurrent upserts of the same keys cannot deadlock
+    rows = await pool.fetch(
+        "INSERT INTO login_throttle (key, failures, window_start, window_s)"
+        " SELECT k, 1, now(), w FROM unnest($1::text[], $2::int[]) AS t(k, w)"
         " ON CONFLICT (key) DO UPDATE SET"
-        "  failures = CASE WHEN login_throttle.window_start <= now() - $2::interval THEN 1"
+        "  failures = CASE WHEN login_throttle.window_start"
+        "                       + make_interval(secs => login_throttle.window_s) <= now() THEN 1"
         "                  ELSE login_throttle.failures + 1 END,"
-        "  window_start = CASE WHEN login_throttle.window_start <= now() - $2::interval"
-        "                      THEN now() ELSE login_throttle.window_start END",
-        sorted(keys),  # a fixed order: concurrent upserts of the same keys cannot deadlock
-        window,
+        "  window_start = CASE WHEN login_throttle.window_start"
+        "                       + make_interval(secs => login_throttle.window_s) <= now()"
+        "                      THEN now() ELSE login_throttle.window_start END,"
+        "  window_s = EXCLUDED.window_s"
+        " RETURNING key, failures",
+        ordered,
+        [max(1, int(windows[k].total_seconds())) for k in ordered],
     )
+    return {r["key"]: r["failures"] for r in rows}
 
 
 async def clear_failures(pool: asyncpg.Pool, key: str) -> None:
     await pool.execute("DELETE FROM login_throttle WHERE key = $1", key)
 
 
-async def purge_throttle(pool: asyncpg.Pool, window: timedelta) -> int:
-    """Delete counters whose window elapsed (run now and then; they are dead weight)."""
-    status = await pool.execute(
-        "DELETE FROM login_throttle WHERE window_start <= now() - $1::interval", window
+# -- growing login delays ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delays:
+    """Wrong password number n (1-based) makes the next attempt wait `seconds(n)`: nothing for
+    the first `free`, then base * 2^(n - free), at most `cap`."""
+
+    free: int
+    base_s: float
+    cap_s: float
+
+    def seconds(self, failures: int) -> float:
+        if failures < self.free:
+            return 0.0
+        return float(min(self.cap_s, self.base_s * 2 ** min(failures - self.free, 30)))
+
+    def sql(self, failures: str) -> str:
+        """The same as an SQL interval over the column expression `failures` ($2..$4 bound)."""
+        return (
+            f"make_interval(secs => CASE WHEN {failures} < $2 THEN 0"
+            f" ELSE least($4::float8, $3::float8 * power(2, least({failures} - $2, 30))) END)"
+        )
+
+    def args(self) -> tuple[int, float, float]:
+        return self.free, self.base_s, self.cap_s
+
+
+async def admit_login(pool: asyncpg.Pool, key: str, delays: Delays) -> int | None:
+    """None: an attempt may be made now (past the key's delay, which it reserves again, so
+    parallel guesses during one delay get one try between them); else the seconds to wait."""
+    admitted = await pool.fetchval(
+        f"UPDATE login_delays SET next_at = now() + {delays.sql('failures')}"
+        " WHERE key = $1 AND next_at <= now() RETURNING true",
+        key,
+        *delays.args(),
     )
-    return int(status.split()[-1])
+    if admitted:
+        return None
+    remaining = await pool.fetchval(
+        "SELECT extract(epoch FROM next_at - now())::float8 FROM login_delays"
+        " WHERE key = $1 AND next_at > now()",
+        key,
+    )
+    return None if remaining is None else max(1, math.ceil(remaining))
+
+
+async def login_failed(pool: asyncpg.Pool, key: str, delays: Delays) -> int:
+    """One more wrong password for `key`: the next attempt waits longer. Returns the wait."""
+    failures: int = await pool.fetchval(
+        "INSERT INTO login_delays (key, failures, next_at)"
+        f" VALUES ($1, 1, now() + {delays.sql('1')})"
+        " ON CONFLICT (key) DO UPDATE SET failures = login_delays.failures + 1,"
+        f"  next_at = now() + {delays.sql('(login_delays.failures + 1)')}"
+        " RETURNING failures",
+        key,
+        *delays.args(),
+    )
+    return math.ceil(delays.seconds(failures))
+
+
+async def login_succeeded(pool: asyncpg.Pool, key: str) -> None:
+    await pool.execute("DELETE FROM login_delays WHERE key = $1", key)
+
+
+# -- purging ---------------------------------------------------------------------------------
+
+
+async def purge_throttle(pool: asyncpg.Pool, window: timedelta) -> int:
+    """Delete counters whose window elapsed, and delays nobody met for `window` (they are dead
+    weight; a key quiet that long starts afresh)."""
+    status = await pool.execute(
+        "DELETE FROM login_throttle WHERE window_start + make_interval(secs => window_s) <= now()"
+    )
+    delays = await pool.execute(
+        "DELETE FROM login_delays WHERE next_at <= now() - $1::interval", window
+    )
+    return int(status.split()[-1]) + int(delays.split()[-1])
 
 
 async def purge_forever(pool: asyncpg.Pool, window: timedelta, stop: asyncio.Event) -> None:

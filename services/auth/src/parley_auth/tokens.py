@@ -223,9 +223,17 @@ def new_code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 
 
+def new_link_token() -> str:
+    """The password-reset secret: 128 random bits (22 URL-safe characters), sent as a link.
+    Online guessing is hopeless (2^128 values against a few thousand guesses a day), so it
+    needs no guessing budget of its own; the wrong-code limits apply to it all the same."""
+    return secrets.token_urlsafe(16)
+
+
 class CodeHasher:
-    """Keyed hash (HMAC-SHA256) of a 6-digit code, bound to account and purpose: a leaked
-    table cannot be brute-forced offline (10^6 codes) without the secret."""
+    """Keyed hash (HMAC-SHA256) of a 6-digit code (or a reset link's token), bound to account
+    and purpose: a leaked table cannot be brute-forced offline (10^6 codes) without the
+    secret."""
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret

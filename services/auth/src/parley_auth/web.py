@@ -42,12 +42,12 @@ def auth_of(request: Request) -> h.Auth:
 
 
 def client_address(request: Request) -> str | None:
-    """The first hop of X-Forwarded-For (nginx appends the peer), else the TCP peer."""
-    forwarded = request.headers.get("x-forwarded-for", "")
-    first = forwarded.split(",")[0].strip()[:100]
-    if first:
-        return first
-    return request.client.host if request.client else None
+    """The client as uvicorn's ProxyHeadersMiddleware resolved it: X-Forwarded-For is read
+    only when the TCP peer is a trusted proxy (`FORWARDED_ALLOW_IPS`, the gateway's addresses;
+    uvicorn's default is 127.0.0.1 and ::1, the local cluster's nginx), taking the last hop
+    that proxy did not vouch for. Anyone else's header is ignored: their address is the peer.
+    (Before, the first hop was taken from anyone who reached the service.)"""
+    return request.client.host[:100] if request.client else None
 
 
 def context(request: Request, correlation_id: str | None, actor: str | None = None) -> Context:
