@@ -5,13 +5,15 @@ and the routes (public and internal). No I/O at import time."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import timedelta
 
+import asyncpg
 from fastapi import FastAPI
 from parley_commandkit import CommandService, Kit, Wiring
 from parley_eventstore.commandlog import SagaCommandLog
 from parley_messaging.participant import serve_forever
-from parley_privacy.store import KeyStore
+from parley_privacy.store import KeyStore, rewrap
 
 from parley_auth import expiry, http, saga, statuses, tables, web
 from parley_auth.config import Settings
@@ -21,9 +23,18 @@ from parley_auth.handlers import BUS, Auth
 
 def bootstrap(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+
+    def own_keys(pool: asyncpg.Pool) -> KeyStore:
+        return KeyStore(pool, master=settings.master_keys())
+
     kafka, window = settings.kafka_bootstrap_servers, timedelta(seconds=settings.login_window_s)
 
     async def wire(kit: Kit) -> Wiring[Auth]:
+        master = settings.master_keys()
+        if master is not None:  # keys stored in the clear, or under a previous master key
+            await rewrap(kit.pool, master)
+        else:
+            logging.getLogger(__name__).warning("AUTH_MASTER_KEY unset: data keys unwrapped")
         auth = Auth.create(settings, kit.pool, kit.repository(Account, EVENTS))
         jobs = [
             tables.purge_forever(kit.pool, window, kit.stop),
@@ -40,5 +51,6 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     service = CommandService(
         "auth", "Parley auth (commands)", settings, BUS, web.ERRORS, wire, http.include_routes
     )
-    # auth owns the data keys (in its database) and verifies the tokens it issues itself
-    return dataclasses.replace(service, own_keys=KeyStore, authenticate=False).app()
+    # auth owns the data keys (in its database, wrapped by the master key) and verifies the
+    # tokens it issues itself
+    return dataclasses.replace(service, own_keys=own_keys, authenticate=False).app()

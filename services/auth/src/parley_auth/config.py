@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from parley_commandkit import BaseCommandSettings
+from parley_privacy.wrapping import MasterKeys
 from pydantic_settings import SettingsConfigDict
 
 
@@ -82,9 +83,25 @@ class Settings(BaseCommandSettings):
     follow_user_status: bool = True
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
 
+    # -- data keys at rest (crypto-shredding, issue 19.5) ---------------------------------------
+    # the master key that wraps every data key in the key table (base64 of 32 bytes, from a
+    # secret store, never from the database); unset: keys are stored in the clear (tests only:
+    # every deployment sets it) and a wrapped table cannot be read (KeyUnavailable)
+    master_key: str = ""
+    master_key_id: str = "m1"  # names it in each row (wrap_kid): a new id for a new key
+    # rotation: the keys before the current one, `id:base64,...`: they unwrap old rows, which
+    # the next start re-wraps under the current key
+    previous_master_keys: str = ""
+
     # -- roles ------------------------------------------------------------------------------
     # comma-separated addresses that become admin at their next login (the first admin)
     bootstrap_admin_emails: str = ""
+
+    def master_keys(self) -> MasterKeys | None:
+        """The master keys (None without one); a malformed key refuses to start."""
+        if not self.master_key:
+            return None
+        return MasterKeys.parse(self.master_key, self.master_key_id, self.previous_master_keys)
 
     def bootstrap_admins(self) -> frozenset[str]:
         return frozenset(
