@@ -32,6 +32,9 @@ class MemoryKeys:
     def evict(self, subject: str) -> None:
         pass
 
+    def clear(self) -> None:
+        pass
+
 
 def test_envelope_round_trip_and_binding() -> None:
     key = new_key()

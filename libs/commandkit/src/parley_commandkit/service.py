@@ -33,6 +33,7 @@ from parley_eventstore.pool import create_pool
 from parley_eventstore.store import EventStore
 from parley_http.edge import install_edge
 from parley_http.openapi import document_problems
+from parley_messaging.forgetting import ForgottenFollower
 from parley_messaging.supervise import in_background
 from parley_observability.http import install_observability
 from parley_observability.metrics import outbox_refresher
@@ -141,12 +142,17 @@ class CommandService(Generic[S, D]):
             for name, value in wiring.state.items():
                 setattr(app.state, name, value)
             app.state.wired_checks = dict(wiring.ready)
+            forgetting = self._follow_forgotten(keys)
             # `is not None`: an empty RevocationList is falsy (it has a length)
             authn = revocations if revocations is not None else contextlib.nullcontext()
             try:
                 async with in_background(kit.stop, wiring.jobs), authn:
                     yield
             finally:
+                if forgetting is not None:
+                    forgetting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await forgetting
                 for close in reversed(wiring.closers):
                     await close()
                 await store.close()
@@ -178,6 +184,15 @@ class CommandService(Generic[S, D]):
         self.routes(app)
         document_problems(app)
         return app
+
+    def _follow_forgotten(self, keys: KeyOwner) -> asyncio.Task[None] | None:
+        """Every replica drops a forgotten person's cached key at once (users.events, no
+        consumer group: parley_messaging.forgetting), the key owner's own store included."""
+        bootstrap = getattr(self.settings, "kafka_bootstrap_servers", "")
+        if not bootstrap or not getattr(self.settings, "keys_follow_forgotten", True):
+            return None
+        follower = ForgottenFollower(bootstrap, forget=keys.evict, gap=keys.clear)
+        return asyncio.create_task(follower.run(), name="key-evictions")
 
     def _keys(self, pool: asyncpg.Pool) -> KeyOwner:
         if self.keys is not None:

@@ -31,7 +31,7 @@ class KeyClient:
         base_url: str,
         token: str,
         *,
-        ttl_s: float = 60.0,
+        ttl_s: float = 10.0,
         negative_ttl_s: float = 5.0,
         timeout_s: float = 5.0,
         max_entries: int = 100_000,
@@ -60,7 +60,14 @@ class KeyClient:
         await self.close()
 
     def evict(self, subject: str) -> None:
-        self._cache.pop(subject, None)
+        """Drop the subject's cached key; "forgotten" is permanent and stays known."""
+        cached = self._cache.get(subject)
+        if cached is not None and not cached[2]:
+            del self._cache[subject]
+
+    def clear(self) -> None:
+        """Drop every cached key (what is known to be forgotten stays: it is permanent)."""
+        self._cache = {s: entry for s, entry in self._cache.items() if entry[2]}
 
     async def key(self, subject: str, max_age_s: float | None = None) -> Key | None:
         """The subject's key (None: none, or forgotten). `max_age_s`: a cached key fetched

@@ -44,6 +44,10 @@ class KeyProvider(Protocol):
         """Drop a cached key (e.g. on UserForgotten): the next use asks the owner again."""
         ...
 
+    def clear(self) -> None:
+        """Drop every cached key (a gap in what this process heard of forgotten persons)."""
+        ...
+
 
 class KeyOwner(KeyProvider, Protocol):
     """A provider that can also forget a subject (the owner itself, or its client) and is

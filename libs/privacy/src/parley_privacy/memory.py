@@ -30,5 +30,8 @@ class MemoryKeys:
     def evict(self, subject: str) -> None:
         return None
 
+    def clear(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None

@@ -1,5 +1,6 @@
 """The settings every key consumer shares (mixed into each service's Settings, so the
-variables read `<PREFIX>_KEYS_URL`, `<PREFIX>_INTERNAL_TOKEN`, `<PREFIX>_KEYS_CACHE_TTL_S`)."""
+variables read `<PREFIX>_KEYS_URL`, `<PREFIX>_INTERNAL_TOKEN`, `<PREFIX>_KEYS_CACHE_TTL_S`,
+`<PREFIX>_KEYS_FOLLOW_FORGOTTEN`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ class PrivacySettings(BaseModel):
     keys_url: str = "http://127.0.0.1:8102"
     # the shared service-to-service secret of the internal endpoint (AUTH_INTERNAL_TOKEN)
     internal_token: str = ""  # empty: the owner refuses us (fail closed)
-    keys_cache_ttl_s: float = 60.0
+    # how long a fetched key is trusted without asking again: the bound on how long a process
+    # may still decrypt with a destroyed key if it did not hear of the forget (issue 19.5)
+    keys_cache_ttl_s: float = 10.0
+    # follow users.events without a consumer group and drop a forgotten person's cached key at
+    # once in this process (parley_messaging.forgetting); off only in tests without Kafka
+    keys_follow_forgotten: bool = True
 
     def key_client(self) -> KeyClient:
         if not self.internal_token:

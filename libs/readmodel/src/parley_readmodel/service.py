@@ -11,10 +11,12 @@ AsyncMongoClient, the runtime loop for its projection, and the ops endpoint (/me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
 from typing import Any
 
+from parley_messaging.forgetting import ForgottenFollower
 from parley_observability.logs import configure_logging
 from parley_observability.ops import serve_ops
 from parley_observability.tracing import configure_tracing
@@ -61,6 +63,14 @@ async def serve(settings: ProjectorSettings, projection: Callable[[str], Project
     tasks = [
         asyncio.create_task(run(client[settings.mongo_db], projection(settings.name), options))
     ]
+    # every replica drops a forgotten person's cached key at once, not only the one whose
+    # partition carries the UserForgotten (the runtime's decrypt evicts there too)
+    forgetting = None
+    if settings.keys_follow_forgotten:
+        follower = ForgottenFollower(
+            settings.kafka_bootstrap_servers, forget=keys.evict, gap=keys.clear
+        )
+        forgetting = asyncio.create_task(follower.run(), name="key-evictions")
     if settings.port:
         tasks.append(
             serve_ops(settings.name, settings.host, settings.port, {"mongo": mongo}, options.stop)
@@ -68,6 +78,10 @@ async def serve(settings: ProjectorSettings, projection: Callable[[str], Project
     try:
         await asyncio.gather(*tasks)
     finally:
+        if forgetting is not None:
+            forgetting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forgetting
         await client.close()
         await keys.close()
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from parley_authn import RevocationList, Verifier, install_authn
 from parley_http.edge import install_edge
 from parley_http.openapi import document_problems
+from parley_messaging.forgetting import ForgottenFollower
 from parley_observability.http import install_observability
 from pymongo import AsyncMongoClient
 
@@ -48,7 +49,12 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         max_streams_per_person=settings.max_streams_per_person,
     )
     signalling.signals = signals
-    translator = Translator(settings.cipher(), members=members)
+    cipher = settings.cipher()
+    translator = Translator(cipher, members=members)
+    # every replica drops a forgotten person's cached key at once (users.events, no group)
+    forgetting = ForgottenFollower(
+        settings.kafka_bootstrap_servers, forget=cipher.keys.evict, gap=cipher.keys.clear
+    )
     streams = Streams(
         hub,
         signals,
@@ -76,6 +82,8 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(feed.run(), name="live-feed"),
             asyncio.create_task(streams.police(), name="stream-police"),
         ]
+        if settings.keys_follow_forgotten:
+            tasks.append(asyncio.create_task(forgetting.run(), name="key-evictions"))
         # what exists now lives as long as the process: out of the collector's way
         gc.freeze()
         try:
