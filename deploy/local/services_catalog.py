@@ -176,6 +176,8 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "SMTP_PORT": str(s.smtp_port),
             # the development signing key, generated on first start (never in git)
             "KEY_DIR": str(s.state / "auth"),
+            # wraps the data keys in the key table (issue 19.5): outside the database
+            "MASTER_KEY": generated_secret(s, "auth-master-key"),
             "INTERNAL_TOKEN": internal_token(s),
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
         },
