@@ -91,8 +91,7 @@ async def consume_forgotten(
             for records in batch.values():
                 for record in records:
                     user_id = forgotten_user(record.headers, record.value)
-                    if user_id is not None:
-                        deleted = await attachments.forget(user_id)
+                    if user_id is not None and (deleted := await attachments.forget(user_id)):
                         log.info("forgotten person: %d attachments deleted", deleted)
             if batch:
                 await consumer.commit()
