@@ -143,26 +143,49 @@ async def test_forgetting_a_person_shreds_their_data_everywhere(
 ) -> None:
     started_ms = int(time.time() * 1000) - 5000
     name, bio = f"Zora {word().capitalize()}", f"bio {word()}"
+    # issue 19.5: the avatar, an admin's deactivation reason, the client's message id and the
+    # conversation's title are sealed too (the title with the conversation's own key)
+    avatar, reason = f"https://img.example.test/{word()}.png", f"reason {word()}"
+    client_message_id, title = f"cmid-{word()}", f"title {word()}"
     alice_texts = [f"alice secret {word()}", f"alice again {word()}"]
     bob_text = f"bob text {word()}"
     async with httpx.AsyncClient(base_url=gateway_url, timeout=15) as client:
         alice = await sign_up(client, name)
         bob = await sign_up(client, "Bob")
         patched = await client.patch(
-            f"/v1/users/{alice.user_id}", json={"bio": bio}, headers=alice.headers
+            f"/v1/users/{alice.user_id}",
+            json={"bio": bio, "avatar_url": avatar},
+            headers=alice.headers,
         )
         assert patched.status_code == 200, patched.text
+        me = f"/v1/users/{alice.user_id}"
+        off = await client.post(f"{me}/deactivate", json={"reason": reason}, headers=admin.headers)
+        assert off.status_code == 200, off.text
+        on = await client.post(f"{me}/reactivate", headers=admin.headers)
+        assert on.status_code == 200, on.text
+
+        async def logged_in_again() -> Account | None:  # once auth saw the reactivation
+            got = await client.post(
+                "/v1/auth/login", json={"email": alice.email, "password": PASSWORD}
+            )
+            token = got.json().get("access_token") if got.status_code == 200 else None
+            return Account(alice.user_id, alice.email, token) if token else None
+
+        alice = await eventually(logged_in_again)
         created = await client.post(
             "/v1/conversations",
-            json={"participant_ids": [bob.user_id], "title": "shred"},
+            json={"participant_ids": [bob.user_id], "title": title},
             headers=alice.headers,
         )
         assert created.status_code == 201, created.text
         cid = created.json()["id"]
         last = None
         for who, text in ((alice, alice_texts[0]), (bob, bob_text), (alice, alice_texts[1])):
+            body: dict[str, Any] = {"content": text}
+            if text == alice_texts[0]:
+                body["client_message_id"] = client_message_id
             last = await client.post(
-                f"/v1/conversations/{cid}/messages", json={"content": text}, headers=who.headers
+                f"/v1/conversations/{cid}/messages", json=body, headers=who.headers
             )
             assert last.status_code == 201, last.text
         assert last is not None
@@ -190,6 +213,7 @@ async def test_forgetting_a_person_shreds_their_data_everywhere(
 
         shown = await eventually(profile)
         assert not shown.get("email") and not shown.get("bio")
+        assert not shown.get("avatar_url") and not shown.get("status_reason")
         seen_by_bob = await client.get(f"/v1/users/{alice.user_id}", headers=after)
         assert seen_by_bob.json()["name"] == PLACEHOLDER
 
@@ -205,6 +229,8 @@ async def test_forgetting_a_person_shreds_their_data_everywhere(
         listed = await client.get("/v1/conversations", headers=bob.headers)
         (item,) = [c for c in listed.json()["items"] if c["id"] == cid]
         assert item["last_message"]["content"] is None and item["last_message"]["redacted"]
+        # the title is the conversation's, not its creator's: still readable for the others
+        assert item["title"] == title
 
         # history: placeholders where the key is gone, plaintext where it exists
         history = await client.get(f"/v1/conversations/{cid}/events", headers=bob.headers)
@@ -223,12 +249,15 @@ async def test_forgetting_a_person_shreds_their_data_everywhere(
         assert refused.status_code == 401
 
     # PostgreSQL and Kafka, read directly: no plaintext personal data of the person
-    secrets = [name, alice.email, bio, *alice_texts]
+    secrets = [name, alice.email, bio, *alice_texts, avatar, reason, client_message_id]
     streams = {alice.user_id, cid}
     assert not await rows_mentioning(postgres_dsn, secrets, streams)
     values = await kafka_values_since(kafka_bootstrap, started_ms)
     assert any(alice.user_id in v for v in values), "the person's events are on the topics"
     assert not [v[:80] for v in values if any(s in v for s in secrets)]
+    # the title is on no topic in plaintext either, although its key still exists
+    assert not await rows_mentioning(postgres_dsn, [title], streams)
+    assert not [v[:80] for v in values if title in v]
 
     # a full rebuild of the projections from offset 0 shows the placeholder only
     await rebuild("users", kafka_bootstrap, mongo_url)
