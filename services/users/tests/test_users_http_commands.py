@@ -407,6 +407,35 @@ async def test_the_users_context_mirrors_auth_roles_and_addresses(
     assert await stream(dsn, ignored) == []
 
 
+async def test_a_cancelled_registration_deactivates_its_profile(
+    api: tuple[httpx.AsyncClient, str],
+) -> None:
+    """auth.events RegistrationCancelled (auth expires registrations never verified) ->
+    Deactivate: the profile the saga made leaves searches; once, however often it comes, and
+    nothing more after the saga's own compensation deactivated it."""
+    from parley_commandkit import Context
+    from parley_eventstore.records import Metadata
+    from parley_users import registrations
+    from parley_users.handlers import CreateUser, handle
+
+    client, dsn = api
+    users = client._transport.app.state.users  # type: ignore[attr-defined]
+    user_id = str(uuid.uuid4())
+    await handle(users, CreateUser(user_id, "A", "a@x.test"), Context(Metadata("c")))
+    cancelled = {"user_id": user_id, "reason": "verification_expired"}
+    for _ in range(2):
+        for headers, value in [
+            auth_record("RegistrationCancelled", cancelled),
+            auth_record("RegistrationCancelled", {"user_id": str(uuid.uuid4()), "reason": "x"}),
+        ]:  # the second has no profile: skipped
+            await registrations.apply(users, FieldCipher(KEYS), headers, value, None)
+    events = [(t, d.get("status"), d.get("reason")) for _, t, d in await stream(dsn, user_id)]
+    assert events == [
+        ("UserCreated", None, None),
+        ("UserStatusChanged", "deactivated", "registration_cancelled"),
+    ]
+
+
 def chat_record(name: str, data: dict[str, object]) -> tuple[list[tuple[str, bytes]], bytes]:
     from datetime import UTC, datetime
 

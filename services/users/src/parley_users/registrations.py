@@ -1,6 +1,9 @@
 """The users context follows the auth context: `auth.events` ->
 - RoleChanged -> AssignRole (the role shown by the users read model),
-- UserEmailChanged -> ChangeEmail (the profile's address);
+- UserEmailChanged -> ChangeEmail (the profile's address),
+- RegistrationCancelled -> Deactivate (the profile the saga made leaves searches and contact
+  lists: auth cancels a registration whose address was never verified in time, and the
+  saga's own compensation, which deactivated it already, appends nothing more);
 and carries out the chat context's moderation: `chat.events` ->
 - ReportResolved with action `deactivate_user` -> Deactivate the reported message's sender
   (the users context owns account status; chat only records the admin's decision).
@@ -44,7 +47,8 @@ log = logging.getLogger("parley.users.registrations")
 GROUP = "users-registrations"
 TOPICS = ("auth.events", "chat.events")
 # the events acted on: anything else (most of chat.events) is skipped before decrypting
-FOLLOWED = frozenset({"RoleChanged", "UserEmailChanged", "ReportResolved"})
+FOLLOWED = frozenset({"RoleChanged", "UserEmailChanged", "RegistrationCancelled", "ReportResolved"})
+REGISTRATION_CANCELLED = "registration_cancelled"  # the saga's compensation's reason too
 
 
 Command = AssignRole | ChangeEmail | Deactivate
@@ -64,6 +68,8 @@ def command_for(event_name: str, data: dict[str, object]) -> Command | None:
             return AssignRole(str(data["user_id"]), role)
         case "UserEmailChanged":
             return ChangeEmail(str(data["user_id"]), str(data["email"]))
+        case "RegistrationCancelled":
+            return Deactivate(str(data["user_id"]), REGISTRATION_CANCELLED)
     return None
 
 
