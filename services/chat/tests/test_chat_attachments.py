@@ -13,7 +13,7 @@ import pytest
 from parley_chat.attachments import Attachment, InvalidAttachment, Limits
 from parley_chat.attachments_config import AttachmentSettings
 from parley_chat.janitor import forgotten_user
-from parley_chat.storage import S3Storage, content_disposition
+from parley_chat.storage import S3Storage, StorageUnavailable, content_disposition
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
 
 LIMITS = Limits.of(AttachmentSettings())
@@ -99,6 +99,14 @@ async def test_a_download_url_is_short_lived_and_saves_the_file_under_its_name()
     assert query["X-Amz-Expires"] == ["300"]
     assert query["response-content-type"] == ["text/plain"]
     assert query["response-content-disposition"] == ["attachment; filename*=UTF-8''a%20%22b%22.txt"]
+
+
+async def test_without_credentials_the_store_answers_unavailable_never_a_useless_url() -> None:
+    async with S3Storage(AttachmentSettings(s3_access_key="", s3_secret_key="")) as storage:
+        with pytest.raises(StorageUnavailable):
+            await storage.presign_put("c/a", "image/png", 1, 60)
+        with pytest.raises(StorageUnavailable):
+            await storage.size_of("c/a")
 
 
 def test_content_disposition_quotes_every_special_character() -> None:

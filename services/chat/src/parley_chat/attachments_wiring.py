@@ -27,6 +27,6 @@ async def wire(kit: Kit, s: AttachmentSettings) -> AttachmentsWiring:
     storage = await S3Storage(s).open()  # no I/O: the client connects on its first call
     attachments = Attachments.of(kit.pool, storage, s)
     jobs = []
-    if s.attachment_janitor and s.s3_access_key:
+    if s.attachment_janitor and storage.configured:
         jobs = janitor.jobs(attachments, storage, s, kit.stop)
     return AttachmentsWiring(attachments, jobs, [storage.close])

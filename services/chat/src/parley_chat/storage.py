@@ -73,6 +73,15 @@ class S3Storage:
             config=_config(),
         )
 
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.s3_access_key and self.settings.s3_secret_key)
+
+    def _require_configured(self) -> None:
+        # without keys botocore would sign with an empty key id: URLs every store refuses
+        if not self.configured:
+            raise StorageUnavailable("no object store credentials configured (CHAT_S3_*)")
+
     async def open(self) -> S3Storage:
         s = self.settings
         self._api = await self._stack.enter_async_context(self._client(s.s3_endpoint_url))
@@ -93,6 +102,7 @@ class S3Storage:
 
     async def ensure_bucket(self) -> None:
         """Create the bucket unless it exists (idempotent)."""
+        self._require_configured()
         try:
             await self._api.head_bucket(Bucket=self.bucket)
             return
@@ -133,6 +143,7 @@ class S3Storage:
         )
 
     async def _presign(self, operation: str, params: dict[str, Any], expires_s: int) -> str:
+        self._require_configured()
         try:
             url: str = await self._signer.generate_presigned_url(
                 operation, Params=params, ExpiresIn=expires_s
@@ -143,6 +154,7 @@ class S3Storage:
 
     async def size_of(self, key: str) -> int | None:
         """The stored object's length, None if there is none."""
+        self._require_configured()
         try:
             head = await self._api.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
@@ -155,6 +167,7 @@ class S3Storage:
 
     async def delete(self, key: str) -> None:
         """Delete the object; deleting a missing one is not an error (S3 answers 204)."""
+        self._require_configured()
         try:
             await self._api.delete_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
