@@ -1,7 +1,8 @@
 """The key owner and a key consumer wired as deployed, in process: auth-api's internal key
-endpoint (its own database) and users-api using it through a KeyClient with the shared
-token. A profile's personal fields are sealed with a key auth creates; DELETE /v1/users/{id}
-makes auth forget the key, after which the users events read as placeholders."""
+endpoint (its own database, on its own app: the internal port's) and users-api using it
+through a KeyClient with users-api's own credential. A profile's personal fields are sealed
+with a key auth creates; DELETE /v1/users/{id} makes auth forget the key, after which the
+users events read as placeholders."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 from parley_auth.bootstrap import bootstrap as auth_app
+from parley_auth.callers import STANDARD_CALLERS, callers_json, credential
 from parley_auth.config import Settings as AuthSettings
 from parley_auth.migrate import migrate as migrate_auth
 from parley_eventstore.migrate import migrate
@@ -25,7 +27,9 @@ from parley_users.bootstrap import bootstrap as users_app
 from parley_users.config import Settings as UsersSettings
 
 pytestmark = pytest.mark.integration
-TOKEN = "wire-test-token"
+SECRET = "wire-test-secret"
+TOKEN = credential("users-api", SECRET)
+CALLERS = callers_json({"users-api": SECRET}, {"users-api": STANDARD_CALLERS["users-api"]})
 SIGNER = Signer()
 
 
@@ -53,9 +57,14 @@ async def test_users_seals_with_auths_keys_and_forgetting_goes_through_auth(
     auth_dsn, users_dsn = databases
     await migrate_auth(auth_dsn)
     await migrate(users_dsn)
-    owner = auth_app(AuthSettings(postgres_dsn=auth_dsn, key_dir=tmp_path, internal_token=TOKEN))
+    owner = auth_app(
+        AuthSettings(
+            postgres_dsn=auth_dsn, key_dir=tmp_path, internal_callers=CALLERS, internal_port=0
+        )
+    )
+    inside = owner.state.internal_app
     async with owner.router.lifespan_context(owner):
-        keys = KeyClient("http://auth", TOKEN, transport=httpx.ASGITransport(app=owner))
+        keys = KeyClient("http://auth", TOKEN, transport=httpx.ASGITransport(app=inside))
         settings = UsersSettings(
             postgres_dsn=users_dsn,
             jwks=json.dumps(jwks(SIGNER)),
@@ -102,7 +111,7 @@ async def test_users_seals_with_auths_keys_and_forgetting_goes_through_auth(
                 assert again.status_code in (409, 410), again.text
 
             # a consumer without the token is refused: KeyUnavailable, never a redaction
-            stranger = KeyClient("http://auth", "wrong", transport=httpx.ASGITransport(app=owner))
+            stranger = KeyClient("http://auth", "wrong", transport=httpx.ASGITransport(app=inside))
             from parley_privacy.keys import KeyUnavailable
 
             with pytest.raises(KeyUnavailable):

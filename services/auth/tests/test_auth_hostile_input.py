@@ -13,6 +13,7 @@ import httpx
 from parley_auth import web
 from parley_auth.admin import build
 from parley_auth.bootstrap import bootstrap
+from parley_auth.callers import SCOPES, callers_json
 from parley_auth.config import Settings
 from parley_auth.handlers import BUS
 from parley_commandkit import Commands
@@ -35,7 +36,7 @@ SAMPLES = {
 async def test_every_route_answers_hostile_input_with_a_4xx_problem(tmp_path: Path) -> None:
     settings = Settings(
         key_dir=tmp_path,
-        internal_token="internal-test-token",
+        internal_callers=callers_json({"tests": "internal-test-token"}, {"tests": tuple(SCOPES)}),
         saga_participant=False,
         argon2_time_cost=1,
         argon2_memory_kib=8,
@@ -48,6 +49,7 @@ async def test_every_route_answers_hostile_input_with_a_4xx_problem(tmp_path: Pa
     app.state.auth = dataclasses.replace(auth, mailer=Boundary("smtp", log))
     app.state.commands = Commands("auth", BUS, app.state.auth, web.ERRORS)
     operations = operations_from_app(app)
+    inside = operations_from_app(app.state.internal_app)  # the internal port's app
     assert {op.name for op in operations} >= {
         "POST /v1/auth/login",
         "POST /v1/auth/verify-otp",
@@ -55,18 +57,29 @@ async def test_every_route_answers_hostile_input_with_a_4xx_problem(tmp_path: Pa
         "POST /v1/auth/password-reset/confirm",
         "POST /v1/auth/introspect",
         "GET /.well-known/jwks.json",
-        "GET /internal/v1/keys/{subject}",
-        "DELETE /internal/v1/keys/{subject}",
     }
-    # internal callers carry the internal token; everything else a (bogus) bearer token
-    headers = {"Authorization": "Bearer internal-test-token"}
+    assert not [op for op in operations if "/internal/" in op.name]  # never on the public port
+    assert {op.name for op in inside} >= {
+        "GET /internal/v1/keys/{subject}",
+        "POST /internal/v1/keys/{subject}",
+        "DELETE /internal/v1/keys/{subject}",
+        "POST /internal/v1/verification-codes",
+    }
+    # internal callers carry their credential (one holding every scope here), everyone else a
+    # (bogus) bearer token
+    headers = {"Authorization": "Bearer tests.internal-test-token"}
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
         report = await walk(client, operations, headers, SAMPLES, boundary=log)
+    transport = httpx.ASGITransport(app=app.state.internal_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
+        internal = await walk(client, inside, headers, SAMPLES, boundary=log)
         await app.state.auth.background.drain()  # password resets run after the 202
 
     assert report.failures == [], "\n".join(report.failures[:50])
+    assert internal.failures == [], "\n".join(internal.failures[:50])
+    assert internal.reached > 0, internal.summary()
     assert log.flawed() == []
     assert report.sent > 1200, report.summary()
     assert report.reached > 0, report.summary()  # clean requests do get through

@@ -24,6 +24,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from parley_auth import expiry, handlers, mail, statuses, tables
 from parley_auth.bootstrap import bootstrap
+from parley_auth.callers import SCOPES, callers_json, credential
 from parley_auth.config import Settings
 from parley_auth.domain import RegistrationWasCancelled
 from parley_auth.migrate import migrate
@@ -35,7 +36,9 @@ from parley_privacy.fields import FieldCipher
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct-horse-42"
-INTERNAL_TOKEN = "internal-test-token"
+# one internal caller holding every scope (test_auth_internal tests the scopes)
+INTERNAL_TOKEN = credential("tests", "internal-test-token")
+INTERNAL_CALLERS = callers_json({"tests": "internal-test-token"}, {"tests": tuple(SCOPES)})
 SIX_DIGITS = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
 LINK_TOKEN = re.compile(r"token=([A-Za-z0-9_-]{22})\b")
 
@@ -78,6 +81,7 @@ class Api:
     dsn: str
     mail: Mailbox
     auth: handlers.Auth
+    internal: httpx.AsyncClient  # the internal app (its own port when deployed)
     registrations_done: set[str] = field(default_factory=set)
 
     async def settle(self) -> None:
@@ -93,7 +97,7 @@ class Api:
             if event["event_type"] != "UserRegistered" or user_id in self.registrations_done:
                 continue
             self.registrations_done.add(user_id)
-            issued = await self.client.post(
+            issued = await self.internal.post(
                 "/internal/v1/verification-codes",
                 json={"user_id": user_id},
                 headers=bearer(INTERNAL_TOKEN),
@@ -144,7 +148,8 @@ def settings_for(dsn: str, smtp_port: int, key_dir: Path, **overrides: Any) -> S
         "key_dir": key_dir,
         "code_resend_interval_s": 0,
         "snapshot_every": 5,
-        "internal_token": INTERNAL_TOKEN,
+        "internal_callers": INTERNAL_CALLERS,
+        "internal_port": 0,  # the internal app in process (api.internal)
         "saga_participant": False,
         "follow_user_status": False,  # tests apply users.events records themselves
         # login delays of 0.1, 0.2, 0.4, 0.8 s (1 s at most) after three free failures
@@ -166,8 +171,12 @@ async def api(
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
-            yield Api(client, fresh_database, box, app.state.auth)
+        inside = httpx.ASGITransport(app=app.state.internal_app)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://auth") as client,
+            httpx.AsyncClient(transport=inside, base_url="http://auth") as internal,
+        ):
+            yield Api(client, fresh_database, box, app.state.auth, internal)
 
 
 async def register_and_verify(api: Api, address: str, name: str = "Ada") -> str:
@@ -813,13 +822,17 @@ async def test_the_internal_code_endpoint_needs_the_service_token(api: Api) -> N
     )
     user_id = registered.json()["user_id"]
     path = "/internal/v1/verification-codes"
-    problem(await api.client.post(path, json={"user_id": user_id}), 401)
-    problem(await api.client.post(path, json={"user_id": user_id}, headers=bearer("nope")), 401)
-    problem(await api.client.post(path, json={"user_id": "x"}, headers=bearer(INTERNAL_TOKEN)), 422)
+    problem(await api.internal.post(path, json={"user_id": user_id}), 401)
+    problem(await api.internal.post(path, json={"user_id": user_id}, headers=bearer("nope")), 401)
+    problem(
+        await api.internal.post(path, json={"user_id": "x"}, headers=bearer(INTERNAL_TOKEN)), 422
+    )
     unknown = {"user_id": "0b0b0b0b-0000-4000-8000-000000000009"}
-    problem(await api.client.post(path, json=unknown, headers=bearer(INTERNAL_TOKEN)), 404)
-    first = await api.client.post(path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN))
-    second = await api.client.post(path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN))
+    problem(await api.internal.post(path, json=unknown, headers=bearer(INTERNAL_TOKEN)), 404)
+    first = await api.internal.post(path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN))
+    second = await api.internal.post(
+        path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN)
+    )
     assert first.json()["email"] == "ada@example.test"
     # a new code replaces the previous one
     old = await api.client.post(
@@ -833,7 +846,8 @@ async def test_the_internal_code_endpoint_needs_the_service_token(api: Api) -> N
     assert ok.status_code == 200, ok.text
     # verified: nothing left to verify
     problem(
-        await api.client.post(path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN)), 409
+        await api.internal.post(path, json={"user_id": user_id}, headers=bearer(INTERNAL_TOKEN)),
+        409,
     )
 
 
@@ -967,30 +981,30 @@ async def test_data_keys_internal_endpoint_and_forgetting_closes_the_account(api
     internal token; forgetting destroys the key (410 from then on) and closes the account."""
     from parley_privacy.client import KeyClient
 
-    client = api.client
+    client, internal = api.client, api.internal
     user_id = await register_and_verify(api, "forget.me@example.test", name="Forget Me")
     tokens = (await login(api, "forget.me@example.test")).json()
     stored = " ".join(e["data"] for e in await api.events())
     assert "forget.me@example.test" not in stored and "Forget Me" not in stored
     path = f"/internal/v1/keys/{user_id}"
-    assert (await client.get(path)).status_code == 401
-    assert (await client.get(path, headers=bearer("wrong"))).status_code == 401
+    assert (await internal.get(path)).status_code == 401
+    assert (await internal.get(path, headers=bearer("wrong"))).status_code == 401
     inside = bearer(INTERNAL_TOKEN)
-    key = await client.get(path, headers=inside)
+    key = await internal.get(path, headers=inside)
     assert key.status_code == 200 and key.headers["cache-control"] == "no-store"
-    assert (await client.get("/internal/v1/keys/nobody", headers=inside)).status_code == 404
-    assert (await client.post("/internal/v1/keys/somebody", headers=inside)).status_code == 200
+    assert (await internal.get("/internal/v1/keys/nobody", headers=inside)).status_code == 404
+    assert (await internal.post("/internal/v1/keys/somebody", headers=inside)).status_code == 200
 
-    keys = KeyClient("http://auth", INTERNAL_TOKEN, transport=client._transport)
+    keys = KeyClient("http://auth", INTERNAL_TOKEN, transport=internal._transport)
     registered = next(e for e in await api.events() if e["event_type"] == "UserRegistered")
     plain = await FieldCipher(keys).decrypt("UserRegistered", json.loads(registered["data"]))
     assert (plain["email"], plain["name"]) == ("forget.me@example.test", "Forget Me")
 
-    assert (await client.delete(path)).status_code == 401
-    assert (await client.delete(path, headers=inside)).status_code == 204
-    assert (await client.delete(path, headers=inside)).status_code == 204  # idempotent
-    assert (await client.get(path, headers=inside)).status_code == 410
-    assert (await client.post(path, headers=inside)).status_code == 410
+    assert (await internal.delete(path)).status_code == 401
+    assert (await internal.delete(path, headers=inside)).status_code == 204
+    assert (await internal.delete(path, headers=inside)).status_code == 204  # idempotent
+    assert (await internal.get(path, headers=inside)).status_code == 410
+    assert (await internal.post(path, headers=inside)).status_code == 410
     types = await api.event_types()
     assert types.count("AccountClosed") == 1 and "SessionRevoked" in types
     problem(await login(api, "forget.me@example.test"), 401)

@@ -4,7 +4,7 @@ destroys their key. See docs/decisions.md, "Crypto-shredding (issue 10, second h
 Consumers of public topics decrypt an event's data with one call:
 
     from parley_privacy import FieldCipher, KeyClient
-    cipher = FieldCipher(KeyClient(keys_url, internal_token))
+    cipher = FieldCipher(KeyClient(keys_url, credential))  # this caller's own
     data = await cipher.decrypt(envelope.event_name, json.loads(envelope.data))
 
 Pure parts (`envelope`, `fields`' spec) import no driver; `KeyStore` (asyncpg) is the key

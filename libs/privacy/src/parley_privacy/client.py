@@ -1,14 +1,16 @@
 """The key client of every service that is not the key owner: the owner's internal endpoint
-(`<base>/internal/v1/keys/{subject}`, `Authorization: Bearer <the shared internal token>`,
-as every internal endpoint of auth-api) behind a short TTL cache.
+(`<base>/internal/v1/keys/{subject}` on auth-api's internal port, `Authorization: Bearer
+<this caller's credential>` (`<name>.<secret>`, as every internal endpoint of auth-api:
+GET needs the scope keys:read, POST keys:create, DELETE keys:destroy) behind a short TTL
+cache.
 
 - `GET` answers 200 `{subject, kid, key}` (key: base64url), 404 (no key yet) or 410
   (forgotten). `POST` is get-or-create: 200, or 410 once forgotten.
 - Keys are cached for `ttl_s` (a forgotten subject's key thus outlives its destruction in a
   consumer by at most that long; UserForgotten consumers call `evict`); "no key" answers for
   `negative_ttl_s`; "forgotten" for good (it is permanent).
-- Anything else (connection error, timeout, 5xx, 401/403) is `KeyUnavailable`: retry, never
-  redact on it. Concurrent misses for one subject share one request.
+- Anything else (connection error, timeout, 5xx, 401/403, 429) is `KeyUnavailable`: retry,
+  never redact on it. Concurrent misses for one subject share one request.
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ class KeyClient:
         self, subject: str, *, actor: str | None = None, correlation_id: str | None = None
     ) -> None:
         """Ask the key owner to forget the subject (destroy the key, close the account);
-        idempotent. Only the users service's `DELETE /v1/users/{id}` does this."""
+        idempotent. Only the users service's `DELETE /v1/users/{id}` does this (the only
+        caller with keys:destroy; auth limits how fast: 429 is KeyUnavailable too)."""
         headers = {}
         if actor:
             headers["X-Parley-Actor"] = actor

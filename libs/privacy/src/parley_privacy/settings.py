@@ -15,9 +15,11 @@ log = logging.getLogger("parley.privacy")
 
 
 class PrivacySettings(BaseModel):
-    # the key owner (auth service) base URL; its /internal/v1/keys/ endpoint
-    keys_url: str = "http://127.0.0.1:8102"
-    # the shared service-to-service secret of the internal endpoint (AUTH_INTERNAL_TOKEN)
+    # the key owner's internal port (auth-api's AUTH_INTERNAL_PORT, never behind the gateway);
+    # its /internal/v1/keys/ endpoint
+    keys_url: str = "http://127.0.0.1:8112"
+    # this caller's own credential for it, `<caller name>.<secret>` (auth-api keeps the
+    # secret's hash and the caller's scopes in AUTH_INTERNAL_CALLERS)
     internal_token: str = ""  # empty: the owner refuses us (fail closed)
     # how long a fetched key is trusted without asking again: the bound on how long a process
     # may still decrypt with a destroyed key if it did not hear of the forget (issue 19.5)
@@ -29,7 +31,7 @@ class PrivacySettings(BaseModel):
     def key_client(self) -> KeyClient:
         if not self.internal_token:
             log.warning(
-                "no internal token configured (<PREFIX>_INTERNAL_TOKEN): the key owner will "
+                "no internal credential configured (<PREFIX>_INTERNAL_TOKEN): the key owner will "
                 "refuse us, so commands with personal data answer 503 and consumers wait"
             )
         return KeyClient(self.keys_url, self.internal_token, ttl_s=self.keys_cache_ttl_s)

@@ -36,9 +36,10 @@ def parser(description: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--keys-url",
-        default=os.environ.get("KEYS_URL", "http://127.0.0.1:8102"),
-        help="the key owner (auth service) for personal fields (env KEYS_URL); the token is "
-        "read from the environment only: INTERNAL_TOKEN",
+        default=os.environ.get("KEYS_URL", "http://127.0.0.1:8112"),
+        help="the key owner (auth-api's internal port) for personal fields (env KEYS_URL); "
+        "the credential (a projector's, keys:read) is read from the environment only: "
+        "INTERNAL_TOKEN",
     )
     return p
 

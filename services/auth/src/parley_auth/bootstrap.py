@@ -15,7 +15,7 @@ from parley_eventstore.commandlog import SagaCommandLog
 from parley_messaging.participant import serve_forever
 from parley_privacy.store import KeyStore, rewrap
 
-from parley_auth import expiry, http, saga, statuses, tables, web
+from parley_auth import expiry, http, internal, saga, statuses, tables, web
 from parley_auth.config import Settings
 from parley_auth.domain import EVENTS, Account
 from parley_auth.handlers import BUS, Auth
@@ -45,12 +45,23 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             jobs.append(serve_forever("auth", saga.handlers(auth), kafka, kit.stop, commands=log))
         if settings.follow_user_status:
             jobs.append(statuses.run_forever(auth, kafka, kit.stop))
+        ready = {}
+        if settings.internal_port:
+            server = internal.InternalServer(
+                app.state.internal_app, settings.host, settings.internal_port
+            )
+            jobs.append(server.serve(kit.stop))
+            ready["internal"] = server.ready
         # mails and resets accepted before a shutdown still go out (closers run after jobs)
-        return Wiring(auth, jobs, state={"auth": auth}, closers=[auth.background.drain])
+        return Wiring(
+            auth, jobs, state={"auth": auth}, closers=[auth.background.drain], ready=ready
+        )
 
     service = CommandService(
         "auth", "Parley auth (commands)", settings, BUS, web.ERRORS, wire, http.include_routes
     )
     # auth owns the data keys (in its database, wrapped by the master key) and verifies the
     # tokens it issues itself
-    return dataclasses.replace(service, own_keys=own_keys, authenticate=False).app()
+    app = dataclasses.replace(service, own_keys=own_keys, authenticate=False).app()
+    app.state.internal_app = internal.internal_app(app, settings)
+    return app

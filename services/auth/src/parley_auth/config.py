@@ -72,9 +72,20 @@ class Settings(BaseCommandSettings):
     registration_sweep_s: int = 600
 
     # -- service to service --------------------------------------------------------------------
-    # bearer token of internal callers (the notifications service asking for a verification
-    # code; every service reading data keys at /internal/v1/keys/, crypto-shredding); unset:
-    # the internal endpoints refuse every call
+    # the internal endpoints (verification codes for notifications-api, data keys of
+    # crypto-shredding) are served on this port only, never on `port` (which the gateway
+    # proxies); 0: not on a socket at all (tests call the internal app in process)
+    internal_port: int = 8112
+    # who may call them, with what scopes (parley_auth.callers): JSON
+    # {name: {"secret_sha256": hex, "scopes": [...]}}, in the variable or in a file (a mounted
+    # secret; the local cluster's, whose supervisord cannot quote JSON); unset: they refuse
+    # every call
+    internal_callers: str = ""
+    internal_callers_file: Path | None = None
+    # key destruction per caller: a token bucket (429 beyond it), in memory per replica
+    key_destroy_rate_per_s: float = 5.0
+    key_destroy_burst: int = 20
+    # the retired shared token (before per-caller credentials): never accepted, only warned of
     internal_token: str = ""
     # answer the registration saga's commands on auth.commands (off in tests without Kafka)
     saga_participant: bool = True

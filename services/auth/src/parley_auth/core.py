@@ -15,6 +15,7 @@ from parley_eventstore.records import AppendResult
 from parley_privacy.store import KeyStore
 
 from parley_auth import mail
+from parley_auth.callers import Callers, RateLimit
 from parley_auth.config import Settings
 from parley_auth.domain import Account
 from parley_auth.passwords import Passwords
@@ -119,6 +120,9 @@ class Auth:
     mailer: mail.Mailer
     subject_keys: KeyStore
     background: Background = field(default_factory=Background)
+    # the internal endpoints' callers and the per-caller limit on destroying keys
+    callers: Callers = field(default_factory=Callers)
+    destroy_limit: RateLimit = field(default_factory=lambda: RateLimit(0.0, 0))
 
     @classmethod
     def create(cls, settings: Settings, pool: asyncpg.Pool, accounts: Repository[Account]) -> Auth:
@@ -131,14 +135,29 @@ class Auth:
         )
         secret = s.code_secret
         codes = CodeHasher(secret.encode()) if secret else CodeHasher.derived_from(keys.signing_key)
-        if not s.internal_token:
-            log.warning("AUTH_INTERNAL_TOKEN is not set: the internal endpoints refuse everyone")
+        callers = Callers.from_settings(s.internal_callers, s.internal_callers_file)
+        if not callers.by_name:
+            log.warning("AUTH_INTERNAL_CALLERS is not set: the internal endpoints refuse everyone")
+        if s.internal_token:
+            log.warning("AUTH_INTERNAL_TOKEN is retired and ignored: callers need credentials")
         passwords = Passwords(
             s.argon2_time_cost, s.argon2_memory_kib, s.argon2_parallelism, s.hash_concurrency
         )
         mailer = mail.Mailer(s.smtp_host, s.smtp_port, s.smtp_timeout_s)
+        limit = RateLimit(s.key_destroy_rate_per_s, s.key_destroy_burst)
         subject_keys = KeyStore(pool, master=s.master_keys())
-        return cls(s, pool, accounts, keys, codes, passwords, mailer, subject_keys)
+        return cls(
+            s,
+            pool,
+            accounts,
+            keys,
+            codes,
+            passwords,
+            mailer,
+            subject_keys,
+            callers=callers,
+            destroy_limit=limit,
+        )
 
     @property
     def access_ttl(self) -> timedelta:

@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from parley_auth import commands, internal
+from parley_auth import commands
 from parley_auth import handlers as h
 from parley_auth.domain import password_problems
 from parley_auth.internal import require_internal_caller
@@ -318,4 +318,4 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
 def include_routes(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(well_known)
-    app.include_router(internal.internal)
+    # never the internal routes: they have a port of their own (internal.internal_app)

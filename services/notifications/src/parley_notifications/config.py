@@ -21,9 +21,10 @@ class Settings(CommandSettings):
     # the registration saga's steps on notifications.commands: default preferences and the
     # verification-code mail, whose code comes from the auth service's internal endpoint
     saga_participant: bool = True
-    auth_url: str = "http://127.0.0.1:8102"
-    # internal_token (the auth service's AUTH_INTERNAL_TOKEN): from PrivacySettings, the same
-    # token for the verification-code and the data-key endpoints
+    # auth-api's internal port (AUTH_INTERNAL_PORT, never behind the gateway)
+    auth_url: str = "http://127.0.0.1:8112"
+    # internal_token: this service's own credential (from PrivacySettings), the same for the
+    # verification-code (scope codes:mint) and the data-key endpoints
     # apply the database's migrations (event store + directory) before serving: for
     # docker-compose, whose shared init image lacks this package; the local cluster and
     # Kubernetes (a Job) migrate beforehand
