@@ -38,8 +38,8 @@ class Settings(BaseCommandSettings):
     # the attempts of one code, so a known address's sixth wrong code answers like an
     # unknown one's), per client address, and over all addresses (a flood from many sources)
     code_max_failures: int = 5
-    code_max_failures_client: int = 30
-    code_max_failures_global: int = 2000
+    code_max_failures_client: int = 100
+    code_max_failures_global: int = 10000
     # wrong codes per address per day: the live codes are burnt and the owner is mailed
     code_daily_cap: int = 20
     # where the password-reset mail links to (the client's page; the token is in the fragment)
@@ -81,12 +81,11 @@ class Settings(BaseCommandSettings):
     # secret; the local cluster's, whose supervisord cannot quote JSON); unset: they refuse
     # every call
     internal_callers: str = ""
-    internal_callers_file: Path | None = None
+    internal_callers_file: str = ""  # a path; empty: none
     # key destruction per caller: a token bucket (429 beyond it), in memory per replica
     key_destroy_rate_per_s: float = 5.0
     key_destroy_burst: int = 20
-    # the retired shared token (before per-caller credentials): never accepted, only warned of
-    internal_token: str = ""
+    # (AUTH_INTERNAL_TOKEN, the shared token before per-caller credentials, is not read at all)
     # answer the registration saga's commands on auth.commands (off in tests without Kafka)
     saga_participant: bool = True
     # follow the users context's account status (users.events UserStatusChanged, consumer
