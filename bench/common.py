@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from parley_testing.infra import Server, locate
+from parley_testing.kafka_access import run_as_admin
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ def server_dsn() -> str:
 
 
 def kafka_bootstrap() -> str:
+    # the benchmarks' own clients (and the relay or projector they run in-process) sign in as
+    # the local cluster's admin, like the tests (parley_testing.kafka_access)
+    run_as_admin()
     return locate(Server.KAFKA).address
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics, partitions_of
 from parley_projector_users.views import users_projection
 from parley_readmodel.aliases import physical
@@ -57,7 +58,11 @@ def envelope(name: str, user_id: str, version: int, data: dict[str, Any]) -> Env
 
 async def produce(topic: str, envelopes: list[Envelope]) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap(), acks="all", linger_ms=20, max_batch_size=262144
+        bootstrap_servers=kafka_bootstrap(),
+        acks="all",
+        linger_ms=20,
+        max_batch_size=262144,
+        **kafka_security(),
     )
     await producer.start()
     try:
@@ -74,7 +79,9 @@ async def timed_projection(db: Any, topic: str, name: str, produced: list[Envelo
     options = Options(bootstrap_servers=kafka_bootstrap(), max_records=2000)
     # one watcher for the whole run: a consumer started per check would take CPU from the
     # projector it measures (same event loop, same two cores)
-    watcher = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap(), group_id=name)
+    watcher = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap(), group_id=name, **kafka_security()
+    )
     await watcher.start()
     try:
         partitions = [

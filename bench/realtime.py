@@ -67,6 +67,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from parley_auth.config import Settings as AuthSettings
 from parley_auth.tokens import KEY_FILE, KeySet
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import partitions_of
 from parley_readmodel import aliases
 from parley_testing.accounts import Account, sign_up
@@ -390,7 +391,7 @@ async def projected(wait_s: float) -> bool:
     for group, topic in PROJECTORS:
         if topic == "notifications.events":
             await asyncio.sleep(RELAY_S)
-        watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+        watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **kafka_security())
         await watcher.start()
         try:
             tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]

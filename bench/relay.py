@@ -16,6 +16,7 @@ from parley_eventstore.migrate import migrate
 from parley_eventstore.pool import create_pool
 from parley_eventstore.records import Metadata, NewEvent
 from parley_eventstore.store import EventStore
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics
 from parley_relay.config import Settings
 from parley_relay.relay import run as run_relay
@@ -81,6 +82,7 @@ async def light_load_lag(dsn: str, topic: str) -> list[float]:
         auto_offset_reset="latest",
         group_id=f"bench-{uuid.uuid4().hex[:6]}",
         fetch_max_wait_ms=5,
+        **kafka_security(),
     )
     await consumer.start()
     while not consumer.assignment():

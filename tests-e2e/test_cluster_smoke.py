@@ -8,17 +8,18 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from parley_messaging.security import kafka_security
 from pymongo import AsyncMongoClient
 
 
 async def test_kafka_produce_and_consume(kafka_bootstrap: str) -> None:
     topic = f"smoke.{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, **kafka_security())
     await admin.start()
     await admin.create_topics([NewTopic(topic, 1, 1)])
     await admin.close()
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, enable_idempotence=True, acks="all"
+        bootstrap_servers=kafka_bootstrap, enable_idempotence=True, acks="all", **kafka_security()
     )
     await producer.start()
     try:
@@ -28,7 +29,7 @@ async def test_kafka_produce_and_consume(kafka_bootstrap: str) -> None:
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", **kafka_security()
     )
     await consumer.start()
     try:

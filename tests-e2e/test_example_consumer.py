@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from parley_messaging.security import kafka_security
 
 pytestmark = pytest.mark.e2e
 
@@ -62,6 +63,7 @@ async def types_on_topics(bootstrap: str) -> set[str]:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 << 20,
+        **kafka_security(),
     )
     await consumer.start()
     found: set[str] = set()

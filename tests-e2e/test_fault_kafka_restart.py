@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from parley_messaging.security import kafka_security
 from parley_testing import cluster
 
 pytestmark = pytest.mark.fault
@@ -30,7 +31,7 @@ async def send_until_acked(producer: AIOKafkaProducer, topic: str, value: bytes)
 
 async def test_producer_recovers_after_broker_sigkill(kafka_bootstrap: str) -> None:
     topic = f"fault.{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, **kafka_security())
     await admin.start()
     await admin.create_topics([NewTopic(topic, 1, 1)])
     await admin.close()
@@ -40,6 +41,7 @@ async def test_producer_recovers_after_broker_sigkill(kafka_bootstrap: str) -> N
         enable_idempotence=True,
         acks="all",
         request_timeout_ms=5000,
+        **kafka_security(),
     )
     await producer.start()
     try:
@@ -54,7 +56,7 @@ async def test_producer_recovers_after_broker_sigkill(kafka_bootstrap: str) -> N
         await producer.stop()
 
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", **kafka_security()
     )
     await consumer.start()
     try:

@@ -27,6 +27,7 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import partitions_of
 from parley_projector_users.views import users_projection
 from parley_readmodel import aliases
@@ -83,7 +84,7 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     parts = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
     if not parts:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_security())
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(parts))
@@ -95,7 +96,9 @@ async def on_topic(
     bootstrap: str, start: dict[TopicPartition, int], wanted: set[str], expect: int
 ) -> set[tuple[str, int]]:
     """(key, aggregate version) of the records after `start` whose key is wanted."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_security()
+    )
     await consumer.start()
     found: set[tuple[str, int]] = set()
     try:

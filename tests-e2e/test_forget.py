@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import partitions_of
 from parley_testing.accounts import PASSWORD, Account, sign_up
 from parley_testing.plugin import dsn_for_database
@@ -93,7 +94,9 @@ async def rows_mentioning(postgres_dsn: str, secrets: list[str], stream_ids: set
 
 async def kafka_values_since(bootstrap: str, since_ms: int) -> list[str]:
     """Every record value on TOPICS since `since_ms` (as any consumer reads them)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_security()
+    )
     await consumer.start()
     values: list[str] = []
     try:

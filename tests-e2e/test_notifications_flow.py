@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import partitions_of
 from parley_testing.accounts import MAIL, Account, sign_up
 
@@ -74,7 +75,9 @@ async def send(client: httpx.AsyncClient, sender: Account, conversation: str, te
 async def redeliver(bootstrap: str, message_id: str) -> None:
     """Find the MessageSent record of `message_id` on chat.events and publish it again,
     byte for byte (key, headers, value)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_security()
+    )
     await consumer.start()
     try:
         tps = [
@@ -95,7 +98,7 @@ async def redeliver(bootstrap: str, message_id: str) -> None:
         assert found is not None, f"MessageSent {message_id} not on chat.events"
     finally:
         await consumer.stop()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **kafka_security())
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import CONTEXTS, events_topic, partitions_of
 from parley_testing.accounts import Account
 
@@ -23,7 +24,9 @@ MUST_HAVE_RECORDS = {"auth", "users"}  # the admin fixture alone writes to both
 
 async def latest_records(bootstrap: str, topic: str) -> list:  # type: ignore[type-arg]
     parts = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_security()
+    )
     await consumer.start()
     records = []
     try:

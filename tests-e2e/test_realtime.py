@@ -15,6 +15,7 @@ import httpx
 import pytest
 import websockets
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import CONTEXTS, events_topic, partitions_of
 from parley_testing.accounts import Account, sign_up
 from parley_testing.cluster import ExtraReplica
@@ -150,7 +151,9 @@ async def test_a_stranger_gets_nothing_and_a_removed_participant_nothing_after_r
 
 
 async def public_offsets(kafka: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka, enable_auto_commit=False, **kafka_security()
+    )
     await consumer.start()
     try:
         tps = [
@@ -164,7 +167,9 @@ async def public_offsets(kafka: str) -> dict[TopicPartition, int]:
 
 
 async def public_records_since(kafka: str, since: dict[TopicPartition, int]) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka, enable_auto_commit=False, **kafka_security()
+    )
     await consumer.start()
     try:
         consumer.assign(list(since))

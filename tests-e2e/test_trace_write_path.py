@@ -23,6 +23,7 @@ from parley_chat.config import Settings as ChatSettings
 from parley_chat.migrate import migrate as migrate_chat
 from parley_eventstore.migrate import migrate
 from parley_messaging.envelope import decode
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import partitions_of
 from parley_notifications.bootstrap import bootstrap as notifications_bootstrap
 from parley_notifications.config import Settings as NotificationsSettings
@@ -46,7 +47,9 @@ EXPORTER = InMemorySpanExporter()
 async def relay_one(dsn: str, bootstrap: str, topic: str, key: str) -> Any:
     """Run the relay's publish once over `dsn`'s outbox; the record of `key` as consumed."""
     parts = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_security()
+    )
     await consumer.start()
     try:
         consumer.assign(parts)
@@ -54,7 +57,7 @@ async def relay_one(dsn: str, bootstrap: str, topic: str, key: str) -> Any:
         for tp in parts:
             consumer.seek(tp, ends[tp])
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all"
+            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **kafka_security()
         )
         await producer.start()
         conn = await asyncpg.connect(dsn)

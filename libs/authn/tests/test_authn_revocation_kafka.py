@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from parley_authn import CurrentPrincipal, KeySet, RevocationList, Verifier, install_authn
 from parley_http.problems import install_problem_handlers
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics
 from parley_testing.tokens import Signer, jwks
 
@@ -44,7 +45,9 @@ def revocation(session_id: str, at: float, name: str = "SessionRevoked") -> dict
 
 
 async def publish(bootstrap: str, topic: str, records: list[dict[str, object]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **kafka_security()
+    )
     await producer.start()
     try:
         sent = [await producer.send(topic, **record) for record in records]  # type: ignore[arg-type]

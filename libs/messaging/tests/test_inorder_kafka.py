@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from parley_messaging.inorder import Record, consume_in_key_order
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -18,7 +19,7 @@ async def test_key_order_overtaking_and_contiguous_commits(
 ) -> None:
     topic, group = f"inorder-{unique_name}", f"inorder-{unique_name}"
     await ensure_topics(kafka_bootstrap, [Topic(topic, 1)])
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, **kafka_security())
     await producer.start()
     try:
         for i in range(30):
@@ -44,6 +45,7 @@ async def test_key_order_overtaking_and_contiguous_commits(
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **kafka_security(),
     )
     await consumer.start()
     stop = asyncio.Event()

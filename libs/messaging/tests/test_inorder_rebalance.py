@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from parley_messaging.inorder import Handler, InKeyOrder, Record
+from parley_messaging.security import kafka_security
 from parley_messaging.supervise import keep_running
 from parley_messaging.topics import Topic, ensure_topics
 
@@ -63,7 +64,9 @@ class Effects:
 
 
 async def produce(bootstrap: str, topic: str, pause_s: float, rounds: list[int]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **kafka_security()
+    )
     await producer.start()
     try:
         for n in range(ROUNDS):
@@ -107,6 +110,7 @@ class Member:
             auto_offset_reset="earliest",
             session_timeout_ms=6000,
             heartbeat_interval_ms=300,  # notice the group's rebalances within 0.3 s
+            **kafka_security(),
         )
         loop = InKeyOrder(consumer, self.effects.handler(self.name), max_in_flight=16, drain_s=3.0)
         loop.subscribe([self.topic])
@@ -162,7 +166,9 @@ async def test_members_joining_and_leaving_mid_stream_apply_every_record_once(
     assert (a.starts, b.starts) == (1, 1)  # no member's loop failed and was restarted
     assert a.revocations >= 2  # b's arrival and its departure each took partitions from a
 
-    checker = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group)
+    checker = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, **kafka_security()
+    )
     await checker.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -181,7 +187,9 @@ async def test_work_outlasting_the_hand_over_is_cancelled_and_not_committed(
     that record on, and no member's loop is restarted."""
     topic, group = f"inorder-cx-{unique_name}", f"inorder-cx-{unique_name}"
     await ensure_topics(kafka_bootstrap, [Topic(topic, 1)])
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, enable_idempotence=True, **kafka_security()
+    )
     await producer.start()
     try:
         for n in range(6):  # offset 0 is the stuck one; 1-5 overtake it (other keys)
@@ -215,6 +223,7 @@ async def test_work_outlasting_the_hand_over_is_cancelled_and_not_committed(
             auto_offset_reset="earliest",
             session_timeout_ms=6000,
             heartbeat_interval_ms=300,
+            **kafka_security(),
         )
         loop = InKeyOrder(consumer, handle, drain_s=0.5)
         loop.subscribe([topic])

@@ -214,3 +214,18 @@ async def test_avatar_reason_and_client_message_id_are_sealed_for_their_person()
     assert (await cipher.decrypt("UserStatusChanged", status))["reason"] == ""
     opened = await cipher.decrypt("MessageSent", sent)
     assert opened["client_message_id"] == "" and "client_message_id" in opened[REDACTED]
+
+
+async def test_a_consumer_refuses_a_personal_field_that_arrives_unencrypted() -> None:
+    """Every producer seals personal fields (the event store's cipher): one in plaintext on a
+    topic was forged or written around the cipher, and a consumer treats it as tampered."""
+    cipher = FieldCipher(MemoryKeys())
+    sealed = await cipher.encrypt("MessageSent", {"sender_id": "s", "content": "hi", "seq": 1})
+    assert (await cipher.consume("MessageSent", sealed))["content"] == "hi"
+    with pytest.raises(TamperedValue):
+        await cipher.consume("MessageSent", {**sealed, "content": "forged in plaintext"})
+    with pytest.raises(TamperedValue):
+        cipher.require_sealed("UserCreated", {"user_id": "u", "email": "x@example.com"})
+    # absent or null personal fields, and events without any, are not plaintext
+    cipher.require_sealed("UserCreated", {"user_id": "u", "email": None})
+    assert await cipher.consume("RoleChanged", {"role": "admin"}) == {"role": "admin"}

@@ -12,6 +12,7 @@ from typing import Any
 import bson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics, partitions_of
 from parley_readmodel.aliases import active_generation, physical
 from parley_readmodel.projection import Projection
@@ -40,7 +41,11 @@ async def new_topic(bootstrap: str, name: str, partitions: int = 3) -> str:
 
 async def produce(bootstrap: str, topic: str, records: list[Rec]) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        **kafka_security(),
     )
     await producer.start()
     try:
@@ -73,7 +78,7 @@ async def caught_up(
 ) -> None:
     """Wait until the group's committed offsets reach the end of every partition."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **kafka_security()
     )
     await consumer.start()
     try:
@@ -92,7 +97,7 @@ async def caught_up(
 async def reset_offsets(bootstrap: str, group: str, topics: tuple[str, ...]) -> None:
     """Operationally: kafka-consumer-groups --reset-offsets --to-earliest."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **kafka_security()
     )
     await consumer.start()
     try:
@@ -125,7 +130,9 @@ async def docs(
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_security()
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]

@@ -31,6 +31,7 @@ from parley_chat.janitor import consume_forgotten, sweep_once
 from parley_chat.migrate import migrate
 from parley_chat.storage import S3Storage
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -209,7 +210,7 @@ async def test_the_janitor_forgets_a_person_on_user_forgotten(
     await ensure_topics(kafka_bootstrap, [Topic(topic, 2)])
     cid, ada = str(uuid.uuid4()), str(uuid.uuid4())
     aid = await put(attachments, cid, ada, b"secret")
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, **kafka_security())
     await producer.start()
     try:
         # a poison record first: skipped, the partition keeps flowing

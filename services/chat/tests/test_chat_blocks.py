@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from parley_chat.blocks import BlockList, run_forever
 from parley_chat.migrate import migrate
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def unblocked(blocker: str, other: str, version: int) -> Record:
 
 
 async def produce(bootstrap: str, topic: str, records: list[Record]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **kafka_security())
     await producer.start()
     try:
         for key, value, headers in records:

@@ -23,6 +23,7 @@ from parley_commandkit import Context
 from parley_eventstore.records import Metadata
 from parley_http.consistency import ConsistencyToken
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics
 from parley_notifications import policy
 from parley_notifications.bootstrap import bootstrap
@@ -174,7 +175,7 @@ def record(context: str, event: str, subject: str, version: int, /, **data: Any)
 
 
 async def produce(bootstrap_servers: str, topic: str, records: list[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", **kafka_security())
     await producer.start()
     try:
         for key, value, headers in records:
@@ -216,12 +217,15 @@ async def test_policy_notifies_and_mails_once_under_redelivery(
         policy.run_forever(the_policy, kafka_bootstrap, f"np-{unique_name}", stop)
     )
     try:
+        seal = FieldCipher(KEYS).encrypt  # users' event store seals names and addresses
+        bob = await seal("UserCreated", {"user_id": BOB, "name": "Bob", "email": "b@x.test"})
+        eve = await seal("UserCreated", {"user_id": EVE, "name": "Eve", "email": "e@x.test"})
         await produce(
             kafka_bootstrap,
             users,
             [
-                record("users", "UserCreated", BOB, 1, user_id=BOB, name="Bob", email="b@x.test"),
-                record("users", "UserCreated", EVE, 1, user_id=EVE, name="Eve", email="e@x.test"),
+                record("users", "UserCreated", BOB, 1, **bob),
+                record("users", "UserCreated", EVE, 1, **eve),
                 (b"poison", b"not an event", []),
             ],
         )

@@ -16,6 +16,7 @@ from parley_eventstore.commandlog import SagaCommandLog
 from parley_eventstore.migrate import migrate
 from parley_messaging.participant import serve
 from parley_messaging.saga import Rejected, SagaCommand, command_record, decode_reply
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,7 @@ async def test_participant_replies_once_per_command_and_parks_garbage(
         )
 
     ok, refused, failing = (command(n, str(uuid.uuid4())) for n in ("Ada", "Parley", "boom"))
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, **kafka_security())
     await producer.start()
     try:
         await producer.send_and_wait(f"{context}.commands", b"not a command", key=b"x")
@@ -82,6 +83,7 @@ async def test_participant_replies_once_per_command_and_parks_garbage(
         bootstrap_servers=kafka_bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
+        **kafka_security(),
     )
     await consumer.start()
     got: dict[str, list[Any]] = {"replies": [], "dlq": []}

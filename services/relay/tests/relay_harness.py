@@ -18,6 +18,7 @@ from parley_eventstore.migrate import migrate
 from parley_eventstore.pool import create_pool
 from parley_eventstore.records import Metadata, NewEvent
 from parley_eventstore.store import EventStore
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics
 from parley_relay.config import Settings
 from parley_relay.relay import run
@@ -98,6 +99,7 @@ async def read_topic(
         bootstrap_servers=bench.bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **kafka_security(),
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []

@@ -386,10 +386,18 @@ async def test_the_users_context_mirrors_auth_roles_and_addresses(
     user_id = str(uuid.uuid4())
     ignored = str(uuid.uuid4())
     await handle(users, CreateUser(user_id, "A", "a@x.test"), Context(Metadata("c")))
+    cipher = FieldCipher(KEYS)  # auth's event store seals personal fields before they leave
+
+    async def sealed(name: str, data: dict[str, object]) -> tuple[list[tuple[str, bytes]], bytes]:
+        return auth_record(name, await cipher.encrypt(name, data))
+
+    registered = {"user_id": ignored, "email": "c@x.test", "name": "C"}
     records = [
-        auth_record("UserRegistered", {"user_id": ignored, "email": "c@x.test", "name": "C"}),
+        await sealed("UserRegistered", registered),
         auth_record("RoleChanged", {"user_id": user_id, "role": "admin", "previous_role": "user"}),
-        auth_record("UserEmailChanged", {"user_id": user_id, "email": "b@x.test"}),
+        await sealed("UserEmailChanged", {"user_id": user_id, "email": "b@x.test"}),
+        # an address in plaintext was not written by auth's store: refused, not applied
+        auth_record("UserEmailChanged", {"user_id": user_id, "email": "forged@x.test"}),
         auth_record("UserLoggedIn", {"user_id": user_id, "session_id": "s"}),
         auth_record(
             "RoleChanged", {"user_id": str(uuid.uuid4()), "role": "admin", "previous_role": "user"}
@@ -398,7 +406,7 @@ async def test_the_users_context_mirrors_auth_roles_and_addresses(
     ]
     for _ in range(2):  # a redelivery appends nothing new
         for headers, value in records:
-            await registrations.apply(users, FieldCipher(KEYS), headers, value, None)
+            await registrations.apply(users, cipher, headers, value, None)
     assert [(t, d.get("role"), d.get("email")) for _, t, d in await stream(dsn, user_id)] == [
         ("UserCreated", None, "a@x.test"),
         ("UserRoleAssigned", "admin", None),

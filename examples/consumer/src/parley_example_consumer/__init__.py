@@ -4,6 +4,13 @@ package `parley-events`, nothing else of Parley.
     parley-example-consumer --bootstrap 127.0.0.1:9092 --all-seen
     parley-example-consumer --types parley.chat.MessageSent.v1,parley.users.UserCreated.v1
 
+Parley's brokers require authentication: the consumer signs in with SASL/SCRAM-SHA-512 as the
+read-only principal Parley gives other teams (`other-teams`: READ on the four event topics and
+on consumer groups prefixed `ext-`; writing anywhere is refused), named by the environment
+variables PARLEY_KAFKA_USERNAME and PARLEY_KAFKA_PASSWORD (PARLEY_KAFKA_SECURITY_PROTOCOL:
+SASL_PLAINTEXT by default, SASL_SSL with PARLEY_KAFKA_CA_FILE where the brokers use TLS).
+On the local cluster the password is in `.local/kafka/users/other-teams`.
+
 Reads `auth.events`, `users.events`, `chat.events` and `notifications.events` from the
 beginning without a consumer group (nothing is committed), decodes and validates every record
 with `parley_contracts.decode`, and prints what it read. Exit status:
@@ -20,14 +27,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.helpers import create_ssl_context
 from parley_contracts import DecodeError, UnknownEventType, all_events, decode
 
 TOPICS = ("auth.events", "users.events", "chat.events", "notifications.events")
@@ -71,6 +81,23 @@ class Summary:
         }
 
 
+def credentials(env: Mapping[str, str]) -> dict[str, Any]:
+    """aiokafka's options for the principal in the environment (none: PLAINTEXT)."""
+    username = env.get("PARLEY_KAFKA_USERNAME", "")
+    if not username:
+        return {}
+    protocol = env.get("PARLEY_KAFKA_SECURITY_PROTOCOL") or "SASL_PLAINTEXT"
+    options: dict[str, Any] = {
+        "security_protocol": protocol,
+        "sasl_mechanism": env.get("PARLEY_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512",
+        "sasl_plain_username": username,
+        "sasl_plain_password": env.get("PARLEY_KAFKA_PASSWORD", ""),
+    }
+    if protocol.endswith("SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=env.get("PARLEY_KAFKA_CA_FILE"))
+    return options
+
+
 async def consume(
     bootstrap: str,
     types: set[str],
@@ -90,6 +117,7 @@ async def consume(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **credentials(os.environ),
     )
     await consumer.start()
     try:

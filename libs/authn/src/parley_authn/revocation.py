@@ -35,6 +35,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import partitions_of
 
 from parley_authn.settings import AuthnSettings
@@ -216,6 +217,7 @@ class RevocationList:
             group_id=None,
             enable_auto_commit=False,
             client_id="parley-authn-revocations",
+            **kafka_security(),
         )
         await consumer.start()
         try:

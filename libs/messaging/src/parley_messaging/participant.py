@@ -38,6 +38,7 @@ from parley_messaging.saga import (
     decode_command,
     reply_record,
 )
+from parley_messaging.security import kafka_security
 from parley_messaging.supervise import keep_running
 from parley_messaging.topics import commands_topic
 
@@ -113,9 +114,14 @@ async def serve(
         # a restarted participant rejoins quickly: the orchestrator's step timeout is seconds
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=min(2000, session_timeout_ms // 3),
+        **kafka_security(),
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=1
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=1,
+        **kafka_security(),
     )
     await producer.start()
     try:

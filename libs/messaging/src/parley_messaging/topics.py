@@ -13,7 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from parley_messaging.security import kafka_security
 
 CONTEXTS = ("auth", "users", "chat", "notifications")
 # the registration saga: its participants (each consumes <context>.commands), its consumer
@@ -60,13 +64,18 @@ def declared_topics(partitions: int = 6) -> list[Topic]:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: list[Topic], replication_factor: int = 1
+    bootstrap_servers: str,
+    topics: list[Topic],
+    replication_factor: int = 1,
+    security: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names created. Idempotent (an
-    existing topic is left as it is, partitions and configuration included)."""
+    existing topic is left as it is, partitions and configuration included). `security`:
+    the client's principal (default: this process's, parley_messaging.security)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    options = kafka_security() if security is None else security
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -87,7 +96,7 @@ async def partitions_of(bootstrap_servers: str, topic: str) -> list[int]:
     """The partition numbers of an existing topic (empty if it does not exist)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **kafka_security())
     await admin.start()
     try:
         (description,) = await admin.describe_topics([topic])

@@ -10,7 +10,10 @@ key `<scope>:<subject value>` of a thing: a conversation's title).
 Decrypting never fails for a missing key: a field whose key is gone (the person was
 forgotten) becomes the contract's placeholder, and `decrypt` lists it under the key
 `_redacted` (consumers: show the placeholder, drop the copy). A value that is not an envelope
-(events written before encryption) passes through unchanged. A tampered envelope raises
+passes `decrypt` unchanged (the event store's own rows, events written before encryption),
+but a consumer of a topic never takes one as plaintext: `consume` (and `require_sealed`) raise
+`TamperedValue` for it, since every producer seals them (the event store's cipher) and a
+plaintext one was forged or written around the cipher. A tampered envelope raises
 `TamperedValue`; the owner being unreachable raises `KeyUnavailable` (retry).
 """
 
@@ -23,7 +26,7 @@ from typing import Any
 from parley_contracts.base import PersonalField
 from parley_contracts.registry import all_events
 
-from parley_privacy.envelope import is_sealed, kid_of, open_sealed, seal
+from parley_privacy.envelope import TamperedValue, is_sealed, kid_of, open_sealed, seal
 from parley_privacy.keys import KeyProvider
 
 REDACTED = "_redacted"
@@ -90,10 +93,20 @@ class FieldCipher:
             out[REDACTED] = redacted
         return out
 
+    def require_sealed(self, event_name: str, data: Mapping[str, Any]) -> None:
+        """A consumer's check of a record from a topic: every personal field present is an
+        envelope, else TamperedValue (the record is poison, never read as plaintext)."""
+        for field in self.personal(event_name):
+            value = data.get(field.name)
+            if value is not None and not is_sealed(value):
+                raise TamperedValue(f"{event_name}.{field.name} arrived unencrypted")
+
     async def consume(self, event_name: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        """What a consumer of a public topic calls for every event: `decrypt` (placeholders
-        and `_redacted` where the key is gone), and on `UserForgotten` the person's cached
-        key is dropped first, so nothing after it in this process decrypts with it."""
+        """What a consumer of a public topic calls for every event: `require_sealed`, then
+        `decrypt` (placeholders and `_redacted` where the key is gone); on `UserForgotten` the
+        person's cached key is dropped first, so nothing after it in this process decrypts
+        with it."""
+        self.require_sealed(event_name, data)
         if event_name == "UserForgotten" and "user_id" in data:
             self.keys.evict(str(data["user_id"]))
         return await self.decrypt(event_name, data)

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from parley_messaging.security import kafka_security
 
 from parley_readmodel import metrics
 
@@ -26,8 +27,12 @@ class LagMonitor:
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._consumer is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers, **kafka_security()
+            )
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers, **kafka_security()
+            )
             await admin.start()
             try:
                 await consumer.start()

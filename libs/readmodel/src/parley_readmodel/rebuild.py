@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import partitions_of
 from parley_privacy.fields import FieldCipher
 from pymongo.asynchronous.database import AsyncDatabase
@@ -61,6 +62,7 @@ async def _fill(writer: Writer, generation: int) -> dict[str, int]:
         group_id=None,
         enable_auto_commit=False,
         max_poll_records=options.max_records,
+        **kafka_security(),
     )
     await consumer.start()
     try:

@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import dlq_topic, partitions_of
 from parley_privacy.fields import FieldCipher
 from pymongo.asynchronous.database import AsyncDatabase
@@ -53,9 +54,13 @@ async def redrive(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=options.max_records,
+        **kafka_security(),
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=options.bootstrap_servers, enable_idempotence=True, acks="all"
+        bootstrap_servers=options.bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        **kafka_security(),
     )
     await consumer.start()
     await producer.start()

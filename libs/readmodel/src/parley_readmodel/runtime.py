@@ -30,6 +30,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from parley_messaging.envelope import Envelope, InvalidEnvelope, decode, parse_ce_type
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.retrying import doubling, log_retry, retried, until_set
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import ensure_topics
 from parley_observability.tracing import child_span, tracing_enabled
 from parley_privacy.keys import KeyUnavailable
@@ -445,11 +446,15 @@ class _Live:
             auto_offset_reset="earliest",
             max_poll_records=options.max_records,
             fetch_max_wait_ms=options.fetch_max_wait_ms,
+            **kafka_security(),
         )
         self.ownership = _Ownership(self.lock, self.generations.joined)
         self.consumer.subscribe(list(writer.projection.topics), listener=self.ownership)
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=options.bootstrap_servers, enable_idempotence=True, acks="all"
+            bootstrap_servers=options.bootstrap_servers,
+            enable_idempotence=True,
+            acks="all",
+            **kafka_security(),
         )
 
     async def start(self) -> None:

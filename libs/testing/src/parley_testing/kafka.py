@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from parley_messaging.security import kafka_security
 
 
 async def consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     """A started consumer (no group) positioned at the current end of every partition of
     `topic`: it sees exactly what is written after this call. The caller stops it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_security())
     await admin.start()
     try:
         (description,) = await admin.describe_topics([topic])
@@ -17,7 +18,9 @@ async def consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
         await admin.close()
     partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
     assert partitions, f"topic {topic} has no partitions"
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_security()
+    )
     await consumer.start()
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)

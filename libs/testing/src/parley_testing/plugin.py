@@ -9,8 +9,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from parley_testing import containers
+from parley_testing import containers, kafka_access
 from parley_testing.infra import Found, NoServer, Server, locate
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # every Kafka client a test builds (**kafka_security()) and every service a test runs
+    # in-process authenticate as the local cluster's admin (parley_testing.kafka_access)
+    kafka_access.run_as_admin()
 
 
 def _address(server: Server, stack: contextlib.ExitStack) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import bson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import Topic, ensure_topics, partitions_of
 from parley_readmodel.aliases import active_generation, physical
 from parley_readmodel.progress import context_of
@@ -52,7 +53,11 @@ def record(
 async def produce(bootstrap: str, topic: str, records: list[Record], partitions: int = 3) -> None:
     await ensure_topics(bootstrap, [Topic(topic, partitions)])
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        **kafka_security(),
     )
     await producer.start()
     try:
@@ -89,7 +94,7 @@ async def group_committed(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartiti
 
 async def committed_to_end(bootstrap: str, group: str, topics: tuple[str, ...]) -> bool:
     """True once `group` committed the end offset of every partition of `topics`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **kafka_security())
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in await partitions_of(bootstrap, t)]
@@ -126,7 +131,7 @@ async def project(
 
 async def reset_offsets(bootstrap: str, group: str, topics: tuple[str, ...]) -> None:
     """Operationally: kafka-consumer-groups --reset-offsets --to-earliest."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **kafka_security())
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in await partitions_of(bootstrap, t)]

@@ -28,6 +28,7 @@ from parley_commandkit import Context
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import InvalidEnvelope, decode
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
+from parley_messaging.security import kafka_security
 from parley_messaging.supervise import keep_running
 
 from parley_auth import handlers as h
@@ -90,6 +91,7 @@ async def consume(auth: h.Auth, bootstrap_servers: str, stop: asyncio.Event) -> 
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,  # a deactivation should bite at once
+        **kafka_security(),
     )
     await consumer.start()
     try:

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer
 from parley_messaging.envelope import InvalidEnvelope, decode
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.retrying import doubling, log_retry, until_set
+from parley_messaging.security import kafka_security
 from parley_messaging.supervise import keep_running
 from tenacity import AsyncRetrying, retry_if_exception_type
 
@@ -83,6 +84,7 @@ async def consume_forgotten(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,
+        **kafka_security(),
     )
     await consumer.start()
     try:

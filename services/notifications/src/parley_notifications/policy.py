@@ -42,8 +42,10 @@ from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.inorder import by_partition, consume_in_key_order
 from parley_messaging.retrying import doubling
+from parley_messaging.security import kafka_security
 from parley_messaging.supervise import keep_running
 from parley_observability.tracing import child_span, current_traceparent
+from parley_privacy.envelope import TamperedValue
 from parley_privacy.fields import REDACTED, FieldCipher
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
@@ -170,7 +172,9 @@ class Policy:
             # KeyUnavailable propagates: the consumer restarts. Addresses from users.events
             # are kept sealed as they came and opened only to send a mail (address_of): a
             # sign-up costs no key fetch here, and the directory holds no plaintext address.
-            data = await self.cipher.decrypt(name, data)
+            data = await self.cipher.consume(name, data)
+        elif self.cipher is not None:
+            self.cipher.require_sealed(name, data)  # never store a plaintext address
         redacted = data.get(REDACTED) or ()
         if topic == self.users_topic and name == "UserForgotten":
             await self.directory.forget(str(data.get("user_id")))
@@ -292,7 +296,7 @@ async def apply_record(
     try:
         envelope = decode(headers, value)
         await policy.apply(topic, envelope)
-    except (InvalidEnvelope, Poison) as error:
+    except (InvalidEnvelope, Poison, TamperedValue) as error:
         log.warning("skipped a poison %s record (key %r): %s", topic, key, error)
 
 
@@ -303,6 +307,7 @@ async def consume(policy: Policy, bootstrap_servers: str, group: str, stop: asyn
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,
+        **kafka_security(),
     )
 
     async def apply_one(record: ConsumerRecord[bytes, bytes]) -> None:

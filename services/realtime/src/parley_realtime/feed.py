@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
+from parley_messaging.security import kafka_security
 from parley_privacy import KeyUnavailable, TamperedValue
 from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
@@ -40,6 +41,8 @@ log = logging.getLogger("parley.realtime.feed")
 
 
 class Cipher(Protocol):
+    def require_sealed(self, event_name: str, data: Mapping[str, Any]) -> None: ...
+
     async def decrypt(
         self, event_name: str, data: Mapping[str, Any], *, mark: bool = True, fresh: bool = False
     ) -> dict[str, Any]: ...
@@ -113,6 +116,8 @@ class Translator:
                 reraise=True,
             ):
                 with attempt:
+                    # a personal field that arrived unencrypted is tampered, never plaintext
+                    self.cipher.require_sealed(decoded.rule.source, decoded.data)
                     return await self.cipher.decrypt(decoded.rule.source, decoded.data, fresh=fresh)
         except TamperedValue:
             metrics.SKIPPED.labels("tampered").inc()
@@ -126,6 +131,7 @@ def _consumer(bootstrap_servers: str, **options: Any) -> AIOKafkaConsumer:
         group_id=None,
         enable_auto_commit=False,
         fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,
+        **kafka_security(),
         **options,
     )
 

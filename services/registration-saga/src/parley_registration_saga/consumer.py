@@ -28,6 +28,7 @@ from parley_messaging.envelope import Envelope, InvalidEnvelope, decode
 from parley_messaging.fetching import LIVE_FETCH_MAX_WAIT_MS
 from parley_messaging.inorder import InKeyOrder
 from parley_messaging.saga import DECOY_NAME, reply_of
+from parley_messaging.security import kafka_security
 from parley_messaging.supervise import keep_running
 from parley_messaging.topics import SAGA_GROUP, events_topic
 
@@ -52,8 +53,9 @@ async def consume(
         fetch_max_wait_ms=LIVE_FETCH_MAX_WAIT_MS,
         session_timeout_ms=6000,
         heartbeat_interval_ms=2000,
+        **kafka_security(),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", **kafka_security())
 
     async def apply_one(record: ConsumerRecord[bytes, bytes]) -> None:
         await apply(orchestrator, record, producer)

@@ -30,6 +30,7 @@ from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 from parley_messaging.envelope import kafka_headers
 from parley_messaging.retrying import doubling, log_retry
+from parley_messaging.security import kafka_security
 from parley_observability.tracing import child_span, traceparent_of, tracing_enabled
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
@@ -62,6 +63,7 @@ def new_producer(settings: Settings) -> AIOKafkaProducer:
         linger_ms=settings.linger_ms,
         max_batch_size=256 * 1024,
         request_timeout_ms=10_000,
+        **kafka_security(),
     )
 
 

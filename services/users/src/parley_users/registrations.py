@@ -35,6 +35,7 @@ from parley_eventstore.aggregate import Repository
 from parley_eventstore.records import Metadata
 from parley_messaging.envelope import InvalidEnvelope, decode
 from parley_messaging.inorder import consume_in_key_order, one_at_a_time
+from parley_messaging.security import kafka_security
 from parley_messaging.supervise import keep_running
 from parley_privacy.fields import FieldCipher
 from parley_privacy.keys import KeyUnavailable
@@ -81,6 +82,7 @@ async def consume(
         group_id=GROUP,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **kafka_security(),
     )
 
     async def apply_one(record: ConsumerRecord[bytes, bytes]) -> None:
@@ -110,7 +112,8 @@ async def apply(
         # personal fields (email, name) arrive encrypted: decrypt with the subject's key
         # (a forgotten subject's come back as placeholders; KeyUnavailable restarts the
         # consumer from the last commit, as a store error does)
-        data = await cipher.decrypt(envelope.event_name, json.loads(envelope.data))
+        # (a plaintext one is refused as tampered: skipped like an undecodable record)
+        data = await cipher.consume(envelope.event_name, json.loads(envelope.data))
         if data.get("_redacted"):
             log.info("skipped %s of a forgotten subject", envelope.event_name)
             return
