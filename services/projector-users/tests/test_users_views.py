@@ -147,3 +147,23 @@ def test_blocks_are_one_document_per_pair_with_a_tombstone() -> None:
     handlers = users_projection().handlers
     assert handlers["UserBlocked"] is user_blocked
     assert handlers["UserUnblocked"] is user_unblocked
+
+
+def test_registrations_are_pending_until_the_address_is_verified() -> None:
+    """auth.events: UserRegistered -> pending, EmailVerified -> not; in a collection of their
+    own (the users documents are the users streams'), and no progress kept for auth."""
+    from parley_projector_users.views import email_verified, user_registered
+
+    e = envelope("X")
+    (registered,) = user_registered(e, {"user_id": "u1", "email": "pe1.x", "name": "pe1.y"})
+    (verified,) = email_verified(e, {"user_id": "u1", "email": "pe1.x"})
+    assert registered.collection == verified.collection == "registrations"
+    assert registered.doc_id == verified.doc_id == "u1"
+    assert registered.update["$set"]["pending"] is True
+    assert verified.update["$set"]["pending"] is False
+    assert "pe1.x" not in str(registered.update)  # nothing personal kept
+    projection = users_projection()
+    assert "auth.events" in projection.topics
+    assert projection.handlers["UserRegistered"] is user_registered
+    assert projection.handlers["EmailVerified"] is email_verified
+    assert not projection.tracks("auth/u1") and projection.tracks("users/u1")

@@ -292,3 +292,37 @@ async def test_admin_routes_refuse_users_and_every_route_needs_a_token(
     assert bad.status_code == 400
     assert (await client.get("/v1/users", params={"limit": 0})).status_code == 422
     assert (await client.get("/v1/users", params={"limit": 101})).status_code == 422
+
+
+async def test_an_unverified_registration_is_shown_only_to_the_person_and_admins(
+    env: tuple[httpx.AsyncClient, Seeder],
+) -> None:
+    """The saga makes a profile right after the registration, a taken address gets a decoy id
+    with none: until the address is verified (auth.events EmailVerified), anyone else gets
+    the decoy's 404 for the profile and does not find it in lists."""
+    client, seed = env
+    bob = await seed.user("Bob")
+    fresh = await seed.user("Fresh Registrant")
+    await seed(fresh, "UserRegistered", email="pe1.x", name="pe1.y")
+    decoy = str(uuid.uuid4())
+
+    def without_id(response: httpx.Response, user_id: str) -> tuple[int, str]:
+        return response.status_code, response.text.replace(user_id, "<id>")
+
+    answers = [
+        without_id(await client.get(f"/v1/users/{target}", headers=bearer(bob)), target)
+        for target in (fresh, decoy)
+    ]
+    assert answers[0] == answers[1] and answers[0][0] == 404
+    listed = await all_pages(client, {"q": "fresh"}, headers=bearer(bob))
+    assert [u["id"] for page in listed for u in page] == []
+    # the person and admins see it
+    assert (await client.get(f"/v1/users/{fresh}", headers=bearer(fresh))).status_code == 200
+    assert (await client.get(f"/v1/users/{fresh}")).status_code == 200
+    admin_list = await all_pages(client, {"q": "fresh"})
+    assert [u["id"] for page in admin_list for u in page] == [fresh]
+
+    await seed(fresh, "EmailVerified", email="pe1.x")
+    assert (await client.get(f"/v1/users/{fresh}", headers=bearer(bob))).status_code == 200
+    listed = await all_pages(client, {"q": "fresh"}, headers=bearer(bob))
+    assert [u["id"] for page in listed for u in page] == [fresh]

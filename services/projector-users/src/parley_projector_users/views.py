@@ -11,6 +11,11 @@
   by the user's stream (one writer per document); a removal sets the tombstone `removed`.
 - `blocks`: one document per (blocker, blocked) pair, `_id` = f"{user}:{blocked}", the same
   way: written only by the blocker's stream, an unblock sets the tombstone `removed`.
+- `registrations`: one document per account that registered (`_id` = user id, written only by
+  its auth stream from `auth.events`): `pending` until its address is verified. The gateway
+  shows a pending registration's profile to nobody but the person and admins, so a fresh
+  registration's id answers 404 like the decoy id a taken address gets (enumeration). Its own
+  collection: the `users` documents are the users streams' alone (`versions_in`).
 
 Personal fields (name, email, bio) arrive decrypted by the runtime (parley_privacy); where the
 person's key is gone they arrive as placeholders listed in `_redacted`: the name shows the
@@ -34,6 +39,7 @@ NAME = "projector-users"  # the projection's name: its consumer group and alias 
 USERS = "users"
 CONTACTS = "contacts"
 BLOCKS = "blocks"
+REGISTRATIONS = "registrations"
 PROFILE_FIELDS = ("name", "bio", "avatar_url")
 INDEXES: dict[str, tuple[IndexKeys, ...]] = {
     USERS: (
@@ -191,11 +197,23 @@ def user_unblocked(event: Envelope, data: dict[str, Any]) -> list[Write]:
     return [Write(BLOCKS, block_id(data), {"$set": fields})]
 
 
+def user_registered(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    """auth.events UserRegistered: not verified yet (the profile the saga makes is hidden)."""
+    fields = {"pending": True, "registered_at": event.time, "updated_at": event.time}
+    return [Write(REGISTRATIONS, data["user_id"], {"$set": fields})]
+
+
+def email_verified(event: Envelope, data: dict[str, Any]) -> list[Write]:
+    fields = {"pending": False, "verified_at": event.time, "updated_at": event.time}
+    return [Write(REGISTRATIONS, data["user_id"], {"$set": fields})]
+
+
 def users_projection(name: str = NAME) -> Projection:
     return Projection(
         name=name,
-        topics=("users.events",),
-        collections=(USERS, CONTACTS, BLOCKS),
+        # auth.events for registrations only (UserRegistered, EmailVerified; the rest ignored)
+        topics=("users.events", "auth.events"),
+        collections=(USERS, CONTACTS, BLOCKS, REGISTRATIONS),
         handlers={
             "UserCreated": user_created,
             "UserProfileUpdated": profile_updated,
@@ -207,8 +225,12 @@ def users_projection(name: str = NAME) -> Projection:
             "UserForgotten": user_forgotten,
             "UserBlocked": user_blocked,
             "UserUnblocked": user_unblocked,
+            "UserRegistered": user_registered,
+            "EmailVerified": email_verified,
         },
         indexes=INDEXES,
         # a user's stream id is the id of their users document, which only that stream writes
         versions_in={"users": USERS},
+        # auth's streams only for the registrations' flag: no consistency tokens of auth here
+        tracked=("users",),
     )

@@ -85,12 +85,30 @@ def to_view(doc: dict[str, Any], caller: Principal) -> UserView:
     return UserView(id=doc["_id"], **fields)
 
 
+def sees_pending(caller: Principal, user_id: str) -> bool:
+    return caller.is_admin or caller.user_id == user_id
+
+
+async def pending(request: Request, user_ids: list[str]) -> set[str]:
+    """Those of `user_ids` whose registration is not verified yet (projector-users'
+    `registrations`, from auth.events). Their profiles (the registration saga makes one at
+    once) are shown to nobody else: a fresh registration's id must answer like the decoy id
+    a taken address gets, or registering someone's address and asking for the profile tells
+    whether it has an account."""
+    if not user_ids:
+        return set()
+    registrations = await aliases.collection(request.app.state.db, PROJECTION, "registrations")
+    found = registrations.find({"_id": {"$in": user_ids}, "pending": True}, {"_id": 1})
+    return {doc["_id"] for doc in await found.to_list(None)}
+
+
 async def user_view(
     user_id: str, request: Request, response: Response, caller: Principal, token: str | None
 ) -> Any:
     fresh = await READ_MODEL.fresh_for(request, token)
     doc = await get_document(request, PROJECTION, "users", user_id, fresh)
-    if doc is None:
+    hidden = doc is not None and not sees_pending(caller, user_id)
+    if doc is None or (hidden and await pending(request, [user_id])):
         raise Problem(404, "Not Found", f"no user {user_id}")
     return answer(request, response, to_view(doc, caller))
 
@@ -127,7 +145,13 @@ async def list_users(
     flt = {} if not filters else filters[0] if len(filters) == 1 else {"$and": filters}
     users = await aliases.collection(request.app.state.db, PROJECTION, "users")
     found = await users.find(flt).sort([(f, 1) for f in USER_ORDER]).limit(limit + 1).to_list(None)
-    page = UserPage(items=[to_view(doc, caller) for doc in found[:limit]])
+    # unverified registrations are left out for everyone but admins (and the person): a page
+    # may come out shorter than `limit`, its cursor still right
+    shown = found[:limit]
+    if not caller.is_admin:
+        hidden = await pending(request, [d["_id"] for d in shown if d["_id"] != caller.user_id])
+        shown = [d for d in shown if d["_id"] not in hidden]
+    page = UserPage(items=[to_view(doc, caller) for doc in shown])
     if len(found) > limit:
         last = found[limit - 1]
         page.next_cursor = encode_cursor(str(last.get("name_key", "")), last["_id"])
