@@ -8,6 +8,8 @@
 - The password reset mails a 128-bit link token (no 6-digit code left to guess).
 - nginx limits the request rate on /v1/auth/ per client address and does not route
   introspection.
+- A fresh registration's profile answers like the decoy id of a taken address (404 to anyone
+  else) until its address is verified.
 
 The local cluster's nginx does not rate-limit 127.0.0.1 (its tests and benches), and the
 service's per-client limits would add up across runs there: these tests come from other
@@ -28,7 +30,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from parley_testing.accounts import MAIL, PASSWORD, code_mailed_to, new_address, sign_up
+from parley_testing.accounts import (
+    MAIL,
+    PASSWORD,
+    code_mailed_to,
+    new_address,
+    registration_settled,
+    sign_up,
+)
 
 SIX_DIGITS = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
 LINK_TOKEN = re.compile(r"token=([A-Za-z0-9_-]{22})\b")
@@ -201,3 +210,35 @@ async def test_introspection_is_not_routed(local: httpx.AsyncClient) -> None:
     response = await local.post("/v1/auth/introspect", data={"token": account.access_token})
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_fresh_registration_and_a_decoy_answer_alike(local: httpx.AsyncClient) -> None:
+    """Registering someone's address and asking for the profile of the id it answers must not
+    tell whether the address has an account: the fresh registration's profile (the saga made
+    it) answers the decoy id's 404 to anyone else until the address is verified; then 200."""
+    viewer = await sign_up(local, "Viewer")
+    taken = viewer.email
+    fresh = new_address("fresh")
+    ids = {}
+    for address in (fresh, taken):
+        registered = await local.post(
+            "/v1/auth/register", json={"email": address, "password": PASSWORD, "name": "Probe"}
+        )
+        assert registered.status_code == 202, registered.text
+        ids[address] = registered.json()["user_id"]
+    for user_id in ids.values():  # both look completed (the decoy's is a shadow)
+        assert await registration_settled(local, user_id) == "completed"
+    answers = []
+    for user_id in ids.values():
+        response = await local.get(f"/v1/users/{user_id}", headers=viewer.headers)
+        answers.append((response.status_code, response.text.replace(user_id, "<id>")))
+    assert answers[0] == answers[1] and answers[0][0] == 404, answers
+
+    code = await code_mailed_to(fresh)
+    verified = await local.post("/v1/auth/verify-otp", json={"email": fresh, "code": code})
+    assert verified.status_code == 200, verified.text
+    deadline = time.monotonic() + 15
+    path = f"/v1/users/{ids[fresh]}"
+    while (await local.get(path, headers=viewer.headers)).status_code != 200:
+        assert time.monotonic() < deadline, "the verified profile never became visible"
+        await asyncio.sleep(0.1)
