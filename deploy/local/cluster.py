@@ -12,6 +12,7 @@ Every address can be moved with an environment variable (see Settings and the RE
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import shutil
@@ -26,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from health import port_open, wait_infrastructure, wait_services
 from install import ensure_kafka_jars, init_kafka, init_postgres, install
+from parley_messaging.access import SUPER_USERS
 from render import kafka_properties, nginx_conf, programs, supervisord_conf
-from services_catalog import prepare_services, service_programs
+from services_catalog import kafka_passwords, prepare_services, service_programs
 from settings import Settings, log, run
 
 
@@ -54,7 +56,12 @@ def up(s: Settings) -> None:
     install(s)
     kafka_libs = ensure_kafka_jars(s)
     init_postgres(s)
-    init_kafka(s, kafka_libs, kafka_properties(s))
+    passwords = kafka_passwords(s)
+    supers = {name: passwords[name] for name in SUPER_USERS}
+    props = kafka_properties(s)
+    if supervisord_running(s):
+        migrate_kafka_to_sasl(s, supers)  # before `update` restarts the broker on `props`
+    init_kafka(s, kafka_libs, props, supers)
     nginx_conf(s)
     supervisord_conf(s, programs(s, kafka_libs))
     if supervisord_running(s):
@@ -78,6 +85,28 @@ def up(s: Settings) -> None:
     wait_services(s)
     log(f"healthy in {time.monotonic() - started:.1f}s")
     endpoints(s)
+
+
+def migrate_kafka_to_sasl(s: Settings, supers: dict[str, str]) -> None:
+    """A cluster initialised before Kafka required authentication: while its broker still
+    serves PLAINTEXT without an authorizer, give the super users their SCRAM credentials
+    (the broker needs its own to start on the new configuration). Nothing to do on a broker
+    already secured (or stopped): a plaintext client cannot even connect to it."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from parley_messaging.access import provision
+
+    async def plaintext() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=3000)
+        try:
+            await asyncio.wait_for(admin.start(), 5)
+        except Exception:
+            return False
+        await admin.close()
+        return True
+
+    if port_open(s.host, s.kafka_port) and asyncio.run(plaintext()):
+        log("Kafka still runs without authentication: adding the super users' SCRAM credentials")
+        asyncio.run(provision(s.kafka_bootstrap, supers, declared=[], acls=False))
 
 
 def check_ports_free(s: Settings) -> None:

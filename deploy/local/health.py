@@ -9,9 +9,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from typing import Any, TypeVar
 
-from services_catalog import s3_credentials, service_programs
+from services_catalog import kafka_passwords, s3_credentials, service_programs
 from settings import Settings, log
+
+T = TypeVar("T")
 
 
 def port_open(host: str, port: int) -> bool:
@@ -34,6 +37,18 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 120.0) -> No
     sys.exit(f"[parley] {what} did not become healthy in {timeout:.0f}s: see `make logs S=...`")
 
 
+def retried(what: str, action: Callable[[], T], timeout: float = 120.0) -> T:
+    """`action`'s result, retried until it stops raising (like wait_for)."""
+    results: list[T] = []
+
+    def attempt() -> bool:
+        results.append(action())
+        return True
+
+    wait_for(what, attempt, timeout)
+    return results[-1]
+
+
 async def _pg_ok(dsn: str) -> bool:
     import asyncpg
 
@@ -44,10 +59,20 @@ async def _pg_ok(dsn: str) -> bool:
         await conn.close()
 
 
-async def _kafka_produces(bootstrap: str) -> bool:
+def kafka_admin(s: Settings) -> dict[str, Any]:
+    """Client options of the `admin` principal (a super user: topics, users, ACLs)."""
+    from parley_messaging.access import ADMIN
+    from parley_messaging.security import as_principal
+
+    return as_principal(ADMIN, kafka_passwords(s)[ADMIN])
+
+
+async def _kafka_produces(s: Settings) -> bool:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=5000)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=s.kafka_bootstrap, acks="all", request_timeout_ms=5000, **kafka_admin(s)
+    )
     await producer.start()
     try:
         await producer.send_and_wait("_parley.health", b"ping")
@@ -106,16 +131,27 @@ async def _create_topics(s: Settings) -> list[str]:
         *declared_topics(s.partitions),
         Topic("_parley.health", 1, {"retention.ms": "3600000"}),
     ]
-    return await ensure_topics(s.kafka_bootstrap, topics)
+    return await ensure_topics(s.kafka_bootstrap, topics, security=kafka_admin(s))
+
+
+async def _kafka_access(s: Settings) -> dict[str, int]:
+    """Every principal's SCRAM credential and ACLs (parley_messaging.access), as admin."""
+    from parley_messaging.access import provision
+
+    return await provision(s.kafka_bootstrap, kafka_passwords(s), **kafka_admin(s))
 
 
 def wait_infrastructure(s: Settings) -> None:
     wait_for("postgres", lambda: asyncio.run(_pg_ok(s.pg_dsn)))
     wait_for("kafka (port)", lambda: port_open(s.host, s.kafka_port))
-    created = asyncio.run(_create_topics(s))
+    # retried: a broker just restarted (a changed configuration) takes a moment to serve
+    created = retried("kafka (topics)", lambda: asyncio.run(_create_topics(s)))
     if created:
         log(f"created topics: {', '.join(created)}")
-    wait_for("kafka (produce)", lambda: asyncio.run(_kafka_produces(s.kafka_bootstrap)))
+    access = retried("kafka (users, ACLs)", lambda: asyncio.run(_kafka_access(s)))
+    if access.get("created") or access.get("deleted"):
+        log(f"kafka ACLs: {access['created']} created, {access['deleted']} removed")
+    wait_for("kafka (produce)", lambda: asyncio.run(_kafka_produces(s)))
     wait_for("ferretdb", lambda: asyncio.run(_mongo_ok(s.mongo_url)))
     wait_for("seaweedfs (S3, bucket)", lambda: s3_bucket_ready(s))
     wait_for("nginx", lambda: http_ok(f"{s.gateway_url}/healthz"))

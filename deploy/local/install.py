@@ -177,7 +177,8 @@ def init_postgres(s: Settings) -> None:
     pwfile.unlink()
 
 
-def init_kafka(s: Settings, libs: Path, props: Path) -> None:
+def init_kafka(s: Settings, libs: Path, props: Path, passwords: dict[str, str]) -> None:
+    """Format the KRaft storage once, with `passwords` (the super users') as SCRAM users."""
     data = s.state / "kafka" / "data"
     if (data / "meta.properties").exists():
         return
@@ -204,6 +205,13 @@ def init_kafka(s: Settings, libs: Path, props: Path) -> None:
             "-c",
             str(props),
             "-g",
+            # the super users' SCRAM credentials, in the metadata before the broker first
+            # starts (KIP-900): the broker needs its own to talk to itself over CLIENT
+            *(
+                arg
+                for name, password in passwords.items()
+                for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+            ),
         ],
         stdout=subprocess.DEVNULL,
     )

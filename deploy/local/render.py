@@ -3,31 +3,53 @@ supervisord."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
 from pathlib import Path
 
 from install import chown_to, ferretdb_binary, pg_bindir, seaweedfs_binary
-from services_catalog import s3_credentials, service_programs, upstreams
+from parley_messaging.access import BROKER, SUPER_USERS
+from services_catalog import kafka_passwords, s3_credentials, service_programs, upstreams
 from settings import HERE, ROOT, Program, Settings, is_root
 
 
 def kafka_properties(s: Settings) -> Path:
+    """The broker's configuration: clients authenticate with SASL/SCRAM-SHA-512 on CLIENT, the
+    StandardAuthorizer refuses whatever parley_messaging.access does not grant. The broker
+    talks to itself (transaction markers) as `broker` over CLIENT and to its controller over
+    SASL/PLAIN: SCRAM credentials live in the metadata log the controller serves, so the
+    controller listener cannot use them."""
     path = s.state / "kafka" / "server.properties"
     path.parent.mkdir(parents=True, exist_ok=True)
+    secret = kafka_passwords(s)[BROKER]
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
     path.write_text(
         "\n".join(
             [
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@{s.host}:{s.kafka_controller_port}",
-                f"listeners=PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
-                f"advertised.listeners=PLAINTEXT://{s.host}:{s.kafka_port}",
+                f"listeners=CLIENT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
+                f"advertised.listeners=CLIENT://{s.host}:{s.kafka_port}",
                 # explicit: transaction markers must not go to the controller listener
-                "inter.broker.listener.name=PLAINTEXT",
+                "inter.broker.listener.name=CLIENT",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+                "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+                "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512",
+                f"listener.name.client.scram-sha-512.sasl.jaas.config={scram} required"
+                f' username="{BROKER}" password="{secret}";',
+                "sasl.mechanism.controller.protocol=PLAIN",
+                "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+                f"listener.name.controller.plain.sasl.jaas.config={plain} required"
+                f' username="{BROKER}" password="{secret}" user_{BROKER}="{secret}";',
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                f"super.users={';'.join(f'User:{name}' for name in SUPER_USERS)}",
+                "allow.everyone.if.no.acl.found=false",
                 f"log.dirs={s.state / 'kafka' / 'data'}",
                 f"num.partitions={s.partitions}",
                 "offsets.topic.replication.factor=1",
@@ -40,7 +62,14 @@ def kafka_properties(s: Settings) -> Path:
             ]
         )
     )
+    path.chmod(0o600)  # it holds the broker's secret
     return path
+
+
+def kafka_config_digest(s: Settings) -> str:
+    path = s.state / "kafka" / "server.properties"
+    content = path.read_bytes() if path.exists() else b""
+    return hashlib.sha256(content).hexdigest()[:16]
 
 
 def nginx_conf(s: Settings) -> Path:
@@ -139,7 +168,10 @@ def programs(s: Settings, kafka_libs: Path) -> list[Program]:
         ),
         Program(
             "kafka",
+            # the configuration's digest on the command line: `make up` restarts the broker
+            # when its configuration changed (supervisord restarts changed programs)
             f"java -Xms{s.kafka_heap} -Xmx{s.kafka_heap} -XX:+UseG1GC -cp {kafka_libs}/*"
+            f" -Dparley.config={kafka_config_digest(s)}"
             f" -Dlog4j.configuration=file:{HERE / 'kafka' / 'log4j.properties'}"
             f" kafka.Kafka {s.state / 'kafka' / 'server.properties'}",
             stopwaitsecs=30,

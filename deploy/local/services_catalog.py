@@ -108,6 +108,22 @@ def s3_credentials(s: Any) -> tuple[str, str]:
     return access_key, secret_key
 
 
+def kafka_passwords(s: Any) -> dict[str, str]:
+    """Every Kafka principal's password (parley_messaging.access), generated once into
+    .local/kafka/users/<principal> like the internal token; `make up` gives each its SCRAM
+    credential and ACLs, tests read `admin`'s."""
+    from parley_messaging.access import ensure_passwords, principal_names
+
+    return ensure_passwords(Path(s.state) / "kafka" / "users", principal_names())
+
+
+def kafka_principal(s: Any, name: str) -> dict[str, str]:
+    """The variables that make a process Kafka principal `name` (parley_messaging.security)."""
+    from parley_messaging.security import credentials_env
+
+    return credentials_env(name, kafka_passwords(s)[name])
+
+
 def _python_module(module: str) -> str:
     return f"{sys.executable} -m {module}"
 
@@ -278,7 +294,10 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         },
         upstream="realtime",
     )
-    return [users, auth, chat, notifications, saga, *relays, *projectors, query, realtime]
+    programs = [users, auth, chat, notifications, saga, *relays, *projectors, query, realtime]
+    for service in programs:  # each process is its own Kafka principal, named like it
+        service.program.env.update(kafka_principal(s, service.program.name))
+    return programs
 
 
 def upstreams(s: Any) -> dict[str, str]:

@@ -5,7 +5,8 @@ provisioning that makes a cluster match (SCRAM users and ACLs, idempotent).
 
 runs as the `admin` principal (PARLEY_KAFKA_USERNAME/PASSWORD, a super user) after the
 topics exist; DIR holds one file per principal named after it, containing its password
-(a Kubernetes Secret mounted as a volume, a compose secret, `.local/kafka/users` locally).
+(a Kubernetes Secret mounted as a volume; `.local/kafka/users` locally), or the variable
+PARLEY_KAFKA_PASSWORDS holds them as a JSON object (docker-compose's development secrets).
 The local cluster calls `provision` directly from `make up`.
 
 Least privilege (docs/security.md "Kafka identities and ACLs"): each relay writes its own
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import secrets
 import sys
@@ -521,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         help="one file per principal, named after it, holding its password",
     )
     args = parser.parse_args(argv)
-    passwords = read_passwords(args.passwords_dir)
+    inline = os.environ.get("PARLEY_KAFKA_PASSWORDS")  # docker-compose: a JSON object
+    passwords = json.loads(inline) if inline else read_passwords(args.passwords_dir)
     unknown = sorted(set(passwords) - set(principal_names()))
     if unknown:
         print(f"ignoring password files of unknown principals: {unknown}", file=sys.stderr)
