@@ -55,6 +55,7 @@ PORT_OFFSETS = {
     "query": 0,
     "users": 1,
     "auth": 2,
+    "auth-internal": 12,  # auth-api's internal endpoints: callers only, never nginx
     "chat": 3,
     "notifications": 4,
     "saga": 5,
@@ -78,16 +79,39 @@ def database_dsn(s: Any, database: str) -> str:
     return f"postgresql://{s.pg_user}:{s.pg_password}@{s.host}:{s.pg_port}/{database}"
 
 
-def internal_token(s: Any) -> str:
-    """The service-to-service token of this local cluster (services and projectors -> auth:
-    verification codes, data keys), generated
-    once into the state directory: never in git, stable across restarts."""
-    return generated_secret(s, "internal-token")
+def internal_credential(s: Any, caller: str) -> str:
+    """Caller `caller`'s credential for auth-api's internal endpoints (`<name>.<secret>`, its
+    `<PREFIX>_INTERNAL_TOKEN`): the secret generated once into
+    `.local/internal-credentials/<caller>`, never in git, stable across restarts."""
+    return f"{caller}.{generated_secret(s, f'internal-credentials/{caller}')}"
+
+
+def internal_callers(s: Any) -> str:
+    """AUTH_INTERNAL_CALLERS_FILE: who calls auth-api's internal endpoints (its own port, never
+    behind nginx) and what for, each with a credential of its own and the least scope
+    (parley_auth.callers.STANDARD_CALLERS, issue 19): the SHA-256 of each secret, as JSON
+    in `.local/internal-callers.json` (supervisord's environment cannot quote JSON)."""
+    from parley_auth.callers import STANDARD_CALLERS, callers_json
+
+    secrets_ = {c: internal_credential(s, c).partition(".")[2] for c in STANDARD_CALLERS}
+    path = Path(s.state) / "internal-callers.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(callers_json(secrets_, STANDARD_CALLERS))
+    path.chmod(0o600)
+    return str(path)
+
+
+def keys_access(s: Any, caller: str) -> dict[str, str]:
+    """A caller's data keys: auth-api's internal port, with the caller's own credential."""
+    return {
+        "KEYS_URL": f"http://{s.host}:{port(s, 'auth-internal')}",
+        "INTERNAL_TOKEN": internal_credential(s, caller),
+    }
 
 
 def generated_secret(s: Any, name: str) -> str:
     """A secret of this local cluster, generated once into the state directory like the
-    internal token (chat's key for direct conversations' ids, say)."""
+    internal credentials (chat's key for direct conversations' ids, say)."""
     path = Path(s.state) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,15 +193,15 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "JWKS_URL": f"http://{s.host}:{port(s, 'auth')}/.well-known/jwks.json",
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
     }
-    # personal fields: data keys from auth-api's internal endpoint, with the shared token
-    keys = {"KEYS_URL": f"http://{s.host}:{port(s, 'auth')}", "INTERNAL_TOKEN": internal_token(s)}
+    # personal fields: data keys from auth-api's internal port, each caller with its own
+    # credential (keys_access)
     users = _service(
         s,
         "users-api",
         "parley_users",
         "USERS",
         "users",
-        {"POSTGRES_DSN": database_dsn(s, "users"), **authn, **keys},
+        {"POSTGRES_DSN": database_dsn(s, "users"), **authn, **keys_access(s, "users-api")},
         upstream="users_cmd",
     )
     auth = _service(
@@ -194,7 +218,8 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "KEY_DIR": str(s.state / "auth"),
             # wraps the data keys in the key table (issue 19.5): outside the database
             "MASTER_KEY": generated_secret(s, "auth-master-key"),
-            "INTERNAL_TOKEN": internal_token(s),
+            "INTERNAL_PORT": str(port(s, "auth-internal")),
+            "INTERNAL_CALLERS_FILE": internal_callers(s),
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
         },
         upstream="auth_cmd",
@@ -209,7 +234,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "POSTGRES_DSN": database_dsn(s, "chat"),
             "DIRECT_ID_SECRET": generated_secret(s, "direct-id-secret"),
             **authn,
-            **keys,
+            **keys_access(s, "chat-api"),
             **attachments_store(s),
         },
         upstream="chat_cmd",
@@ -224,10 +249,9 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "POSTGRES_DSN": database_dsn(s, "notifications"),
             "SMTP_HOST": s.host,
             "SMTP_PORT": str(s.smtp_port),
-            "AUTH_URL": f"http://{s.host}:{port(s, 'auth')}",
-            "INTERNAL_TOKEN": internal_token(s),
+            "AUTH_URL": f"http://{s.host}:{port(s, 'auth-internal')}",
             **authn,
-            **keys,
+            **keys_access(s, "notifications-api"),
         },
         upstream="notifications_cmd",
     )
@@ -266,7 +290,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
                 "NAME": f"projector-{ctx}",
                 "KAFKA_BOOTSTRAP_SERVERS": kafka,
                 "MONGO_URL": mongo,
-                **keys,
+                **keys_access(s, f"projector-{ctx}"),
             },
         )
         for ctx in PROJECTED_CONTEXTS
@@ -290,7 +314,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "POSTGRES_DSN": database_dsn(s, "realtime"),
             "MONGO_URL": mongo,
             **authn,
-            **keys,
+            **keys_access(s, "realtime-gateway"),
         },
         upstream="realtime",
     )

@@ -175,7 +175,13 @@ def test_every_parley_process_is_scraped_on_its_metrics_port(rendered: Render, n
         if not parley:
             continue  # the nginx gateway
         notes = template["metadata"].get("annotations", {})
-        ports = [p["containerPort"] for c in parley for p in c.get("ports", [])]
+        # auth-api's `internal` port serves only its internal routes (no /metrics there)
+        ports = [
+            p["containerPort"]
+            for c in parley
+            for p in c.get("ports", [])
+            if p.get("name") != "internal"
+        ]
         if notes.get("prometheus.io/scrape") != "true":
             problems.append(f'{dep_name}: prometheus.io/scrape is not "true"')
         if notes.get("prometheus.io/path", "/metrics") != "/metrics":
@@ -429,3 +435,81 @@ def test_jobs_run_the_shared_entry_points(rendered: Render, name: str) -> None:
         for c in pod["containers"]
     }
     assert {"parley_eventstore.migrate", "parley_messaging.topics"} <= modules
+
+
+# -- auth-api's internal port and the credentials for it (issue 19) ---------------------------
+
+INTERNAL_PORT = 8112
+
+
+def internal_credentials(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """workload -> the Secret key its `<PREFIX>_INTERNAL_TOKEN` comes from."""
+    held = {}
+    for workload, pod in pod_specs(objects):
+        for container in pod["containers"]:
+            for item in container.get("env", []):
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                if item["name"].endswith("_INTERNAL_TOKEN") and ref:
+                    held[workload] = ref["key"]
+    return held
+
+
+def allows(rules: list[dict[str, Any]], port: int) -> list[dict[str, Any]]:
+    return [r for r in rules if any(p.get("port") == port for p in r.get("ports", []))]
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_each_internal_caller_holds_its_own_credential_with_the_standard_scopes(
+    rendered: Render, name: str
+) -> None:
+    from parley_auth.callers import STANDARD_CALLERS, Callers
+
+    objects = rendered(name)
+    held = internal_credentials(objects)
+    assert held == {c: f"internal-credential-{c}" for c in STANDARD_CALLERS}
+    [auth] = [
+        c for _, pod in pod_specs(objects) for c in pod["containers"] if c["name"] == "auth-api"
+    ]
+    env = container_env(objects, auth)
+    assert "AUTH_INTERNAL_TOKEN" not in env  # the retired shared token
+    table = env["AUTH_INTERNAL_CALLERS"]
+    for caller in STANDARD_CALLERS:  # each hash from the caller's own Secret key
+        var = "INTERNAL_SHA256_" + caller.upper().replace("-", "_")
+        assert env[var] == f"<secret:internal-sha256-{caller}>"
+        table = table.replace(f"$({var})", "0" * 64)
+    callers = Callers.from_json(table)
+    scopes = {n: c.scopes for n, c in callers.by_name.items()}
+    assert scopes == {n: frozenset(s) for n, s in STANDARD_CALLERS.items()}
+    assert int(env["AUTH_INTERNAL_PORT"]) == INTERNAL_PORT
+    # every caller reaches the internal port, never the public one, for keys and codes
+    for _, pod in pod_specs(objects):
+        for container in pod["containers"]:
+            for key, value in container_env(objects, container).items():
+                if key.endswith(("_KEYS_URL", "NOTIFICATIONS_AUTH_URL")):
+                    assert value == f"http://auth-api:{INTERNAL_PORT}", (key, value)
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_only_credential_holders_reach_auth_apis_internal_port(rendered: Render, name: str) -> None:
+    objects = rendered(name)
+    holders = set(internal_credentials(objects))
+    policies = by_kind(objects, "NetworkPolicy")
+    inbound = allows(policies["auth-api"]["spec"]["ingress"], INTERNAL_PORT)
+    peers = [peer for rule in inbound for peer in rule["from"]]
+    assert all(set(peer) == {"podSelector"} for peer in peers), "pods of this namespace only"
+    allowed = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in peers}
+    assert allowed == holders
+    # and each holder may go there (egress), nothing else in Parley may
+    for policy_name, policy in policies.items():
+        selector = policy["spec"]["podSelector"].get("matchLabels", {})
+        workload = selector.get("app.kubernetes.io/name")
+        outbound = [
+            peer
+            for rule in allows(policy["spec"].get("egress", []), INTERNAL_PORT)
+            for peer in rule["to"]
+            if peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+            == "auth-api"
+        ]
+        assert bool(outbound) == (workload in holders), policy_name
+    service = by_kind(objects, "Service")["auth-api"]["spec"]["ports"]
+    assert {"name": "internal", "port": INTERNAL_PORT, "targetPort": "internal"} in service

@@ -52,7 +52,14 @@ def test_kubernetes_runs_the_local_process_alike(rendered: Render, name: str) ->
     (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
     assert python_module(container["command"]) == module_of(LOCAL[name].command)
     port = LOCAL[name].env[listen_port_variable(LOCAL[name].env)]
-    assert [p["containerPort"] for p in container["ports"]] == [int(port)]
+    ports = {p.get("name"): p["containerPort"] for p in container["ports"]}
+    # auth-api's internal endpoints have a port of their own, the same in both
+    internal = ports.pop("internal", None)
+    assert list(ports.values()) == [int(port)]
+    internal_port = next(
+        (v for k, v in LOCAL[name].env.items() if k.endswith("_INTERNAL_PORT")), None
+    )
+    assert internal == (int(internal_port) if internal_port else None)
 
 
 @pytest.mark.parametrize("name", sorted(LOCAL))

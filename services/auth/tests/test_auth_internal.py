@@ -104,9 +104,10 @@ def test_a_malformed_callers_table_is_refused(raw: str) -> None:
 def test_the_table_comes_from_the_variable_or_a_file_never_both(tmp_path: Path) -> None:
     path = tmp_path / "callers.json"
     path.write_text(callers_json(SECRETS, STANDARD_CALLERS))
-    assert set(Callers.from_settings("", path).by_name) == set(STANDARD_CALLERS)
+    assert set(Callers.from_settings("", str(path)).by_name) == set(STANDARD_CALLERS)
+    assert set(Callers.from_settings(path.read_text(), "").by_name) == set(STANDARD_CALLERS)
     with pytest.raises(ValueError):
-        Callers.from_settings(path.read_text(), path)
+        Callers.from_settings(path.read_text(), str(path))
 
 
 def test_the_rate_limit_is_a_token_bucket_per_caller() -> None:
@@ -137,6 +138,14 @@ def test_the_credentials_tool_prints_each_callers_credential_and_the_table(
     )
     with pytest.raises(SystemExit):
         credentials_main(["ops-tool=keys:everything"])
+    assert credentials_main(["--secret-literals"]) == 0
+    literals = dict(
+        line.removeprefix("--from-literal=").split("=", 1)
+        for line in capsys.readouterr().out.splitlines()
+    )
+    for name in STANDARD_CALLERS:
+        made_secret = literals[f"internal-credential-{name}"].removeprefix(f"{name}.")
+        assert secret_sha256(made_secret) == literals[f"internal-sha256-{name}"]
 
 
 # -- the real app over PostgreSQL -----------------------------------------------------------

@@ -116,12 +116,12 @@ class Callers:
         return cls(callers)
 
     @classmethod
-    def from_settings(cls, raw: str, path: Path | None) -> Callers:
+    def from_settings(cls, raw: str, path: str) -> Callers:
         """AUTH_INTERNAL_CALLERS, or the file AUTH_INTERNAL_CALLERS_FILE names (not both:
         which one would win is a guess). Malformed: ValueError, auth does not start."""
-        if raw.strip() and path is not None:
+        if raw.strip() and path.strip():
             raise ValueError("set AUTH_INTERNAL_CALLERS or AUTH_INTERNAL_CALLERS_FILE, not both")
-        return cls.from_json(path.read_text() if path is not None else raw)
+        return cls.from_json(Path(path).read_text() if path.strip() else raw)
 
     def authenticate(self, presented: str | None) -> Caller | None:
         """The caller whose credential this is, or None. The secret's hash is compared in

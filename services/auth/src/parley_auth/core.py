@@ -138,8 +138,6 @@ class Auth:
         callers = Callers.from_settings(s.internal_callers, s.internal_callers_file)
         if not callers.by_name:
             log.warning("AUTH_INTERNAL_CALLERS is not set: the internal endpoints refuse everyone")
-        if s.internal_token:
-            log.warning("AUTH_INTERNAL_TOKEN is retired and ignored: callers need credentials")
         passwords = Passwords(
             s.argon2_time_cost, s.argon2_memory_kib, s.argon2_parallelism, s.hash_concurrency
         )

@@ -5,8 +5,10 @@
 
 prints one `<name> <credential>` line per caller (give each workload its own, as its
 `<PREFIX>_INTERNAL_TOKEN`) and then `AUTH_INTERNAL_CALLERS=<json>` for auth-api (the secrets'
-SHA-256 only). Fresh 256-bit secrets every run: rotating means running it again and rolling
-every caller with auth-api."""
+SHA-256 only); with `--secret-literals`, the `--from-literal=...` arguments of the Kubernetes
+Secret instead (`internal-credential-<name>` and `internal-sha256-<name>` per caller, see
+deploy/k8s/README.md). Fresh 256-bit secrets every run: rotating means running it again and
+rolling every caller with auth-api."""
 
 from __future__ import annotations
 
@@ -14,7 +16,14 @@ import argparse
 import secrets
 import sys
 
-from parley_auth.callers import NAME, SCOPES, STANDARD_CALLERS, callers_json, credential
+from parley_auth.callers import (
+    NAME,
+    SCOPES,
+    STANDARD_CALLERS,
+    callers_json,
+    credential,
+    secret_sha256,
+)
 
 
 def parse(specs: list[str]) -> dict[str, tuple[str, ...]]:
@@ -35,12 +44,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "callers", nargs="*", help="name=scope[,scope...] (default: the standard set)"
     )
+    parser.add_argument(
+        "--secret-literals", action="store_true", help="kubectl create secret arguments"
+    )
     args = parser.parse_args(argv)
     try:
         wanted = parse(args.callers) if args.callers else dict(STANDARD_CALLERS)
     except ValueError as error:
         parser.error(str(error))
     made = {name: secrets.token_urlsafe(32) for name in wanted}
+    if args.secret_literals:
+        for name, secret in made.items():
+            print(f"--from-literal=internal-credential-{name}={credential(name, secret)}")
+            print(f"--from-literal=internal-sha256-{name}={secret_sha256(secret)}")
+        return 0
     for name, secret in made.items():
         print(name, credential(name, secret))
     print(f"AUTH_INTERNAL_CALLERS={callers_json(made, wanted)}")
