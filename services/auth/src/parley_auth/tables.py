@@ -459,21 +459,23 @@ class Delays:
 
 async def admit_login(pool: asyncpg.Pool, key: str, delays: Delays) -> int | None:
     """None: an attempt may be made now (past the key's delay, which it reserves again, so
-    parallel guesses during one delay get one try between them); else the seconds to wait."""
-    admitted = await pool.fetchval(
-        f"UPDATE login_delays SET next_at = now() + {delays.sql('failures')}"
-        " WHERE key = $1 AND next_at <= now() RETURNING true",
+    parallel guesses during one delay get one try between them); else the seconds to wait.
+    One round trip: the login's hot path (no row at all for most keys)."""
+    row = await pool.fetchrow(
+        "WITH admitted AS ("
+        f"  UPDATE login_delays SET next_at = now() + {delays.sql('failures')}"
+        "   WHERE key = $1 AND next_at <= now() RETURNING 1)"
+        " SELECT EXISTS (SELECT 1 FROM admitted) AS admitted,"
+        "  (SELECT extract(epoch FROM next_at - now())::float8 FROM login_delays"
+        "    WHERE key = $1) AS remaining",
         key,
         *delays.args(),
     )
-    if admitted:
+    remaining: float | None = row["remaining"]
+    if row["admitted"] or remaining is None:
         return None
-    remaining = await pool.fetchval(
-        "SELECT extract(epoch FROM next_at - now())::float8 FROM login_delays"
-        " WHERE key = $1 AND next_at > now()",
-        key,
-    )
-    return None if remaining is None else max(1, math.ceil(remaining))
+    # not admitted: delayed (or reserved by a parallel attempt this very moment)
+    return max(1, math.ceil(remaining))
 
 
 async def login_failed(pool: asyncpg.Pool, key: str, delays: Delays) -> int:
