@@ -92,7 +92,9 @@ def participant(context: str) -> list[Grant]:
     return [*reads(commands_topic(context)), group(name), *writes(SAGA_REPLIES), *parks(name)]
 
 
-REVOCATIONS = reads(events_topic("auth"))  # parley_authn: every token-verifying process
+# parley_authn: every token-verifying process. Every key-caching process (command services,
+# projectors, the realtime gateway) also reads users.events (parley_messaging.forgetting).
+REVOCATIONS = reads(events_topic("auth"))
 
 
 def principals() -> list[Principal]:
@@ -121,17 +123,23 @@ def principals() -> list[Principal]:
     services = [
         Principal(
             "users-api",
-            "users' saga participant; registrations and report resolutions; revocations",
+            "users' saga participant; registrations and report resolutions; revocations;"
+            " forgotten persons' keys",
             (
                 *participant("users"),
-                *reads("auth.events", "chat.events"),
+                *reads("auth.events", "chat.events", "users.events"),
                 group("users-registrations"),
             ),
         ),
         Principal(
             "auth-api",
             "auth's saga participant; follows account status",
-            (*participant("auth"), *reads("users.events"), group("auth-user-status")),
+            (
+                *participant("auth"),
+                *REVOCATIONS,
+                *reads("users.events"),
+                group("auth-user-status"),
+            ),
         ),
         Principal(
             "chat-api",
@@ -176,8 +184,9 @@ def principals() -> list[Principal]:
         ),
         Principal(
             "realtime-gateway",
-            "revocations; pushes chat and notifications events (no consumer group)",
-            (*REVOCATIONS, *reads("chat.events", "notifications.events")),
+            "revocations; pushes chat and notifications events; forgotten persons' keys"
+            " (no consumer group)",
+            (*REVOCATIONS, *reads("chat.events", "notifications.events", "users.events")),
         ),
     ]
     other_teams = Principal(

@@ -29,6 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from parley_messaging.envelope import InvalidEnvelope, decode, parse_ce_type
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import partitions_of
 
 log = logging.getLogger("parley.messaging.forgetting")
@@ -56,7 +57,8 @@ class ForgottenFollower:
         self.topic = topic
         self.poll_timeout_ms = poll_timeout_ms
         self.retry_backoff_s = retry_backoff_s
-        self.client_options = dict(client_options or {})  # e.g. the process's Kafka principal
+        # the process's Kafka principal unless told otherwise (parley_messaging.security)
+        self.client_options = dict(kafka_security() if client_options is None else client_options)
         self.following = asyncio.Event()  # set once positioned at the end (tests, readiness)
         self.forgotten = 0  # UserForgotten records applied (metrics, tests)
 
