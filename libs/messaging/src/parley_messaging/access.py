@@ -115,7 +115,7 @@ def principals() -> list[Principal]:
             (*reads(*topics), group(f"projector-{ctx}"), *parks(f"projector-{ctx}")),
         )
         for ctx, topics in (
-            ("users", ("users.events",)),
+            ("users", ("users.events", "auth.events")),
             ("chat", ("chat.events", "users.events")),
             ("notifications", ("notifications.events", "users.events")),
         )
