@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from parley_messaging.access import OTHER_TEAMS
 from parley_messaging.security import kafka_security
+from parley_testing.kafka_access import principal_env
 
 pytestmark = pytest.mark.e2e
 
@@ -152,7 +154,8 @@ async def test_the_example_decodes_every_type_on_the_topics(
         *command,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=clean_env(),
+        # as another team: the read-only principal Parley gives them, not this test's admin
+        env={**clean_env(), **principal_env(OTHER_TEAMS)},
     )
     out, err = await asyncio.wait_for(run.communicate(), timeout=260)
     report = f"exit {run.returncode}\n{out.decode()}\n{err.decode()[-3000:]}"

@@ -102,7 +102,18 @@ def principals() -> list[Principal]:
     relays = [
         Principal(f"relay-{ctx}", f"publishes {ctx}'s outbox", tuple(writes(events_topic(ctx))))
         for ctx in CONTEXTS
+        if ctx != "auth"
     ]
+    # auth's outbox also holds the saga's decoy replies (a taken address answers like a free
+    # one: parley_auth.registration), so relay-auth writes the reply topic too
+    relays.insert(
+        0,
+        Principal(
+            "relay-auth",
+            "publishes auth's outbox: its events and the saga's decoy replies",
+            tuple(writes(events_topic("auth"), SAGA_REPLIES)),
+        ),
+    )
     relay_saga = Principal(
         "relay-saga",
         "publishes the registration saga's outbox: commands to its participants",
