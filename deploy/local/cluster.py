@@ -96,6 +96,8 @@ def migrate_kafka_to_sasl(s: Settings, supers: dict[str, str]) -> None:
     from parley_messaging.access import provision
 
     async def plaintext() -> bool:
+        # a secured broker closes the connection: expected, not worth aiokafka's error line
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=3000)
         try:
             await asyncio.wait_for(admin.start(), 5)
@@ -104,7 +106,12 @@ def migrate_kafka_to_sasl(s: Settings, supers: dict[str, str]) -> None:
         await admin.close()
         return True
 
-    if port_open(s.host, s.kafka_port) and asyncio.run(plaintext()):
+    level = logging.getLogger("aiokafka").level
+    try:
+        still_plaintext = port_open(s.host, s.kafka_port) and asyncio.run(plaintext())
+    finally:
+        logging.getLogger("aiokafka").setLevel(level)
+    if still_plaintext:
         log("Kafka still runs without authentication: adding the super users' SCRAM credentials")
         asyncio.run(provision(s.kafka_bootstrap, supers, declared=[], acls=False))
 
