@@ -37,7 +37,12 @@ from parley_auth import tables
 from parley_auth.bootstrap import build
 from parley_auth.config import Settings as AuthSettings
 from parley_eventstore.records import Metadata
-from parley_testing.accounts import PASSWORD, new_address, registration_settled
+from parley_testing.accounts import (
+    PASSWORD,
+    new_address,
+    registration_headers,
+    registration_settled,
+)
 
 from bench.common import percentile, server_dsn, with_database
 
@@ -56,7 +61,8 @@ async def completed_at(client: httpx.AsyncClient, user_id: str) -> float:
     status = await registration_settled(client, user_id, wait_s=180, poll_s=0.5)
     if status != "completed":
         raise RuntimeError(f"registration {user_id} ended {status}")
-    history = (await client.get(f"/v1/registrations/{user_id}")).json()["history"]
+    headers = registration_headers(user_id)  # some are written to auth's database directly
+    history = (await client.get(f"/v1/registrations/{user_id}", headers=headers)).json()["history"]
     [done] = [h for h in history if h["event"] == "completed"]
     return datetime.fromisoformat(done["at"]).timestamp()
 

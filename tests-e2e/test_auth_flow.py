@@ -40,7 +40,8 @@ async def test_account_life_through_the_gateway(gateway_url: str, kafka_bootstra
             )
             assert verified.status_code == 200, verified.text
             # login needs the registration saga's activation too (README: follow the saga)
-            assert await registration_settled(client, user_id) == "completed"
+            token = registered.json()["registration_token"]
+            assert await registration_settled(client, user_id, token=token) == "completed"
 
             login = await client.post(
                 "/v1/auth/login", json={"email": address, "password": PASSWORD}

@@ -21,6 +21,7 @@ from parley_testing.accounts import (
     code_mailed_to,
     login,
     new_address,
+    registration_headers,
     registration_reaching,
     registration_settled,
 )
@@ -34,11 +35,19 @@ async def register(client: httpx.AsyncClient, email: str, name: str = "Saga") ->
         "/v1/auth/register", json={"email": email, "password": PASSWORD, "name": name}
     )
     assert response.status_code == 202, response.text
-    return str(response.json()["user_id"])
+    user_id = str(response.json()["user_id"])
+    TOKENS[user_id] = response.json()["registration_token"]
+    return user_id
+
+
+# each registration's token, as register answered it (GET /v1/registrations/{id} needs it)
+TOKENS: dict[str, str] = {}
 
 
 async def registration(client: httpx.AsyncClient, user_id: str) -> dict[str, Any]:
-    response = await client.get(f"/v1/registrations/{user_id}")
+    response = await client.get(
+        f"/v1/registrations/{user_id}", headers=registration_headers(user_id, TOKENS[user_id])
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -47,7 +56,15 @@ async def registration(client: httpx.AsyncClient, user_id: str) -> dict[str, Any
 async def wait_for_status(
     client: httpx.AsyncClient, user_id: str, wanted: str, wait_s: float
 ) -> dict[str, Any]:
-    return await registration_reaching(client, user_id, (wanted,), wait_s, poll_s=0.2)
+    return await registration_reaching(
+        client, user_id, (wanted,), wait_s, poll_s=0.2, token=TOKENS.get(user_id)
+    )
+
+
+async def settled(client: httpx.AsyncClient, user_id: str, wait_s: float = 30) -> str:
+    """`registration_settled` with the token register answered (registered elsewhere: the
+    one auth answers for that id, registration_headers)."""
+    return await registration_settled(client, user_id, wait_s, token=TOKENS.get(user_id))
 
 
 async def event_types(postgres_dsn: str, database: str, stream_id: str) -> list[str]:
@@ -77,7 +94,7 @@ async def test_happy_path_completes_then_the_account_verifies_and_logs_in(
         email = new_address("saga")
         user_id = await register(client, email)
         code = await code_mailed_to(email)
-        assert await registration_settled(client, user_id) == "completed"
+        assert await settled(client, user_id) == "completed"
         body = await registration(client, user_id)
         succeeded = [s for s, e in steps(body) if e == "succeeded"]
         assert succeeded == [
@@ -120,7 +137,7 @@ async def test_a_rejection_compensates_and_frees_the_address(
     async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
         email = new_address("saga")
         refused = await register(client, email, name="Parley")  # a reserved display name
-        assert await registration_settled(client, refused) == "compensated"
+        assert await settled(client, refused) == "compensated"
         body = await registration(client, refused)
         assert ("create_profile", "rejected") in steps(body)
         assert ("cancel_registration", "succeeded") in steps(body)
@@ -135,7 +152,7 @@ async def test_a_rejection_compensates_and_frees_the_address(
         # the address is free again: a new registration with it completes
         again = await register(client, email, name="Ada")
         assert again != refused
-        assert await registration_settled(client, again) == "completed"
+        assert await settled(client, again) == "completed"
         code = await code_mailed_to(email)
         verified = await client.post("/v1/auth/verify-otp", json={"email": email, "code": code})
         assert verified.status_code == 200, verified.text
@@ -162,7 +179,7 @@ async def test_a_participant_down_too_long_is_retried_then_compensated(
         assert done == ["create_profile", "notify_failure", "remove_profile", "cancel_registration"]
         users = await event_types(postgres_dsn, "users", user_id)
         assert users == ["UserCreated", "UserStatusChanged"]  # created, then deactivated
-        assert await registration_settled(client, await register(client, email)) == "completed"
+        assert await settled(client, await register(client, email)) == "completed"
 
 
 async def test_a_participant_back_within_the_retry_window_completes(gateway_url: str) -> None:
@@ -178,7 +195,7 @@ async def test_a_participant_back_within_the_retry_window_completes(gateway_url:
                 body = await registration(client, user_id)
         finally:
             cluster.resume("notifications-api")
-        assert await registration_settled(client, user_id, wait_s=60) == "completed"
+        assert await settled(client, user_id, wait_s=60) == "completed"
 
 
 async def test_orchestrator_killed_with_50_in_flight_finishes_each_exactly_once(
@@ -193,9 +210,7 @@ async def test_orchestrator_killed_with_50_in_flight_finishes_each_exactly_once(
         pid = cluster.kill("registration-saga")
         user_ids = await asyncio.gather(*registering)
         await asyncio.to_thread(cluster.wait_restarted, "registration-saga", pid)
-        statuses = await asyncio.gather(
-            *(registration_settled(client, u, wait_s=90) for u in user_ids)
-        )
+        statuses = await asyncio.gather(*(settled(client, u, wait_s=90) for u in user_ids))
     assert Counter(statuses) == {"completed": 50}
     for user_id, email in zip(user_ids, emails, strict=True):
         users = Counter(await event_types(postgres_dsn, "users", user_id))
@@ -213,10 +228,10 @@ async def test_a_taken_address_is_not_told_apart_by_the_status_endpoint(gateway_
     async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
         email = new_address("saga")
         real = await register(client, email)
-        assert await registration_settled(client, real) == "completed"
+        assert await settled(client, real) == "completed"
         decoy = await register(client, email)
         assert decoy != real
-        assert await registration_settled(client, decoy) == "completed"
+        assert await settled(client, decoy) == "completed"
         shown_real, shown_decoy = (
             await registration(client, real),
             await registration(client, decoy),

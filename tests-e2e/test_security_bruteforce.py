@@ -219,15 +219,17 @@ async def test_a_fresh_registration_and_a_decoy_answer_alike(local: httpx.AsyncC
     viewer = await sign_up(local, "Viewer")
     taken = viewer.email
     fresh = new_address("fresh")
-    ids = {}
+    ids, tokens = {}, {}
     for address in (fresh, taken):
         registered = await local.post(
             "/v1/auth/register", json={"email": address, "password": PASSWORD, "name": "Probe"}
         )
         assert registered.status_code == 202, registered.text
         ids[address] = registered.json()["user_id"]
-    for user_id in ids.values():  # both look completed (the decoy's is a shadow)
-        assert await registration_settled(local, user_id) == "completed"
+        tokens[address] = registered.json()["registration_token"]
+    for address, user_id in ids.items():  # both look completed (the decoy's is a shadow)
+        token = tokens[address]
+        assert await registration_settled(local, user_id, token=token) == "completed"
     answers = []
     for user_id in ids.values():
         response = await local.get(f"/v1/users/{user_id}", headers=viewer.headers)

@@ -80,16 +80,19 @@ def test_oversized_body_is_413() -> None:
 
 
 def test_token_round_trip_and_garbage() -> None:
-    token = ConsistencyToken("users", "u-1", 7)
-    assert ConsistencyToken.decode(token.encode()) == token
+    token = ConsistencyToken("users", "u-1", 7, "u-1")
+    assert ConsistencyToken.decode(token.sign("secret")) == token
     for garbage in ("", "abc", "eyJ0IjoyfQ", "!!!"):
         with pytest.raises(InvalidToken):
             ConsistencyToken.decode(garbage)
 
 
 def test_token_with_text_no_store_takes_is_garbage() -> None:
-    # encode() escapes them (ASCII JSON): a forged token can carry them into the read side
-    for context, stream in (("users", "u\x00"), ("users", "\ud800"), ("u\x00", "s")):
-        forged = ConsistencyToken(context, stream, 1).encode()
+    # sign() escapes them (ASCII JSON): a forged token can carry them into the read side
+    cases = (("users", "u\x00", "u"), ("users", "\ud800", "u"), ("u\x00", "s", "u"))
+    for context, stream, caller in (*cases, ("users", "s", "\x00")):
+        forged = ConsistencyToken(context, stream, 1, caller).sign("secret")
         with pytest.raises(InvalidToken):
             ConsistencyToken.decode(forged)
+        with pytest.raises(InvalidToken):
+            ConsistencyToken.verify(forged, "secret", caller)

@@ -31,11 +31,14 @@ from parley_auth.migrate import migrate
 from parley_contracts.cloudevents import Envelope, header_map, kafka_headers
 from parley_eventstore.records import Metadata
 from parley_http.consistency import ConsistencyToken
+from parley_http.registration import registration_token
 from parley_privacy.fields import FieldCipher
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct-horse-42"
+SECRET = "test-consistency-secret"
+REGISTRATION_SECRET = "test-registration-secret"
 # one internal caller holding every scope (test_auth_internal tests the scopes)
 INTERNAL_TOKEN = credential("tests", "internal-test-token")
 INTERNAL_CALLERS = callers_json({"tests": "internal-test-token"}, {"tests": tuple(SCOPES)})
@@ -155,6 +158,8 @@ def settings_for(dsn: str, smtp_port: int, key_dir: Path, **overrides: Any) -> S
         # login delays of 0.1, 0.2, 0.4, 0.8 s (1 s at most) after three free failures
         "login_delay_base_s": 0.1,
         "login_delay_max_s": 1.0,
+        "consistency_secret": SECRET,
+        "registration_secret": REGISTRATION_SECRET,
         **overrides,
     }
     return Settings(**values)
@@ -220,6 +225,12 @@ async def test_register_verify_login_refresh_reuse_logout(api: Api) -> None:
     assert registered.json()["id"] == user_id and registered.json()["version"] == 1
     token = ConsistencyToken.decode(registered.headers["X-Consistency-Token"])
     assert (token.context, token.stream_id, token.version) == ("auth", user_id, 1)
+    # bound to the account (no one is signed in yet); the registration token opens only its
+    # status (GET /v1/registrations/{id}, the saga's, with the same secret)
+    assert ConsistencyToken.verify(registered.headers["X-Consistency-Token"], SECRET, user_id)
+    assert registered.json()["registration_token"] == registration_token(
+        REGISTRATION_SECRET, user_id
+    )
 
     # not verified yet: the right password is not enough
     problem(await login(api, "ada@example.test"), 403)
@@ -346,7 +357,7 @@ async def test_duplicate_registration_answers_alike_and_mails_a_notice(api: Api)
         json={"email": "ADA@example.test", "password": "another-pass-99", "name": "Eve"},
     )
     assert again.status_code == 202, again.text
-    assert set(again.json()) == {"id", "version", "user_id", "status"}
+    assert set(again.json()) == {"id", "version", "user_id", "status", "registration_token"}
     assert again.json()["user_id"] != first
     await api.settle()
     notice = api.mail.to("ada@example.test")[-1]
@@ -974,6 +985,10 @@ async def test_concurrent_registrations_of_one_address_create_one_account(api: A
     await api.settle()
     assert await api.event_types() == ["UserRegistered"]
     assert len({r.json()["user_id"] for r in responses}) == 6  # decoys look like real ids
+    # and carry their registration token like the real one (the saga shadows decoy ids)
+    for r in responses:
+        body = r.json()
+        assert body["registration_token"] == registration_token(REGISTRATION_SECRET, body["id"])
 
 
 async def test_data_keys_internal_endpoint_and_forgetting_closes_the_account(api: Api) -> None:

@@ -28,6 +28,7 @@ KEYS = MemoryKeys()  # plays the key owner (the auth service)
 
 SIGNER = Signer()  # plays the auth service: the app trusts its key through a static JWKS
 ADMIN_ID = str(uuid.uuid4())
+SECRET = "test-consistency-secret"  # the command side's and the gateway's shared secret
 
 
 def bearer(user_id: str, role: str = "user") -> dict[str, str]:
@@ -89,6 +90,7 @@ async def api(fresh_database: str, kafka_bootstrap: str) -> AsyncIterator[Api]:
     settings = Settings(
         postgres_dsn=fresh_database,
         snapshot_every=10,
+        consistency_secret=SECRET,
         jwks=json.dumps(jwks(SIGNER)),
         jwks_url="",  # the static set only: never the running auth service's keys
         kafka_bootstrap_servers=kafka_bootstrap,
@@ -115,6 +117,8 @@ async def test_group_flow_appends_events_and_outbox_rows(api: Api) -> None:
     assert created.json()["version"] == 1
     token = ConsistencyToken.decode(created.headers["X-Consistency-Token"])
     assert (token.context, token.stream_id, token.version) == ("chat", cid, 1)
+    assert ConsistencyToken.verify(created.headers["X-Consistency-Token"], SECRET, a) == token
+    assert ConsistencyToken.verify(created.headers["X-Consistency-Token"], SECRET, b) is None
 
     first = await api.send(cid, a, "  hello  ")
     assert first.status_code == 201, first.text

@@ -41,6 +41,7 @@ pytestmark = pytest.mark.integration
 KEYS = MemoryKeys()  # plays the key owner (the auth service)
 SIGNER = Signer()
 BOB, EVE, ADA = (str(uuid.uuid4()) for _ in range(3))
+SECRET = "test-consistency-secret"  # the command side's and the gateway's shared secret
 
 
 def bearer(user_id: str) -> dict[str, str]:
@@ -83,6 +84,7 @@ async def app(
         postgres_dsn=fresh_database,
         jwks=json.dumps(jwks(SIGNER)),
         jwks_url="",
+        consistency_secret=SECRET,
         kafka_bootstrap_servers=kafka_bootstrap,
         consume_events=False,  # the policy test runs it on topics of its own
         saga_participant=False,  # never answer the live cluster's saga commands
@@ -130,6 +132,7 @@ async def test_mark_read_by_the_recipient_only(app: FastAPI, client: httpx.Async
     assert first.json() == {"id": nid, "version": 2}
     token = ConsistencyToken.decode(first.headers["X-Consistency-Token"])
     assert (token.context, token.stream_id, token.version) == ("notifications", nid, 2)
+    assert ConsistencyToken.verify(first.headers["X-Consistency-Token"], SECRET, BOB) == token
     again = await client.post(f"/v1/notifications/{nid}/read", headers=bearer(BOB))
     assert again.json() == {"id": nid, "version": 2}
 

@@ -3,6 +3,7 @@ chat projection built from a real Kafka topic in a fresh database of the Mongo-w
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
 SIGNER = Signer()
+SECRET = "test-consistency-secret"
 MANY = 23  # alice's conversations with erin, beyond the direct and the group ones
 
 
@@ -80,6 +82,7 @@ async def api(seeded: str, mongo_url: str, kafka_bootstrap: str) -> AsyncIterato
         jwks_url="",
         kafka_bootstrap_servers=kafka_bootstrap,
         consistency_wait_s=0.3,
+        consistency_secret=SECRET,
     )
     app = bootstrap(settings)
     async with app.router.lifespan_context(app):
@@ -220,7 +223,7 @@ async def test_etag_answers_304_when_unchanged(api: Any) -> None:
 
 async def test_a_chat_consistency_token_waits_for_projector_chat(api: Any) -> None:
     client, app = api
-    ahead = ConsistencyToken("chat", "dm-ab", 99).encode()
+    ahead = ConsistencyToken("chat", "dm-ab", 99, "alice").sign(SECRET)
     late = await client.get(
         "/v1/conversations", headers={**bearer("alice"), "X-Consistency-Token": ahead}
     )
@@ -230,8 +233,49 @@ async def test_a_chat_consistency_token_waits_for_projector_chat(api: Any) -> No
         "/v1/conversations", headers={**bearer("alice"), "X-Consistency-Token": ahead}
     )
     assert fresh.status_code == 200
-    other_context = ConsistencyToken("users", "alice", 99).encode()
+    other_context = ConsistencyToken("users", "alice", 99, "alice").sign(SECRET)
     unrelated = await client.get(
         "/v1/conversations", headers={**bearer("alice"), "X-Consistency-Token": other_context}
     )
     assert unrelated.status_code == 200  # not a chat write: nothing to wait for
+
+
+def unsigned_v1(context: str, stream: str, version: int) -> str:
+    """A token in the retired unsigned shape (anyone could write one)."""
+    raw = json.dumps({"t": 1, "c": context, "s": stream, "v": version}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+async def test_only_the_callers_own_signed_token_makes_a_read_wait(api: Any) -> None:
+    """Issue 19: a token of someone else, forged, re-signed or unsigned is read as no token:
+    no wait (the projection is behind version 10**6 of dm-ab, so honouring it would be 503
+    after 0.3 s) and the same answer as without one."""
+    client, _ = api
+    stream = ("chat", "dm-ab", 10**6)  # a version no test records
+    own = ConsistencyToken(*stream, "alice").sign(SECRET)
+    bobs = ConsistencyToken(*stream, "bob").sign(SECRET)
+    mac = bobs.partition(".")[2]
+    swapped = ConsistencyToken(*stream, "alice").sign(SECRET).partition(".")[0] + "." + mac
+    ignored = {
+        "bob's": bobs,
+        "another secret's": ConsistencyToken(*stream, "alice").sign("not-the-secret"),
+        "unsigned v1": unsigned_v1(*stream),
+        "v2 without a mac": own.partition(".")[0],
+        "alice's payload with bob's mac": swapped,
+    }
+    plain = await client.get("/v1/conversations", headers=bearer("alice"))
+    assert plain.status_code == 200
+    for name, token in ignored.items():
+        answer = await client.get(
+            "/v1/conversations", headers={**bearer("alice"), "X-Consistency-Token": token}
+        )
+        assert answer.status_code == 200, name
+        assert answer.json() == plain.json(), name
+    honoured = await client.get(
+        "/v1/conversations", headers={**bearer("alice"), "X-Consistency-Token": own}
+    )
+    assert honoured.status_code == 503  # the same stream and version, hers: waited
+    garbage = await client.get(
+        "/v1/conversations", headers={**bearer("alice"), "X-Consistency-Token": "!!"}
+    )
+    assert garbage.status_code == 400  # not a token in any shape: a client error, as before

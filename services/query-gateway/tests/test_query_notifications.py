@@ -32,6 +32,7 @@ SIGNER = Signer()
 PROJECTION = notifications_projection()
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BOB, EVE = str(uuid.uuid4()), str(uuid.uuid4())
+SECRET = "test-consistency-secret"
 
 
 def bearer(user_id: str) -> dict[str, str]:
@@ -97,6 +98,7 @@ async def env(
         jwks_url="",
         kafka_bootstrap_servers=kafka_bootstrap,
         consistency_wait_s=0.3,
+        consistency_secret=SECRET,
         cache_ttl_s=0,
     )
     app = bootstrap(settings)
@@ -165,7 +167,7 @@ async def test_read_your_write_with_a_consistency_token(
 ) -> None:
     http, seed = env
     nid = await seed.notification(BOB, 1)
-    ahead = ConsistencyToken("notifications", nid, 2).encode()
+    ahead = ConsistencyToken("notifications", nid, 2, BOB).sign(SECRET)
     late = await http.get(
         "/v1/notifications/unread-count",
         headers={**bearer(BOB), "X-Consistency-Token": ahead},

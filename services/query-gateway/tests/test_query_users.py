@@ -43,7 +43,9 @@ def bearer(user_id: str, role: str = "user") -> dict[str, str]:
     return {"Authorization": f"Bearer {SIGNER.token(sub=user_id, role=role)}"}
 
 
-ADMIN = bearer(str(uuid.uuid4()), "admin")
+ADMIN_ID = str(uuid.uuid4())
+ADMIN = bearer(ADMIN_ID, "admin")
+SECRET = "test-consistency-secret"
 
 
 class Seeder:
@@ -93,6 +95,7 @@ async def env(
         jwks_url="",
         kafka_bootstrap_servers=kafka_bootstrap,
         consistency_wait_s=0.3,
+        consistency_secret=SECRET,
         cache_ttl_s=0,
     )
     app = bootstrap(settings)
@@ -191,7 +194,7 @@ async def test_role_and_status_show_and_filter(env: tuple[httpx.AsyncClient, See
     await seed(ada, "UserRoleAssigned", role="admin")
     version = await seed(eve, "UserStatusChanged", status="deactivated", reason="spam")
 
-    token = ConsistencyToken("users", eve, version).encode()
+    token = ConsistencyToken("users", eve, version, ADMIN_ID).sign(SECRET)
     seen = await client.get(f"/v1/users/{eve}", headers={"X-Consistency-Token": token})
     assert seen.status_code == 200
     assert (seen.json()["status"], seen.json()["status_reason"]) == ("deactivated", "spam")

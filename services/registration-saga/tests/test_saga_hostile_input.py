@@ -5,8 +5,10 @@ table. No server: the pool is a Boundary stand-in under the real orchestrator.""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
+from parley_http.registration import registration_token
 from parley_messaging.topics import SAGA_REPLIES
 from parley_registration_saga.bootstrap import bootstrap
 from parley_registration_saga.config import Settings
@@ -15,7 +17,7 @@ from parley_testing.hostile import Boundary, BoundaryLog, operations_from_app, w
 
 
 async def test_every_route_answers_hostile_input_with_a_4xx_problem() -> None:
-    settings = Settings(consume=False)
+    settings = Settings(consume=False, registration_secret="test-registration-secret")
     app = bootstrap(settings)
     log = BoundaryLog()
     pool = Boundary("postgres", log)
@@ -27,7 +29,16 @@ async def test_every_route_answers_hostile_input_with_a_4xx_problem() -> None:
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://saga") as client:
-        report = await walk(client, operations, boundary=log)
+        # the plain request holds the registration token of its id, so it reaches the store
+        some_id = str(uuid.uuid4())
+        token = registration_token(settings.registration_secret, some_id)
+        report = await walk(
+            client,
+            operations,
+            {"X-Registration-Token": token},
+            {"registration_id": some_id},
+            boundary=log,
+        )
 
     assert report.failures == [], "\n".join(report.failures[:50])
     assert report.sent > 200, report.summary()

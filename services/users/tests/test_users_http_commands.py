@@ -25,7 +25,9 @@ KEYS = MemoryKeys()  # plays the key owner (the auth service)
 
 
 SIGNER = Signer()  # plays the auth service: the app trusts its key through a static JWKS
-ADMIN = {"Authorization": f"Bearer {SIGNER.token(sub=str(uuid.uuid4()), role='admin')}"}
+ADMIN_ID = str(uuid.uuid4())
+ADMIN = {"Authorization": f"Bearer {SIGNER.token(sub=ADMIN_ID, role='admin')}"}
+SECRET = "test-consistency-secret"  # the command side's and the gateway's shared secret
 
 
 def bearer(user_id: str) -> dict[str, str]:
@@ -46,6 +48,7 @@ async def api(
     settings = Settings(
         postgres_dsn=fresh_database,
         snapshot_every=5,
+        consistency_secret=SECRET,
         jwks=json.dumps(jwks(SIGNER)),
         jwks_url="",  # the static set only: never the running auth service's keys
         kafka_bootstrap_servers=kafka_bootstrap,
@@ -77,6 +80,9 @@ async def test_create_appends_event_and_outbox_row(api: tuple[httpx.AsyncClient,
     assert body["version"] == 1
     token = ConsistencyToken.decode(response.headers["X-Consistency-Token"])
     assert (token.context, token.stream_id, token.version) == ("users", body["id"], 1)
+    # signed for the admin who ran the command, and only for them
+    assert ConsistencyToken.verify(response.headers["X-Consistency-Token"], SECRET, ADMIN_ID)
+    assert not ConsistencyToken.verify(response.headers["X-Consistency-Token"], SECRET, body["id"])
 
     events = await rows(dsn, "SELECT stream_id, event_type, version, data FROM events")
     assert [(e["stream_id"], e["event_type"], e["version"]) for e in events] == [

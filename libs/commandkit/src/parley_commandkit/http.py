@@ -40,6 +40,7 @@ class Commands(Generic[D]):
     bus: CommandBus[D]
     deps: D
     errors: ErrorMap
+    consistency_secret: str = ""  # signs the tokens handed out (settings.consistency_secret)
 
     async def run(self, command: object, ctx: Context) -> Any:
         return await self.errors.answer(self.bus.handle(self.deps, command, ctx))
@@ -88,10 +89,16 @@ class Call:
         return outcome
 
     def accept(self, outcome: AppendResult, stream_id: str | None = None) -> CommandAccepted:
-        """The accepted response, with the consistency token for the written stream."""
+        """The accepted response, with the consistency token for the written stream, bound to
+        the caller (only they can redeem it)."""
         version = outcome.reported_version
         hand_out_token(
-            self.response, self.commands.context, stream_id or outcome.stream_id, version
+            self.response,
+            self.commands.context,
+            stream_id or outcome.stream_id,
+            version,
+            caller=self.principal.user_id,
+            secret=self.commands.consistency_secret,
         )
         return CommandAccepted(id=str(outcome.result.get("id", outcome.stream_id)), version=version)
 

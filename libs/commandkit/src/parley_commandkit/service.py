@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from parley_commandkit.settings import BaseCommandSettings, CommandSettings
 D = TypeVar("D")
 S = TypeVar("S", bound=BaseCommandSettings)
 Check = Callable[[], Awaitable[bool]]
+log = logging.getLogger("parley.commandkit")
 _DEFAULT = object()
 
 
@@ -116,6 +118,11 @@ class CommandService(Generic[S, D]):
 
     def app(self) -> FastAPI:
         settings = self.settings
+        if not settings.consistency_secret:
+            log.warning(
+                "no consistency secret (<PREFIX>_CONSISTENCY_SECRET): commands hand out no "
+                "X-Consistency-Token, so clients cannot read their own writes at once"
+            )
         revocations = None
         if self.authenticate:
             assert isinstance(settings, CommandSettings), "verifying tokens needs their settings"
@@ -138,7 +145,9 @@ class CommandService(Generic[S, D]):
             wiring = await self.wire(kit)
             app.state.pool = pool
             app.state.keys = keys
-            app.state.commands = Commands(self.context, self.bus, wiring.deps, self.errors)
+            app.state.commands = Commands(
+                self.context, self.bus, wiring.deps, self.errors, settings.consistency_secret
+            )
             for name, value in wiring.state.items():
                 setattr(app.state, name, value)
             app.state.wired_checks = dict(wiring.ready)

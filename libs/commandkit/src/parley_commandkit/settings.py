@@ -27,6 +27,9 @@ class BaseCommandSettings(BaseSettings):
     group_commit: bool = True
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"
+    # signs the X-Consistency-Token of every command response (parley_http.consistency); the
+    # same secret in every command service and the query gateway. Empty: no tokens handed out
+    consistency_secret: str = ""
 
 
 class CommandSettings(AuthnSettings, PrivacySettings, BaseCommandSettings):

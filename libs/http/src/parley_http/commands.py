@@ -14,6 +14,12 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
 
 
-def hand_out_token(response: Response, context: str, stream_id: str, version: int) -> None:
-    """Set `X-Consistency-Token` for the write of `version` to `stream_id` in `context`."""
-    response.headers[HEADER] = ConsistencyToken(context, stream_id, version).encode()
+def hand_out_token(
+    response: Response, context: str, stream_id: str, version: int, *, caller: str, secret: str
+) -> None:
+    """Set `X-Consistency-Token` for the write of `version` to `stream_id` in `context` by
+    `caller`, signed with the shared consistency secret. No secret configured: no token (a
+    reader could not verify it; the caller reads without read-your-writes)."""
+    if secret:
+        token = ConsistencyToken(context, stream_id, version, caller).sign(secret)
+        response.headers[HEADER] = token

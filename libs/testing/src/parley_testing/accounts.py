@@ -58,6 +58,20 @@ async def login(client: httpx.AsyncClient, email: str) -> str:
 
 
 FINISHED = ("completed", "compensated", "failed")
+STATE = Path(os.environ.get("PARLEY_STATE_DIR", ".local"))
+
+
+def registration_headers(user_id: str, token: str | None = None) -> dict[str, str]:
+    """The header `GET /v1/registrations/{id}` requires (issue 19): `token`, the
+    `registration_token` register answered; None: the one auth answered (or would have) for
+    this id, from the local cluster's secret (`.local/registration-secret`), for registrations
+    a test or bench holds only the id of (written to auth's database directly, say)."""
+    if token is None:
+        from parley_http.registration import registration_token
+
+        secret = (STATE / "registration-secret").read_text().strip()
+        token = registration_token(secret, user_id)
+    return {"X-Registration-Token": token}
 
 
 async def registration_reaching(
@@ -66,13 +80,16 @@ async def registration_reaching(
     statuses: tuple[str, ...],
     wait_s: float = 30,
     poll_s: float = 0.05,
+    token: str | None = None,
 ) -> dict[str, Any]:
-    """`GET /v1/registrations/{id}` once its status is one of `statuses`, polled through the
-    gateway; AssertionError after `wait_s`."""
+    """`GET /v1/registrations/{id}` (with the registration token, `registration_headers`) once
+    its status is one of `statuses`, polled through the gateway; AssertionError after
+    `wait_s`."""
     deadline = time.monotonic() + wait_s
     status = "unknown"
+    headers = registration_headers(user_id, token)
     while time.monotonic() < deadline:
-        response = await client.get(f"/v1/registrations/{user_id}")
+        response = await client.get(f"/v1/registrations/{user_id}", headers=headers)
         if response.status_code == 200:
             body: dict[str, Any] = response.json()
             status = body["status"]
@@ -83,10 +100,14 @@ async def registration_reaching(
 
 
 async def registration_settled(
-    client: httpx.AsyncClient, user_id: str, wait_s: float = 30, poll_s: float = 0.05
+    client: httpx.AsyncClient,
+    user_id: str,
+    wait_s: float = 30,
+    poll_s: float = 0.05,
+    token: str | None = None,
 ) -> str:
     """The status a registration saga ended in (completed, compensated, failed)."""
-    body = await registration_reaching(client, user_id, FINISHED, wait_s, poll_s)
+    body = await registration_reaching(client, user_id, FINISHED, wait_s, poll_s, token)
     return str(body["status"])
 
 
@@ -102,7 +123,8 @@ async def sign_up(client: httpx.AsyncClient, name: str = "E2E", poll_s: float = 
     code = await code_mailed_to(email, poll_s=poll_s)
     verified = await client.post("/v1/auth/verify-otp", json={"email": email, "code": code})
     assert verified.status_code == 200, verified.text
-    status = await registration_settled(client, user_id, poll_s=poll_s)
+    token = registered.json()["registration_token"]
+    status = await registration_settled(client, user_id, poll_s=poll_s, token=token)
     assert status == "completed", f"the registration of {user_id} ended {status}"
     account = Account(user_id, email, await login(client, email))
     deadline = time.monotonic() + 15

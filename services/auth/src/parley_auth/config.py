@@ -70,6 +70,10 @@ class Settings(BaseCommandSettings):
     # is free again); checked every `registration_sweep_s`
     registration_ttl_s: int = 24 * 3600
     registration_sweep_s: int = 600
+    # the registration token `POST /v1/auth/register` returns, which `GET /v1/registrations/
+    # {id}` requires (parley_http.registration; the saga's SAGA_REGISTRATION_SECRET is the
+    # same); empty: no token is returned, so nobody can read a registration's status
+    registration_secret: str = ""
 
     # -- service to service --------------------------------------------------------------------
     # the internal endpoints (verification codes for notifications-api, data keys of

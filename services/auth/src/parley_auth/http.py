@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from parley_http.commands import CorrelationId
+from parley_http.registration import registration_token
 from pydantic import (
     BaseModel,
     Field,
@@ -122,6 +123,9 @@ class CommandAccepted(BaseModel):
 class Registered(CommandAccepted):
     user_id: str
     status: str = "verification_pending"
+    # present it as X-Registration-Token to GET /v1/registrations/{user_id} (the only way to
+    # read that status); None when the service has no registration secret
+    registration_token: str | None = None
 
 
 class Accepted(BaseModel):
@@ -139,8 +143,8 @@ class TokenPair(BaseModel):
     version: int
 
 
-def token_pair(tokens: h.Tokens, response: Response) -> TokenPair:
-    ids = accepted(tokens.outcome, response)
+def token_pair(request: Request, tokens: h.Tokens, response: Response) -> TokenPair:
+    ids = accepted(request, tokens.outcome, response)
     response.headers["Cache-Control"] = "no-store"
     return TokenPair(
         access_token=tokens.access_token,
@@ -161,8 +165,11 @@ async def register(
 ) -> Any:
     ctx = context(request, correlation_id)
     outcome = await run(request, commands.Register(body.email, body.password, body.name), ctx)
-    ids = accepted(outcome, response)
-    return Registered(user_id=ids["id"], **ids)
+    ids = accepted(request, outcome, response)
+    # the decoy id of a taken address gets its token too: the answers stay alike
+    secret = auth_of(request).settings.registration_secret
+    token = registration_token(secret, ids["id"]) if secret else None
+    return Registered(user_id=ids["id"], registration_token=token, **ids)
 
 
 @router.post("/verify-otp", response_model=CommandAccepted)
@@ -171,7 +178,7 @@ async def verify_otp(
 ) -> Any:
     ctx = context(request, correlation_id)
     outcome = await run(request, commands.VerifyEmail(body.email, body.code.strip()), ctx)
-    return accepted(outcome, response)
+    return accepted(request, outcome, response)
 
 
 @router.post("/login", response_model=TokenPair)
@@ -180,7 +187,7 @@ async def login(
 ) -> Any:
     ctx = context(request, correlation_id)
     tokens = await run(request, commands.LogIn(body.email, body.password), ctx)
-    return token_pair(tokens, response)
+    return token_pair(request, tokens, response)
 
 
 @router.post("/refresh", response_model=TokenPair)
@@ -189,7 +196,7 @@ async def refresh(
 ) -> Any:
     ctx = context(request, correlation_id)
     tokens = await run(request, commands.Refresh(body.refresh_token), ctx)
-    return token_pair(tokens, response)
+    return token_pair(request, tokens, response)
 
 
 @router.post("/logout", response_model=CommandAccepted)
@@ -202,7 +209,7 @@ async def logout(
     claims = await principal(request, authorization)
     ctx = context(request, correlation_id, actor=claims.sub)
     outcome = await run(request, commands.LogOut(claims), ctx)
-    return accepted(outcome, response)
+    return accepted(request, outcome, response)
 
 
 @router.post("/password-reset", status_code=202, response_model=Accepted)
@@ -223,7 +230,7 @@ async def password_reset_confirm(
     ctx = context(request, correlation_id)
     command = commands.ConfirmPasswordReset(body.email, body.token.strip(), body.new_password)
     outcome = await run(request, command, ctx)
-    return accepted(outcome, response)
+    return accepted(request, outcome, response)
 
 
 @router.post("/change-email", status_code=202, response_model=Accepted)
@@ -250,7 +257,7 @@ async def change_email_confirm(
     claims = await principal(request, authorization)
     ctx = context(request, correlation_id, actor=claims.sub)
     outcome = await run(request, commands.ConfirmEmailChange(claims, body.code.strip()), ctx)
-    return accepted(outcome, response)
+    return accepted(request, outcome, response)
 
 
 INTROSPECT_BODY = {

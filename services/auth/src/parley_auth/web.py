@@ -59,9 +59,20 @@ def context(request: Request, correlation_id: str | None, actor: str | None = No
     return Context(metadata, client_address=client_address(request))
 
 
-def accepted(outcome: AppendResult, response: Response) -> dict[str, Any]:
+def accepted(request: Request, outcome: AppendResult, response: Response) -> dict[str, Any]:
+    """`{id, version}` and the consistency token, bound to the account written (its stream
+    id: the person acting, or, at register and before login, the one who will sign in as it;
+    no reader redeems context auth today)."""
     version = outcome.reported_version
-    hand_out_token(response, CONTEXT, outcome.stream_id, max(1, version))
+    commands: Commands[h.Auth] = request.app.state.commands
+    hand_out_token(
+        response,
+        CONTEXT,
+        outcome.stream_id,
+        max(1, version),
+        caller=outcome.stream_id,
+        secret=commands.consistency_secret,
+    )
     return {"id": outcome.stream_id, "version": version}
 
 

@@ -449,7 +449,7 @@ async def list_conversations(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     token: Token = None,
 ) -> Any:
-    fresh = await READ_MODEL.fresh_for(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token, caller)
     flt: dict[str, Any] = {"user_id": caller.user_id, "removed": NOT_REMOVED}
     if cursor:
         flt.update(after_conversation(cursor))
@@ -481,7 +481,7 @@ async def list_conversations(
 async def unread_count(
     request: Request, response: Response, caller: CurrentPrincipal, token: Token = None
 ) -> Any:
-    fresh = await READ_MODEL.fresh_for(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token, caller)
 
     async def load() -> UnreadCount:
         memberships = await _collection(request, "memberships")
@@ -516,7 +516,7 @@ async def list_messages(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     token: Token = None,
 ) -> Any:
-    fresh = await READ_MODEL.fresh_for(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token, caller)
     below = after_seq(cursor) if cursor else None
     newest = await newest_seq(request, caller, conversation_id)
     if newest is None:
@@ -592,7 +592,7 @@ async def message_history(
     """The message's current text and its earlier versions, oldest first, for the
     conversation's participants. A deleted message, or one whose sender was forgotten, has
     none: its texts are gone from the read model."""
-    await READ_MODEL.fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token, caller)
     doc, _ = await message_of(request, caller, conversation_id, message_id)
     deleted, redacted = _gone(doc)
     texts = (
@@ -629,7 +629,7 @@ async def list_replies(
 ) -> Any:
     """The replies to a message, oldest first, in keyset pages (`next_cursor`). The parent
     lists its replies' seqs, so a page is its documents by `_id`."""
-    await READ_MODEL.fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token, caller)
     after = after_seq(cursor) if cursor else 0
     parent, messages = await message_of(request, caller, conversation_id, message_id)
     seqs = sorted({int(s) for s in parent.get("replies") or [] if isinstance(s, int)})
@@ -660,7 +660,7 @@ async def search_messages(
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     token: Token = None,
 ) -> Any:
-    fresh = await READ_MODEL.fresh_for(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token, caller)
     wanted = query_words(q)
     if not wanted:
         raise Problem(400, "Bad Request", "q has no letters or digits to search for")

@@ -13,6 +13,9 @@ class Settings(AuthnSettings, BaseSettings):
     mongo_db: str = "parley"
     # how long a GET with X-Consistency-Token waits for the read model to reach that write
     consistency_wait_s: float = 2.0
+    # verifies X-Consistency-Token (the command services' signing secret); empty: every
+    # token is ignored (reads answer as without one)
+    consistency_secret: str = ""
     # single documents read without a consistency token may be this old (0 turns it off)
     cache_ttl_s: float = 1.0
     # list pages (conversations, messages, search) read without a token: shorter, since a

@@ -102,7 +102,7 @@ async def list_notifications(
     token: Token = None,
 ) -> Any:
     """The caller's notifications, newest first; `unread=true`: only those not read yet."""
-    await READ_MODEL.fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token, caller)
     filters: list[dict[str, Any]] = [{"user_id": caller.user_id}]
     if unread:
         filters.append({"read": False})
@@ -123,7 +123,7 @@ async def list_notifications(
 async def unread_count(
     request: Request, response: Response, caller: CurrentPrincipal, token: Token = None
 ) -> Any:
-    await READ_MODEL.fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token, caller)
     notes = await aliases.collection(request.app.state.db, PROJECTION, "notifications")
     count = await notes.count_documents({"user_id": caller.user_id, "read": False})
     return answer(request, response, UnreadCount(count=count))
@@ -135,7 +135,7 @@ async def preferences(
 ) -> Any:
     """The caller's preferences; before their first change, the defaults (in-app on, email
     off, nothing muted)."""
-    fresh = await READ_MODEL.fresh_for(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token, caller)
     doc = await get_document(request, PROJECTION, "preferences", caller.user_id, fresh)
     if doc is None:
         return answer(request, response, PreferencesView())

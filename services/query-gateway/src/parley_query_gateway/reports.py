@@ -103,7 +103,7 @@ async def list_reports(
     """Reported messages, newest first (admins only); `status=open` for the ones to act on."""
     if not caller.is_admin:
         raise Problem(403, "Forbidden", "only admins read reports")
-    await READ_MODEL.fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token, caller)
     flt: dict[str, Any] = {}
     if status is not None:
         flt["status"] = status

@@ -105,7 +105,7 @@ async def pending(request: Request, user_ids: list[str]) -> set[str]:
 async def user_view(
     user_id: str, request: Request, response: Response, caller: Principal, token: str | None
 ) -> Any:
-    fresh = await READ_MODEL.fresh_for(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token, caller)
     doc = await get_document(request, PROJECTION, "users", user_id, fresh)
     hidden = doc is not None and not sees_pending(caller, user_id)
     if doc is None or (hidden and await pending(request, [user_id])):
@@ -130,7 +130,7 @@ async def list_users(
 ) -> Any:
     """Users by name (accent- and case-insensitive, ascending), optionally those whose name
     (or, for admins, email local part) has a word or a start matching `q`."""
-    await READ_MODEL.fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token, caller)
     filters: list[dict[str, Any]] = []
     term = query_token(q or "")
     if term:
@@ -176,7 +176,7 @@ async def list_my_blocks(
 ) -> Any:
     """The people the caller blocks, in a stable order (by id). Only one's own list: there
     is no route to anyone else's (admins neither; docs/decisions.md)."""
-    await READ_MODEL.fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token, caller)
     flt: dict[str, Any] = {"user_id": caller.user_id, "removed": False}
     if cursor is not None:
         (last_id,) = decode_cursor(cursor, 1)
@@ -203,7 +203,7 @@ async def get_user_by_email(
     """Admins only. Case-insensitive. Should two profiles share an address (auth keeps
     accounts' addresses unique, profiles an admin created need not be), the oldest."""
     require_role(caller, "admin")
-    await READ_MODEL.fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token, caller)
     users = await aliases.collection(request.app.state.db, PROJECTION, "users")
     cursor = users.find({"email_key": email.strip().casefold()})
     found = await cursor.sort([("created_at", 1), ("_id", 1)]).limit(1).to_list(None)
@@ -236,7 +236,7 @@ async def list_contacts(
     """The user's own contacts (the user or an admin), in a stable order (by contact id)."""
     owner = str(user_id)
     require_self_or_admin(caller, owner)
-    fresh = await READ_MODEL.fresh_for(request, token)
+    fresh = await READ_MODEL.fresh_for(request, token, caller)
     if await get_document(request, PROJECTION, "users", owner, fresh) is None:
         raise Problem(404, "Not Found", f"no user {owner}")
     flt: dict[str, Any] = {"user_id": owner, "removed": False}
@@ -285,7 +285,7 @@ async def role_stats(
     `$group` with one `$sum` over the per-user documents (each has one writer), never kept
     in a counter document that many streams would update."""
     require_role(caller, "admin")
-    await READ_MODEL.fresh_for(request, token)
+    await READ_MODEL.fresh_for(request, token, caller)
     users = await aliases.collection(request.app.state.db, PROJECTION, "users")
     pipeline: list[dict[str, Any]] = [{"$match": {"status": status}}] if status else []
     pipeline.append({"$group": {"_id": "$role", "count": {"$sum": 1}}})

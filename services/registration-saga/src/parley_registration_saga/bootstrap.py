@@ -6,6 +6,7 @@ No I/O at import time: connections open in the app's lifespan and close with it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,9 +24,13 @@ from parley_registration_saga import consumer, http
 from parley_registration_saga.config import Settings
 from parley_registration_saga.orchestrator import Orchestrator
 
+log = logging.getLogger("parley.saga")
+
 
 def bootstrap(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    if not settings.registration_secret:
+        log.warning("SAGA_REGISTRATION_SECRET unset: GET /v1/registrations/{id} answers 404 to all")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +72,6 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             outbox_refresher("saga", lambda: pending(app.state.pool)),
         ],
     )
-    http.include_routes(app)
+    http.include_routes(app, settings.registration_secret)
     document_problems(app)
     return app

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     timer_tick_s: float = 0.1
     # consume triggers and replies (off in tests that drive the orchestrator directly)
     consume: bool = True
+    # checks the X-Registration-Token GET /v1/registrations/{id} requires (auth-api's
+    # AUTH_REGISTRATION_SECRET, parley_http.registration); empty: every such GET answers 404
+    registration_secret: str = ""
 
     def policy(self) -> Policy:
         return Policy(

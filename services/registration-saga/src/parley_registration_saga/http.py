@@ -1,14 +1,19 @@
-"""`GET /v1/registrations/{id}`: where a registration stands. No token (the registrant has none
-yet): the id is the unguessable account id returned only to them by `POST /v1/auth/register`,
-and the answer holds only the status, step names and times."""
+"""`GET /v1/registrations/{id}`: where a registration stands, for the registrant only. They
+have no access token yet, so they present the registration token `POST /v1/auth/register`
+returned with the id (`X-Registration-Token`, parley_http.registration): the id is the account
+id, which others soon see (profiles, conversations), so it alone shows nothing. Without the
+token, or with a wrong one, the answer is the 404 of an unknown id, decided before the store
+is asked (nothing, not even the time taken, says whether the id exists). The answer holds only
+the status, step names and times."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Header, Request, Response
 from parley_http.problems import Problem
+from parley_http.registration import HEADER, holds_registration
 from pydantic import BaseModel
 
 from parley_registration_saga.orchestrator import Orchestrator
@@ -29,17 +34,26 @@ class Registration(BaseModel):
     history: list[HistoryEntry]
 
 
-def include_routes(app: FastAPI) -> None:
+def include_routes(app: FastAPI, secret: str) -> None:
+    """`secret`: the registration secret (empty: every registration answers 404)."""
+
     @app.get(
         "/v1/registrations/{registration_id}",
         response_model=Registration,
         responses={404: {"description": "No registration with this id (yet)"}},
     )
-    async def registration(registration_id: str, request: Request, response: Response) -> Any:
+    async def registration(
+        registration_id: str,
+        request: Request,
+        response: Response,
+        token: Annotated[str | None, Header(alias=HEADER)] = None,
+    ) -> Any:
         try:
             uuid.UUID(registration_id)
         except ValueError:
             raise Problem(404, "Not Found", "no registration with this id") from None
+        if not holds_registration(secret, registration_id, token):
+            raise Problem(404, "Not Found", "no registration with this id (yet)")
         orchestrator: Orchestrator = request.app.state.orchestrator
         view = await orchestrator.view(registration_id)
         if view is None:
@@ -47,4 +61,5 @@ def include_routes(app: FastAPI) -> None:
         # a running saga changes within milliseconds: no caching; a finished one never changes
         finished = view["status"] not in ("running", "compensating")
         response.headers["Cache-Control"] = "private, max-age=60" if finished else "no-store"
+        response.headers["Vary"] = HEADER  # the answer depends on the token, not the URL alone
         return view
