@@ -193,6 +193,10 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "JWKS_URL": f"http://{s.host}:{port(s, 'auth')}/.well-known/jwks.json",
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
     }
+    # signs and checks X-Consistency-Token (every command service and the query gateway) and
+    # the registration token (auth-api and the saga): generated once, like the credentials
+    consistency = {"CONSISTENCY_SECRET": generated_secret(s, "consistency-secret")}
+    registration = {"REGISTRATION_SECRET": generated_secret(s, "registration-secret")}
     # personal fields: data keys from auth-api's internal port, each caller with its own
     # credential (keys_access)
     users = _service(
@@ -201,7 +205,12 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "parley_users",
         "USERS",
         "users",
-        {"POSTGRES_DSN": database_dsn(s, "users"), **authn, **keys_access(s, "users-api")},
+        {
+            "POSTGRES_DSN": database_dsn(s, "users"),
+            **authn,
+            **keys_access(s, "users-api"),
+            **consistency,
+        },
         upstream="users_cmd",
     )
     auth = _service(
@@ -220,6 +229,8 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "MASTER_KEY": generated_secret(s, "auth-master-key"),
             "INTERNAL_PORT": str(port(s, "auth-internal")),
             "INTERNAL_CALLERS_FILE": internal_callers(s),
+            **consistency,
+            **registration,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
         },
         upstream="auth_cmd",
@@ -235,6 +246,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "DIRECT_ID_SECRET": generated_secret(s, "direct-id-secret"),
             **authn,
             **keys_access(s, "chat-api"),
+            **consistency,
             **attachments_store(s),
         },
         upstream="chat_cmd",
@@ -252,6 +264,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
             "AUTH_URL": f"http://{s.host}:{port(s, 'auth-internal')}",
             **authn,
             **keys_access(s, "notifications-api"),
+            **consistency,
         },
         upstream="notifications_cmd",
     )
@@ -261,7 +274,11 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "parley_registration_saga",
         "SAGA",
         "saga",
-        {"POSTGRES_DSN": database_dsn(s, "saga"), "KAFKA_BOOTSTRAP_SERVERS": kafka},
+        {
+            "POSTGRES_DSN": database_dsn(s, "saga"),
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            **registration,
+        },
         upstream="saga",
     )
     relays = [
@@ -301,7 +318,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         "parley_query_gateway",
         "QUERY",
         "query",
-        {"MONGO_URL": mongo, **authn},
+        {"MONGO_URL": mongo, **authn, **consistency},
         upstream="query",
     )
     realtime = _service(
