@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 from parley_testing.accounts import Account, sign_up
+from parley_testing.realtime import SseStream
 
 TOKEN = "X-Consistency-Token"
 
@@ -263,3 +265,34 @@ async def test_reports_are_listed_to_admins_and_resolved_by_deleting_the_message
             lambda: messages(client, cy, cid, resolved), lambda page: page[mid]["deleted"]
         )
         assert shown[mid]["content"] is None
+
+
+async def test_edits_and_reactions_are_pushed_to_the_participants_only(gateway_url: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+        ada, bob, cy, eve, cid = await group(client)
+        mid = (await send(client, ada, cid, "before")).json()["id"]
+        async with (
+            SseStream(client, headers=bob.headers) as stream,
+            SseStream(client, headers=eve.headers) as stranger,
+        ):
+            for s in (stream, stranger):
+                assert s.status_code == 200, s.error_body
+                assert (await s.next()).event in ("ready", "reset")
+            edited = await client.patch(
+                f"/v1/conversations/{cid}/messages/{mid}",
+                json={"content": "after"},
+                headers=as_(ada),
+            )
+            assert edited.status_code == 200, edited.text
+            pushed = await stream.first(lambda e: e.event == "message.edited", timeout_s=5)
+            assert pushed.data["content"] == "after" and pushed.data["message_id"] == mid
+            reacted = await client.put(
+                f"/v1/conversations/{cid}/messages/{mid}/reactions/🎉", headers=as_(cy)
+            )
+            assert reacted.status_code == 200, reacted.text
+            pushed = await stream.first(lambda e: e.event == "reaction.added", timeout_s=5)
+            assert pushed.data["emoji"] == "🎉" and pushed.data["user_id"] == cy.user_id
+            with pytest.raises(TimeoutError):
+                await stranger.first(
+                    lambda e: e.event in ("message.edited", "reaction.added"), timeout_s=1
+                )
