@@ -94,6 +94,16 @@ async def seed(mongo_url: str, database: str, user: str) -> None:
         await client.close()
 
 
+# the bench's gateway honours consistency tokens signed with this (it plays the command side)
+SECRET = "bench-consistency-secret"  # noqa: S105 (a throwaway gateway's)
+
+
+def fresh_token(context: str, caller: str) -> dict[str, str]:
+    """A token of a stream the projector has applied (`seed`), signed for `caller`: the
+    gateway reads the store instead of its caches."""
+    return {"X-Consistency-Token": ConsistencyToken(context, "bench", 1, caller).sign(SECRET)}
+
+
 def start_gateway(
     port: int, mongo_url: str, database: str, signer: Signer
 ) -> subprocess.Popen[bytes]:
@@ -106,6 +116,7 @@ def start_gateway(
         "QUERY_MONGO_DB": database,
         "QUERY_JWKS": json.dumps(jwks(signer)),
         "QUERY_JWKS_URL": "",
+        "QUERY_CONSISTENCY_SECRET": SECRET,
         "QUERY_KAFKA_BOOTSTRAP_SERVERS": kafka,
         "QUERY_LOG_LEVEL": "WARNING",
     }
@@ -130,10 +141,10 @@ def wait_ready(base: str, headers: dict[str, str], timeout_s: float = 30) -> Non
         time.sleep(0.3)
 
 
-def fresh_latencies(base: str, headers: dict[str, str], n: int = 20) -> list[float]:
+def fresh_latencies(base: str, headers: dict[str, str], caller: str, n: int = 20) -> list[float]:
     """One request at a time, each read from the store (a chat consistency token bypasses the
     gateway's list cache): what a single conversation-list query costs."""
-    fresh = {**headers, "X-Consistency-Token": ConsistencyToken("chat", "bench", 1).encode()}
+    fresh = {**headers, **fresh_token("chat", caller)}
     out = []
     with httpx.Client(base_url=base, headers=fresh, timeout=30) as client:
         page = client.get("/v1/conversations").json()
@@ -160,7 +171,7 @@ async def run() -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     try:
         await asyncio.to_thread(wait_ready, base, headers)
-        uncached = await asyncio.to_thread(fresh_latencies, base, headers)
+        uncached = await asyncio.to_thread(fresh_latencies, base, headers, user)
         auth = f"Authorization: Bearer {token}"
         rps, p99 = await asyncio.to_thread(wrk, f"{base}/v1/conversations", auth)
         unread_rps, unread_p99 = await asyncio.to_thread(

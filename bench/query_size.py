@@ -42,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from parley_http.consistency import ConsistencyToken
 from parley_messaging.envelope import Envelope, ce_type
 from parley_projector_chat import views as chat_views
 from parley_projector_users import views as users_views
@@ -54,7 +53,7 @@ from parley_testing.tokens import Signer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bench.chat_read import start_gateway, wait_ready
+from bench.chat_read import fresh_token, start_gateway, wait_ready
 from bench.common import percentile
 from bench.query import free_port
 
@@ -199,10 +198,10 @@ async def sample(call: Callable[[], Awaitable[bool]], most: int) -> tuple[list[f
 class Routes:
     """The three GETs through the gateway, each checked on its first success."""
 
-    users = {"X-Consistency-Token": ConsistencyToken("users", "bench", 1).encode()}
-    chat = {"X-Consistency-Token": ConsistencyToken("chat", "bench", 1).encode()}
-
     def __init__(self, client: httpx.AsyncClient, user_ids: list[str], rng: random.Random):
+        # tokens signed for the caller (user_ids[0]) as the command side would sign them
+        self.users = fresh_token("users", user_ids[0])
+        self.chat = fresh_token("chat", user_ids[0])
         self.client = client
         self.user_ids = user_ids
         self.rng = rng

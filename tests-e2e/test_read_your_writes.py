@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from parley_testing.accounts import Account
+from parley_testing.accounts import Account, local_secret
 
 
 async def test_command_then_immediate_get_sees_the_write_100_times(
@@ -56,7 +56,9 @@ async def test_an_unreachable_version_is_503_not_stale_data(
             "/v1/users", json={"user_id": user_id, "name": "Ada", "email": "ada@example.test"}
         )
         assert created.status_code == 201
-        future = ConsistencyToken("users", user_id, 99).encode()  # a version never written
+        # a version never written, in a token signed for the admin as users-api would
+        secret = local_secret("consistency-secret")
+        future = ConsistencyToken("users", user_id, 99, admin.user_id).sign(secret)
         response = await client.get(f"/v1/users/{user_id}", headers={"X-Consistency-Token": future})
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "1"

@@ -61,6 +61,13 @@ FINISHED = ("completed", "compensated", "failed")
 STATE = Path(os.environ.get("PARLEY_STATE_DIR", ".local"))
 
 
+def local_secret(name: str) -> str:
+    """A secret the local cluster generated into its state directory (`.local/<name>`:
+    `consistency-secret`, `registration-secret`), for tests that must mint what a service
+    would (a token of a version never written, say)."""
+    return (STATE / name).read_text().strip()
+
+
 def registration_headers(user_id: str, token: str | None = None) -> dict[str, str]:
     """The header `GET /v1/registrations/{id}` requires (issue 19): `token`, the
     `registration_token` register answered; None: the one auth answered (or would have) for
@@ -69,8 +76,7 @@ def registration_headers(user_id: str, token: str | None = None) -> dict[str, st
     if token is None:
         from parley_http.registration import registration_token
 
-        secret = (STATE / "registration-secret").read_text().strip()
-        token = registration_token(secret, user_id)
+        token = registration_token(local_secret("registration-secret"), user_id)
     return {"X-Registration-Token": token}
 
 
