@@ -24,6 +24,7 @@ import sys  # noqa: E402
 import httpx  # noqa: E402
 from parley_testing.accounts import Account, login, sign_up  # noqa: E402
 from parley_testing.plugin import dsn_for_database  # noqa: E402
+from parley_testing.privacy import state_dir  # noqa: E402
 
 
 @pytest.fixture
@@ -37,6 +38,10 @@ def admin(gateway_url: str, postgres_dsn: str) -> Account:
     """An account made admin with the operator's CLI (`python -m parley_auth.admin`), pointed
     at this cluster's auth database (ports may be overridden)."""
     env = {**os.environ, "AUTH_POSTGRES_DSN": dsn_for_database(postgres_dsn, "auth")}
+    # the CLI opens data keys like auth-api does: with the cluster's master key
+    master_key = state_dir() / "auth-master-key"
+    if master_key.exists() and "AUTH_MASTER_KEY" not in env:
+        env["AUTH_MASTER_KEY"] = master_key.read_text().strip()
 
     async def make() -> Account:
         async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
