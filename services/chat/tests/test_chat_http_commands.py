@@ -145,7 +145,10 @@ async def test_group_flow_appends_events_and_outbox_rows(api: Api) -> None:
         "MessageDeleted",
     ]
     assert events[0][1]["participant_ids"] == [a, b, c]
-    assert events[0][1]["title"] == "team"
+    sealed_title = events[0][1]["title"]  # personal data under the conversation's own key
+    assert sealed_title.startswith("pe1.") and "team" not in sealed_title
+    opened = await FieldCipher(KEYS).decrypt("ConversationCreated", events[0][1])
+    assert opened["title"] == "team"
     sealed = events[1][1]["content"]
     assert sealed.startswith("pe1.") and "hello" not in sealed  # the sender's key seals it
     assert (await FieldCipher(KEYS).decrypt("MessageSent", events[1][1]))["content"] == "hello"
@@ -305,7 +308,8 @@ async def test_client_message_id_makes_retries_idempotent(api: Api) -> None:
     assert other.json()["seq"] == 2
     sent = [d for t, d in await api.events(cid) if t == "MessageSent"]
     assert len(sent) == 2
-    assert sent[0]["client_message_id"] == "c-1"
+    assert sent[0]["client_message_id"].startswith("pe1.")  # sealed with the sender's key
+    assert (await FieldCipher(KEYS).decrypt("MessageSent", sent[0]))["client_message_id"] == "c-1"
     keyed = [
         await api.client.post(
             f"/v1/conversations/{cid}/messages",
