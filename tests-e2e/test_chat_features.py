@@ -10,6 +10,7 @@ eventual and polls (`eventually`), with the token ignored."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -296,3 +297,45 @@ async def test_edits_and_reactions_are_pushed_to_the_participants_only(gateway_u
                 await stranger.first(
                     lambda e: e.event in ("message.edited", "reaction.added"), timeout_s=1
                 )
+
+
+# the local cluster's limit per person per 10 s (deploy/local/settings.py, PARLEY_CHAT_SEND_LIMIT)
+SEND_LIMIT = int(os.environ.get("PARLEY_CHAT_SEND_LIMIT", "600"))
+
+
+async def test_a_flooding_sender_gets_429_with_retry_after_and_others_are_not_slowed(
+    gateway_url: str,
+) -> None:
+    """More than twice the limit in a burst (a fixed window lets at most twice through
+    across a boundary): some sends are refused with 429 problem+json and a Retry-After
+    within the window, every accepted one is stored once, and the other participant still
+    sends."""
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
+        ada, bob = await sign_up(client, "Flooding Ada"), await sign_up(client, "Bob")
+        created = await client.post(
+            "/v1/conversations", json={"participant_ids": [bob.user_id]}, headers=as_(ada)
+        )
+        cid = created.json()["id"]
+        gate = asyncio.Semaphore(16)
+
+        async def send(i: int) -> httpx.Response:
+            async with gate:
+                return await client.post(
+                    f"/v1/conversations/{cid}/messages",
+                    json={"content": f"flood {i}"},
+                    headers=as_(ada),
+                )
+
+        answers = await asyncio.gather(*(send(i) for i in range(2 * SEND_LIMIT + 1)))
+        refused = [r for r in answers if r.status_code == 429]
+        accepted = [r for r in answers if r.status_code == 201]
+        assert refused and len(accepted) + len(refused) == len(answers)
+        assert len(accepted) <= 2 * SEND_LIMIT
+        problem(refused[0], 429)
+        assert 1 <= int(refused[0].headers["Retry-After"]) <= 10
+        bobs = await client.post(
+            f"/v1/conversations/{cid}/messages", json={"content": "hi"}, headers=as_(bob)
+        )
+        assert bobs.status_code == 201, bobs.text
+        seqs = sorted(r.json()["seq"] for r in accepted)
+        assert seqs == list(range(1, len(accepted) + 1))  # each accepted one stored once

@@ -244,6 +244,7 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         {
             "POSTGRES_DSN": database_dsn(s, "chat"),
             "DIRECT_ID_SECRET": generated_secret(s, "direct-id-secret"),
+            "SEND_LIMIT": str(s.chat_send_limit),
             **authn,
             **keys_access(s, "chat-api"),
             **consistency,

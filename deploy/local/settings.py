@@ -35,6 +35,9 @@ class Settings:
     s3_bucket: str = "parley-attachments"
     partitions: int = 6
     service_port_base: int = 8100  # Parley's HTTP services take consecutive ports from here
+    # chat's per-person send limit per 10 s: the product's default is 20 (compose, k8s); the
+    # local cluster also runs the test suites' and benchmarks' load from a few accounts
+    chat_send_limit: int = 600
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
@@ -59,6 +62,7 @@ class Settings:
             s3_bucket=get("PARLEY_S3_BUCKET", d.s3_bucket),
             partitions=int(get("PARLEY_TOPIC_PARTITIONS", d.partitions)),
             service_port_base=int(get("PARLEY_SERVICE_PORT_BASE", d.service_port_base)),
+            chat_send_limit=int(get("PARLEY_CHAT_SEND_LIMIT", d.chat_send_limit)),
         )
 
     @property
