@@ -94,7 +94,7 @@ DLQ_GROUPS: dict[str, tuple[str, ...]] = {
     SAGA: ("auth.events", SAGA_REPLIES),
     "projector-chat": ("chat.events", "users.events"),
     "projector-notifications": ("notifications.events", "users.events"),
-    "projector-users": ("users.events",),
+    "projector-users": ("users.events", "auth.events"),
 }
 DLQ_PREFIX = "dlq_"
 DLQ_HEADERS: dict[str, dict[str, Any]] = {
