@@ -8,6 +8,10 @@ paths, let the process manager restart each, and then check:
   activation, one verification mail;
 - every message accepted is in PostgreSQL once, and the read side counts it once: each side's
   unread count equals the messages the other sent, and so does its notifications count;
+- every message mentions the other person and is reacted to (issue 20): each side's unread
+  mention count equals the messages the other sent, and every message shows exactly the
+  reactions accepted for it (a reaction put, and one put and taken off again, each retried
+  until answered, as a client would: PUT and DELETE are idempotent);
 - the live chat read model equals a from-scratch projection of the topics for the
   conversation (its two memberships and its messages);
 - nothing was parked on the projectors' or the saga's dead-letter topics.
@@ -34,6 +38,7 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from parley_messaging.security import kafka_security
 from parley_messaging.topics import partitions_of
 from parley_projector_chat import views as chat_views
 from parley_readmodel import aliases
@@ -66,12 +71,19 @@ DLQS = ("projector-chat.dlq", "projector-notifications.dlq", "registration-saga.
 REPORT = Path(os.environ.get("PARLEY_STATE_DIR", ".local")) / "reports" / "faults-saga-chat.json"
 
 
+THUMBS, PARTY = "\U0001f44d", "\U0001f389"
+
+
 @dataclass
 class Load:
     sent: Counter[str] = field(default_factory=Counter)  # sender id -> messages accepted
     registered: int = 0
     refused: int = 0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # accepted messages waiting for their reactions: (message id, sender, recipient)
+    to_react: asyncio.Queue[tuple[str, Account, Account]] = field(default_factory=asyncio.Queue)
+    # message id -> {(person, emoji)} the read side must show once the reactions are done
+    reactions: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
 
 
 async def register_some(client: httpx.AsyncClient, load: Load) -> None:
@@ -93,19 +105,19 @@ async def send_messages(
 ) -> None:
     i = 0
     while not load.stop.is_set():
-        sender = pair[i % 2]
+        sender, recipient = pair[i % 2], pair[(i + 1) % 2]
         i += 1
         headers = {**sender.headers, "Idempotency-Key": str(uuid.uuid4())}
         deadline = time.monotonic() + 60
+        body = {"content": f"message {i}", "mentions": [recipient.user_id]}
         while True:  # the same key until accepted: lost answers must not lose or double it
             try:
                 response = await client.post(
-                    f"/v1/conversations/{cid}/messages",
-                    json={"content": f"message {i}"},
-                    headers=headers,
+                    f"/v1/conversations/{cid}/messages", json=body, headers=headers
                 )
                 if response.status_code == 201:
                     load.sent[sender.user_id] += 1
+                    load.to_react.put_nowait((response.json()["id"], sender, recipient))
                     break
                 load.refused += 1
             except httpx.HTTPError:
@@ -115,9 +127,58 @@ async def send_messages(
         await asyncio.sleep(1 / MESSAGES_PER_S)
 
 
+async def until_answered(client: httpx.AsyncClient, method: str, url: str, who: Account) -> None:
+    """One idempotent request, repeated until the service answers 200 (crashes in between)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            response = await client.request(method, url, headers=who.headers)
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{method} {url} was never answered"
+        await asyncio.sleep(0.2)
+
+
+async def react_to_messages(client: httpx.AsyncClient, cid: str, load: Load) -> None:
+    """The recipient puts a thumbs-up on each message; on every third, the sender also puts
+    a party popper on it and takes it off again (the read side must end with it gone)."""
+    while not (load.stop.is_set() and load.to_react.empty()):
+        try:
+            mid, sender, recipient = await asyncio.wait_for(load.to_react.get(), 0.5)
+        except TimeoutError:
+            continue
+        base = f"/v1/conversations/{cid}/messages/{mid}/reactions"
+        await until_answered(client, "PUT", f"{base}/{THUMBS}", recipient)
+        if len(load.reactions) % 3 == 0:
+            await until_answered(client, "PUT", f"{base}/{PARTY}", sender)
+            await until_answered(client, "DELETE", f"{base}/{PARTY}", sender)
+        load.reactions[mid] = {(recipient.user_id, THUMBS)}
+
+
+async def shown_reactions(
+    client: httpx.AsyncClient, who: Account, cid: str
+) -> dict[str, dict[str, int]]:
+    """message id -> {emoji: count}, as the read side shows every message of the conversation."""
+    shown: dict[str, dict[str, int]] = {}
+    cursor = None
+    while True:
+        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = await client.get(
+            f"/v1/conversations/{cid}/messages", params=params, headers=who.headers
+        )
+        assert page.status_code == 200, page.text
+        for item in page.json()["items"]:
+            shown[item["id"]] = {r["emoji"]: r["count"] for r in item["reactions"]}
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return shown
+
+
 async def end_offsets(bootstrap: str, topics: tuple[str, ...]) -> dict[TopicPartition, int]:
     parts = [TopicPartition(t, p) for t in topics for p in await partitions_of(bootstrap, t)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_security())
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(parts)) if parts else {}
@@ -168,14 +229,24 @@ def verification_mails() -> Counter[str]:
     return counts
 
 
-CHAT_FIELDS = ("unread_count", "read_up_to_seq", "last_message", "removed", "_v")
+CHAT_FIELDS = (
+    "unread_count",
+    "mention_count",
+    "read_up_to_seq",
+    "last_message",
+    "removed",
+    "_v",
+)
 
 
 def chat_view(docs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     memberships = {
         d["_id"]: {k: d.get(k) for k in CHAT_FIELDS} for d in docs[chat_views.MEMBERSHIPS]
     }
-    messages = sorted((d["_id"], d.get("deleted"), d.get("_v")) for d in docs[chat_views.MESSAGES])
+    messages = sorted(
+        (d["_id"], d.get("deleted"), d.get("_v"), json.dumps(d.get("reactions"), sort_keys=True))
+        for d in docs[chat_views.MESSAGES]
+    )
     return {"memberships": memberships, "messages": messages}
 
 
@@ -212,11 +283,20 @@ async def live_equals_rebuilt(kafka_bootstrap: str, mongo_url: str, cid: str) ->
         await client.close()
 
 
-async def read_side_counts(client: httpx.AsyncClient, who: Account, cid: str) -> tuple[int, int]:
+async def read_side_counts(
+    client: httpx.AsyncClient, who: Account, cid: str
+) -> tuple[int, int, int, int]:
+    """(unread, notifications, unread mentions in the list, unread mentions in the total)"""
     listed = await client.get("/v1/conversations", headers=who.headers)
     [item] = [c for c in listed.json()["items"] if c["id"] == cid]
     notes = await client.get("/v1/notifications/unread-count", headers=who.headers)
-    return int(item["unread_count"]), int(notes.json()["count"])
+    total = await client.get("/v1/conversations/unread-count", headers=who.headers)
+    return (
+        int(item["unread_count"]),
+        int(notes.json()["count"]),
+        int(item["mention_count"]),
+        int(total.json()["mentions"]),
+    )
 
 
 async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
@@ -238,6 +318,7 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
         workers = [
             asyncio.create_task(register_some(client, load)),
             asyncio.create_task(send_messages(client, (ada, bob), cid, load)),
+            asyncio.create_task(react_to_messages(client, cid, load)),
         ]
         try:
             for name in FAULTS:
@@ -299,11 +380,21 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
         deadline = time.monotonic() + 120
         while True:
             seen = {p.user_id: await read_side_counts(client, p, cid) for p in (ada, bob)}
-            if all(seen[u] == (n, n) for u, n in expected.items()):
+            if all(seen[u] == (n, n, n, n) for u, n in expected.items()):
                 break
             over = [u for u, n in expected.items() if max(seen[u]) > n]
             assert not over, f"counted twice: {seen} expected {expected}"
             assert time.monotonic() < deadline, f"read side never caught up: {seen} {expected}"
+            await asyncio.sleep(1)
+        wanted = {mid: {THUMBS: len(r)} for mid, r in load.reactions.items()}
+        deadline = time.monotonic() + 120
+        while (shown := await shown_reactions(client, ada, cid)) != wanted:
+            wrong = {m: (shown.get(m), w) for m, w in wanted.items() if shown.get(m) != w}
+            over = {m: v for m, v in wrong.items() if sum((v[0] or {}).values()) > 1}
+            assert not over, f"reactions counted twice: {list(over.items())[:5]}"
+            assert time.monotonic() < deadline, (
+                f"reactions never caught up: {list(wrong.items())[:5]}"
+            )
             await asyncio.sleep(1)
 
     rebuilt_equal = await live_equals_rebuilt(kafka_bootstrap, mongo_url, cid)
@@ -313,6 +404,7 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
         "faults": report,
         "registrations_accepted": load.registered,
         "messages_accepted": sum(load.sent.values()),
+        "messages_reacted_to": len(load.reactions),
         "requests_refused_or_failed": load.refused,
         "sagas": dict(Counter(r["status"] for r in sagas)),
         "invariants": {
@@ -325,7 +417,8 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
             ),
             "accepted messages minus stored MessageSent": sum(load.sent.values())
             - int(stored[0]["n"]),
-            "unread and notification counts differing from messages sent": 0,
+            "unread, notification and mention counts differing from messages sent": 0,
+            "messages whose reactions differ from those accepted": 0,
             "chat read model differing from a from-scratch projection": int(not rebuilt_equal),
             "records parked on dead-letter topics": parked,
         },
@@ -335,3 +428,4 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
     print(json.dumps(summary, indent=2))
     assert all(v == 0 for v in summary["invariants"].values()), summary["invariants"]
     assert summary["sagas"].get("completed", 0) >= len(FAULTS), summary["sagas"]
+    assert summary["messages_reacted_to"] == summary["messages_accepted"]
