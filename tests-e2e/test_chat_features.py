@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from parley_testing.accounts import Account, sign_up
+from parley_testing.accounts import PASSWORD, Account, sign_up
 from parley_testing.realtime import SseStream
 
 TOKEN = "X-Consistency-Token"
@@ -339,3 +339,39 @@ async def test_a_flooding_sender_gets_429_with_retry_after_and_others_are_not_sl
         assert bobs.status_code == 201, bobs.text
         seqs = sorted(r.json()["seq"] for r in accepted)
         assert seqs == list(range(1, len(accepted) + 1))  # each accepted one stored once
+
+
+async def test_a_report_resolved_with_deactivate_user_deactivates_the_sender(
+    gateway_url: str, admin: Account
+) -> None:
+    """The users context carries out the admin's decision (chat records it, users owns the
+    account's status): the sender's profile shows deactivated, their sessions are revoked and
+    the right password no longer logs them in."""
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+        ada, bob, _, _, cid = await group(client)
+        mid = (await send(client, ada, cid, "spam spam spam")).json()["id"]
+        reported = await client.post(
+            f"/v1/conversations/{cid}/messages/{mid}/report",
+            json={"reason": "spam"},
+            headers=as_(bob),
+        )
+        assert reported.status_code == 201, reported.text
+        resolve = f"/v1/reports/{reported.json()['report_id']}/resolve"
+        resolved = await client.post(
+            resolve, json={"action": "deactivate_user"}, headers=as_(admin)
+        )
+        assert resolved.status_code == 200, resolved.text
+
+        async def status() -> str | None:
+            profile = await client.get(f"/v1/users/{ada.user_id}", headers=as_(admin))
+            return profile.json().get("status") if profile.status_code == 200 else None
+
+        await eventually(status, lambda s: s == "deactivated")
+        login = await eventually(
+            lambda: client.post("/v1/auth/login", json={"email": ada.email, "password": PASSWORD}),
+            lambda r: r.status_code == 403,
+        )
+        problem(login, 403)
+        # the message itself stays (only delete_message removes it)
+        shown = await messages(client, bob, cid, reported)
+        assert shown[mid]["deleted"] is False
