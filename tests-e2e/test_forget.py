@@ -141,6 +141,18 @@ async def rebuild(projection: str, kafka_bootstrap: str, mongo_url: str) -> None
     assert await asyncio.wait_for(process.wait(), 900) == 0, f"rebuild of {projection} failed"
 
 
+async def message_versions(
+    client: httpx.AsyncClient, who: Account, cid: str, mid: str
+) -> list[Any] | None:
+    """The message's history as a participant reads it, once it shows no text (else None)."""
+    got = await client.get(f"/v1/conversations/{cid}/messages/{mid}/history", headers=who.headers)
+    if got.status_code != 200:
+        return None
+    body: dict[str, Any] = got.json()
+    # once the sender is forgotten the read model holds none of their texts
+    return [body] if body["redacted"] and not body["versions"] and body["content"] is None else None
+
+
 async def test_forgetting_a_person_shreds_their_data_everywhere(
     gateway_url: str, postgres_dsn: str, kafka_bootstrap: str, mongo_url: str, admin: Account
 ) -> None:
@@ -152,6 +164,8 @@ async def test_forgetting_a_person_shreds_their_data_everywhere(
     client_message_id, title = f"cmid-{word()}", f"title {word()}"
     alice_texts = [f"alice secret {word()}", f"alice again {word()}"]
     bob_text = f"bob text {word()}"
+    # issue 20: an edited text and a report's reason are the person's too
+    edited_text, report_reason = f"alice edited {word()}", f"alice reports {word()}"
     async with httpx.AsyncClient(base_url=gateway_url, timeout=15) as client:
         alice = await sign_up(client, name)
         bob = await sign_up(client, "Bob")
@@ -183,6 +197,7 @@ async def test_forgetting_a_person_shreds_their_data_everywhere(
         assert created.status_code == 201, created.text
         cid = created.json()["id"]
         last = None
+        ids: dict[str, str] = {}
         for who, text in ((alice, alice_texts[0]), (bob, bob_text), (alice, alice_texts[1])):
             body: dict[str, Any] = {"content": text}
             if text == alice_texts[0]:
@@ -191,15 +206,32 @@ async def test_forgetting_a_person_shreds_their_data_everywhere(
                 f"/v1/conversations/{cid}/messages", json=body, headers=who.headers
             )
             assert last.status_code == 201, last.text
+            ids[text] = last.json()["id"]
         assert last is not None
+        first_mid, bobs = ids[alice_texts[0]], ids[bob_text]
+        edited = await client.patch(
+            f"/v1/conversations/{cid}/messages/{first_mid}",
+            json={"content": edited_text},
+            headers=alice.headers,
+        )
+        assert edited.status_code == 200, edited.text
+        reported = await client.post(
+            f"/v1/conversations/{cid}/messages/{bobs}/report",
+            json={"reason": report_reason},
+            headers=alice.headers,
+        )
+        assert reported.status_code == 201, reported.text
         # before: the history shows plaintext (decrypted with the keys), as do the read models
         history = await client.get(f"/v1/conversations/{cid}/events", headers=bob.headers)
         contents = [e["data"].get("content") for e in history.json()["items"]]
         assert alice_texts[0] in contents and bob_text in contents
-        page = await client.get(
-            f"/v1/conversations/{cid}/messages", headers={**bob.headers, TOKEN: last.headers[TOKEN]}
-        )
-        assert {m["content"] for m in page.json()["items"]} == {*alice_texts, bob_text}
+
+        async def whole_page() -> set[str | None] | None:  # the others' writes: eventually
+            got = await client.get(f"/v1/conversations/{cid}/messages", headers=bob.headers)
+            contents = {m["content"] for m in got.json()["items"]}
+            return contents if contents == {edited_text, alice_texts[1], bob_text} else None
+
+        await eventually(whole_page)
 
         # the person asks to be forgotten
         forgotten = await client.delete(f"/v1/users/{alice.user_id}", headers=alice.headers)
@@ -241,6 +273,12 @@ async def test_forgetting_a_person_shreds_their_data_everywhere(
         by_sender = {(d["sender_id"], d["content"]) for d in sent}
         assert (bob.user_id, bob_text) in by_sender
         assert all(c == "[redacted]" for s, c in by_sender if s == alice.user_id)
+        versions = await eventually(
+            lambda: message_versions(client, bob, cid, first_mid), wait_s=30
+        )
+        assert edited_text not in json.dumps(versions) and alice_texts[0] not in json.dumps(
+            versions
+        )
         user_history = await client.get(f"/v1/users/{alice.user_id}/events", headers=admin.headers)
         assert user_history.json()["items"][0]["data"]["name"] == PLACEHOLDER
         assert user_history.json()["items"][-1]["type"] == "UserForgotten"
@@ -253,6 +291,7 @@ async def test_forgetting_a_person_shreds_their_data_everywhere(
 
     # PostgreSQL and Kafka, read directly: no plaintext personal data of the person
     secrets = [name, alice.email, bio, *alice_texts, avatar, reason, client_message_id]
+    secrets += [edited_text, report_reason]
     streams = {alice.user_id, cid}
     assert not await rows_mentioning(postgres_dsn, secrets, streams)
     values = await kafka_values_since(kafka_bootstrap, started_ms)
