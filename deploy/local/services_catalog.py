@@ -45,7 +45,11 @@ SERVICE_MIGRATIONS: dict[str, tuple[str, ...]] = {
 
 # databases of services that keep no events (no relay): database -> the package whose
 # `migrate` module creates and migrates it
-STATE_DATABASES: dict[str, str] = {"realtime": "parley_realtime"}
+STATE_DATABASES: dict[str, str] = {
+    "realtime": "parley_realtime",
+    # the search model (issue 21): built by projector-search, read by the query gateway
+    "search": "parley_projector_search",
+}
 
 # contexts with a projector process (services/projector-<context>)
 PROJECTED_CONTEXTS: tuple[str, ...] = ("users", "chat", "notifications")
@@ -68,6 +72,7 @@ PORT_OFFSETS = {
     "projector-users": 71,
     "projector-chat": 72,
     "projector-notifications": 74,
+    "projector-search": 75,
 }
 
 
@@ -313,13 +318,25 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         )
         for ctx in PROJECTED_CONTEXTS
     ]
+    search = _service(
+        s,
+        "projector-search",
+        "parley_projector_search",
+        "SEARCH",
+        "projector-search",
+        {
+            "POSTGRES_DSN": database_dsn(s, "search"),
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            **keys_access(s, "projector-search"),
+        },
+    )
     query = _service(
         s,
         "query-gateway",
         "parley_query_gateway",
         "QUERY",
         "query",
-        {"MONGO_URL": mongo, **authn, **consistency},
+        {"MONGO_URL": mongo, "SEARCH_DSN": database_dsn(s, "search"), **authn, **consistency},
         upstream="query",
     )
     realtime = _service(
@@ -336,7 +353,8 @@ def service_programs(s: Any) -> list[ServiceProgram]:
         },
         upstream="realtime",
     )
-    programs = [users, auth, chat, notifications, saga, *relays, *projectors, query, realtime]
+    programs = [users, auth, chat, notifications, saga, *relays, *projectors, search, query]
+    programs.append(realtime)
     for service in programs:  # each process is its own Kafka principal, named like it
         service.program.env.update(kafka_principal(s, service.program.name))
     return programs

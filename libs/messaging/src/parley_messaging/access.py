@@ -131,6 +131,18 @@ def principals() -> list[Principal]:
             ("notifications", ("notifications.events", "users.events")),
         )
     ]
+    # the search model (PostgreSQL): one consumer group per generation, projector-search.g<N>
+    projectors.append(
+        Principal(
+            "projector-search",
+            "builds the search model (users, messages, conversation lists)",
+            (
+                *reads("users.events", "auth.events", "chat.events"),
+                group("projector-search.", "prefixed"),
+                *parks("projector-search"),
+            ),
+        )
+    )
     services = [
         Principal(
             "users-api",

@@ -44,6 +44,7 @@ STANDARD_CALLERS: dict[str, tuple[str, ...]] = {
     "projector-users": (KEYS_READ,),
     "projector-chat": (KEYS_READ,),
     "projector-notifications": (KEYS_READ,),
+    "projector-search": (KEYS_READ,),  # names and message texts into the search model
     "realtime-gateway": (KEYS_READ,),
 }
 
