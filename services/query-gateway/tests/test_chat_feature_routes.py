@@ -10,9 +10,11 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from parley_projector_chat.views import chat_projection
+from parley_projector_search.runtime import apply_events
 from parley_query_gateway.bootstrap import bootstrap
 from parley_query_gateway.config import Settings
 from parley_testing.chat import Conversation
@@ -55,7 +57,9 @@ def story() -> tuple[Conversation, str, str]:
 
 
 @pytest.fixture(scope="module")
-async def seeded(mongo_url: str, kafka_bootstrap: str) -> AsyncIterator[tuple[str, str, str]]:
+async def seeded(
+    mongo_url: str, kafka_bootstrap: str, module_search_dsn: str
+) -> AsyncIterator[tuple[str, str, str]]:
     unique = uuid.uuid4().hex[:10]
     name = f"chatf_{unique}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
@@ -65,6 +69,12 @@ async def seeded(mongo_url: str, kafka_bootstrap: str) -> AsyncIterator[tuple[st
     conversation, keep, done = story()
     await produce(kafka_bootstrap, topic, conversation.records)
     await project(db, projection, kafka_bootstrap)
+    # the same events into the search model (lists' order, unread totals, message search)
+    pool = await asyncpg.create_pool(module_search_dsn, min_size=1, max_size=1)
+    try:
+        await apply_events(pool, conversation.records)
+    finally:
+        await pool.close()
     yield name, keep, done
     await client.drop_database(name)
     await client.close()
@@ -72,11 +82,12 @@ async def seeded(mongo_url: str, kafka_bootstrap: str) -> AsyncIterator[tuple[st
 
 @pytest.fixture
 async def api(
-    seeded: tuple[str, str, str], mongo_url: str, kafka_bootstrap: str
+    seeded: tuple[str, str, str], mongo_url: str, kafka_bootstrap: str, module_search_dsn: str
 ) -> AsyncIterator[Any]:
     settings = Settings(
         mongo_url=mongo_url,
         mongo_db=seeded[0],
+        search_dsn=module_search_dsn,
         jwks=json.dumps(jwks(SIGNER)),
         jwks_url="",
         kafka_bootstrap_servers=kafka_bootstrap,

@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from parley_http.consistency import ConsistencyToken
 from parley_projector_chat.views import chat_projection
+from parley_projector_search.runtime import apply_events
 from parley_query_gateway.bootstrap import bootstrap
 from parley_query_gateway.config import Settings
 from parley_readmodel.progress import record_progress, stream_key
@@ -57,7 +59,9 @@ def story() -> list[Conversation]:
 
 
 @pytest.fixture(scope="module")
-async def seeded(mongo_url: str, kafka_bootstrap: str) -> AsyncIterator[str]:
+async def seeded(
+    mongo_url: str, kafka_bootstrap: str, module_search_dsn: str
+) -> AsyncIterator[str]:
     unique = uuid.uuid4().hex[:10]
     name = f"chatq_{unique}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
@@ -66,18 +70,28 @@ async def seeded(mongo_url: str, kafka_bootstrap: str) -> AsyncIterator[str]:
     # its own consumer group; the gateway reads generation 1 through the alias of
     # `projector-chat`, which is created on first read
     projection = on_topic(chat_projection(), topic, f"projector-chat-{unique}")
-    await produce(kafka_bootstrap, topic, interleaved(*story()))
+    records = interleaved(*story())
+    await produce(kafka_bootstrap, topic, records)
     await project(db, projection, kafka_bootstrap)
+    # the same events into the search model (lists' order, unread totals, message search)
+    pool = await asyncpg.create_pool(module_search_dsn, min_size=1, max_size=1)
+    try:
+        await apply_events(pool, records)
+    finally:
+        await pool.close()
     yield name
     await client.drop_database(name)
     await client.close()
 
 
 @pytest.fixture
-async def api(seeded: str, mongo_url: str, kafka_bootstrap: str) -> AsyncIterator[Any]:
+async def api(
+    seeded: str, mongo_url: str, kafka_bootstrap: str, module_search_dsn: str
+) -> AsyncIterator[Any]:
     settings = Settings(
         mongo_url=mongo_url,
         mongo_db=seeded,
+        search_dsn=module_search_dsn,
         jwks=json.dumps(jwks(SIGNER)),
         jwks_url="",
         kafka_bootstrap_servers=kafka_bootstrap,
@@ -222,6 +236,8 @@ async def test_etag_answers_304_when_unchanged(api: Any) -> None:
 
 
 async def test_a_chat_consistency_token_waits_for_projector_chat(api: Any) -> None:
+    """The list reads both models (its order from the search model, its items from
+    projector-chat's documents): a chat token waits until both applied the write."""
     client, app = api
     ahead = ConsistencyToken("chat", "dm-ab", 99, "alice").sign(SECRET)
     late = await client.get(
@@ -229,6 +245,14 @@ async def test_a_chat_consistency_token_waits_for_projector_chat(api: Any) -> No
     )
     assert late.status_code == 503 and late.headers["Retry-After"] == "1"
     await record_progress(app.state.db, "projector-chat", 1, {stream_key("chat", "dm-ab"): 99})
+    half = await client.get(
+        "/v1/conversations", headers={**bearer("alice"), "X-Consistency-Token": ahead}
+    )
+    assert half.status_code == 503  # the search model has not applied it yet
+    search = app.state.search
+    await search.pool.execute(
+        f"UPDATE {await search.schema()}.applied SET version = 99 WHERE stream = 'chat/dm-ab'"
+    )
     fresh = await client.get(
         "/v1/conversations", headers={**bearer("alice"), "X-Consistency-Token": ahead}
     )

@@ -13,6 +13,7 @@ from parley_authn import install_authn
 from parley_query_gateway.bootstrap import bootstrap
 from parley_query_gateway.config import Settings
 from parley_query_gateway.reads import DocumentCache, QueryCache
+from parley_query_gateway.search import SearchModel
 from parley_testing.hostile import (
     Boundary,
     BoundaryLog,
@@ -43,6 +44,11 @@ async def test_every_route_answers_hostile_input_with_a_4xx_problem() -> None:
     app.state.settings = settings
     app.state.cache = DocumentCache(settings.cache_ttl_s)
     app.state.lists = QueryCache(settings.list_cache_ttl_s)
+    # the search model's pool is a boundary too (its live generation known already)
+    search = SearchModel("postgresql://unused/search")
+    search._pool = Boundary("search pool", log)  # type: ignore[assignment]
+    search._schema, search._read_at = "g1", float("inf")
+    app.state.search = search
     operations = operations_from_app(app)
     assert {op.name for op in operations} >= {
         "GET /v1/users",

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from parley_http.consistency import ConsistencyToken
 from parley_messaging.envelope import Envelope, ce_type
+from parley_projector_search.runtime import apply_events
 from parley_projector_users.views import users_projection
 from parley_query_gateway.bootstrap import bootstrap
 from parley_query_gateway.config import Settings
@@ -23,6 +25,7 @@ from parley_readmodel.apply import Change, apply_changes
 from parley_readmodel.progress import record_progress, stream_key
 from parley_readmodel.projection import writes_for
 from parley_readmodel.search import normalise
+from parley_testing.projections import record
 from parley_testing.tokens import Signer, jwks
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -48,12 +51,19 @@ ADMIN = bearer(ADMIN_ID, "admin")
 SECRET = "test-consistency-secret"
 
 
-class Seeder:
-    """Events -> the projection's writes -> the active generation (as the projector does)."""
+AUTH_EVENTS = {"UserRegistered", "EmailVerified"}
 
-    def __init__(self, db: DB) -> None:
+
+class Seeder:
+    """Events -> the projection's writes -> the active generation (as the projector does), and
+    the same events into the search model (projector-search's handlers and store), which
+    serves the list and its search."""
+
+    def __init__(self, db: DB, search: asyncpg.Pool) -> None:
         self.db = db
+        self.search = search
         self.versions: dict[str, int] = {}
+        self.auth_versions: dict[str, int] = {}
 
     async def __call__(self, user_id: str, event_name: str, /, **data: Any) -> int:
         version = self.versions.get(user_id, 0) + 1
@@ -74,6 +84,15 @@ class Seeder:
         await record_progress(
             self.db, PROJECTION.name, generation, {stream_key("users", user_id): version}
         )
+        # the search model: the registration's events are auth's (their own stream)
+        context = "auth" if event_name in AUTH_EVENTS else "users"
+        versions = self.auth_versions if context == "auth" else self.versions
+        if context == "auth":
+            versions[user_id] = versions.get(user_id, 0) + 1
+        record = search_record(
+            context, user_id, versions[user_id], event_name, envelope.time, data, user_id
+        )
+        await apply_events(self.search, [record])
         return version
 
     async def user(self, name: str, email: str | None = None) -> str:
@@ -83,14 +102,27 @@ class Seeder:
         return user_id
 
 
+def search_record(
+    context: str,
+    subject: str,
+    version: int,
+    name: str,
+    at: datetime,
+    data: dict[str, Any],
+    user_id: str,
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    return record(context, subject, version, name, {"user_id": user_id, **data}, at)
+
+
 @pytest.fixture
 async def env(
-    mongo_url: str, kafka_bootstrap: str
+    mongo_url: str, kafka_bootstrap: str, search_dsn: str
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Seeder]]:
     name = f"qg_{uuid.uuid4().hex[:10]}"
     settings = Settings(
         mongo_url=mongo_url,
         mongo_db=name,
+        search_dsn=search_dsn,
         jwks=json.dumps(jwks(SIGNER)),
         jwks_url="",
         kafka_bootstrap_servers=kafka_bootstrap,
@@ -100,6 +132,7 @@ async def env(
     )
     app = bootstrap(settings)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    pool = await asyncpg.create_pool(search_dsn, min_size=1, max_size=2)
     try:
         async with app.router.lifespan_context(app):
             assert await app.state.authn.revocations.wait_ready(15)
@@ -107,8 +140,9 @@ async def env(
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://query", headers=ADMIN
             ) as http:
-                yield http, Seeder(client[name])
+                yield http, Seeder(client[name], pool)
     finally:
+        await pool.close()
         await client.drop_database(name)
         await client.close()
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from parley_authn import RevocationList, Verifier, install_authn
@@ -22,8 +23,13 @@ from pymongo.errors import PyMongoError
 from parley_query_gateway import chat, notifications, reports, users
 from parley_query_gateway.config import Settings
 from parley_query_gateway.reads import DocumentCache, QueryCache
+from parley_query_gateway.search import SearchModel
 
 log = logging.getLogger("parley.query")
+# the search model's live consumer group (generation 1's; a rebuilt generation's group is
+# projector-search.g<N>) and its topics
+SEARCH_GROUP = "projector-search.g1"
+SEARCH_TOPICS = ("users.events", "auth.events", "chat.events")
 
 
 def bootstrap(settings: Settings | None = None) -> FastAPI:
@@ -37,6 +43,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             users.PROJECTION: ("users.events",),
             chat.PROJECTION: ("chat.events",),
             notifications.PROJECTION: notifications.TOPICS,
+            SEARCH_GROUP: SEARCH_TOPICS,
         },
     )
 
@@ -51,11 +58,15 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.cache = DocumentCache(settings.cache_ttl_s)
         app.state.lists = QueryCache(settings.list_cache_ttl_s)
+        search = SearchModel(settings.search_dsn, settings.search_pool_size)
+        app.state.search = search
         try:
+            await search.open()
             async with revocations:
                 yield
         finally:
             await lag.close()
+            await search.close()
             await client.close()
 
     # /docs is the whole gateway's API page (parley_http.apidocs), not this service's own
@@ -75,12 +86,31 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
             headers={"Retry-After": "1"},
         )
 
+    @app.exception_handler(asyncpg.PostgresError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(TimeoutError)
+    async def search_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("search model error on %s: %s", request.url.path, exc)
+        return problem_response(
+            503,
+            "Service Unavailable",
+            "the search model is not answering; retry",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
+    async def search_ready() -> bool:
+        return bool(await app.state.search.ready())
+
     async def mongo_ready() -> bool:
         return bool((await app.state.client.admin.command("ping")).get("ok"))
 
     install_authn(app, verifier, revocations)
     install_observability(
-        app, {"mongo": mongo_ready, "revocations": revocations.check_ready}, [lag.refresh]
+        app,
+        {"mongo": mongo_ready, "search": search_ready, "revocations": revocations.check_ready},
+        [lag.refresh],
     )
     app.include_router(users.router)
     app.include_router(users.stats_router)

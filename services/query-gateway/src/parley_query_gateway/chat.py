@@ -3,10 +3,14 @@ caller and shows only the caller's own conversations: a conversation the caller 
 longer) a participant of is a 404, never its data.
 
 Lists are keyset-paginated with opaque cursors: the conversation list over
-(last_activity_at, conversation_id) descending, a message page over seq descending. The
-filters use equality and range operators, `$in`, `$all`, `$ne` and `$or` only, and the unread
-total one `$group` with one `$sum` (FerretDB 1.24 answers 0 for every accumulator after the
-first).
+(last_activity_at, conversation_id) descending, a message page over seq descending, a search
+over (sent_at, conversation_id, seq) descending.
+
+The conversation list's order, the unread totals and message search come from the
+PostgreSQL search model (search.py, services/projector-search): the caller's own rows of one
+index, never a filter over everybody's memberships or messages (on FerretDB 1.24 every filter
+but `_id` equality decodes the whole collection; docs/decisions.md, "Search and lists at
+scale (issue 21)"). The items shown are still projector-chat's documents, read by `_id`.
 
 A message page is read by `_id` only: message documents are keyed "<conversation>:<seq>"
 (projector-chat's `message_key`) and seqs are gap-free, so the conversation's `last_seq` (or
@@ -40,8 +44,9 @@ from parley_readmodel.search import query_words
 from pydantic import BaseModel, Field
 from pymongo import DESCENDING
 
-from parley_query_gateway.consistency import ReadModel
+from parley_query_gateway.consistency import ReadModel, parse_token
 from parley_query_gateway.reads import DB, QueryCache, answer
+from parley_query_gateway.search import SearchModel
 
 router = APIRouter(tags=["chat"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
@@ -49,7 +54,6 @@ PROJECTION = "projector-chat"
 # what these routes read; the third part is the projector's `versions_in`
 READ_MODEL = ReadModel(PROJECTION, ("chat",), {"chat": "conversations"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-NOT_REMOVED = {"$ne": True}
 EXCERPT = 100  # characters of a quoted parent
 
 
@@ -128,6 +132,7 @@ class MessagePage(BaseModel):
 
 class SearchResult(BaseModel):
     items: list[MessageItem]
+    next_cursor: str | None = None  # absent: the last page
 
 
 class UnreadCount(BaseModel):
@@ -186,7 +191,7 @@ def conversation_cursor(doc: dict[str, Any]) -> str:
     return _encode({"t": _ms(doc["last_activity_at"]), "c": doc["conversation_id"]})
 
 
-def after_conversation(cursor: str) -> dict[str, Any]:
+def after_conversation(cursor: str) -> tuple[datetime, str]:
     value = _decode(cursor)
     if not (
         isinstance(value, dict)
@@ -198,12 +203,7 @@ def after_conversation(cursor: str) -> dict[str, Any]:
         at = _at(value["t"])
     except OverflowError as error:  # a forged time beyond the year 9999
         raise Problem(400, "Bad Request", "cursor is not one this API issued") from error
-    return {
-        "$or": [
-            {"last_activity_at": {"$lt": at}},
-            {"last_activity_at": at, "conversation_id": {"$lt": value["c"]}},
-        ]
-    }
+    return at, value["c"]
 
 
 def after_seq(cursor: str) -> int:
@@ -449,24 +449,36 @@ async def list_conversations(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     token: Token = None,
 ) -> Any:
-    fresh = await READ_MODEL.fresh_for(request, token, caller)
-    flt: dict[str, Any] = {"user_id": caller.user_id, "removed": NOT_REMOVED}
-    if cursor:
-        flt.update(after_conversation(cursor))
+    fresh = await both_fresh(request, token, caller)
+    after = after_conversation(cursor) if cursor else None
 
     async def load() -> ConversationPage:
+        # the order from the search model (the caller's own rows of one index, whatever the
+        # number of memberships), the items from projector-chat's documents by `_id`
+        search: SearchModel = request.app.state.search
+        rows = await search.conversations(caller.user_id, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
         memberships = await _collection(request, "memberships")
-        docs = (
-            await memberships.find(flt)
-            .sort([("last_activity_at", DESCENDING), ("conversation_id", DESCENDING)])
-            .limit(limit + 1)
-            .to_list(None)
+        docs = await asyncio.gather(
+            *(
+                memberships.find_one({"_id": f"{caller.user_id}:{r['conversation_id']}"})
+                for r in rows
+            )
         )
-        more = len(docs) > limit
-        docs = docs[:limit]
+        # a membership the chat projection has not written yet (or already shows removed)
+        # is left out of this page; the cursor still follows the search model's order
+        shown = [d for d in docs if d is not None and not d.get("removed")]
         return ConversationPage(
-            items=[to_conversation(d) for d in docs],
-            next_cursor=conversation_cursor(docs[-1]) if more else None,
+            items=[to_conversation(d) for d in shown],
+            next_cursor=conversation_cursor(
+                {
+                    "last_activity_at": rows[-1]["last_activity_at"],
+                    "conversation_id": rows[-1]["conversation_id"],
+                }
+            )
+            if more
+            else None,
         )
 
     key = ("conversations", caller.user_id, cursor, limit)
@@ -481,21 +493,12 @@ async def list_conversations(
 async def unread_count(
     request: Request, response: Response, caller: CurrentPrincipal, token: Token = None
 ) -> Any:
-    fresh = await READ_MODEL.fresh_for(request, token, caller)
+    fresh = await search_fresh(request, token, caller)
 
     async def load() -> UnreadCount:
-        memberships = await _collection(request, "memberships")
-
-        async def total(counter: str) -> int:
-            pipeline = [
-                {"$match": {"user_id": caller.user_id, "removed": NOT_REMOVED}},
-                # one accumulator only: FerretDB 1.24 answers 0 for any after the first
-                {"$group": {"_id": None, "count": {"$sum": f"${counter}"}}},
-            ]
-            rows = await (await memberships.aggregate(pipeline)).to_list(None)
-            return max(0, int(rows[0]["count"]) if rows else 0)
-
-        count, mentions = await asyncio.gather(total("unread_count"), total("mention_count"))
+        # the caller's own rows of the search model's inbox (its primary key), not a scan
+        search: SearchModel = request.app.state.search
+        count, mentions = await search.unread(caller.user_id)
         return UnreadCount(count=count, mentions=mentions)
 
     key = ("unread", caller.user_id)
@@ -658,39 +661,90 @@ async def search_messages(
     caller: CurrentPrincipal,
     q: Annotated[str, Query(min_length=1, max_length=200)],
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
     token: Token = None,
 ) -> Any:
-    fresh = await READ_MODEL.fresh_for(request, token, caller)
+    """Messages with every word of `q` (as word starts, any order, accent- and
+    case-insensitive), newest first, in keyset pages, among those the caller may find: in the
+    conversations they are in now, sent while they were a participant (not before they
+    joined; after a removal and a new join, not what was sent while they were out). Deleted messages
+    and the texts of forgotten people are never found; an edited message by its current text.
+
+    The search model (PostgreSQL, projector-search) finds the messages; their documents are
+    projector-chat's, read by `_id`."""
+    fresh = await both_fresh(request, token, caller)
     wanted = query_words(q)
     if not wanted:
         raise Problem(400, "Bad Request", "q has no letters or digits to search for")
-
-    async def my_conversations() -> list[str]:
-        memberships = await _collection(request, "memberships")
-        mine = await memberships.find(
-            {"user_id": caller.user_id, "removed": NOT_REMOVED}, {"conversation_id": 1}
-        ).to_list(None)
-        return sorted({d["conversation_id"] for d in mine})
-
-    ids = await _cached(request, ("mine", caller.user_id), my_conversations, fresh)
-    if not ids:
-        return answer(request, response, SearchResult(items=[]))
-    match = wanted[0] if len(wanted) == 1 else {"$all": wanted}
+    after = after_found(cursor) if cursor else None
 
     async def load() -> SearchResult:
+        search: SearchModel = request.app.state.search
+        rows = await search.messages(caller.user_id, wanted, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
         messages = await _collection(request, "messages")
-        docs = (
-            await messages.find(
-                {"conversation_id": {"$in": ids}, "search": match, "deleted": NOT_REMOVED},
-                {"search": 0, "texts": 0},
+        docs = await asyncio.gather(
+            *(
+                messages.find_one(
+                    {"_id": message_key(r["conversation_id"], r["seq"])}, {"texts": 0}
+                )
+                for r in rows
             )
-            .sort([("sent_at", DESCENDING), ("_id", DESCENDING)])
-            .limit(limit)
-            .to_list(None)
         )
-        # results are the caller's own (cached per caller): `me` can be worked out here
-        return SearchResult(items=[to_message(d, caller.user_id) for d in docs])
+        shown = [d for d in docs if d is not None and not any(_gone(d))]
+        return SearchResult(
+            # results are the caller's own (cached per caller): `me` can be worked out here
+            items=[to_message(d, caller.user_id) for d in shown],
+            next_cursor=found_cursor(rows[-1]) if more else None,
+        )
 
-    # keyed by the caller's current conversations too: leaving one drops it from results
-    key = ("search", caller.user_id, tuple(wanted), limit, tuple(ids))
+    key = ("search", caller.user_id, tuple(wanted), limit, cursor)
     return answer(request, response, await _cached(request, key, load, fresh))
+
+
+def found_cursor(row: Any) -> str:
+    """A search page's cursor: the last message's send time (microseconds), conversation
+    and seq."""
+    return _encode({"u": _us(row["sent_at"]), "c": row["conversation_id"], "s": row["seq"]})
+
+
+def after_found(cursor: str) -> tuple[datetime, str, int]:
+    value = _decode(cursor)
+    if not (
+        isinstance(value, dict)
+        and isinstance(value.get("u"), int)
+        and isinstance(value.get("c"), str)
+        and isinstance(value.get("s"), int)
+        and 0 <= value["s"] < 2**62
+    ):
+        raise Problem(400, "Bad Request", "cursor is not one this API issued")
+    try:
+        at = EPOCH + timedelta(microseconds=value["u"])
+    except OverflowError as error:
+        raise Problem(400, "Bad Request", "cursor is not one this API issued") from error
+    return at, value["c"], int(value["s"])
+
+
+def _us(moment: datetime) -> int:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (aware - EPOCH) // timedelta(microseconds=1)
+
+
+async def search_fresh(request: Request, token: str | None, caller: Principal) -> bool:
+    """`fresh_for` of the search model: a chat token waits until projector-search applied
+    it (its `applied` versions)."""
+    search: SearchModel = request.app.state.search
+    settings = request.app.state.settings
+    return await search.caught_up(
+        parse_token(token, settings.consistency_secret, caller.user_id),
+        READ_MODEL.contexts,
+        settings.consistency_wait_s,
+    )
+
+
+async def both_fresh(request: Request, token: str | None, caller: Principal) -> bool:
+    """A route reading both models (the search model's order, projector-chat's documents)
+    waits for both."""
+    fresh = await READ_MODEL.fresh_for(request, token, caller)
+    return await search_fresh(request, token, caller) or fresh

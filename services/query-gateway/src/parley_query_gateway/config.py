@@ -11,6 +11,10 @@ class Settings(AuthnSettings, BaseSettings):
 
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = "parley"
+    # the search model (services/projector-search): user and message search, conversation
+    # lists' order, unread totals
+    search_dsn: str = "postgresql://parley:parley@127.0.0.1:5432/search"
+    search_pool_size: int = 10
     # how long a GET with X-Consistency-Token waits for the read model to reach that write
     consistency_wait_s: float = 2.0
     # verifies X-Consistency-Token (the command services' signing secret); empty: every

@@ -3,7 +3,9 @@ is personal data and is shown only to its owner and to admins (and only admins s
 it or look users up by it).
 
 Lists are keyset-paginated (pages.py): users in (name_key, _id) order, contacts in _id order.
-Search is an equality match on normalised prefix tokens (parley_readmodel.search), no $text.
+The list of users and its search are served by the PostgreSQL search model (search.py): an
+equality match on normalised prefix tokens (parley_readmodel.search) in a btree ordered by
+name, so a page costs the same at any number of users.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -21,9 +24,10 @@ from parley_readmodel import aliases
 from parley_readmodel.search import query_token
 from pydantic import BaseModel
 
-from parley_query_gateway.consistency import ReadModel
-from parley_query_gateway.pages import after, decode_cursor, encode_cursor
+from parley_query_gateway.consistency import ReadModel, parse_token
+from parley_query_gateway.pages import decode_cursor, encode_cursor
 from parley_query_gateway.reads import answer, get_document
+from parley_query_gateway.search import SearchModel
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 Token = Annotated[str | None, Header(alias=CONSISTENCY_HEADER)]
@@ -129,33 +133,49 @@ async def list_users(
     token: Token = None,
 ) -> Any:
     """Users by name (accent- and case-insensitive, ascending), optionally those whose name
-    (or, for admins, email local part) has a word or a start matching `q`."""
-    await READ_MODEL.fresh_for(request, token, caller)
-    filters: list[dict[str, Any]] = []
-    term = query_token(q or "")
-    if term:
-        by_name = {"search_name": term}
-        filters.append({"$or": [by_name, {"search_email": term}]} if caller.is_admin else by_name)
-    if role is not None:
-        filters.append({"role": role})
-    if status is not None:
-        filters.append({"status": status})
+    (or, for admins, email local part) has a word or a start matching `q`.
+
+    Served by the search model (PostgreSQL, projector-search): one range of the token index
+    per page, whatever the number of users (docs/decisions.md, "Search and lists at scale")."""
+    search: SearchModel = request.app.state.search
+    settings = request.app.state.settings
+    await search.caught_up(
+        parse_token(token, settings.consistency_secret, caller.user_id),
+        READ_MODEL.contexts,
+        settings.consistency_wait_s,
+    )
+    after = None
     if cursor is not None:
-        filters.append(after(USER_ORDER, decode_cursor(cursor, len(USER_ORDER))))
-    flt = {} if not filters else filters[0] if len(filters) == 1 else {"$and": filters}
-    users = await aliases.collection(request.app.state.db, PROJECTION, "users")
-    found = await users.find(flt).sort([(f, 1) for f in USER_ORDER]).limit(limit + 1).to_list(None)
-    # unverified registrations are left out for everyone but admins (and the person): a page
-    # may come out shorter than `limit`, its cursor still right
-    shown = found[:limit]
-    if not caller.is_admin:
-        hidden = await pending(request, [d["_id"] for d in shown if d["_id"] != caller.user_id])
-        shown = [d for d in shown if d["_id"] not in hidden]
-    page = UserPage(items=[to_view(doc, caller) for doc in shown])
+        key, last_id = decode_cursor(cursor, len(USER_ORDER))
+        after = (str(key), str(last_id))
+    term = query_token(q or "")
+    ask = partial(
+        search.users,
+        term,
+        role=role,
+        status=status,
+        after=after,
+        caller=caller.user_id,
+        admin=caller.is_admin,
+        limit=limit + 1,
+    )
+    if term and caller.is_admin:  # by name or by address: two index ranges, merged
+        by_name, by_email = await asyncio.gather(ask(by_email=False), ask(by_email=True))
+        merged = {r["id"]: dict(r) for r in [*by_name, *by_email]}
+        found = sorted(merged.values(), key=lambda r: (r["name_key"] or "", r["id"]))
+    else:
+        found = [dict(r) for r in await ask(by_email=False)]
+    found = found[: limit + 1]
+    page = UserPage(items=[to_view(row_to_doc(r), caller) for r in found[:limit]])
     if len(found) > limit:
         last = found[limit - 1]
-        page.next_cursor = encode_cursor(str(last.get("name_key", "")), last["_id"])
+        page.next_cursor = encode_cursor(str(last.get("name_key") or ""), last["id"])
     return answer(request, response, page)
+
+
+def row_to_doc(row: dict[str, Any]) -> dict[str, Any]:
+    """A search-model row in the shape of a users document (to_view's input)."""
+    return {"_id": row["id"], **{k: v for k, v in row.items() if k != "id"}}
 
 
 @router.get("/me", response_model=UserView, responses=UNCHANGED)
