@@ -15,6 +15,11 @@ TEST_ROOTS = $(wildcard libs services deploy/tests)
 # pytest exits 5 when a tier has no test yet; that is not a failure of the tier
 PYTEST_TIER = $(RUN) pytest $(1) ; rc=$$? ; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
+# `make up REPLICAS=2`: two of every stateless process behind nginx (issue 22; README)
+ifdef REPLICAS
+export PARLEY_REPLICAS := $(REPLICAS)
+endif
+
 .PHONY: help sync up down clean ps kill pause resume logs test test-unit test-integration test-e2e bench soak faults lint deploy-tools
 
 help: ## list the targets

@@ -53,6 +53,7 @@ def up(s: Settings) -> None:
     started = time.monotonic()
     for sub in ("logs", "mail", "ferretdb", "bin"):
         (s.state / sub).mkdir(parents=True, exist_ok=True)
+    s.remember_replicas()
     install(s)
     kafka_libs = ensure_kafka_jars(s)
     init_postgres(s)
@@ -65,7 +66,8 @@ def up(s: Settings) -> None:
     nginx_conf(s)
     supervisord_conf(s, programs(s, kafka_libs))
     if supervisord_running(s):
-        supervisorctl(s, "update")  # picks up added/changed programs
+        # picks up added/changed programs, and removes replicas a smaller REPLICAS dropped
+        supervisorctl(s, "update")
         supervisorctl(s, "start", "all", check=False)
         supervisorctl(s, "signal", "HUP", "nginx", check=False)  # re-read generated routes
     else:
@@ -83,7 +85,7 @@ def up(s: Settings) -> None:
     if names:
         supervisorctl(s, "start", *names, check=False)
     wait_services(s)
-    log(f"healthy in {time.monotonic() - started:.1f}s")
+    log(f"healthy in {time.monotonic() - started:.1f}s ({s.replicas} replica(s) per process)")
     endpoints(s)
 
 
@@ -181,7 +183,7 @@ def ps(s: Settings) -> None:
         parts = line.split()
         name, state = parts[0], parts[1]
         pid = parts[3].rstrip(",") if len(parts) > 3 and parts[2] == "pid" else "-"
-        print(f"{name:<24} {state:<10} {pid}")
+        print(f"{name:<26} {state:<10} {pid}")
 
 
 def kill(s: Settings, name: str) -> None:

@@ -26,6 +26,8 @@ class ServiceProgram:
     port: int = 0
     upstream: str = ""  # nginx upstream name, for HTTP services behind the gateway
     health_url: str = ""
+    prefix: str = ""  # its settings' variable prefix (CHAT for CHAT_PORT, ...)
+    replica: int = 1  # 1 for the first (its plain name), k for `<name>-<k>`
 
 
 # One PostgreSQL database per command service (DESIGN.md 3), each with its own relay.
@@ -175,7 +177,46 @@ def _service(
         env={f"{prefix}_{k}": v for k, v in {**env, "HOST": s.host, "PORT": str(listen)}.items()},
         autostart=False,  # started by `make up` once databases are migrated
     )
-    return ServiceProgram(program, listen, upstream, f"http://{s.host}:{listen}/readyz")
+    return ServiceProgram(
+        program, listen, upstream, f"http://{s.host}:{listen}/readyz", prefix=prefix
+    )
+
+
+# Replicas (issue 22). Every process is stateless towards its peers: command services share
+# their database (optimistic concurrency), projectors, saga participants and the orchestrator
+# join their one consumer group, realtime replicas coordinate through PostgreSQL. Relays are
+# the exception: one leader per database by advisory lock, so a second relay is a standby.
+REPLICA_PORT_STEP = 100
+
+
+def replica_name(name: str, k: int) -> str:
+    return name if k == 1 else f"{name}-{k}"
+
+
+def replica_of(s: Any, service: ServiceProgram, k: int) -> ServiceProgram:
+    """Replica `k` of `service`: the same command and credentials (the same Kafka principal,
+    consumer groups and databases), its own program name and ports (each + 100 * (k - 1))."""
+    shift = REPLICA_PORT_STEP * (k - 1)
+    env = dict(service.program.env)
+    for key in (f"{service.prefix}_PORT", f"{service.prefix}_INTERNAL_PORT"):
+        if key in env:
+            env[key] = str(int(env[key]) + shift)
+    # `<PREFIX>_NAME` stays the first's: projectors name their consumer group after it
+    name = replica_name(service.program.name, k)
+    listen = service.port + shift
+    program = Program(name, service.program.command, env=env, autostart=False)
+    health = f"http://{s.host}:{listen}/readyz"
+    return ServiceProgram(program, listen, service.upstream, health, service.prefix, k)
+
+
+def with_replicas(s: Any, programs: list[ServiceProgram]) -> list[ServiceProgram]:
+    """Every program `s.replicas` times; relays at most twice (leader and standby)."""
+    count = int(getattr(s, "replicas", 1))
+    out: list[ServiceProgram] = []
+    for service in programs:
+        copies = min(count, 2) if service.program.name.startswith("relay-") else count
+        out += [service, *(replica_of(s, service, k) for k in range(2, copies + 1))]
+    return out
 
 
 def attachments_store(s: Any) -> dict[str, str]:
@@ -357,13 +398,17 @@ def service_programs(s: Any) -> list[ServiceProgram]:
     programs.append(realtime)
     for service in programs:  # each process is its own Kafka principal, named like it
         service.program.env.update(kafka_principal(s, service.program.name))
-    return programs
+    return with_replicas(s, programs)  # replicas share their first's principal
 
 
-def upstreams(s: Any) -> dict[str, str]:
-    """nginx upstream name -> address; every name routes.conf uses must be here."""
-    names = {p.upstream: f"{s.host}:{p.port}" for p in service_programs(s) if p.upstream}
-    names.setdefault("query", f"{s.host}:{port(s, 'query')}")  # the query gateway (read side)
+def upstreams(s: Any) -> dict[str, list[str]]:
+    """nginx upstream name -> the addresses of its replicas; every name routes.conf uses must
+    be here."""
+    names: dict[str, list[str]] = {}
+    for p in service_programs(s):
+        if p.upstream:
+            names.setdefault(p.upstream, []).append(f"{s.host}:{p.port}")
+    names.setdefault("query", [f"{s.host}:{port(s, 'query')}"])  # the query gateway (read side)
     return names
 
 

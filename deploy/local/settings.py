@@ -38,6 +38,11 @@ class Settings:
     # chat's per-person send limit per 10 s: the product's default is 20 (compose, k8s); the
     # local cluster also runs the test suites' and benchmarks' load from a few accounts
     chat_send_limit: int = 600
+    # how many of each stateless process (issue 22): replica k > 1 is `<name>-<k>` on its
+    # port + 100 * (k - 1); relays run one standby beside their leader when this is above 1.
+    # PARLEY_REPLICAS (make up REPLICAS=N) wins; otherwise the number the last `up` used
+    # (kept in <state>/replicas), so `make kill`/`make test` keep the cluster's shape.
+    replicas: int = 1
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
@@ -63,7 +68,13 @@ class Settings:
             partitions=int(get("PARLEY_TOPIC_PARTITIONS", d.partitions)),
             service_port_base=int(get("PARLEY_SERVICE_PORT_BASE", d.service_port_base)),
             chat_send_limit=int(get("PARLEY_CHAT_SEND_LIMIT", d.chat_send_limit)),
+            replicas=replicas_from(env),
         )
+
+    def remember_replicas(self) -> None:
+        """Keep this cluster's replica count for later commands without PARLEY_REPLICAS."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / "replicas").write_text(f"{self.replicas}\n")
 
     @property
     def logs(self) -> Path:
@@ -97,6 +108,18 @@ class Settings:
     @property
     def sock(self) -> Path:
         return self.state / "supervisor.sock"
+
+
+def replicas_from(env: dict[str, str]) -> int:
+    """PARLEY_REPLICAS, else what the state directory's last `up` used, else 1."""
+    given = env.get("PARLEY_REPLICAS", "").strip()
+    if not given:
+        kept = Path(env.get("PARLEY_STATE_DIR", Settings.state)).resolve() / "replicas"
+        given = kept.read_text().strip() if kept.exists() else "1"
+    count = int(given)
+    if not 1 <= count <= 9:
+        raise SystemExit(f"[parley] PARLEY_REPLICAS must be 1..9, not {count}")
+    return count
 
 
 def log(message: str) -> None:
