@@ -37,6 +37,8 @@ STAGES = {
     "bench.encryption": "send-message p99 with and without per-person encryption of the text",
     "bench.realtime": "pushed events: send -> stream, fan-out to 1,000, 10,000 idle, resume",
     "bench.attachments": "1 MiB attachments: upload and download through the signed URLs",
+    # needs `make up REPLICAS=2` (two chat-api replicas); skipped with one
+    "bench.scale": "32 senders in one conversation via 2 chat-api replicas; CPU per message",
 }
 
 
