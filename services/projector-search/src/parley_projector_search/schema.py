@@ -106,6 +106,14 @@ CREATE TABLE IF NOT EXISTS {s}.inbox (
 );
 CREATE INDEX IF NOT EXISTS inbox_list
     ON {s}.inbox (user_id, last_activity_at DESC, conversation_id DESC) WHERE NOT removed;
+-- what a conversation list shows of a conversation (added after generation 1 was made:
+-- ADD COLUMN IF NOT EXISTS reaches existing generations when the projector starts)
+ALTER TABLE {s}.conversations ADD COLUMN IF NOT EXISTS title text;
+ALTER TABLE {s}.conversations ADD COLUMN IF NOT EXISTS kind text;
+ALTER TABLE {s}.conversations ADD COLUMN IF NOT EXISTS participant_ids text[];
+ALTER TABLE {s}.conversations ADD COLUMN IF NOT EXISTS last_message jsonb;
+CREATE INDEX IF NOT EXISTS conversations_last_sender
+    ON {s}.conversations ((last_message->>'sender_id'));
 """
 
 

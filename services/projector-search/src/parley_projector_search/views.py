@@ -22,12 +22,14 @@ Tables (schema.py has the DDL):
   computes the same intervals.
 - `inbox`: per (user, conversation) what orders a conversation list and sums the unread
   counters (last activity, removed, unread and mention counts), kept like projector-chat's
-  memberships (increments per message, exact values from MessagesRead). The list's items
-  themselves are still projector-chat's documents, read by `_id`.
+  memberships (increments per message, exact values from MessagesRead). With the
+  conversation's row (title, kind, participants, last message: one per conversation, not
+  per member) it is the whole list item, so a list page is one query.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -173,7 +175,13 @@ def user_forgotten(env: Envelope, data: dict[str, Any]) -> list[Op]:
         " WHERE sender_id = $1 AND words IS NOT NULL",
         (user,),
     )
-    return [profile, *_name(user, FORGOTTEN_NAME), *_email(user, None), texts]
+    previews = Op(
+        "UPDATE {s}.conversations SET last_message = last_message"
+        """ || '{"content": null, "redacted": true}'::jsonb"""
+        " WHERE last_message->>'sender_id' = $1",
+        (user,),
+    )
+    return [profile, *_name(user, FORGOTTEN_NAME), *_email(user, None), texts, previews]
 
 
 def user_registered(env: Envelope, data: dict[str, Any]) -> list[Op]:
@@ -244,8 +252,10 @@ def conversation_created(env: Envelope, data: dict[str, Any]) -> list[Op]:
     cid = _conversation(env, data)
     ops = [
         Op(
-            "INSERT INTO {s}.conversations (id, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING",
-            (cid,),
+            "INSERT INTO {s}.conversations (id, last_seq, title, kind, participant_ids)"
+            " VALUES ($1, 0, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET title = $2, kind = $3,"
+            " participant_ids = $4",
+            (cid, data.get("title"), data.get("kind"), _ids(data.get("participant_ids"))),
         )
     ]
     for user in _ids(data.get("participant_ids")):
@@ -253,14 +263,45 @@ def conversation_created(env: Envelope, data: dict[str, Any]) -> list[Op]:
     return ops
 
 
+def _participants(cid: str, user: str, data: Mapping[str, Any], joined: bool) -> Op:
+    """The participants after the change (the event's list; without it, the user added or
+    taken off the list kept here)."""
+    if data.get("participant_ids"):
+        after = _ids(data.get("participant_ids"))
+        return Op(
+            "INSERT INTO {s}.conversations (id, participant_ids) VALUES ($1, $2)"
+            " ON CONFLICT (id) DO UPDATE SET participant_ids = $2",
+            (cid, after),
+        )
+    change = (
+        "array_append(array_remove(coalesce({s}.conversations.participant_ids, '{}'), $2), $2)"
+        if joined
+        else "array_remove({s}.conversations.participant_ids, $2)"
+    )
+    return Op(
+        "INSERT INTO {s}.conversations (id, participant_ids) VALUES ($1, $3)"
+        f" ON CONFLICT (id) DO UPDATE SET participant_ids = {change}",
+        (cid, user, [user] if joined else []),
+    )
+
+
 def participant_added(env: Envelope, data: dict[str, Any]) -> list[Op]:
-    return _join(_conversation(env, data), str(data["user_id"]), env.time)
+    cid = _conversation(env, data)
+    user = str(data["user_id"])
+    ops = [_participants(cid, user, data, joined=True)]
+    for key in ("title", "kind"):
+        if data.get(key) is not None:
+            ops.append(
+                Op(f"UPDATE {{s}}.conversations SET {key} = $2 WHERE id = $1", (cid, data[key]))
+            )
+    return [*ops, *_join(cid, user, env.time)]
 
 
 def participant_removed(env: Envelope, data: dict[str, Any]) -> list[Op]:
     cid = _conversation(env, data)
     user = str(data["user_id"])
     return [
+        _participants(cid, user, data, joined=False),
         Op(
             f"UPDATE {{s}}.members SET to_seq = {_LAST_SEQ}"
             " WHERE conversation_id = $1 AND user_id = $2 AND to_seq IS NULL",
@@ -271,6 +312,37 @@ def participant_removed(env: Envelope, data: dict[str, Any]) -> list[Op]:
             (user, cid),
         ),
     ]
+
+
+def preview(
+    data: Mapping[str, Any],
+    sent_at: Any,
+    content: str | None,
+    redacted: bool = False,
+    edited_at: datetime | None = None,
+) -> str:
+    """A conversation's last message as the list shows it (projector-chat's `last_message`),
+    as JSON."""
+    return json.dumps(
+        {
+            "message_id": str(data["message_id"]),
+            "seq": int(data["seq"]),
+            "sender_id": data.get("sender_id"),
+            "content": content,
+            "deleted": content is None and not redacted,
+            "redacted": redacted,
+            "sent_at": sent_at.isoformat() if isinstance(sent_at, datetime) else sent_at,
+            "edited_at": None if edited_at is None else edited_at.isoformat(),
+        }
+    )
+
+
+def _if_last(cid: str, data: Mapping[str, Any], value: str) -> list[Op]:
+    """The conversation's preview becomes `value` if the event's message is its last one."""
+    last_seq = data.get("last_seq")
+    if last_seq is None or int(last_seq) != int(data["seq"]):
+        return []
+    return [Op("UPDATE {s}.conversations SET last_message = $2::jsonb WHERE id = $1", (cid, value))]
 
 
 _ACTIVITY = (
@@ -288,9 +360,10 @@ def message_sent(env: Envelope, data: dict[str, Any]) -> list[Op]:
     gone = "content" in redacted(data)
     ops = [
         Op(
-            "INSERT INTO {s}.conversations (id, last_seq) VALUES ($1, $2)"
-            " ON CONFLICT (id) DO UPDATE SET last_seq = greatest({s}.conversations.last_seq, $2)",
-            (cid, seq),
+            "INSERT INTO {s}.conversations (id, last_seq, last_message) VALUES ($1, $2, $3::jsonb)"
+            " ON CONFLICT (id) DO UPDATE SET last_seq = greatest({s}.conversations.last_seq, $2),"
+            " last_message = $3::jsonb",
+            (cid, seq, preview(data, env.time, None if gone else data.get("content"), gone)),
         ),
         Op(
             "INSERT INTO {s}.messages (conversation_id, seq, sender_id, sent_at, words, redacted)"
@@ -311,12 +384,15 @@ def message_edited(env: Envelope, data: dict[str, Any]) -> list[Op]:
     """Search finds the current text only."""
     cid = _conversation(env, data)
     gone = "content" in redacted(data)
+    content = None if gone else data.get("content")
     return [
         Op(
             "UPDATE {s}.messages SET words = array_to_tsvector($3::text[]), redacted = $4"
             " WHERE conversation_id = $1 AND seq = $2 AND NOT deleted AND NOT redacted",
-            (cid, int(data["seq"]), None if gone else words(data.get("content")), gone),
-        )
+            (cid, int(data["seq"]), None if gone else words(content), gone),
+        ),
+        # the send time is not in the event: the preview shows `edited_at` (as projector-chat)
+        *_if_last(cid, data, preview(data, None, content, gone, env.time)),
     ]
 
 
@@ -328,7 +404,8 @@ def message_deleted(env: Envelope, data: dict[str, Any]) -> list[Op]:
             " VALUES ($1, $2, $3, NULL, NULL, true) ON CONFLICT (conversation_id, seq)"
             " DO UPDATE SET words = NULL, deleted = true",
             (cid, int(data["seq"]), data.get("sender_id")),
-        )
+        ),
+        *_if_last(cid, data, preview(data, data.get("sent_at"), None)),
     ]
     unread = set(_ids(data.get("unread_by")))
     mentioned = set(_ids(data.get("mention_unread_by")))

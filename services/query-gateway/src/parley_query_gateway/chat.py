@@ -6,11 +6,11 @@ Lists are keyset-paginated with opaque cursors: the conversation list over
 (last_activity_at, conversation_id) descending, a message page over seq descending, a search
 over (sent_at, conversation_id, seq) descending.
 
-The conversation list's order, the unread totals and message search come from the
-PostgreSQL search model (search.py, services/projector-search): the caller's own rows of one
-index, never a filter over everybody's memberships or messages (on FerretDB 1.24 every filter
-but `_id` equality decodes the whole collection; docs/decisions.md, "Search and lists at
-scale (issue 21)"). The items shown are still projector-chat's documents, read by `_id`.
+The conversation list, the unread totals and message search come from the PostgreSQL
+search model (search.py, services/projector-search): the caller's own rows of one index,
+never a filter over everybody's memberships or messages (on FerretDB 1.24 every filter but
+`_id` equality decodes the whole collection; docs/decisions.md, "Search and lists at scale
+(issue 21)"). Search results are projector-chat's message documents, read by `_id`.
 
 A message page is read by `_id` only: message documents are keyed "<conversation>:<seq>"
 (projector-chat's `message_key`) and seqs are gap-free, so the conversation's `last_seq` (or
@@ -241,6 +241,32 @@ def to_conversation(doc: dict[str, Any]) -> ConversationItem:
     )
 
 
+def listed(row: Any) -> ConversationItem:
+    """A search-model row of the caller's list (inbox + conversation) as the list shows it."""
+    last = json.loads(row["last_message"]) if row["last_message"] else None
+    return ConversationItem(
+        id=row["conversation_id"],
+        title=row["title"],
+        kind=row["kind"],
+        participant_ids=list(row["participant_ids"] or []),
+        last_message=None
+        if last is None
+        else LastMessage(
+            id=last["message_id"],
+            seq=last["seq"],
+            sender_id=last.get("sender_id"),
+            content=None if last.get("deleted") or last.get("redacted") else last.get("content"),
+            deleted=bool(last.get("deleted")),
+            redacted=bool(last.get("redacted")),
+            sent_at=last.get("sent_at"),
+            edited_at=last.get("edited_at"),
+        ),
+        last_activity_at=row["last_activity_at"],
+        unread_count=max(0, int(row["unread_count"] or 0)),
+        mention_count=max(0, int(row["mention_count"] or 0)),
+    )
+
+
 def _gone(doc: dict[str, Any]) -> tuple[bool, bool]:
     return bool(doc.get("deleted")), bool(doc.get("redacted"))
 
@@ -453,24 +479,14 @@ async def list_conversations(
     after = after_conversation(cursor) if cursor else None
 
     async def load() -> ConversationPage:
-        # the order from the search model (the caller's own rows of one index, whatever the
-        # number of memberships), the items from projector-chat's documents by `_id`
+        # one range of the caller's own rows in the search model, whatever the number of
+        # memberships (docs/decisions.md, "Search and lists at scale")
         search: SearchModel = request.app.state.search
         rows = await search.conversations(caller.user_id, after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        memberships = await _collection(request, "memberships")
-        docs = await asyncio.gather(
-            *(
-                memberships.find_one({"_id": f"{caller.user_id}:{r['conversation_id']}"})
-                for r in rows
-            )
-        )
-        # a membership the chat projection has not written yet (or already shows removed)
-        # is left out of this page; the cursor still follows the search model's order
-        shown = [d for d in docs if d is not None and not d.get("removed")]
         return ConversationPage(
-            items=[to_conversation(d) for d in shown],
+            items=[listed(r) for r in rows],
             next_cursor=conversation_cursor(
                 {
                     "last_activity_at": rows[-1]["last_activity_at"],

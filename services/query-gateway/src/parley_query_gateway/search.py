@@ -187,17 +187,22 @@ class SearchModel:
     async def conversations(
         self, caller: str, after: tuple[datetime, str] | None, limit: int
     ) -> list[asyncpg.Record]:
-        """(conversation_id, last_activity_at) of the caller's conversations, most recently
-        active first."""
+        """The caller's conversations as the list shows them, most recently active first:
+        the caller's inbox rows (one range of their index) with each conversation's row."""
         args: list[Any] = [caller, limit]
         below = ""
         if after is not None:
             args += list(after)
-            below = " AND last_activity_at <= $3 AND (last_activity_at, conversation_id) < ($3, $4)"
+            below = (
+                " AND i.last_activity_at <= $3"
+                " AND (i.last_activity_at, i.conversation_id) < ($3, $4)"
+            )
         sql = (
-            "SELECT conversation_id, last_activity_at FROM {s}.inbox"
-            f" WHERE user_id = $1 AND NOT removed{below}"
-            " ORDER BY last_activity_at DESC, conversation_id DESC LIMIT $2"
+            "SELECT i.conversation_id, i.last_activity_at, i.unread_count, i.mention_count,"
+            " c.title, c.kind, c.participant_ids, c.last_message"
+            " FROM {s}.inbox i LEFT JOIN {s}.conversations c ON c.id = i.conversation_id"
+            f" WHERE i.user_id = $1 AND NOT i.removed{below}"
+            " ORDER BY i.last_activity_at DESC, i.conversation_id DESC LIMIT $2"
         )
         return await self.fetch(sql, *args)
 
