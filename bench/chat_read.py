@@ -105,11 +105,14 @@ def fresh_token(context: str, caller: str) -> dict[str, str]:
 
 
 def start_gateway(
-    port: int, mongo_url: str, database: str, signer: Signer
+    port: int, mongo_url: str, database: str, signer: Signer, search_dsn: str | None = None
 ) -> subprocess.Popen[bytes]:
+    """`search_dsn`: the search model (projector-search's database) the gateway reads; None:
+    the gateway's default (the local cluster's `search`)."""
     kafka = locate(Server.KAFKA).address
     env = {
         **os.environ,
+        **({"QUERY_SEARCH_DSN": search_dsn} if search_dsn else {}),
         "QUERY_PORT": str(port),
         "QUERY_HOST": "127.0.0.1",
         "QUERY_MONGO_URL": mongo_url,
