@@ -7,7 +7,9 @@ database of the local cluster's Mongo-wire store: 1,000 memberships of the measu
 among 4,000 of other users (what the collection holds when each conversation has other
 participants). A query gateway is started on a free port against that database (uvicorn,
 `python -m parley_query_gateway`, the production entry point), trusting a static key that
-signs the bench's access token."""
+signs the bench's access token. Since issue 21 the list and the unread total are served by the
+search model (PostgreSQL): the same memberships are seeded into a fresh search database
+(`seed_search`) that the bench's gateway reads."""
 
 from __future__ import annotations
 
@@ -22,10 +24,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from parley_http.consistency import ConsistencyToken
 from parley_readmodel.progress import progress_id, stream_key
 from parley_testing.infra import Server, locate
+from parley_testing.plugin import create_database, drop_database
 from parley_testing.tokens import Signer, jwks
 from pymongo import AsyncMongoClient
 
@@ -92,6 +96,69 @@ async def seed(mongo_url: str, database: str, user: str) -> None:
         )
     finally:
         await client.close()
+
+
+async def seed_search(search_dsn: str, user: str) -> None:
+    """The same memberships in the search model (projector-search's database), which serves
+    the list and the unread total since issue 21: inbox rows and each conversation's row."""
+    from parley_projector_search.migrate import migrate
+
+    await migrate(search_dsn)
+    conn = await asyncpg.connect(search_dsn)
+    try:
+        docs = [
+            membership(user, i, T0 + timedelta(seconds=i * 37 % CONVERSATIONS))
+            for i in range(CONVERSATIONS)
+        ]
+        docs += [
+            membership(f"other-{i % 400}", CONVERSATIONS + i, T0 + timedelta(seconds=i))
+            for i in range(OTHERS)
+        ]
+        await conn.copy_records_to_table(
+            "inbox",
+            schema_name="g1",
+            columns=[
+                "user_id",
+                "conversation_id",
+                "last_activity_at",
+                "removed",
+                "unread_count",
+                "mention_count",
+            ],
+            records=[
+                (
+                    d["user_id"],
+                    d["conversation_id"],
+                    d["last_activity_at"],
+                    d["removed"],
+                    d["unread_count"],
+                    0,
+                )
+                for d in docs
+            ],
+        )
+        last = [{**d["last_message"], "sent_at": d["last_message"]["sent_at"].isoformat()}
+                for d in docs]  # fmt: skip
+        await conn.copy_records_to_table(
+            "conversations",
+            schema_name="g1",
+            columns=["id", "last_seq", "title", "kind", "participant_ids", "last_message"],
+            records=[
+                (
+                    d["conversation_id"],
+                    7,
+                    d["title"],
+                    d["kind"],
+                    d["participant_ids"],
+                    json.dumps(m),
+                )
+                for d, m in zip(docs, last, strict=True)
+            ],
+        )
+        await conn.execute("INSERT INTO g1.applied (stream, version) VALUES ('chat/bench', 1)")
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
 
 
 # the bench's gateway honours consistency tokens signed with this (it plays the command side)
@@ -169,8 +236,10 @@ async def run() -> dict[str, Any]:
     token = signer.token(sub=user)  # 15 minutes: the longest lifetime the gateway accepts
     headers = {"Authorization": f"Bearer {token}"}
     await seed(mongo_url, database, user)
+    search_dsn = await create_database(locate(Server.POSTGRES).address)
+    await seed_search(search_dsn, user)
     port = free_port()
-    gateway = start_gateway(port, mongo_url, database, signer)
+    gateway = start_gateway(port, mongo_url, database, signer, search_dsn)
     base = f"http://127.0.0.1:{port}"
     try:
         await asyncio.to_thread(wait_ready, base, headers)
@@ -186,6 +255,7 @@ async def run() -> dict[str, Any]:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
         await client.drop_database(database)
         await client.close()
+        await drop_database(search_dsn)
     return {
         "conversation_list.p99_ms": round(p99, 2),
         "conversation_list.rps": round(rps, 1),
