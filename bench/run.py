@@ -33,7 +33,7 @@ STAGES = {
     "bench.chat_visible": "send accepted -> the other side's conversation list shows it",
     "bench.chat_read": "conversation list and unread total for a user with 1,000 conversations",
     "bench.saga": "registration saga completion latency and throughput at 20 registrations/s",
-    "bench.query_size": "query latency against data size (1k-100k users/memberships, 10k-1M messages)",
+    "bench.query_size": "query latency against data size (1k-100k users, 10k-1M messages)",
     "bench.encryption": "send-message p99 with and without per-person encryption of the text",
     "bench.realtime": "pushed events: send -> stream, fan-out to 1,000, 10,000 idle, resume",
     "bench.attachments": "1 MiB attachments: upload and download through the signed URLs",
