@@ -17,6 +17,7 @@ from parley_http.openapi import document_problems
 from parley_http.problems import problem_response
 from parley_observability.http import install_observability
 from parley_readmodel.lag import LagMonitor
+from parley_readmodel.metrics import GROUP_LAG
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
@@ -26,9 +27,9 @@ from parley_query_gateway.reads import DocumentCache, QueryCache
 from parley_query_gateway.search import SearchModel
 
 log = logging.getLogger("parley.query")
-# the search model's live consumer group (generation 1's; a rebuilt generation's group is
-# projector-search.g<N>) and its topics
-SEARCH_GROUP = "projector-search.g1"
+# the search model's consumer groups are one per generation (projector-search.g<N>): the lag
+# exported is the live generation's (follow_search_generation)
+SEARCH_GROUP_PREFIX = "projector-search.g"
 SEARCH_TOPICS = ("users.events", "auth.events", "chat.events")
 
 
@@ -37,15 +38,23 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     verifier = Verifier.from_settings(settings)
     revocations = RevocationList.from_settings(settings)
     # the projections this gateway serves, by consumer group: their lag is its freshness
-    lag = LagMonitor(
-        settings.kafka_bootstrap_servers,
-        {
-            users.PROJECTION: ("users.events",),
-            chat.PROJECTION: ("chat.events",),
-            notifications.PROJECTION: notifications.TOPICS,
-            SEARCH_GROUP: SEARCH_TOPICS,
-        },
-    )
+    groups: dict[str, tuple[str, ...]] = {
+        users.PROJECTION: ("users.events",),
+        chat.PROJECTION: ("chat.events",),
+        notifications.PROJECTION: notifications.TOPICS,
+        f"{SEARCH_GROUP_PREFIX}1": SEARCH_TOPICS,
+    }
+    lag = LagMonitor(settings.kafka_bootstrap_servers, groups)
+
+    async def follow_search_generation() -> None:
+        """Export the live search generation's group, not a retired one's (whose lag only
+        grows once its consumers stopped): checked at every scrape, before the lag."""
+        group = SEARCH_GROUP_PREFIX + (await app.state.search.schema()).removeprefix("g")
+        if group not in groups:
+            for old in [g for g in groups if g.startswith(SEARCH_GROUP_PREFIX)]:
+                del groups[old]
+            groups[group] = SEARCH_TOPICS
+            GROUP_LAG.clear()  # the retired group's series go; every group is set again below
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,7 +119,7 @@ def bootstrap(settings: Settings | None = None) -> FastAPI:
     install_observability(
         app,
         {"mongo": mongo_ready, "search": search_ready, "revocations": revocations.check_ready},
-        [lag.refresh],
+        [follow_search_generation, lag.refresh],
     )
     app.include_router(users.router)
     app.include_router(users.stats_router)
