@@ -36,7 +36,13 @@ pytestmark = pytest.mark.e2e
 
 EVENT_TOPICS = [events_topic(c) for c in CONTEXTS]
 COMMAND_TOPICS = [commands_topic(c) for c in CONTEXTS]
-READERS = ["projector-users", "projector-chat", "projector-notifications", OTHER_TEAMS]
+READERS = [
+    "projector-users",
+    "projector-chat",
+    "projector-notifications",
+    "projector-search",
+    OTHER_TEAMS,
+]
 
 
 def producer(bootstrap: str, who: str) -> AIOKafkaProducer:

@@ -34,6 +34,7 @@ from parley_messaging.envelope import InvalidEnvelope, decode
 from parley_messaging.security import kafka_security
 from parley_messaging.topics import ensure_topics
 from parley_privacy.keys import KeyUnavailable
+from parley_readmodel import metrics
 from parley_readmodel.dlq import dlq_declaration
 from parley_readmodel.progress import stream_key
 
@@ -123,7 +124,7 @@ class Consumer:
                         poison.append((record, error))
         return items, poison
 
-    async def _apply(self, items: list[Item]) -> list[tuple[Record, Any]]:
+    async def _apply(self, items: list[Item]) -> tuple[int, list[tuple[Record, Any]]]:
         """Apply until it works (the database down: wait); a statement failing: once more
         item by item, the failing items parked."""
         pause = 0.05
@@ -131,7 +132,7 @@ class Consumer:
         while True:
             try:
                 outcome = await store.apply(self.pool, self.generation, items, careful)
-                return [(i.ref, e) for i, e in outcome.failed]
+                return outcome.applied, [(i.ref, e) for i, e in outcome.failed]
             except store.RETRYABLE as error:
                 log.warning("search store: %s; retrying in %.2fs", error, pause)
             except asyncpg.PostgresError as error:
@@ -172,9 +173,17 @@ class Consumer:
                     continue
                 records = [r for tp in sorted(batch, key=str) for r in batch[tp]]
                 items, poison = await self._items(records)
-                poison += await self._apply(items)
+                applied, failed = await self._apply(items)
+                poison += failed
+                metrics.EVENTS.labels(NAME, "applied").inc(applied)
+                metrics.EVENTS.labels(NAME, "duplicate-or-ignored").inc(
+                    len(items) - applied - len(failed)
+                )
+                metrics.EVENTS.labels(NAME, "parked").inc(len(poison))
+                metrics.GENERATION.labels(NAME).set(self.generation)
                 for record, error in poison:
                     await publish(producer, NAME, record, error, ATTEMPTS)
+                    metrics.DLQ.labels(NAME).inc()
                     log.warning(
                         "parked %s[%d]@%d: %r", record.topic, record.partition, record.offset, error
                     )
