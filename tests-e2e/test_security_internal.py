@@ -87,7 +87,13 @@ async def test_a_projector_cannot_destroy_a_key_or_mint_a_code_and_changes_nothi
     subject = str(uuid.uuid4())
     made = await call(internal, KEYS_CREATE, caller_credential("chat-api"), subject)
     assert made.status_code == 200, made.text
-    for projector in ("projector-users", "projector-chat", "projector-notifications"):
+    projectors = (
+        "projector-users",
+        "projector-chat",
+        "projector-notifications",
+        "projector-search",
+    )
+    for projector in projectors:
         token = caller_credential(projector)
         assert (await call(internal, KEYS_DESTROY, token, subject)).status_code == 403
         assert (await call(internal, CODES_MINT, token, subject)).status_code == 403
