@@ -213,34 +213,6 @@ def after_seq(cursor: str) -> int:
     return int(value["s"])
 
 
-def to_last_message(value: Any) -> LastMessage | None:
-    if not isinstance(value, dict):
-        return None
-    return LastMessage(
-        id=value["message_id"],
-        seq=value["seq"],
-        sender_id=value.get("sender_id"),
-        content=None if value.get("deleted") or value.get("redacted") else value.get("content"),
-        deleted=bool(value.get("deleted")),
-        redacted=bool(value.get("redacted")),
-        sent_at=_utc(value.get("sent_at")),
-        edited_at=_utc(value.get("edited_at")),
-    )
-
-
-def to_conversation(doc: dict[str, Any]) -> ConversationItem:
-    return ConversationItem(
-        id=doc["conversation_id"],
-        title=doc.get("title"),
-        kind=doc.get("kind"),
-        participant_ids=list(doc.get("participant_ids") or []),
-        last_message=to_last_message(doc.get("last_message")),
-        last_activity_at=_utc(doc.get("last_activity_at")),
-        unread_count=max(0, int(doc.get("unread_count") or 0)),
-        mention_count=max(0, int(doc.get("mention_count") or 0)),
-    )
-
-
 def listed(row: Any) -> ConversationItem:
     """A search-model row of the caller's list (inbox + conversation) as the list shows it."""
     last = json.loads(row["last_message"]) if row["last_message"] else None
