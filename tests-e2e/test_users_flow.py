@@ -96,7 +96,8 @@ async def test_admins_change_status_and_roles(
             await client.put(f"{me}/role", json={"role": "admin"}, headers=user.headers)
         ).status_code == 403
         assigned = await client.put(f"{me}/role", json={"role": "admin"}, headers=admin.headers)
-        seen = (await client.get(me, headers={**user.headers, **token_of(assigned)})).json()
+        # the token counts for its writer (the admin) only
+        seen = (await client.get(me, headers={**admin.headers, **token_of(assigned)})).json()
         assert seen["role"] == "admin"
         back = await client.put(f"{me}/role", json={"role": "user"}, headers=admin.headers)
         token_of(back)
