@@ -101,7 +101,18 @@ def example_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([*uv(), "venv", "--quiet", str(venv)], check=True, env=env, timeout=120)
     python = venv / "bin" / "python"
     subprocess.run(
-        [*uv(), "pip", "install", "--quiet", "--python", str(python), str(EXAMPLE)],
+        # the contract is built from this checkout: never a wheel cached from an older one
+        [
+            *uv(),
+            "pip",
+            "install",
+            "--quiet",
+            "--refresh-package",
+            "parley-events",
+            "--python",
+            str(python),
+            str(EXAMPLE),
+        ],
         check=True,
         env=env,
         timeout=240,
