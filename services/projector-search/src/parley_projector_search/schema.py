@@ -112,6 +112,8 @@ ALTER TABLE {s}.conversations ADD COLUMN IF NOT EXISTS title text;
 ALTER TABLE {s}.conversations ADD COLUMN IF NOT EXISTS kind text;
 ALTER TABLE {s}.conversations ADD COLUMN IF NOT EXISTS participant_ids text[];
 ALTER TABLE {s}.conversations ADD COLUMN IF NOT EXISTS last_message jsonb;
+-- an admin's lookup by address (the oldest profile first)
+CREATE INDEX IF NOT EXISTS users_by_email ON {s}.users (email_key, created_at, id);
 CREATE INDEX IF NOT EXISTS conversations_last_sender
     ON {s}.conversations ((last_message->>'sender_id'));
 """

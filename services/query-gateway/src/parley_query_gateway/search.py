@@ -152,6 +152,24 @@ class SearchModel:
         )
         return await self.fetch(sql, *args)
 
+    async def user_by_email(self, email_key: str) -> asyncpg.Record | None:
+        """The oldest profile with that (casefolded) address."""
+        rows = await self.fetch(
+            "SELECT * FROM {s}.users WHERE email_key = $1 ORDER BY created_at, id LIMIT 1",
+            email_key,
+        )
+        return rows[0] if rows else None
+
+    async def roles(self, status: str | None) -> dict[str, int]:
+        """Users per role, of one status or all (a count of the users table: one pass over
+        an index-sized table, not over decoded documents)."""
+        where = "" if status is None else " WHERE status = $1"
+        rows = await self.fetch(
+            f"SELECT role, count(*) AS n FROM {{s}}.users{where} GROUP BY role",
+            *(() if status is None else (status,)),
+        )
+        return {str(r["role"]): int(r["n"]) for r in rows}
+
     # -- messages -----------------------------------------------------------------------------
 
     async def messages(

@@ -137,13 +137,7 @@ async def list_users(
 
     Served by the search model (PostgreSQL, projector-search): one range of the token index
     per page, whatever the number of users (docs/decisions.md, "Search and lists at scale")."""
-    search: SearchModel = request.app.state.search
-    settings = request.app.state.settings
-    await search.caught_up(
-        parse_token(token, settings.consistency_secret, caller.user_id),
-        READ_MODEL.contexts,
-        settings.consistency_wait_s,
-    )
+    search = await search_fresh(request, token, caller)
     after = None
     if cursor is not None:
         key, last_id = decode_cursor(cursor, len(USER_ORDER))
@@ -171,6 +165,18 @@ async def list_users(
         last = found[limit - 1]
         page.next_cursor = encode_cursor(str(last.get("name_key") or ""), last["id"])
     return answer(request, response, page)
+
+
+async def search_fresh(request: Request, token: str | None, caller: Principal) -> SearchModel:
+    """The search model, once it applied the caller's users token (if any)."""
+    search: SearchModel = request.app.state.search
+    settings = request.app.state.settings
+    await search.caught_up(
+        parse_token(token, settings.consistency_secret, caller.user_id),
+        READ_MODEL.contexts,
+        settings.consistency_wait_s,
+    )
+    return search
 
 
 def row_to_doc(row: dict[str, Any]) -> dict[str, Any]:
@@ -223,13 +229,12 @@ async def get_user_by_email(
     """Admins only. Case-insensitive. Should two profiles share an address (auth keeps
     accounts' addresses unique, profiles an admin created need not be), the oldest."""
     require_role(caller, "admin")
-    await READ_MODEL.fresh_for(request, token, caller)
-    users = await aliases.collection(request.app.state.db, PROJECTION, "users")
-    cursor = users.find({"email_key": email.strip().casefold()})
-    found = await cursor.sort([("created_at", 1), ("_id", 1)]).limit(1).to_list(None)
-    if not found:
+    search: SearchModel = await search_fresh(request, token, caller)
+    # the search model's index on the address (FerretDB would decode every profile)
+    found = await search.user_by_email(email.strip().casefold())
+    if found is None:
         raise Problem(404, "Not Found", "no user with that address")
-    return answer(request, response, to_view(found[0], caller))
+    return answer(request, response, to_view(row_to_doc(dict(found)), caller))
 
 
 @router.get("/{user_id}", response_model=UserView, responses=UNCHANGED)
@@ -301,16 +306,12 @@ async def role_stats(
     status: Status | None = None,
     token: Token = None,
 ) -> Any:
-    """Admins only: users per role (optionally of one status). Computed when asked, by one
-    `$group` with one `$sum` over the per-user documents (each has one writer), never kept
-    in a counter document that many streams would update."""
+    """Admins only: users per role (optionally of one status). Computed when asked, a count
+    over the search model's users table, never kept in a counter that many streams would
+    update."""
     require_role(caller, "admin")
-    await READ_MODEL.fresh_for(request, token, caller)
-    users = await aliases.collection(request.app.state.db, PROJECTION, "users")
-    pipeline: list[dict[str, Any]] = [{"$match": {"status": status}}] if status else []
-    pipeline.append({"$group": {"_id": "$role", "count": {"$sum": 1}}})
+    search: SearchModel = await search_fresh(request, token, caller)
     roles = {"user": 0, "admin": 0}
-    async for row in await users.aggregate(pipeline):
-        role = row["_id"] or "user"  # documents projected before roles existed
-        roles[role] = roles.get(role, 0) + int(row["count"])
+    for role, count in (await search.roles(status)).items():
+        roles[role] = roles.get(role, 0) + count
     return answer(request, response, RoleStats(roles=roles, total=sum(roles.values())))
