@@ -228,7 +228,8 @@ async def test_forgetting_a_person_shreds_their_data_everywhere(
 
         async def whole_page() -> set[str | None] | None:  # the others' writes: eventually
             got = await client.get(f"/v1/conversations/{cid}/messages", headers=bob.headers)
-            contents = {m["content"] for m in got.json()["items"]}
+            assert got.status_code in (200, 503), got.text  # 503: the read model catching up
+            contents = {m["content"] for m in got.json().get("items", [])}
             return contents if contents == {edited_text, alice_texts[1], bob_text} else None
 
         await eventually(whole_page)
