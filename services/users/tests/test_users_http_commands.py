@@ -360,16 +360,18 @@ async def test_admins_assign_roles(api: tuple[httpx.AsyncClient, str]) -> None:
     ]
 
 
-def auth_record(name: str, data: dict[str, object]) -> tuple[list[tuple[str, bytes]], bytes]:
+def auth_record(
+    name: str, data: dict[str, object], context: str = "auth", subject: str | None = None
+) -> tuple[list[tuple[str, bytes]], bytes]:
     from datetime import UTC, datetime
 
     from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
 
     envelope = Envelope(
         id=str(uuid.uuid4()),
-        source="/parley/auth",
-        type=ce_type("auth", name, 1),
-        subject=str(data["user_id"]),
+        source=f"/parley/{context}",
+        type=ce_type(context, name, 1),
+        subject=subject if subject is not None else str(data["user_id"]),
         time=datetime.now(UTC),
         data=json.dumps(data).encode(),
         aggregate_version=1,
@@ -451,20 +453,8 @@ async def test_a_cancelled_registration_deactivates_its_profile(
 
 
 def chat_record(name: str, data: dict[str, object]) -> tuple[list[tuple[str, bytes]], bytes]:
-    from datetime import UTC, datetime
-
-    from parley_messaging.envelope import Envelope, ce_type, header_map, kafka_headers
-
-    envelope = Envelope(
-        id=str(uuid.uuid4()),
-        source="/parley/chat",
-        type=ce_type("chat", name, 1),
-        subject=str(data["conversation_id"]),
-        time=datetime.now(UTC),
-        data=json.dumps(data).encode(),
-        aggregate_version=7,
-    )
-    return kafka_headers(header_map(envelope)), envelope.data
+    """A chat.events record (subject = the conversation), as relay-chat publishes it."""
+    return auth_record(name, data, context="chat", subject=str(data["conversation_id"]))
 
 
 async def test_a_report_resolved_with_deactivate_user_deactivates_the_sender(
