@@ -20,6 +20,7 @@ def gateway_url() -> str:
 
 import asyncio  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 
 import httpx  # noqa: E402
 from parley_testing.accounts import Account, login, sign_up  # noqa: E402
@@ -34,7 +35,7 @@ async def user(gateway_url: str) -> Account:
 
 
 @pytest.fixture(scope="session")
-def admin(gateway_url: str, postgres_dsn: str) -> Account:
+def _admin_account(gateway_url: str, postgres_dsn: str) -> Account:
     """An account made admin with the operator's CLI (`python -m parley_auth.admin`), pointed
     at this cluster's auth database (ports may be overridden)."""
     env = {**os.environ, "AUTH_POSTGRES_DSN": dsn_for_database(postgres_dsn, "auth")}
@@ -54,3 +55,24 @@ def admin(gateway_url: str, postgres_dsn: str) -> Account:
             return account
 
     return asyncio.run(make())
+
+
+# access tokens live 5 minutes and the e2e tier runs longer: a test gets the admin's token
+# fresh once it is older than this, so no test meets an expired one half-way through
+_ADMIN_TOKEN_MAX_AGE_S = 120.0
+_admin_token_issued = [0.0]
+
+
+@pytest.fixture
+def admin(gateway_url: str, _admin_account: Account) -> Account:
+    now = time.monotonic()
+    if now - _admin_token_issued[0] > _ADMIN_TOKEN_MAX_AGE_S:
+        if _admin_token_issued[0]:
+
+            async def relogin() -> str:
+                async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
+                    return await login(client, _admin_account.email)
+
+            _admin_account.access_token = asyncio.run(relogin())
+        _admin_token_issued[0] = now
+    return _admin_account
