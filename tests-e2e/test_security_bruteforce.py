@@ -235,6 +235,20 @@ async def test_a_fresh_registration_and_a_decoy_answer_alike(local: httpx.AsyncC
         response = await local.get(f"/v1/users/{user_id}", headers=viewer.headers)
         answers.append((response.status_code, response.text.replace(user_id, "<id>")))
     assert answers[0] == answers[1] and answers[0][0] == 404, answers
+    # nor do the routes that take a user id: a contact, a direct conversation
+    contacts = f"/v1/users/{viewer.user_id}/contacts"
+    for user_id in ids.values():
+        added = await local.post(contacts, json={"contact_id": user_id}, headers=viewer.headers)
+        assert added.status_code == 200, added.text
+        direct = await local.post(
+            "/v1/conversations", json={"participant_ids": [user_id]}, headers=viewer.headers
+        )
+        assert direct.status_code == 201, direct.text
+    consistent = {**viewer.headers, "X-Consistency-Token": added.headers["X-Consistency-Token"]}
+    listed = (await local.get(contacts, headers=consistent)).json()["items"]
+    assert sorted((c["contact_id"], c["name"]) for c in listed) == sorted(
+        (user_id, None) for user_id in ids.values()
+    )
 
     code = await code_mailed_to(fresh)
     verified = await local.post("/v1/auth/verify-otp", json={"email": fresh, "code": code})

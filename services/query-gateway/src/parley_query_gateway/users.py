@@ -275,11 +275,16 @@ async def list_contacts(
     profiles = await asyncio.gather(
         *(get_document(request, PROJECTION, "users", d["contact_id"], False) for d in shown)
     )
+    # any id can be added as a contact; a registration not verified yet shows no name, like
+    # an id that is nobody's (the profile route's rule: user_view)
+    unverified = (
+        set() if caller.is_admin else await pending(request, [d["contact_id"] for d in shown])
+    )
     page = ContactPage(
         items=[
             ContactView(
                 contact_id=d["contact_id"],
-                name=profile.get("name") if profile else None,
+                name=profile.get("name") if profile and d["contact_id"] not in unverified else None,
                 added_at=d["added_at"],
             )
             for d, profile in zip(shown, profiles, strict=True)

@@ -142,7 +142,8 @@ class User(Aggregate):
             self.record(UserStatusChanged(user_id=self.id, status="active"))
 
     def add_contact(self, contact_id: str) -> None:
-        """The caller checked that `contact_id` is a user (another aggregate)."""
+        """Any id but one's own: whether `contact_id` is a user is not checked (see the
+        handler: an answer that differs for unknown ids is an enumeration oracle)."""
         self._must_exist()
         if contact_id == self.id:
             raise ContactIsSelf(self.id)

@@ -54,7 +54,6 @@ from parley_users.domain import (
     UserDeactivated,
     UserNotFound,
 )
-from parley_users.handlers import ContactNotFound
 
 CONTEXT = "users"
 # deleting one's own account needs a login this recent (the token's auth_time): a stolen or
@@ -106,7 +105,6 @@ class RoleBody(BaseModel):
 ERRORS = SHARED.extend(
     {
         UserNotFound: not_found("no user {}"),
-        ContactNotFound: not_found("no user {} to add as a contact"),
         UserAlreadyExists: conflict("user {} already exists"),
         ContactIsSelf: invalid(
             "a user cannot be their own contact", "contact_id", "is the user themselves"
@@ -161,7 +159,9 @@ async def reactivate(user_id: uuid.UUID, call: CommandCall) -> Any:
 
 @router.post("/{user_id}/contacts", response_model=CommandAccepted)
 async def add_contact(user_id: uuid.UUID, body: ContactBody, call: CommandCall) -> Any:
-    """The user or an admin. 404 when the contact is not a user; adding twice is a no-op."""
+    """The user or an admin; adding twice is a no-op. Any id is accepted (unknown ids are not
+    told apart from users who registered a moment ago: enumeration); the contact list shows
+    names of visible users only."""
     require_self_or_admin(call.principal, str(user_id))
     command = AddContact(str(user_id), str(body.contact_id))
     return await call.execute(command, "contacts.add", str(user_id))
