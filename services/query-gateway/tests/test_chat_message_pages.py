@@ -78,9 +78,12 @@ async def seeded(mongo_url: str, kafka_bootstrap: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def api(seeded: str, mongo_url: str, kafka_bootstrap: str) -> AsyncIterator[Any]:
+async def api(
+    seeded: str, mongo_url: str, kafka_bootstrap: str, search_dsn: str
+) -> AsyncIterator[Any]:
     settings = Settings(
         mongo_url=mongo_url,
+        search_dsn=search_dsn,
         mongo_db=seeded,
         jwks=json.dumps(jwks(SIGNER)),
         jwks_url="",

@@ -88,11 +88,12 @@ class Seeder:
 
 @pytest.fixture
 async def env(
-    mongo_url: str, kafka_bootstrap: str
+    mongo_url: str, kafka_bootstrap: str, search_dsn: str
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Seeder]]:
     name = f"qn_{uuid.uuid4().hex[:10]}"
     settings = Settings(
         mongo_url=mongo_url,
+        search_dsn=search_dsn,
         mongo_db=name,
         jwks=json.dumps(jwks(SIGNER)),
         jwks_url="",
