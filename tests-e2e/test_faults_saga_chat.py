@@ -19,6 +19,11 @@ paths, let the process manager restart each, and then check:
 Messages are sent with an Idempotency-Key and retried with the same key until accepted, as a
 careful client would: a send whose answer was lost in a crash must neither vanish nor double.
 The report goes to `.local/reports/faults-saga-chat.json`.
+
+On a cluster with replicas (`make up REPLICAS=2`, issue 22) each fault kills one replica of
+its kind while the others keep serving (round k takes replica k), and then clients must meet
+nothing but successes and 503s (nginx's answer for a request the dying replica held; they
+retry): any other answer or a transport error during such a fault breaks an invariant.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.fault
 
-FAULTS = (
+KINDS_KILLED = (
     "registration-saga",
     "relay-saga",
     "relay-auth",
@@ -63,7 +68,9 @@ FAULTS = (
     "relay-notifications",
     "projector-chat",
     "projector-notifications",
-) * int(os.environ.get("PARLEY_FAULT_ROUNDS", "1"))
+)
+KINDS = len(KINDS_KILLED)
+FAULTS = KINDS_KILLED * int(os.environ.get("PARLEY_FAULT_ROUNDS", "1"))
 REGISTRATIONS_PER_S = 2
 MESSAGES_PER_S = 10
 AFTER_RESTART_S = 3.0
@@ -79,11 +86,22 @@ class Load:
     sent: Counter[str] = field(default_factory=Counter)  # sender id -> messages accepted
     registered: int = 0
     refused: int = 0
+    # answers other than success or a 503 (what nginx answers for a replica that died
+    # mid-request: clients retry it), by status or exception; with a second replica of the
+    # killed kind serving there must be none
+    unexpected: Counter[str] = field(default_factory=Counter)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     # accepted messages waiting for their reactions: (message id, sender, recipient)
     to_react: asyncio.Queue[tuple[str, Account, Account]] = field(default_factory=asyncio.Queue)
     # message id -> {(person, emoji)} the read side must show once the reactions are done
     reactions: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+
+    def note(self, outcome: httpx.Response | httpx.HTTPError) -> None:
+        if isinstance(outcome, httpx.Response):
+            if outcome.status_code != 503:
+                self.unexpected[str(outcome.status_code)] += 1
+        else:
+            self.unexpected[type(outcome).__name__] += 1
 
 
 async def register_some(client: httpx.AsyncClient, load: Load) -> None:
@@ -95,8 +113,10 @@ async def register_some(client: httpx.AsyncClient, load: Load) -> None:
                 load.registered += 1
             else:
                 load.refused += 1
-        except httpx.HTTPError:
+                load.note(response)
+        except httpx.HTTPError as error:
             load.refused += 1
+            load.note(error)
         await asyncio.sleep(1 / REGISTRATIONS_PER_S)
 
 
@@ -120,14 +140,18 @@ async def send_messages(
                     load.to_react.put_nowait((response.json()["id"], sender, recipient))
                     break
                 load.refused += 1
-            except httpx.HTTPError:
+                load.note(response)
+            except httpx.HTTPError as error:
                 load.refused += 1
+                load.note(error)
             assert time.monotonic() < deadline, "a message was never accepted"
             await asyncio.sleep(0.2)
         await asyncio.sleep(1 / MESSAGES_PER_S)
 
 
-async def until_answered(client: httpx.AsyncClient, method: str, url: str, who: Account) -> None:
+async def until_answered(
+    client: httpx.AsyncClient, method: str, url: str, who: Account, load: Load
+) -> None:
     """One idempotent request, repeated until the service answers 200 (crashes in between)."""
     deadline = time.monotonic() + 60
     while True:
@@ -135,8 +159,9 @@ async def until_answered(client: httpx.AsyncClient, method: str, url: str, who: 
             response = await client.request(method, url, headers=who.headers)
             if response.status_code == 200:
                 return
-        except httpx.HTTPError:
-            pass
+            load.note(response)
+        except httpx.HTTPError as error:
+            load.note(error)
         assert time.monotonic() < deadline, f"{method} {url} was never answered"
         await asyncio.sleep(0.2)
 
@@ -150,10 +175,10 @@ async def react_to_messages(client: httpx.AsyncClient, cid: str, load: Load) -> 
         except TimeoutError:
             continue
         base = f"/v1/conversations/{cid}/messages/{mid}/reactions"
-        await until_answered(client, "PUT", f"{base}/{THUMBS}", recipient)
+        await until_answered(client, "PUT", f"{base}/{THUMBS}", recipient, load)
         if len(load.reactions) % 3 == 0:
-            await until_answered(client, "PUT", f"{base}/{PARTY}", sender)
-            await until_answered(client, "DELETE", f"{base}/{PARTY}", sender)
+            await until_answered(client, "PUT", f"{base}/{PARTY}", sender, load)
+            await until_answered(client, "DELETE", f"{base}/{PARTY}", sender, load)
         load.reactions[mid] = {(recipient.user_id, THUMBS)}
 
 
@@ -321,8 +346,11 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
             asyncio.create_task(react_to_messages(client, cid, load)),
         ]
         try:
-            for name in FAULTS:
-                before = (load.registered, sum(load.sent.values()))
+            for round_index, kind in enumerate(FAULTS):
+                # with `make up REPLICAS=N`: one replica of the kind dies, the others serve
+                replicas = await asyncio.to_thread(cluster.replicas, kind)
+                name = replicas[(round_index // KINDS) % len(replicas)]
+                before = (load.registered, sum(load.sent.values()), load.unexpected.total())
                 started = time.monotonic()
                 old = await asyncio.to_thread(cluster.kill, name)
                 new = await asyncio.to_thread(cluster.wait_restarted, name, old, 90.0)
@@ -330,10 +358,12 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
                 report.append(
                     {
                         "fault": f"SIGKILL {name}",
+                        "replicas_of_its_kind": len(replicas),
                         "pids": [old, new],
                         "seconds": round(time.monotonic() - started, 1),
                         "registrations_accepted_during": load.registered - before[0],
                         "messages_accepted_during": sum(load.sent.values()) - before[1],
+                        "unexpected_answers_during": load.unexpected.total() - before[2],
                     }
                 )
         finally:
@@ -406,6 +436,7 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
         "messages_accepted": sum(load.sent.values()),
         "messages_reacted_to": len(load.reactions),
         "requests_refused_or_failed": load.refused,
+        "answers_other_than_success_or_503": dict(load.unexpected),
         "sagas": dict(Counter(r["status"] for r in sagas)),
         "invariants": {
             "sagas not finished": sum(
@@ -421,6 +452,12 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
             "messages whose reactions differ from those accepted": 0,
             "chat read model differing from a from-scratch projection": int(not rebuilt_equal),
             "records parked on dead-letter topics": parked,
+            # a client meets only 503s (retried) while another replica of the killed kind runs
+            "answers other than success or 503 while a replica of the killed kind served": sum(
+                item["unexpected_answers_during"]
+                for item in report
+                if item["replicas_of_its_kind"] > 1
+            ),
         },
     }
     REPORT.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,11 @@ process manager restart it, and then check the invariants:
 Each fault, the commands accepted during it and the invariants checked are written to
 `.local/reports/faults-users.json` (and printed). Bounded: a few seconds per fault; `make test`
 runs one round, `make faults` three.
+
+On a cluster with replicas (`make up REPLICAS=2`, issue 22) each fault kills one replica of
+its kind while the others keep serving (round k takes replica k), and then clients must meet
+nothing but successes and 503s (nginx's answer for a request the dying replica held; they
+retry): any other answer or a transport error during such a fault breaks an invariant.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import os
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +47,7 @@ from pymongo import AsyncMongoClient
 pytestmark = pytest.mark.fault
 
 # every kind of process the users pipeline crosses; `make faults` repeats the round
-FAULTS = (
+KINDS_KILLED = (
     "relay-users",
     "projector-users",
     "users-api",
@@ -49,7 +55,9 @@ FAULTS = (
     "kafka",
     "ferretdb",
     "postgres",
-) * int(os.environ.get("PARLEY_FAULT_ROUNDS", "1"))
+)
+KINDS = len(KINDS_KILLED)
+FAULTS = KINDS_KILLED * int(os.environ.get("PARLEY_FAULT_ROUNDS", "1"))
 USERS = 12
 LOAD_PER_S = 40
 AFTER_RESTART_S = 3.0
@@ -60,6 +68,9 @@ REPORT = Path(os.environ.get("PARLEY_STATE_DIR", ".local")) / "reports" / "fault
 class Load:
     accepted: set[tuple[str, int]] = field(default_factory=set)  # (user id, version)
     refused: int = 0
+    # answers other than success or a 503 (nginx's answer for a replica that died
+    # mid-request), by status or exception: none while another replica of the killed kind runs
+    unexpected: Counter[str] = field(default_factory=Counter)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -75,8 +86,11 @@ async def generate(client: httpx.AsyncClient, users: list[str], load: Load) -> N
                 load.accepted.add((user_id, int(response.json()["version"])))
             else:
                 load.refused += 1
-        except httpx.HTTPError:
+                if response.status_code != 503:
+                    load.unexpected[str(response.status_code)] += 1
+        except httpx.HTTPError as error:
             load.refused += 1
+            load.unexpected[type(error).__name__] += 1
         await asyncio.sleep(1 / LOAD_PER_S)
 
 
@@ -195,8 +209,11 @@ async def test_every_process_killed_under_load_loses_and_doubles_nothing(
             load.accepted.add((users[-1], 1))
         generator = asyncio.create_task(generate(client, users, load))
         try:
-            for name in FAULTS:
-                before = len(load.accepted)
+            for round_index, kind in enumerate(FAULTS):
+                # with `make up REPLICAS=N`: one replica of the kind dies, the others serve
+                replicas = await asyncio.to_thread(cluster.replicas, kind)
+                name = replicas[(round_index // KINDS) % len(replicas)]
+                before = (len(load.accepted), load.unexpected.total())
                 started = time.monotonic()
                 old = await asyncio.to_thread(cluster.kill, name)
                 new = await asyncio.to_thread(cluster.wait_restarted, name, old, 90.0)
@@ -204,9 +221,11 @@ async def test_every_process_killed_under_load_loses_and_doubles_nothing(
                 report.append(
                     {
                         "fault": f"SIGKILL {name}",
+                        "replicas_of_its_kind": len(replicas),
                         "pids": [old, new],
                         "seconds": round(time.monotonic() - started, 1),
-                        "commands_accepted_during": len(load.accepted) - before,
+                        "commands_accepted_during": len(load.accepted) - before[0],
+                        "unexpected_answers_during": load.unexpected.total() - before[1],
                     }
                 )
         finally:
@@ -231,11 +250,17 @@ async def test_every_process_killed_under_load_loses_and_doubles_nothing(
         "faults": report,
         "commands_accepted": len(accepted),
         "commands_refused_or_failed": load.refused,
+        "answers_other_than_success_or_503": dict(load.unexpected),
         "invariants": {
             "accepted commands missing in PostgreSQL": len(missing_in_pg),
             "stored events missing on users.events": len(missing_on_kafka),
             "read-model documents differing from a from-scratch rebuild": len(differences),
             "records parked on projector-users.dlq": parked,
+            "answers other than success or 503 while a replica of the killed kind served": sum(
+                item["unexpected_answers_during"]
+                for item in report
+                if item["replicas_of_its_kind"] > 1
+            ),
         },
     }
     REPORT.parent.mkdir(parents=True, exist_ok=True)
@@ -245,4 +270,10 @@ async def test_every_process_killed_under_load_loses_and_doubles_nothing(
     assert not missing_on_kafka, sorted(missing_on_kafka)[:10]
     assert not differences, {u: (live_docs[u], rebuilt_docs.get(u)) for u in differences[:3]}
     assert parked == 0
+    assert (
+        summary["invariants"][
+            "answers other than success or 503 while a replica of the killed kind served"
+        ]
+        == 0
+    ), report
     assert all(item["commands_accepted_during"] > 0 for item in report), report

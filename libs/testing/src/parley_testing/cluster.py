@@ -28,6 +28,16 @@ def processes() -> dict[str, tuple[str, str]]:
     return table
 
 
+def replicas(name: str) -> list[str]:
+    """The replicas of one kind of process the cluster runs: `name`, then `name-2`, ...
+    (`make up REPLICAS=N`; deploy/local/services_catalog.py replica_name)."""
+    table = processes()
+    names = [name]
+    while f"{name}-{len(names) + 1}" in table:
+        names.append(f"{name}-{len(names) + 1}")
+    return names
+
+
 def kill(name: str) -> int:
     """SIGKILL the process; returns the pid that was killed."""
     state, pid = processes()[name]
