@@ -73,10 +73,12 @@ def kafka_config_digest(s: Settings) -> str:
 
 
 # upstreams whose requests carry a conversation: chat writes for one conversation go to one
-# replica while it is up (routes.conf sets $parley_conversation; deploy/nginx/compose.conf
-# declares the same for docker-compose and Kubernetes). Consistent (ketama) hashing moves only
-# the dead replica's conversations when one goes; an empty key (POST /v1/conversations, no id
-# yet) goes round-robin.
+# replica while it is up (methods.conf sets $parley_conversation; docker-compose and
+# Kubernetes get theirs from deploy/nginx/compose-chat-servers.conf and
+# kubernetes-chat-servers.conf). Consistent (ketama) hashing moves only the dead replica's
+# conversations when one goes: here every replica is a server of its own address, which is
+# what nginx's ring is keyed by. An empty key (POST /v1/conversations, no id yet) goes
+# round-robin.
 HASHED_UPSTREAMS = {"chat_cmd": "hash $parley_conversation consistent;"}
 
 

@@ -8,11 +8,12 @@ import ast
 import importlib
 import re
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nginx_conf import INCLUDE_DIR, parse_with, server_address, upstream_blocks
 from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,10 +106,30 @@ def listen_port_variable(names: Iterable[str]) -> str:
     return found[0]
 
 
-def upstreams(nginx_conf: str) -> dict[str, tuple[str, int]]:
-    """`upstream NAME { server HOST:PORT; ... }` -> {NAME: (HOST, PORT)}."""
-    found = re.findall(r"upstream\s+(\w+)\s*\{\s*server\s+([\w.-]+):(\d+)", nginx_conf)
-    return {name: (host, int(port)) for name, host, port in found}
+def upstreams(
+    nginx_conf: str, files: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, int | None]]:
+    """`upstream NAME { ... server HOST[:PORT] ...; }` -> {NAME: (HOST, PORT)}, the
+    /etc/nginx/parley/ includes read from `files` (name -> text: a deployment's own files,
+    chat-servers.conf). PORT is None for a server found by its SRV records (`service=`).
+    An upstream with no server (its include not given) is listed as ("", None)."""
+    found = {}
+    for name, block in upstream_blocks(parse_with(nginx_conf, files or {})).items():
+        servers = block.get("server")
+        assert len(servers) <= 1, f"upstream {name}: one server (a name) each"
+        found[name] = server_address(servers[0]) if servers else ("", None)
+    return found
+
+
+def compose_gateway_files(compose: dict[str, Any]) -> dict[str, str]:
+    """What docker-compose's nginx finds under /etc/nginx/parley/ (name -> text), from its
+    bind mounts."""
+    files = {}
+    for volume in compose["services"]["nginx"]["volumes"]:
+        source, target = volume.split(":")[:2]
+        if target.startswith(INCLUDE_DIR):
+            files[target.removeprefix(INCLUDE_DIR)] = (ROOT / source).read_text()
+    return files
 
 
 def exported_metric_names() -> set[str]:

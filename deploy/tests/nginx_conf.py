@@ -4,10 +4,25 @@ blocks and quoted strings (comments dropped), as a tree."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 NGINX = Path(__file__).resolve().parents[1] / "nginx"
+# where every deployment puts the shared files and its own includes (routes.conf,
+# methods.conf, resolver.conf, chat-servers.conf)
+INCLUDE_DIR = "/etc/nginx/parley/"
+# the first open-source nginx with `resolve` (and `service=`) on an upstream's server
+RESOLVE_SINCE = (1, 27, 3)
+
+
+def version(text: str) -> tuple[int, ...]:
+    """`nginx:1.28`, `nginxinc/nginx-unprivileged:1.28.0`, `nginx version: nginx/1.22.1` ->
+    (1, 28), (1, 28, 0), (1, 22, 1): an image's tag compares as its lowest patch release."""
+    match = re.search(r"[:/](\d+(?:\.\d+)*)\S*$", text.strip())
+    assert match, f"no version in {text!r}"
+    return tuple(int(part) for part in match.group(1).split("."))
+
 
 _TOKEN = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[{};]|[^\s{};'"]+""")
 
@@ -53,6 +68,52 @@ def parse(text: str) -> list[Directive]:
 
 def read(name: str) -> list[Directive]:
     return parse((NGINX / name).read_text())
+
+
+def parse_with(text: str, files: Mapping[str, str]) -> list[Directive]:
+    """`text` parsed with every `include /etc/nginx/parley/NAME;` whose NAME is in `files`
+    replaced, where it stands, by the directives of files[NAME] (as nginx does; others kept)."""
+
+    def expand(directives: list[Directive]) -> list[Directive]:
+        out: list[Directive] = []
+        for d in directives:
+            name = d.args[0].removeprefix(INCLUDE_DIR) if d.args else ""
+            if d.name == "include" and d.args[0].startswith(INCLUDE_DIR) and name in files:
+                out += expand(parse(files[name]))
+            elif d.block is not None:
+                out.append(Directive(d.name, d.args, expand(d.block)))
+            else:
+                out.append(d)
+        return out
+
+    return expand(parse(text))
+
+
+def included(directives: list[Directive]) -> set[str]:
+    """The names of the /etc/nginx/parley/ files `directives` include, at any depth."""
+    names = set()
+    for d in directives:
+        if d.name == "include" and d.args[0].startswith(INCLUDE_DIR):
+            names.add(d.args[0].removeprefix(INCLUDE_DIR))
+        names |= included(d.block or [])
+    return names
+
+
+def upstream_blocks(directives: list[Directive]) -> dict[str, Directive]:
+    """`upstream NAME {...}` -> {NAME: directive}."""
+    return {d.args[0]: d for d in directives if d.name == "upstream"}
+
+
+def server_address(server: Directive) -> tuple[str, int | None]:
+    """An upstream's `server HOST[:PORT] [params]` -> (HOST, PORT or None: from SRV/default)."""
+    host, colon, port = server.args[0].rpartition(":")
+    return (host, int(port)) if colon and port.isdigit() else (server.args[0], None)
+
+
+def parameters(server: Directive) -> dict[str, str]:
+    """An upstream server's parameters: `resolve` -> {"resolve": ""}, `service=http` ->
+    {"service": "http"}."""
+    return dict((*arg.split("=", 1), "")[:2] for arg in server.args[1:])
 
 
 def maps(directives: list[Directive]) -> dict[str, dict[str, str]]:

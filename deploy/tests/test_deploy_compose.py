@@ -16,6 +16,7 @@ from deploy_workspace import (
     ROOT,
     TEST_ONLY,
     ServiceSpec,
+    compose_gateway_files,
     interpolate,
     listen_port_variable,
     prometheus_targets,
@@ -23,6 +24,7 @@ from deploy_workspace import (
     upstreams,
     workspace_packages,
 )
+from nginx_conf import RESOLVE_SINCE, included, parameters, parse_with, upstream_blocks, version
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
@@ -135,7 +137,10 @@ def test_gateway_uses_the_local_cluster_routes_and_real_upstreams(
     mounts = {v.split(":")[1]: v.split(":")[0] for v in nginx["volumes"]}
     assert mounts["/etc/nginx/parley/routes.conf"] == "./deploy/nginx/routes.conf"
     server_conf = ROOT / mounts["/etc/nginx/conf.d/default.conf"]
-    found = upstreams(server_conf.read_text())
+    files = compose_gateway_files(compose)
+    # every file compose.conf includes is mounted (its own resolver and chat servers too)
+    assert included(parse_with(server_conf.read_text(), files)) <= files.keys()
+    found = upstreams(server_conf.read_text(), files)
     assert found, f"no upstream in {server_conf}"
     for upstream, (host, port) in found.items():
         assert host in compose["services"], f"upstream {upstream}: no compose service {host}"
@@ -143,6 +148,29 @@ def test_gateway_uses_the_local_cluster_routes_and_real_upstreams(
         listens = env[listen_port_variable(env)]
         assert listens == str(port), f"upstream {upstream}: {host} listens on {listens}"
         assert host in nginx["depends_on"], f"nginx must wait for {host}"
+
+
+def test_gateway_follows_every_chat_api_container(compose: dict[str, Any]) -> None:
+    """`docker compose --scale chat-api=N`: the chat_cmd upstream re-resolves `chat-api`
+    (every container's address a peer) through Docker's embedded DNS, with an nginx that
+    has `resolve`, and hashes on the conversation over those addresses with the plain hash
+    (a consistent ring is keyed by server name, the same for every address of one name)."""
+    nginx = compose["services"]["nginx"]
+    assert version(nginx["image"]) >= RESOLVE_SINCE, nginx["image"]
+    files = compose_gateway_files(compose)
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in nginx["volumes"]}
+    http = parse_with((ROOT / mounts["/etc/nginx/conf.d/default.conf"]).read_text(), files)
+    (resolver,) = [d for d in http if d.name == "resolver"]
+    assert resolver.args[0] == "127.0.0.11" and "ipv6=off" in resolver.args
+    chat = upstream_blocks(http)["chat_cmd"]
+    assert chat.get("zone"), "`resolve` needs the upstream's shared-memory zone"
+    assert [d.args for d in chat.get("hash")] == [["$parley_conversation"]]
+    (server,) = chat.get("server")
+    assert server.args[0] == "chat-api:8103" and "resolve" in parameters(server)
+    assert (
+        "chat-api" in compose["services"]
+        and "container_name" not in compose["services"]["chat-api"]
+    ), "chat-api must be scalable"
 
 
 def test_init_image_holds_every_migration_it_runs(

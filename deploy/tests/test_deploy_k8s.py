@@ -24,9 +24,20 @@ from deploy_workspace import (
     ServiceSpec,
     exported_metric_names,
     python_module,
-    upstreams,
 )
-from nginx_conf import locations, read, seconds
+from nginx_conf import (
+    INCLUDE_DIR,
+    RESOLVE_SINCE,
+    included,
+    locations,
+    parameters,
+    parse_with,
+    read,
+    seconds,
+    server_address,
+    upstream_blocks,
+    version,
+)
 
 Render = Callable[[str], list[dict[str, Any]]]
 KUBERNETES_VERSION = "1.33.0"  # oldest minor still supported upstream when this was written
@@ -73,6 +84,13 @@ def container_env(objects: list[dict[str, Any]], container: dict[str, Any]) -> d
         else:
             env[item["name"]] = str(item.get("value", ""))
     return env
+
+
+def namespace_of(objects: list[dict[str, Any]]) -> str:
+    """The namespace the objects are rendered into (the base names none: kubectl's default)."""
+    found = {o["metadata"].get("namespace", "default") for o in objects if o["kind"] != "Namespace"}
+    assert len(found) == 1, f"objects in several namespaces: {sorted(found)}"
+    return found.pop()
 
 
 def documented_secret_keys() -> set[str]:
@@ -270,10 +288,21 @@ def test_gateway_routes_like_the_local_cluster(rendered: Render, name: str) -> N
         for rule in policy["egress"]
         for p in rule["ports"]
     }
-    for upstream, (host, port) in upstreams(data["default.conf"]).items():
-        assert host in k8s_services, f"upstream {upstream}: no Service {host}"
-        assert port in [p["port"] for p in k8s_services[host]["spec"]["ports"]], upstream
-        assert (host, port) in allowed, f"NetworkPolicy gateway must allow {host}:{port}"
+    # every file default.conf includes is in the ConfigMap (and mounted: the next test)
+    assert included(parse_with(data["default.conf"], data)) <= data.keys()
+    suffix = f".{namespace_of(objects)}.svc.cluster.local"
+    for upstream, block in upstream_blocks(parse_with(data["default.conf"], data)).items():
+        (server,) = block.get("server")
+        host, port = server_address(server)
+        service_name = host.removesuffix(suffix)  # a fully qualified name: its namespace's
+        assert service_name in k8s_services, f"upstream {upstream}: no Service {host}"
+        service = k8s_services[service_name]["spec"]
+        ports = {p["name"]: p["port"] for p in service["ports"]}
+        if port is None:  # found by its SRV records: the port named by `service=`
+            port = ports.get(parameters(server)["service"])
+        assert port in ports.values(), f"upstream {upstream}: {service_name} has no port {port}"
+        pods = service["selector"]["app.kubernetes.io/name"]
+        assert (pods, port) in allowed, f"NetworkPolicy gateway must allow {pods}:{port}"
     ingresses = by_kind(objects, "Ingress")
     ingresses.pop(FILES_INGRESS, None)  # the object store's own host (the next test)
     assert ingresses, "no Ingress"
@@ -290,6 +319,102 @@ def test_gateway_routes_like_the_local_cluster(rendered: Render, name: str) -> N
         for name, ingress in ingresses.items()
     }
     assert len(set(map(repr, faces.values()))) == 1, f"Ingresses differ in host or TLS: {faces}"
+
+
+def pod_selected(
+    objects: list[dict[str, Any]], policy_name: str, direction: str, peer: str, port: int
+) -> bool:
+    """Whether NetworkPolicy `policy_name` lets its pods reach (egress) or be reached by
+    (ingress) the pods named `peer` of this namespace on TCP `port`."""
+    spec = by_kind(objects, "NetworkPolicy")[policy_name]["spec"]
+    side = "to" if direction == "egress" else "from"
+    return any(
+        any(p.get("protocol", "TCP") == "TCP" and p.get("port") == port for p in rule["ports"])
+        and any(
+            set(other) == {"podSelector"}
+            and other["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == peer
+            for other in rule[side]
+        )
+        for rule in spec.get(direction, [])
+    )
+
+
+@pytest.mark.parametrize("name", ["base", "dev", "prod"])
+def test_gateway_hashes_chat_writes_over_chat_api_pods(rendered: Render, name: str) -> None:
+    """Conversation affinity (issue 22): the gateway's chat_cmd upstream hashes consistently
+    over chat-api's pods, found by the SRV records of the headless Service chat-api-pods
+    under its fully qualified name in the namespace the objects are rendered into (nginx's
+    resolver has no search domains), re-resolved through kube-dns by an nginx that has
+    `resolve`; every file it includes is mounted where compose.conf includes it from, and
+    the NetworkPolicies let the gateway ask kube-dns and reach the pods directly."""
+    objects = rendered(name)
+    namespace = namespace_of(objects)
+    (config,) = [
+        m for n, m in by_kind(objects, "ConfigMap").items() if n.startswith("gateway-nginx")
+    ]
+    data = config["data"]
+    http = parse_with(data["default.conf"], data)
+    chat = upstream_blocks(http)["chat_cmd"]
+    assert chat.get("zone"), "`resolve` needs the upstream's shared-memory zone"
+    # consistent: the ring is keyed by the peers' SRV target names (one per pod, the same in
+    # every gateway pod), so all gateway replicas send a conversation to the same pod
+    assert [d.args for d in chat.get("hash")] == [["$parley_conversation", "consistent"]]
+    (server,) = chat.get("server")
+    assert server.args == [
+        f"chat-api-pods.{namespace}.svc.cluster.local",
+        "service=http",
+        "resolve",
+    ]
+    (resolver,) = [d for d in http if d.name == "resolver"]
+    assert resolver.args[0] == "kube-dns.kube-system.svc.cluster.local"
+    assert "ipv6=off" in resolver.args and "valid=5s" in resolver.args
+    # the headless Service: every ready chat-api pod, its port named as the SRV service
+    service = by_kind(objects, "Service")["chat-api-pods"]["spec"]
+    assert service["clusterIP"] == "None"
+    deployment = by_kind(objects, "Deployment")["chat-api"]["spec"]
+    assert service["selector"] == deployment["selector"]["matchLabels"]
+    assert service["selector"].items() <= deployment["template"]["metadata"]["labels"].items()
+    assert not service.get("publishNotReadyAddresses"), "only ready pods take writes"
+    (port,) = [p for p in service["ports"] if p["name"] == parameters(server)["service"]]
+    (container,) = deployment["template"]["spec"]["containers"]
+    target = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert port.get("protocol", "TCP") == "TCP"
+    assert port["port"] == 8103 and target[port["targetPort"]] == 8103
+    # the gateway pods mount every included file where compose.conf includes it from
+    gateway = by_kind(objects, "Deployment")["gateway"]["spec"]["template"]["spec"]
+    (nginx,) = gateway["containers"]
+    assert version(nginx["image"]) >= RESOLVE_SINCE, nginx["image"]
+    volumes = {v["name"]: v for v in gateway["volumes"]}
+    mounted = {
+        item["path"]
+        for mount in nginx["volumeMounts"]
+        if mount["mountPath"].rstrip("/") + "/" == INCLUDE_DIR
+        for item in volumes[mount["name"]]["configMap"]["items"]
+        if item["key"] == item["path"] and item["key"] in data
+    }
+    assert included(http) <= mounted, f"not mounted: {sorted(included(http) - mounted)}"
+    # the pods' own addresses now: gateway -> chat-api pods on 8103 both ways, and DNS
+    assert pod_selected(objects, "gateway", "egress", "chat-api", 8103)
+    assert pod_selected(objects, "chat-api", "ingress", "gateway", 8103)
+    dns = [
+        p["spec"]
+        for p in by_kind(objects, "NetworkPolicy").values()
+        if "Egress" in p["spec"].get("policyTypes", [])
+        and p["spec"]["podSelector"].get("matchLabels", {}).items()
+        <= {"app.kubernetes.io/name": "gateway"}.items()
+        and any(
+            {(q.get("protocol"), q.get("port")) for q in rule.get("ports", [])}
+            >= {("UDP", 53), ("TCP", 53)}
+            and any(
+                peer.get("namespaceSelector", {}).get("matchLabels")
+                == {"kubernetes.io/metadata.name": "kube-system"}
+                and peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"}
+                for peer in rule["to"]
+            )
+            for rule in p["spec"].get("egress", [])
+        )
+    ]
+    assert dns, "no NetworkPolicy lets the gateway ask kube-dns (UDP and TCP 53)"
 
 
 @pytest.mark.parametrize("name", ["base", "dev", "prod"])

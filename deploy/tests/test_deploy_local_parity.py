@@ -14,6 +14,7 @@ import pytest
 import yaml
 from deploy_workspace import (
     ROOT,
+    compose_gateway_files,
     listen_port_variable,
     prometheus_targets,
     python_module,
@@ -78,13 +79,17 @@ def test_both_prometheus_setups_scrape_the_local_process(rendered: Render, name:
     assert notes.get("prometheus.io/path", "/metrics") == "/metrics", name
 
 
-def test_gateway_upstreams_lead_to_the_same_processes() -> None:
+def test_gateway_upstreams_lead_to_the_same_processes(compose: dict[str, Any]) -> None:
     """`make up` declares routes.conf's upstreams from services_catalog.upstreams();
-    docker-compose and the Kubernetes gateway from compose.conf (service name:port): the same
-    names, each to the process of that name on the port it listens on locally."""
+    docker-compose and the Kubernetes gateway from compose.conf (service name:port, chat_cmd's
+    servers from the deployment's chat-servers.conf: compose's here, Kubernetes' in
+    test_deploy_k8s): the same names, each to the process of that name on the port it
+    listens on locally."""
     settings = Settings()
     local = {p.upstream: (p.program.name, p.port) for p in service_programs(settings)}
-    declared = upstreams((ROOT / "deploy" / "nginx" / "compose.conf").read_text())
+    declared = upstreams(
+        (ROOT / "deploy" / "nginx" / "compose.conf").read_text(), compose_gateway_files(compose)
+    )
     names = set(local_upstreams(settings))
     assert names == set(declared), (
         f"only in `make up`: {sorted(names - set(declared))}, "

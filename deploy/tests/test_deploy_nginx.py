@@ -13,7 +13,19 @@ from pathlib import Path
 
 import pytest
 from deploy_workspace import upstreams
-from nginx_conf import NGINX, Directive, headers, locations, maps, proxied_upstream, read, seconds
+from nginx_conf import (
+    INCLUDE_DIR,
+    NGINX,
+    RESOLVE_SINCE,
+    Directive,
+    headers,
+    locations,
+    maps,
+    proxied_upstream,
+    read,
+    seconds,
+    version,
+)
 
 ROUTES = read("routes.conf")
 SERVER_LEVEL = [d for d in ROUTES if d.name != "location"]
@@ -123,14 +135,63 @@ def test_realtime_streams_are_unbuffered_long_lived_and_upgraded() -> None:
     assert METHOD_MAPS.get("$connection_upgrade") == {"default": "upgrade", "": "close"}
 
 
+def installed_nginx() -> tuple[int, ...]:
+    done = subprocess.run(["nginx", "-v"], capture_output=True, text=True, timeout=30)
+    return version(done.stderr or done.stdout)
+
+
+# Each deployment's own include files (the rest, routes.conf and methods.conf, is shared)
+FLAVOURS = {
+    "compose": {
+        "resolver.conf": "compose-resolver.conf",
+        "chat-servers.conf": "compose-chat-servers.conf",
+    },
+    "kubernetes": {
+        "resolver.conf": "kubernetes-resolver.conf",
+        "chat-servers.conf": "kubernetes-chat-servers.conf",
+        "realip.conf": "kubernetes-realip.conf",
+    },
+}
+
+
+def offline(text: str, has_resolve: bool) -> str:
+    """An include file made checkable here: statically resolved upstream servers point at
+    127.0.0.1 (compose's and Kubernetes' names do not resolve on this machine), a resolver
+    named by host name (resolved at start) at 127.0.0.1 too. Servers with `resolve` are
+    resolved at run time, so nginx -t keeps them as they are; an nginx older than 1.27.3 (no
+    `resolve`, no `service=`; Debian 12 has 1.22) gets a static 127.0.0.1 server in their
+    place, so the rest of the file is still checked."""
+    lines = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["server"] and ("resolve" in words or "resolve;" in words):
+            if not has_resolve:
+                port = re.search(r":(\d+)\b", words[1])
+                line = f"server 127.0.0.1:{port.group(1) if port else 80};"
+        elif words[:1] == ["resolver"] and not re.fullmatch(r"[\d.]+", words[1]):
+            line = line.replace(words[1], "127.0.0.1", 1)
+        lines.append(line)
+    text = "\n".join(lines) + "\n"
+    return re.sub(r"server\s+[\w.-]+:(\d+);", r"server 127.0.0.1:\1;", text)
+
+
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="no nginx binary on this machine")
-def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
-    """`nginx -t` on compose.conf + routes.conf + methods.conf (+ Kubernetes' realip.conf),
-    the upstream hosts pointed at 127.0.0.1 (compose's names do not resolve here)."""
-    server = (NGINX / "compose.conf").read_text()
-    server = re.sub(r"server\s+[\w.-]+:(\d+);", r"server 127.0.0.1:\1;", server)
-    server = server.replace("/etc/nginx/parley/", f"{NGINX}/")
+@pytest.mark.parametrize("flavour", sorted(FLAVOURS))
+def test_nginx_accepts_the_configuration(tmp_path: Path, flavour: str) -> None:
+    """`nginx -t` on compose.conf + routes.conf + methods.conf + the deployment's own includes
+    (resolver.conf, chat-servers.conf; Kubernetes' realip.conf), as docker-compose and the
+    Kubernetes gateway mount them, made offline by `offline`."""
+    has_resolve = installed_nginx() >= RESOLVE_SINCE
+    parley = tmp_path / "parley"
+    parley.mkdir()
+    for name in ("routes.conf", "methods.conf"):
+        (parley / name).write_text((NGINX / name).read_text())
+    for name, source in FLAVOURS[flavour].items():
+        (parley / name).write_text(offline((NGINX / source).read_text(), has_resolve))
+    server = offline((NGINX / "compose.conf").read_text(), has_resolve)
+    server = server.replace(INCLUDE_DIR, f"{parley}/")
     (tmp_path / "default.conf").write_text(server)
+    realip = f"include {parley / 'realip.conf'};" if flavour == "kubernetes" else ""
     temp = " ".join(
         f"{kind}_temp_path {tmp_path / kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -139,8 +200,7 @@ def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
         f"pid {tmp_path / 'nginx.pid'};\n"
         f"error_log {tmp_path / 'error.log'};\n"
         "events {}\n"
-        f"http {{ access_log off; {temp} include {tmp_path / 'default.conf'}; "
-        f"include {NGINX / 'kubernetes-realip.conf'}; }}\n"
+        f"http {{ access_log off; {temp} include {tmp_path / 'default.conf'}; {realip} }}\n"
     )
     done = subprocess.run(
         [
