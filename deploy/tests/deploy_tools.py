@@ -1,7 +1,8 @@
 """Pinned tools for validating the deployment files offline, built once and cached:
 kustomize (compiled from the Go module proxy), the Compose Specification JSON schema (the
 file docker compose itself validates with, from the compose-go module), the Prometheus
-Operator's PrometheusRule CRD (its schema, from the prometheus-operator module) and promtool
+Operator's PrometheusRule CRD (its schema, from the prometheus-operator module), KEDA's
+ScaledObject and TriggerAuthentication CRDs (from the keda module) and promtool
 (from Debian's `prometheus` package, when apt can fetch it; its checks are skipped otherwise).
 
     python deploy/tests/deploy_tools.py     # `make deploy-tools`; prints what it provides
@@ -24,6 +25,9 @@ from pathlib import Path
 KUSTOMIZE_VERSION = "v5.8.2"
 COMPOSE_GO_VERSION = "v2.16.2"
 PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
+# v2.21.x requires a newer Go than the machines have; deploy/k8s/README.md asks for KEDA >= 2.16
+KEDA_VERSION = "v2.20.2"
+KEDA_CRDS = ("scaledobjects", "triggerauthentications")
 
 
 class ToolError(RuntimeError):
@@ -108,6 +112,18 @@ def prometheus_rule_crd() -> Path:
     )
 
 
+def keda_crds() -> list[Path]:
+    """KEDA's ScaledObject and TriggerAuthentication CustomResourceDefinitions (YAML)."""
+    return [
+        _go_module_file(
+            f"github.com/kedacore/keda/v2@{KEDA_VERSION}",
+            f"config/crd/bases/keda.sh_{plural}.yaml",
+            cache_dir() / f"keda-{plural}-crd-{KEDA_VERSION}.yaml",
+        )
+        for plural in KEDA_CRDS
+    ]
+
+
 def promtool() -> Path:
     """promtool: $PARLEY_PROMTOOL, else one on PATH, else the one taken once from Debian's
     `prometheus` package (`apt-get download` + `dpkg-deb -x`: nothing is installed, no
@@ -144,6 +160,8 @@ def main() -> int:
         print(f"kustomize      {kustomize()}")
         print(f"compose schema {compose_schema()}")
         print(f"rule CRD       {prometheus_rule_crd()}")
+        for crd in keda_crds():
+            print(f"KEDA CRD       {crd}")
     except ToolError as error:
         print(error, file=sys.stderr)
         return 1

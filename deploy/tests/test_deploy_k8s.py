@@ -1,6 +1,7 @@
 """deploy/k8s: both overlays (and the base) build with the pinned kustomize, every rendered
 object is valid against the Kubernetes OpenAPI schemas (strict: unknown fields fail; the
-Prometheus Operator's PrometheusRule against its CRD's schema, as strictly), and the
+Prometheus Operator's PrometheusRule and KEDA's ScaledObject and TriggerAuthentication
+against their CRDs' schemas, as strictly), and the
 manifests are complete: every workspace service with every setting, probes on its port,
 scrape annotations on its metrics port, hardened pods, an autoscaler (on metrics the code
 exports) and a disruption budget, secrets only by reference, every database migrated by a
@@ -17,12 +18,13 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_tools import prometheus_rule_crd
+from deploy_tools import keda_crds, prometheus_rule_crd
 from deploy_workspace import (
     ROOT,
     TEST_ONLY,
     ServiceSpec,
     exported_metric_names,
+    exported_series,
     python_module,
 )
 from nginx_conf import (
@@ -119,16 +121,22 @@ def strict(schema: Any) -> Any:
 
 def custom_resource_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
     """(apiVersion, kind) -> a validator, for the custom resources the manifests use (the
-    Kubernetes schemas do not have them): the PrometheusRule of the pinned operator."""
-    crd = yaml.safe_load(prometheus_rule_crd().read_text())
-    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-    return {
-        (f"{group}/{version['name']}", kind): jsonschema.Draft7Validator(
-            strict(version["schema"]["openAPIV3Schema"])
+    Kubernetes schemas do not have them): the PrometheusRule of the pinned operator, KEDA's
+    ScaledObject and TriggerAuthentication of the pinned KEDA."""
+    validators = {}
+    for path in (prometheus_rule_crd(), *keda_crds()):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        validators.update(
+            {
+                (f"{group}/{served['name']}", kind): jsonschema.Draft7Validator(
+                    strict(served["schema"]["openAPIV3Schema"])
+                )
+                for served in crd["spec"]["versions"]
+                if served.get("served", True)
+            }
         )
-        for version in crd["spec"]["versions"]
-        if version.get("served", True)
-    }
+    return validators
 
 
 @pytest.mark.parametrize("name", ["base", "dev", "prod"])
@@ -238,10 +246,16 @@ def test_every_deployment_has_a_budget_and_stateless_ones_an_autoscaler(
     objects = rendered(name)
     deployments = by_kind(objects, "Deployment")
     budgets = by_kind(objects, "PodDisruptionBudget").values()
-    scaled = {
+    by_hpa = {
         h["spec"]["scaleTargetRef"]["name"]
         for h in by_kind(objects, "HorizontalPodAutoscaler").values()
     }
+    # KEDA makes an HPA of each ScaledObject: one target may not have both (they would fight)
+    by_keda = {
+        o["spec"]["scaleTargetRef"]["name"] for o in by_kind(objects, "ScaledObject").values()
+    }
+    assert not by_hpa & by_keda, f"both an HPA and a ScaledObject: {sorted(by_hpa & by_keda)}"
+    scaled = by_hpa | by_keda
     for dep_name, dep in deployments.items():
         labels = dep["spec"]["template"]["metadata"]["labels"]
         assert any(
@@ -252,7 +266,7 @@ def test_every_deployment_has_a_budget_and_stateless_ones_an_autoscaler(
             # leadership by advisory lock: a fixed leader + standby, never autoscaled
             assert dep_name not in scaled and dep["spec"]["replicas"] >= 2, dep_name
         else:
-            assert dep_name in scaled, f"{dep_name} has no HorizontalPodAutoscaler"
+            assert dep_name in scaled, f"{dep_name} has no HorizontalPodAutoscaler or ScaledObject"
             assert "replicas" not in dep["spec"], f"{dep_name}: replicas fights the autoscaler"
 
 
@@ -267,6 +281,10 @@ def test_secrets_are_referenced_never_committed(rendered: Render, name: str) -> 
         for item in c.get("env", [])
         if "secretKeyRef" in (ref := item.get("valueFrom", {}))
     }
+    for auth in by_kind(objects, "TriggerAuthentication").values():
+        for ref in auth["spec"].get("secretTargetRef", []):
+            assert ref["name"] == SECRET, f"TriggerAuthentication: secrets come from {SECRET}"
+            used.add(ref["key"])
     assert used == documented_secret_keys(), "deploy/k8s/README.md must list exactly the keys used"
 
 
@@ -506,15 +524,110 @@ def test_ingress_keeps_the_gateways_long_lived_routes_open(rendered: Render, nam
             assert notes.get(prefix + "proxy-buffering", "off") == "off", where
 
 
+def projection_of(module: str, name: str) -> Any:
+    """The Projection `python -m module` runs under the name its settings give it (its
+    consumer group): from the `parley.projections` entry point of that package."""
+    from importlib.metadata import entry_points
+
+    (point,) = [
+        p for p in entry_points(group="parley.projections") if p.value.startswith(f"{module}.")
+    ]
+    return point.load()(name)
+
+
 @pytest.mark.parametrize("name", ["base", "dev", "prod"])
 def test_autoscalers_scale_on_metrics_the_code_exports(rendered: Render, name: str) -> None:
+    """HPAs' Pods/Object metrics and KEDA's `prometheus` triggers name series the code
+    exports (with the labels the query uses); KEDA's `kafka` triggers watch the consumer
+    group the projector really joins (its Projection under the name its settings give it),
+    on exactly the topics it reads, at the Kafka its container is given, logged in as the
+    projector's own principal, which the ACLs let see that group and those topics."""
+    from parley_messaging.access import principals
+    from parley_projector_search.runtime import group_for
+    from parley_query_gateway.bootstrap import SEARCH_GROUP_PREFIX
+
+    objects = rendered(name)
     exported = exported_metric_names()
-    for hpa_name, hpa in by_kind(rendered(name), "HorizontalPodAutoscaler").items():
+    for hpa_name, hpa in by_kind(objects, "HorizontalPodAutoscaler").items():
         for metric in hpa["spec"].get("metrics", []):
             kind = metric["type"]
             if kind in ("Pods", "Object"):
                 metric_name = metric[kind.lower()]["metric"]["name"]
                 assert metric_name in exported, f"{hpa_name}: no service exports {metric_name}"
+    series = exported_series()
+    grants = {p.name: p.grants for p in principals()}
+    (endpoints,) = [
+        m["data"]
+        for n, m in by_kind(objects, "ConfigMap").items()
+        if n.startswith("parley-endpoints-")
+    ]
+    deployments = by_kind(objects, "Deployment")
+    auths = by_kind(objects, "TriggerAuthentication")
+    kinds = set()
+    for so_name, scaled in by_kind(objects, "ScaledObject").items():
+        target = scaled["spec"]["scaleTargetRef"]
+        pod = deployments[target["name"]]["spec"]["template"]["spec"]
+        (container,) = [
+            c
+            for c in pod["containers"]
+            if c["name"] == target.get("envSourceContainerName", pod["containers"][0]["name"])
+        ]
+        env = container_env(objects, container)
+        module = python_module(container["command"])
+        topics = set()
+        for trigger in scaled["spec"]["triggers"]:
+            meta, kinds = trigger["metadata"], kinds | {trigger["type"]}
+            if trigger["type"] == "prometheus":
+                query = meta["query"]
+                for metric_name in set(re.findall(r"\b(parley_\w+)", query)):
+                    assert metric_name in series, f"{so_name}: no service exports {metric_name}"
+                    used = set(re.findall(r"(\w+)\s*=~?", query)) | {
+                        label
+                        for group in re.findall(r"by\s*\(([^)]*)\)", query)
+                        for label in re.split(r"\s*,\s*", group.strip())
+                    }
+                    assert used <= series[metric_name], f"{so_name}: {used - series[metric_name]}"
+                # the search model's groups, as the query gateway exports the live one's lag
+                # and the projector names them
+                group = re.search(r'group=~"([^"]+)"', query)
+                assert group, f"{so_name}: the query names no consumer group"
+                assert re.fullmatch(group.group(1), group_for(7)), so_name
+                assert re.fullmatch(group.group(1), f"{SEARCH_GROUP_PREFIX}7"), so_name
+                assert not re.fullmatch(group.group(1), "projector-search"), so_name
+                assert float(meta["threshold"]) > 0
+            elif trigger["type"] == "kafka":
+                projection = projection_of(module, env["PROJECTOR_NAME"])
+                assert meta["consumerGroup"] == projection.group, so_name
+                topics.add(meta["topic"])
+                servers = meta.get("bootstrapServers") or env[meta["bootstrapServersFromEnv"]]
+                assert servers == endpoints["kafka-bootstrap-servers"], so_name
+                # KEDA reads what the projector does: SASL/SCRAM-SHA-512, TLS where SASL_SSL
+                protocol = endpoints["kafka-security-protocol"]
+                assert meta["sasl"] == "scram_sha512", so_name
+                assert meta.get("tls", "disable") == (
+                    "enable" if protocol == "SASL_SSL" else "disable"
+                ), so_name
+                assert meta.get("offsetResetPolicy") == "earliest", "the projectors' reset"
+                assert int(meta["lagThreshold"]) > 0
+                auth = auths[trigger["authenticationRef"]["name"]]["spec"]
+                params = {e["parameter"]: env[e["name"]] for e in auth.get("env", [])}
+                params |= {
+                    r["parameter"]: f"<secret:{r['key']}>" for r in auth.get("secretTargetRef", [])
+                }
+                user = params["username"]
+                assert user == env["PARLEY_KAFKA_USERNAME"], so_name
+                assert params["password"] == env["PARLEY_KAFKA_PASSWORD"], so_name
+                assert params["password"] == f"<secret:kafka-password-{user}>", so_name
+                seen = {(g.resource, g.name) for g in grants[user] if g.pattern == "literal"}
+                assert ("group", meta["consumerGroup"]) in seen, f"{user} may not see its group"
+                assert ("topic", meta["topic"]) in seen, f"{user} may not see {meta['topic']}"
+            else:
+                pytest.fail(f"{so_name}: unexpected trigger {trigger['type']}")
+        if topics:
+            projection = projection_of(module, env["PROJECTOR_NAME"])
+            assert topics == set(projection.topics), f"{so_name}: watches {sorted(topics)}"
+    if by_kind(objects, "ScaledObject"):
+        assert kinds == {"kafka", "prometheus"}, kinds
 
 
 @pytest.mark.parametrize("name", ["base", "dev", "prod"])
