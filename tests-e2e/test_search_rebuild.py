@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from parley_testing import cluster
 from parley_testing.accounts import sign_up
 from parley_testing.plugin import dsn_for_database
 
@@ -86,7 +87,10 @@ async def test_a_rebuild_under_live_writes_loses_nothing_and_fails_no_read(
                         failures.append(f"{path}: {r.status_code} {r.text[:200]}")
                 await asyncio.sleep(0.02)
 
-        env = {**os.environ, "SEARCH_POSTGRES_DSN": search_dsn}
+        # as an operator runs it: with projector-search's own settings (its Kafka address and
+        # principal, the key owner), whatever ports this cluster was started on
+        settings = await asyncio.to_thread(cluster.environment_of, "projector-search")
+        env = {**os.environ, **settings, "SEARCH_POSTGRES_DSN": search_dsn}
         tasks = [asyncio.create_task(write()), asyncio.create_task(read())]
         rebuild = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "parley_projector_search.rebuild", "--keep", "2", env=env

@@ -33,21 +33,30 @@ log = logging.getLogger("parley.search.rebuild")
 
 
 async def start(conn: asyncpg.Connection) -> int:
-    """The new generation's tables and `building` row; its number."""
+    """The new generation's tables and `building` row; its number. A generation still
+    `building` (a rebuild that died, or one running now) is taken over instead: the projectors
+    go on filling it whether or not a rebuild process waits for it, so running the command
+    again after a crash finishes that generation rather than refusing for ever."""
     async with conn.transaction():
         await conn.execute(f"LOCK TABLE {GENERATIONS} IN EXCLUSIVE MODE")
         building = await conn.fetchval(f"SELECT n FROM {GENERATIONS} WHERE state = 'building'")
         if building is not None:
-            raise RuntimeError(f"generation {building} is being built already")
+            log.info("generation %d is being built already: waiting for it", building)
+            return int(building)
         n = int(await conn.fetchval(f"SELECT coalesce(max(n), 0) + 1 FROM {GENERATIONS}"))
         await conn.execute(tables(n))
         await conn.execute(f"INSERT INTO {GENERATIONS} (n, state) VALUES ($1, 'building')", n)
     return n
 
 
-async def swap(conn: asyncpg.Connection, n: int) -> int | None:
-    """Make `n` live; the generation it replaces (None: there was none)."""
+async def swap(conn: asyncpg.Connection, n: int) -> tuple[bool, int | None]:
+    """Make `n` live: whether this call did (another rebuild waiting for the same generation
+    may have swapped it first), and the generation it replaced (None: there was none)."""
     async with conn.transaction():
+        await conn.execute(f"LOCK TABLE {GENERATIONS} IN EXCLUSIVE MODE")
+        state = await conn.fetchval(f"SELECT state FROM {GENERATIONS} WHERE n = $1", n)
+        if state != "building":
+            return False, None
         old = await conn.fetchval(f"SELECT n FROM {GENERATIONS} WHERE state = 'live'")
         await conn.execute(
             f"UPDATE {GENERATIONS} SET state = 'retired', swapped_at = now() WHERE state = 'live'"
@@ -55,7 +64,7 @@ async def swap(conn: asyncpg.Connection, n: int) -> int | None:
         await conn.execute(
             f"UPDATE {GENERATIONS} SET state = 'live', swapped_at = now() WHERE n = $1", n
         )
-    return None if old is None else int(old)
+    return True, None if old is None else int(old)
 
 
 async def drop(conn: asyncpg.Connection, n: int) -> None:
@@ -88,7 +97,10 @@ async def rebuild(dsn: str, bootstrap_servers: str, keep_s: float, timeout_s: fl
                 await asyncio.sleep(0.5)
         finally:
             await lag.close()
-        old = await swap(conn, n)
+        swapped, old = await swap(conn, n)
+        if not swapped:
+            log.info("generation %d was made live by another rebuild", n)
+            return n
         log.info("generation %d is live (was %s)", n, old)
         if old is not None:
             await asyncio.sleep(keep_s)
