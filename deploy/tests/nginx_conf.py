@@ -113,7 +113,11 @@ def server_address(server: Directive) -> tuple[str, int | None]:
 def parameters(server: Directive) -> dict[str, str]:
     """An upstream server's parameters: `resolve` -> {"resolve": ""}, `service=http` ->
     {"service": "http"}."""
-    return dict((*arg.split("=", 1), "")[:2] for arg in server.args[1:])
+    found: dict[str, str] = {}
+    for arg in server.args[1:]:
+        name, _, value = arg.partition("=")
+        found[name] = value
+    return found
 
 
 def maps(directives: list[Directive]) -> dict[str, dict[str, str]]:
