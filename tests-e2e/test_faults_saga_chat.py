@@ -324,6 +324,10 @@ async def read_side_counts(
     )
 
 
+# the last check projects chat.events and users.events from offset 0 into a scratch database:
+# its cost grows with everything the e2e tier published before it (it passed just under and
+# once over the default 300 s in CI)
+@pytest.mark.timeout(900)
 async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
     gateway_url: str, kafka_bootstrap: str, postgres_dsn: str, mongo_url: str
 ) -> None:
