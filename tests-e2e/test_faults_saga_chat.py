@@ -69,7 +69,6 @@ KINDS_KILLED = (
     "projector-chat",
     "projector-notifications",
 )
-KINDS = len(KINDS_KILLED)
 FAULTS = KINDS_KILLED * int(os.environ.get("PARLEY_FAULT_ROUNDS", "1"))
 REGISTRATIONS_PER_S = 2
 MESSAGES_PER_S = 10
@@ -97,11 +96,8 @@ class Load:
     reactions: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
 
     def note(self, outcome: httpx.Response | httpx.HTTPError) -> None:
-        if isinstance(outcome, httpx.Response):
-            if outcome.status_code != 503:
-                self.unexpected[str(outcome.status_code)] += 1
-        else:
-            self.unexpected[type(outcome).__name__] += 1
+        if (unexpected := cluster.unexpected_answer(outcome)) is not None:
+            self.unexpected[unexpected] += 1
 
 
 async def register_some(client: httpx.AsyncClient, load: Load) -> None:
@@ -350,10 +346,12 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
             asyncio.create_task(react_to_messages(client, cid, load)),
         ]
         try:
-            for round_index, kind in enumerate(FAULTS):
+            for index, kind in enumerate(FAULTS):
                 # with `make up REPLICAS=N`: one replica of the kind dies, the others serve
-                replicas = await asyncio.to_thread(cluster.replicas, kind)
-                name = replicas[(round_index // KINDS) % len(replicas)]
+                fault_round = index // len(KINDS_KILLED)
+                name, replicas = await asyncio.to_thread(
+                    cluster.replica_for_round, kind, fault_round
+                )
                 before = (load.registered, sum(load.sent.values()), load.unexpected.total())
                 started = time.monotonic()
                 old = await asyncio.to_thread(cluster.kill, name)
@@ -362,7 +360,7 @@ async def test_saga_and_chat_survive_every_kill_with_nothing_lost_or_doubled(
                 report.append(
                     {
                         "fault": f"SIGKILL {name}",
-                        "replicas_of_its_kind": len(replicas),
+                        "replicas_of_its_kind": replicas,
                         "pids": [old, new],
                         "seconds": round(time.monotonic() - started, 1),
                         "registrations_accepted_during": load.registered - before[0],

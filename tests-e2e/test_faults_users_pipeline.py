@@ -56,7 +56,6 @@ KINDS_KILLED = (
     "ferretdb",
     "postgres",
 )
-KINDS = len(KINDS_KILLED)
 FAULTS = KINDS_KILLED * int(os.environ.get("PARLEY_FAULT_ROUNDS", "1"))
 USERS = 12
 LOAD_PER_S = 40
@@ -68,10 +67,14 @@ REPORT = Path(os.environ.get("PARLEY_STATE_DIR", ".local")) / "reports" / "fault
 class Load:
     accepted: set[tuple[str, int]] = field(default_factory=set)  # (user id, version)
     refused: int = 0
-    # answers other than success or a 503 (nginx's answer for a replica that died
-    # mid-request), by status or exception: none while another replica of the killed kind runs
+    # answers other than success or a 503 (cluster.unexpected_answer), by status or exception:
+    # none while another replica of the killed kind runs
     unexpected: Counter[str] = field(default_factory=Counter)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def note(self, outcome: httpx.Response | httpx.HTTPError) -> None:
+        if (unexpected := cluster.unexpected_answer(outcome)) is not None:
+            self.unexpected[unexpected] += 1
 
 
 async def generate(client: httpx.AsyncClient, users: list[str], load: Load) -> None:
@@ -86,11 +89,10 @@ async def generate(client: httpx.AsyncClient, users: list[str], load: Load) -> N
                 load.accepted.add((user_id, int(response.json()["version"])))
             else:
                 load.refused += 1
-                if response.status_code != 503:
-                    load.unexpected[str(response.status_code)] += 1
+                load.note(response)
         except httpx.HTTPError as error:
             load.refused += 1
-            load.unexpected[type(error).__name__] += 1
+            load.note(error)
         await asyncio.sleep(1 / LOAD_PER_S)
 
 
@@ -209,10 +211,12 @@ async def test_every_process_killed_under_load_loses_and_doubles_nothing(
             load.accepted.add((users[-1], 1))
         generator = asyncio.create_task(generate(client, users, load))
         try:
-            for round_index, kind in enumerate(FAULTS):
+            for index, kind in enumerate(FAULTS):
                 # with `make up REPLICAS=N`: one replica of the kind dies, the others serve
-                replicas = await asyncio.to_thread(cluster.replicas, kind)
-                name = replicas[(round_index // KINDS) % len(replicas)]
+                fault_round = index // len(KINDS_KILLED)
+                name, replicas = await asyncio.to_thread(
+                    cluster.replica_for_round, kind, fault_round
+                )
                 before = (len(load.accepted), load.unexpected.total())
                 started = time.monotonic()
                 old = await asyncio.to_thread(cluster.kill, name)
@@ -221,7 +225,7 @@ async def test_every_process_killed_under_load_loses_and_doubles_nothing(
                 report.append(
                     {
                         "fault": f"SIGKILL {name}",
-                        "replicas_of_its_kind": len(replicas),
+                        "replicas_of_its_kind": replicas,
                         "pids": [old, new],
                         "seconds": round(time.monotonic() - started, 1),
                         "commands_accepted_during": len(load.accepted) - before[0],

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[4]
 CLUSTER = ROOT / "deploy" / "local" / "cluster.py"
 
@@ -36,6 +38,22 @@ def replicas(name: str) -> list[str]:
     while f"{name}-{len(names) + 1}" in table:
         names.append(f"{name}-{len(names) + 1}")
     return names
+
+
+def replica_for_round(kind: str, fault_round: int) -> tuple[str, int]:
+    """The replica of `kind` a fault suite kills in round `fault_round` (0-based: round k takes
+    replica k + 1, cyclically; one replica: always it), and how many replicas the kind has."""
+    names = replicas(kind)
+    return names[fault_round % len(names)], len(names)
+
+
+def unexpected_answer(outcome: httpx.Response | httpx.HTTPError) -> str | None:
+    """For an answer a fault suite's client did not take as success: what it counts against a
+    fault while another replica of the killed kind serves, keyed by status or exception.
+    None for a 503 (nginx's answer for a request the dying replica held: clients retry it)."""
+    if isinstance(outcome, httpx.Response):
+        return None if outcome.status_code == 503 else str(outcome.status_code)
+    return type(outcome).__name__
 
 
 def kill(name: str) -> int:
