@@ -117,6 +117,43 @@ def test_locations_that_set_proxy_headers_repeat_the_server_ones() -> None:
             pytest.fail(f"location {key} sets proxy headers but drops {missing}")
 
 
+def error_pages(directives: list[Directive]) -> dict[str, str]:
+    """error_page CODE... [=] TARGET -> {code: target} at one level."""
+    pages: dict[str, str] = {}
+    for d in directives:
+        if d.name == "error_page":
+            *codes, target = [arg for arg in d.args if not arg.startswith("=")]
+            pages.update(dict.fromkeys(codes, target))
+    return pages
+
+
+def proxying_levels(
+    directives: list[Directive], inherited: dict[str, str], path: str
+) -> list[tuple[str, dict[str, str]]]:
+    """(location path, its effective error pages) for every location, nested ones too, that
+    proxies; nginx: a level with any error_page inherits none from the levels around it."""
+    found = []
+    for key, location in locations(directives).items():
+        block = location.block or []
+        effective = error_pages(block) or inherited
+        if proxied_upstream(location) is not None:
+            found.append((f"{path}{key}", effective))
+        found.extend(proxying_levels(block, effective, f"{path}{key} > "))
+    return found
+
+
+def test_every_proxied_location_answers_an_unreachable_service_as_a_problem() -> None:
+    # a dead or restarting replica's 502/504 must reach the client as the 503 problem+json
+    # that clients retry, never as nginx's HTML error page
+    server = error_pages(SERVER_LEVEL)
+    assert {code: server.get(code) for code in ("502", "503", "504")} == dict.fromkeys(
+        ("502", "503", "504"), "@unavailable"
+    )
+    for key, pages in proxying_levels(ROUTES, server, ""):
+        for code in ("502", "503", "504"):
+            assert pages.get(code) == "@unavailable", f"location {key}: {code} is not mapped"
+
+
 def test_realtime_streams_are_unbuffered_long_lived_and_upgraded() -> None:
     found = locations(ROUTES)
     for key in ("/v1/stream", "= /v1/ws"):
