@@ -82,9 +82,12 @@ async def _pin_positions(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> Non
     """Wait for the first assignment and commit its positions (for a new group: the ends of the
     topics), so the starting point no longer depends on when the first fetch happens."""
     while not consumer.assignment() and not stop.is_set():
-        await consumer.getmany(timeout_ms=100, max_records=1)  # joins; nothing is fetched yet
-        if consumer.assignment():
-            break
+        # joins the group; a group that has committed before may already fetch a record here,
+        # so each partition is put back to its first fetched record (it must not be skipped)
+        fetched = await consumer.getmany(timeout_ms=100, max_records=1)
+        for partition, records in fetched.items():
+            if records:
+                consumer.seek(partition, records[0].offset)
     assignment = consumer.assignment()
     positions = {tp: await consumer.position(tp) for tp in assignment}
     if positions:
