@@ -15,8 +15,11 @@ import time
 import uuid
 from typing import Any
 
+from parley_chat.bootstrap import warm_cache
+from parley_chat.commands import SendMessage
+from parley_chat.config import Settings
 from parley_chat.domain import EVENTS, Conversation
-from parley_chat.handlers import Chat, ChatCodec, SendMessage, handle
+from parley_chat.handlers import Chat, ChatCodec, handle
 from parley_commandkit import Context
 from parley_eventstore.aggregate import Repository
 from parley_eventstore.migrate import migrate
@@ -82,8 +85,8 @@ async def latencies_at(chat: Chat, length: int) -> Figures:
 
 async def concurrent_senders(chat: Chat, senders: int, each: int) -> dict[str, float]:
     """`senders` tasks send `each` messages into ONE conversation at once. With the
-    per-conversation queue they take turns in-process; without it (`chat.serialize` False: as
-    if every sender were on another replica) they race on the stream version and the losers
+    per-conversation queue they take turns in-process; without it (`chat_on(serialize=False)`:
+    as if every sender were on another replica) they race on the stream version and the losers
     are re-run (jittered, up to `chat.retries` times). Counts refusals (409 over HTTP)."""
     cid = str(uuid.uuid4())
     people = [str(uuid.uuid4()) for _ in range(senders)]
@@ -117,6 +120,23 @@ async def concurrent_senders(chat: Chat, senders: int, each: int) -> dict[str, f
     }
 
 
+def chat_on(store: EventStore, *, serialize: bool) -> Chat:
+    """The chat handlers as the service wires them (config.Settings' defaults: the queue per
+    conversation and its kept states); `serialize=False`: neither, as if every sender were
+    on another replica."""
+    defaults = Settings()
+    return Chat(
+        Repository(
+            store,
+            Conversation,
+            ChatCodec(*EVENTS),
+            snapshot_every=SNAPSHOT_EVERY,
+            serialize=serialize,
+            keep_warm=warm_cache(defaults) if serialize else None,
+        )
+    )
+
+
 async def run() -> dict[str, Any]:
     dsn = await create_database("bench_chat_send")
     results: dict[str, Any] = {}
@@ -126,15 +146,7 @@ async def run() -> dict[str, Any]:
         store = EventStore(
             pool, topic="chat.events", source="/parley/chat", context="chat", group_commit=True
         )
-        chat = Chat(
-            Repository(
-                store,
-                Conversation,
-                ChatCodec(*EVENTS),
-                snapshot_every=SNAPSHOT_EVERY,
-                serialize=True,
-            )
-        )
+        chat = chat_on(store, serialize=True)
         try:
             await other_conversations(chat.conversations, OTHER_CONVERSATIONS)
             for length in LENGTHS:
@@ -142,13 +154,13 @@ async def run() -> dict[str, Any]:
                 results[f"send_message.len_{length}.p50_ms"] = round(figures.pct(50), 3)
                 results[f"send_message.len_{length}.p99_ms"] = round(figures.pct(99), 3)
             for serialize in (True, False):
-                chat.serialize = serialize
                 mode = "queued" if serialize else "racing"
+                senders_chat = chat_on(store, serialize=serialize)
                 for senders in CONCURRENCY:
-                    figures_c = await concurrent_senders(chat, senders, max(10, 320 // senders))
+                    each = max(10, 320 // senders)
+                    figures_c = await concurrent_senders(senders_chat, senders, each)
                     for key, value in figures_c.items():
                         results[f"send_message.{mode}.c{senders}.{key}"] = value
-            chat.serialize = True
             async with pool.acquire() as conn:
                 results["send_message.snapshot_bytes_at_100000"] = await conn.fetchval(
                     "SELECT max(length(state::text)) FROM snapshots"

@@ -73,10 +73,12 @@ class Kit:
         snapshot_every: Any = _DEFAULT,
         sealed: bool = True,
         serialize: bool = False,
+        keep_warm: tuple[int, float] | None = None,
     ) -> Repository[A]:
         """A repository on the service's store; personal fields sealed unless `sealed=False`;
         snapshots every `settings.snapshot_every` events unless given (None: never);
-        `serialize`: commands on one stream queue in this process."""
+        `serialize`: commands on one stream queue in this process; `keep_warm`: (size, ttl_s)
+        of the states kept between its commands (parley_eventstore.warm)."""
         every = self.settings.snapshot_every if snapshot_every is _DEFAULT else snapshot_every
         return Repository(
             self.store,
@@ -85,6 +87,7 @@ class Kit:
             snapshot_every=every,
             cipher=self.cipher if sealed else None,
             serialize=serialize,
+            keep_warm=keep_warm,
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -35,6 +36,7 @@ from parley_eventstore.records import (
     Snapshot,
 )
 from parley_eventstore.store import EventStore
+from parley_eventstore.warm import WarmAggregates
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -64,17 +66,25 @@ class Repository(Generic[A]):
         snapshot_every: int | None = 100,
         cipher: DataCipher | None = None,
         serialize: bool = False,
+        keep_warm: tuple[int, float] | None = None,
     ) -> None:
         """`serialize`: commands on one stream queue in this process (a busy stream's
-        commands then cost no wasted round trip; races with other processes are retried)."""
+        commands then cost no wasted round trip; races with other processes are retried).
+        `keep_warm=(size, ttl_s)`: the last state of up to `size` streams is reused by the
+        next command for `ttl_s` after its load (parley_eventstore.warm; needs `serialize`)."""
         if snapshot_every is not None and snapshot_every < 1:
             raise ValueError("snapshot_every must be >= 1 (or None for no snapshots)")
+        if keep_warm is not None and not serialize:
+            raise ValueError("keep_warm needs serialize (one command per stream at a time)")
         self.store = store
         self.aggregate_type = aggregate_type
         self.codec = codec
         self.snapshot_every = snapshot_every
         self.cipher = cipher
         self.locks = KeyedLocks() if serialize else None
+        self.warm: WarmAggregates[A] | None = (
+            WarmAggregates(*keep_warm) if keep_warm is not None else None
+        )
 
     async def opened(
         self, events: Sequence[RecordedEvent], *, fresh: bool = False
@@ -181,16 +191,33 @@ class Repository(Generic[A]):
             if first is not None:
                 return first
 
+        async def run(aggregate: A) -> AppendResult:
+            command(aggregate)
+            return await self.save(
+                aggregate,
+                metadata=metadata,
+                idempotency_key=idempotency_key,
+                result=result(aggregate) if result is not None else None,
+            )
+
         async def attempt() -> AppendResult:
             async with self._turn(stream_id):
-                aggregate = await self.load(stream_id)
-                command(aggregate)
-                return await self.save(
-                    aggregate,
-                    metadata=metadata,
-                    idempotency_key=idempotency_key,
-                    result=result(aggregate) if result is not None else None,
-                )
+                if self.warm is None:
+                    return await run(await self.load(stream_id))
+                kept = self.warm.take(stream_id)
+                loaded_at, aggregate = kept or (time.monotonic(), await self.load(stream_id))
+                try:
+                    outcome = await run(aggregate)
+                except ConcurrencyError:
+                    if kept is None:
+                        raise
+                    # the kept state was behind the stream (another writer): what the command
+                    # would have met without it is a fresh load
+                    loaded_at, aggregate = time.monotonic(), await self.load(stream_id)
+                    outcome = await run(aggregate)
+                if not outcome.already_handled:
+                    self.warm.keep(stream_id, loaded_at, aggregate)
+                return outcome
 
         def retrying() -> AsyncRetrying:
             return AsyncRetrying(

@@ -15,6 +15,12 @@ from parley_chat.handlers import BUS, Chat, ChatCodec
 from parley_chat.limits import SendLimiter
 
 
+def warm_cache(settings: Settings) -> tuple[int, float] | None:
+    if settings.warm_conversations < 1 or not settings.serialize_per_conversation:
+        return None
+    return settings.warm_conversations, settings.warm_conversation_ttl_s
+
+
 def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) -> FastAPI:
     """`keys`: the data-key owner (tests: a MemoryKeys); default auth's key endpoint."""
     settings = settings or Settings()
@@ -25,6 +31,7 @@ def bootstrap(settings: Settings | None = None, keys: KeyOwner | None = None) ->
             EVENTS,
             codec=ChatCodec(*EVENTS),
             serialize=settings.serialize_per_conversation,
+            keep_warm=warm_cache(settings),
         )
         attached = await attachments_wiring.wire(kit, settings)
         limiter = None

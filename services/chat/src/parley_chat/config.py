@@ -22,6 +22,12 @@ class Settings(CommandSettings, AttachmentSettings):
     # command on a fresh load up to this many times (appends to a conversation commute)
     command_retries: int = 20
     serialize_per_conversation: bool = True
+    # the state a command left is reused by the next command on the same conversation in this
+    # process (parley_eventstore.warm): up to this many conversations (0: off; needs the
+    # queue above), each reloaded at the latest this long after its load (a destroyed key's
+    # plaintext is gone from memory by then)
+    warm_conversations: int = 2000
+    warm_conversation_ttl_s: float = 5.0
     # per person: at most this many messages per window, across replicas (0: no limit)
     send_limit: int = 20
     send_limit_window_s: float = 10.0

@@ -1,0 +1,122 @@
+"""Aggregates kept warm between commands (Repository keep_warm) over the real PostgreSQL: the
+next command reuses the state without reading the store, yet every result is what a fresh
+load would have given: after another writer appended, after a command that failed halfway,
+and once the entry is older than its time to live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import asyncpg
+import pytest
+from es_counter import Counter, Incremented, Opened
+from parley_eventstore import EventCodec, EventStore, Metadata, Repository
+from parley_eventstore.warm import WarmAggregates
+
+META = Metadata(correlation_id="c")
+CODEC = EventCodec(Opened, Incremented)
+
+
+class CountingRepository(Repository[Counter]):
+    loads = 0
+
+    async def load(self, stream_id: str, **kwargs: object) -> Counter:  # type: ignore[override]
+        self.loads += 1
+        return await super().load(stream_id, **kwargs)  # type: ignore[arg-type]
+
+
+def warm_repo(store: EventStore, ttl_s: float = 60.0) -> CountingRepository:
+    return CountingRepository(store, Counter, CODEC, serialize=True, keep_warm=(100, ttl_s))
+
+
+def bump(by: int = 1) -> Callable[[Counter], None]:
+    def command(counter: Counter) -> None:
+        if counter.title is None:
+            counter.open("c")
+        counter.increment(by)
+
+    return command
+
+
+async def total(store: EventStore, stream_id: str) -> int:
+    return (await Repository(store, Counter, CODEC).load(stream_id)).total
+
+
+@pytest.mark.integration
+async def test_the_next_command_reuses_the_state(pool: asyncpg.Pool) -> None:
+    store = EventStore(pool, topic="t.events", source="/t", context="t")
+    repo = warm_repo(store)
+    for _ in range(10):
+        await repo.execute("w", bump(), metadata=META)
+    assert repo.loads == 1
+    assert await total(store, "w") == 10
+    # a queue of concurrent commands on one stream shares the kept state too
+    await asyncio.gather(*(repo.execute("w", bump(), metadata=META) for _ in range(10)))
+    assert (repo.loads, await total(store, "w")) == (1, 20)
+    await store.close()
+
+
+@pytest.mark.integration
+async def test_another_writer_costs_a_reload_not_a_conflict(pool: asyncpg.Pool) -> None:
+    store = EventStore(pool, topic="t.events", source="/t", context="t")
+    repo, other = warm_repo(store), Repository(store, Counter, CODEC)
+    await repo.execute("w", bump(), metadata=META)
+    await other.execute("w", bump(100), metadata=META)  # another replica, say
+    # no retries allowed: the kept state was stale, not the command's view of a race
+    outcome = await repo.execute("w", bump(), metadata=META, retries=0)
+    assert outcome.version == 4  # opened, +1, +100, +1
+    assert repo.loads == 2
+    assert await total(store, "w") == 102
+    await repo.execute("w", bump(), metadata=META)
+    assert (repo.loads, await total(store, "w")) == (2, 103)
+    await store.close()
+
+
+@pytest.mark.integration
+async def test_a_command_that_fails_halfway_leaves_no_state_behind(pool: asyncpg.Pool) -> None:
+    store = EventStore(pool, topic="t.events", source="/t", context="t")
+    repo = warm_repo(store)
+    await repo.execute("w", bump(), metadata=META)
+
+    def half(counter: Counter) -> None:
+        counter.increment(1000)  # applied to the state, then the command refuses
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError):
+        await repo.execute("w", half, metadata=META)
+    outcome = await repo.execute("w", bump(), metadata=META)
+    assert outcome.version == 3
+    assert await total(store, "w") == 2
+    assert repo.loads == 2  # the failed command's state was dropped, not reused
+    await store.close()
+
+
+@pytest.mark.integration
+async def test_an_entry_lives_its_ttl_from_the_load(pool: asyncpg.Pool) -> None:
+    store = EventStore(pool, topic="t.events", source="/t", context="t")
+    repo = warm_repo(store, ttl_s=0.2)
+    for _ in range(4):  # used every 0.1 s: still reloaded once its load is 0.2 s old
+        await repo.execute("w", bump(), metadata=META)
+        await asyncio.sleep(0.1)
+    assert repo.loads == 2
+    assert await total(store, "w") == 4
+    await store.close()
+
+
+def test_keep_warm_needs_the_per_stream_queue() -> None:
+    with pytest.raises(ValueError, match="serialize"):
+        Repository(None, Counter, CODEC, keep_warm=(10, 1.0))  # type: ignore[arg-type]
+
+
+def test_the_least_recently_used_entry_goes_first() -> None:
+    now = [0.0]
+    cache: WarmAggregates[str] = WarmAggregates(2, ttl_s=10.0, clock=lambda: now[0])
+    cache.keep("a", 0.0, "A")
+    cache.keep("b", 0.0, "B")
+    assert cache.take("a") == (0.0, "A")  # taken out while its command runs
+    cache.keep("a", 0.0, "A")
+    cache.keep("c", 0.0, "C")  # "b" was used least recently
+    assert (cache.take("b"), len(cache)) == (None, 2)
+    now[0] = 10.0
+    assert cache.take("a") is None  # as old as its time to live
