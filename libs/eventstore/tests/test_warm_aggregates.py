@@ -1,7 +1,8 @@
 """Aggregates kept warm between commands (Repository keep_warm) over the real PostgreSQL: the
 next command reuses the state without reading the store, yet every result is what a fresh
-load would have given: after another writer appended, after a command that failed halfway,
-and once the entry is older than its time to live."""
+load would have given: after another writer appended (whether the kept state would have
+appended, refused or done nothing), after a command that failed halfway, and once the entry
+is older than its time to live."""
 
 from __future__ import annotations
 
@@ -85,10 +86,48 @@ async def test_a_command_that_fails_halfway_leaves_no_state_behind(pool: asyncpg
 
     with pytest.raises(ValueError):
         await repo.execute("w", half, metadata=META)
+    loads = repo.loads
     outcome = await repo.execute("w", bump(), metadata=META)
     assert outcome.version == 3
     assert await total(store, "w") == 2
-    assert repo.loads == 2  # the failed command's state was dropped, not reused
+    assert repo.loads == loads + 1  # the failed command's state was dropped, not reused
+    await store.close()
+
+
+@pytest.mark.integration
+async def test_a_refusal_on_a_kept_state_is_decided_again_on_a_fresh_one(
+    pool: asyncpg.Pool,
+) -> None:
+    store = EventStore(pool, topic="t.events", source="/t", context="t")
+    repo, other = warm_repo(store), Repository(store, Counter, CODEC)
+    await repo.execute("w", bump(), metadata=META)  # kept: total 1
+    await other.execute("w", bump(100), metadata=META)  # the stream: 101
+
+    def spend(counter: Counter) -> None:
+        if counter.total < 100:
+            raise ValueError("not enough")
+        counter.increment(-100)
+
+    outcome = await repo.execute("w", spend, metadata=META)  # the kept state would refuse
+    assert outcome.version == 4 and await total(store, "w") == 1
+    await store.close()
+
+
+@pytest.mark.integration
+async def test_a_no_op_on_a_kept_state_is_decided_again_on_a_fresh_one(
+    pool: asyncpg.Pool,
+) -> None:
+    store = EventStore(pool, topic="t.events", source="/t", context="t")
+    repo, other = warm_repo(store), Repository(store, Counter, CODEC)
+    await repo.execute("w", bump(), metadata=META)  # kept: total 1
+    await other.execute("w", bump(-5), metadata=META)  # the stream: -4
+
+    def top_up(counter: Counter) -> None:  # "at least 1": nothing to do when it already is
+        if counter.total < 1:
+            counter.increment(1 - counter.total)
+
+    outcome = await repo.execute("w", top_up, metadata=META)  # the kept state: nothing to do
+    assert outcome.version == 4 and await total(store, "w") == 1
     await store.close()
 
 

@@ -191,8 +191,7 @@ class Repository(Generic[A]):
             if first is not None:
                 return first
 
-        async def run(aggregate: A) -> AppendResult:
-            command(aggregate)
+        async def save(aggregate: A) -> AppendResult:
             return await self.save(
                 aggregate,
                 metadata=metadata,
@@ -200,24 +199,39 @@ class Repository(Generic[A]):
                 result=result(aggregate) if result is not None else None,
             )
 
+        async def fresh() -> AppendResult:
+            loaded_at, aggregate = time.monotonic(), await self.load(stream_id)
+            command(aggregate)
+            outcome = await save(aggregate)
+            if self.warm is not None and not outcome.already_handled:
+                self.warm.keep(stream_id, loaded_at, aggregate)
+            return outcome
+
+        async def on_kept(loaded_at: float, aggregate: A) -> AppendResult | None:
+            """The command on a kept state, when the store confirms its decision: events
+            appended at the kept version. A refusal, a command with nothing to write, or a
+            kept state behind the stream (another writer) proves nothing (the state may be
+            stale): None, and the command is decided again on a fresh load."""
+            try:
+                command(aggregate)
+            except Exception:
+                return None
+            if not aggregate.pending:
+                return None
+            try:
+                outcome = await save(aggregate)
+            except ConcurrencyError:
+                return None
+            if self.warm is not None and not outcome.already_handled:
+                self.warm.keep(stream_id, loaded_at, aggregate)
+            return outcome
+
         async def attempt() -> AppendResult:
             async with self._turn(stream_id):
-                if self.warm is None:
-                    return await run(await self.load(stream_id))
-                kept = self.warm.take(stream_id)
-                loaded_at, aggregate = kept or (time.monotonic(), await self.load(stream_id))
-                try:
-                    outcome = await run(aggregate)
-                except ConcurrencyError:
-                    if kept is None:
-                        raise
-                    # the kept state was behind the stream (another writer): what the command
-                    # would have met without it is a fresh load
-                    loaded_at, aggregate = time.monotonic(), await self.load(stream_id)
-                    outcome = await run(aggregate)
-                if not outcome.already_handled:
-                    self.warm.keep(stream_id, loaded_at, aggregate)
-                return outcome
+                kept = self.warm.take(stream_id) if self.warm is not None else None
+                if kept is not None and (outcome := await on_kept(*kept)) is not None:
+                    return outcome
+                return await fresh()
 
         def retrying() -> AsyncRetrying:
             return AsyncRetrying(

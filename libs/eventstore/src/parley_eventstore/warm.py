@@ -8,9 +8,12 @@ safe:
   a kept aggregate;
 - an entry is taken out while its command runs, and put back only after a save that wrote (or
   had nothing to write), so a command that raised halfway never leaves a half-changed state;
-- another process (or writer) that appended meanwhile makes the save fail with a
-  ConcurrencyError on the kept version: the repository then loads afresh and runs the command
-  once more, exactly what it would have done without the entry;
+- a kept state may be behind the stream (another replica or writer appended since), so a
+  decision on it counts only when the store confirms it: events appended at the kept version.
+  A refusal (the domain raised), a command with nothing to write (a no-op decided on an old
+  state, e.g. "already a participant"), or a ConcurrencyError on the kept version: the
+  repository loads afresh and decides once more, exactly as it would have without the entry
+  (so the entry never turns into a wrong 404, 409 or no-op, and never costs a retry);
 - an entry lives `ttl_s` from the load it came from, not from its last use: a busy stream is
   still reloaded that often, which bounds how long a key destroyed since (crypto-shredding)
   or a state that only a fresh load reduces can outlive the store's view;
