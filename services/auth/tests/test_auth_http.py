@@ -1009,6 +1009,11 @@ async def test_data_keys_internal_endpoint_and_forgetting_closes_the_account(api
     assert key.status_code == 200 and key.headers["cache-control"] == "no-store"
     assert (await internal.get("/internal/v1/keys/nobody", headers=inside)).status_code == 404
     assert (await internal.post("/internal/v1/keys/somebody", headers=inside)).status_code == 200
+    # a subject that names no account (accounts are uuids) only loses its key, twice alike
+    somebody = "/internal/v1/keys/somebody"
+    for _ in range(2):
+        assert (await internal.delete(somebody, headers=inside)).status_code == 204
+    assert (await internal.get(somebody, headers=inside)).status_code == 410
 
     keys = KeyClient("http://auth", INTERNAL_TOKEN, transport=internal._transport)
     registered = next(e for e in await api.events() if e["event_type"] == "UserRegistered")

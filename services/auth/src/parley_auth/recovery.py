@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from parley_commandkit import Context
@@ -82,6 +83,8 @@ async def forget(auth: Auth, account_id: str, ctx: Context) -> None:
     appended, the plaintext snapshot dropped. Idempotent: a retry finishes what a crash left
     (a subject without an account, e.g. an admin-made profile, only loses its key)."""
     await auth.subject_keys.forget(account_id)
+    if not is_uuid(account_id):  # a key subject that names no account (accounts are uuids)
+        return
     revoked = await tables.revoke_sessions(auth.pool, account_id, "account_closed")
     await tables.release_account(auth.pool, account_id)
     account = await auth.accounts.load(account_id)
@@ -91,6 +94,14 @@ async def forget(auth: Auth, account_id: str, ctx: Context) -> None:
             auth, account_id, lambda a: a.close(expiries), ctx, key=f"auth.close:{account_id}"
         )
     await auth.accounts.store.delete_snapshots(account_id)
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 DEACTIVATED = "account_deactivated"  # the sessions' revoke reason
