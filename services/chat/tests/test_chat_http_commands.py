@@ -482,6 +482,9 @@ async def test_the_sender_edits_within_the_window_and_nobody_else(api: Api) -> N
     opened = await FieldCipher(KEYS).decrypt("MessageEdited", edit)
     assert opened["content"] == "second"
     assert (edit["participant_ids"], edit["last_seq"]) == (sorted([a, b]), 1)
+    # the send time, for the previews (the read side has no state to find it in)
+    sent_at = datetime.fromisoformat(edit["sent_at"].replace("Z", "+00:00"))
+    assert abs(datetime.now(UTC) - sent_at) < timedelta(minutes=1)
 
     later = chat_of(api).clock() + timedelta(hours=49)
     chat_of(api).clock = lambda: later
@@ -492,6 +495,8 @@ async def test_the_sender_edits_within_the_window_and_nobody_else(api: Api) -> N
     gone = await api.client.patch(url, json={"content": "fourth"}, headers=bearer(a))
     assert gone.status_code == 409
     assert len(of_type(await api.events(cid), "MessageEdited")) == 1
+    [deletion] = of_type(await api.events(cid), "MessageDeleted")
+    assert deletion["sent_at"] == edit["sent_at"]
 
 
 async def test_replies_name_their_parent_in_the_same_conversation(api: Api) -> None:

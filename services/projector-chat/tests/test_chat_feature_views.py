@@ -83,6 +83,7 @@ def test_an_edit_replaces_the_text_pushes_it_to_the_history_and_moves_the_previe
         "content": "fixed typo",
         "participant_ids": ["a", "b"],
         "last_seq": 3,
+        "sent_at": "2026-03-01T11:59:00Z",
     }
     writes = by_doc(message_edited(envelope("MessageEdited", 7), data))
     update = writes[(MESSAGES, message_key("c1", 3))]
@@ -93,6 +94,11 @@ def test_an_edit_replaces_the_text_pushes_it_to_the_history_and_moves_the_previe
         preview = writes[key]["$set"]["last_message"]
         assert preview["content"] == "fixed typo" and preview["seq"] == 3
         assert preview["deleted"] is False and preview["edited_at"] == T
+        assert preview["sent_at"] == datetime(2026, 3, 1, 11, 59, tzinfo=UTC)  # as sent
+    # an edit published before events carried `sent_at`: a preview without a send time
+    del data["sent_at"]
+    older = by_doc(message_edited(envelope("MessageEdited", 7), data))
+    assert older[(CONVERSATIONS, "c1")]["$set"]["last_message"]["sent_at"] is None
 
 
 def test_an_edit_of_an_older_message_leaves_the_previews() -> None:

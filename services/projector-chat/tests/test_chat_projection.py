@@ -166,8 +166,10 @@ async def test_edits_replies_reactions_mentions_and_reports_stay_exact_under_rep
     assert members["alice:feat"]["mention_count"] == group.unread("alice", mentions=True) == 1
     assert members["carol:feat"]["mention_count"] == group.unread("carol", mentions=True) == 1
     assert members["bob:feat"].get("mention_count", 0) == 0
+    sent = messages[message_key("feat", 5)]["sent_at"]
     for doc in members.values():
         assert doc["last_message"]["content"] == "ping carol (edited)"
+        assert doc["last_message"]["sent_at"] == sent is not None  # kept through the edit
     ids = await documents(db, projection, "message_ids")
     assert ids["feat:feat-m3"]["seq"] == 3
     reports = await documents(db, projection, "reports")

@@ -10,6 +10,7 @@ model can set a participant's unread counter exactly, without a query (see docs/
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
@@ -116,6 +117,9 @@ class MessageDeleted(ChatEvent):
     unread_by: list[str] = Field(default_factory=list)
     # participants whose unread-mention counter counted the message, and no longer does
     mention_unread_by: list[str] = Field(default_factory=list)
+    # when the message was sent (its MessageSent's time): a preview of the deleted last
+    # message keeps it (None if unknown; events before this field have none)
+    sent_at: datetime | None = None
 
 
 class MessagesRead(ChatEvent):
@@ -144,6 +148,9 @@ class MessageEdited(ChatEvent):
     content: str = personal("sender_id", REDACTED_TEXT, min_length=1, max_length=4000)
     participant_ids: list[str] = Field(default_factory=list)
     last_seq: int | None = Field(default=None, ge=1)
+    # when the message was sent (its MessageSent's time): an edited last message's preview
+    # keeps it (None if unknown; events before this field have none)
+    sent_at: datetime | None = None
 
 
 class ReactionAdded(ChatEvent):

@@ -31,6 +31,7 @@ class Conversation:
         self.seq = 0
         self.read: dict[str, int] = {p: 0 for p in participants}
         self.senders: dict[int, str] = {}
+        self.sent_at: dict[int, datetime] = {}  # seq -> its MessageSent's time
         self.deleted: set[int] = set()
         self.mentioned: dict[int, list[str]] = {}  # seq -> the people it mentions
         self.reactions: dict[tuple[int, str, str], int] = {}  # (seq, user, emoji) -> round
@@ -46,9 +47,16 @@ class Conversation:
             },
         )
 
+    def at(self, version: int) -> datetime:
+        return self.start + timedelta(seconds=version)
+
+    def sent_at_text(self, seq: int) -> str:
+        """`sent_at` as the command side's JSON has it (pydantic: UTC as `Z`)."""
+        return self.sent_at[seq].isoformat().replace("+00:00", "Z")
+
     def emit(self, name: str, data: dict[str, Any]) -> None:
         self.version += 1
-        at = self.start + timedelta(seconds=self.version)
+        at = self.at(self.version)
         self.records.append(
             record("chat", self.cid, self.version, name, {"conversation_id": self.cid, **data}, at)
         )
@@ -63,6 +71,7 @@ class Conversation:
     ) -> str:
         self.seq += 1
         self.senders[self.seq] = sender
+        self.sent_at[self.seq] = self.at(self.version + 1)
         message_id = f"{self.cid}-m{self.seq}"
         recipients = [p for p in self.participants if p != sender]
         mentioned = [m for m in mentions or [] if m in recipients]
@@ -92,6 +101,7 @@ class Conversation:
                 "content": content,
                 "participant_ids": self.participants,
                 "last_seq": self.seq,
+                "sent_at": self.sent_at_text(seq),
             },
         )
 
@@ -173,6 +183,7 @@ class Conversation:
                 "last_seq": self.seq,
                 "unread_by": unread_by,
                 "mention_unread_by": mention_unread_by,
+                "sent_at": self.sent_at_text(seq),
             },
         )
 

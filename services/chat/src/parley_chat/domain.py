@@ -483,6 +483,7 @@ class Conversation(Aggregate):
                 content=clean_content(content),
                 participant_ids=sorted(self.read_pos),
                 last_seq=self.seq,
+                sent_at=facts.sent_at,
             )
         )
 
@@ -619,6 +620,7 @@ class Conversation(Aggregate):
                     if self.read_pos.get(u, facts.seq) < facts.seq
                     and self.mention_unread.get(u, 0) > 0
                 ),
+                sent_at=facts.sent_at,
             )
         )
 

@@ -201,6 +201,19 @@ def last_message(
     }
 
 
+def sent_at_of(data: dict[str, Any]) -> datetime | None:
+    """MessageEdited's and MessageDeleted's `sent_at` (an ISO 8601 string on the wire; absent
+    from events before the field, or unknown: None), as the datetime MessageSent's preview
+    stored."""
+    value = data.get("sent_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def is_redacted(data: dict[str, Any], field: str = "content") -> bool:
     return field in (data.get("_redacted") or ())
 
@@ -321,10 +334,10 @@ def message_edited(env: Envelope, data: dict[str, Any]) -> list[Write]:
     writes = [Write(MESSAGES, message_key(cid, seq), update)]
     last_seq = data.get("last_seq")
     if last_seq is not None and int(last_seq) == seq:
-        # the whole sub-document (a member who joined after it has none to patch); the send
-        # time is not in the event, so a preview shows `edited_at` instead (as a deletion
-        # shows none)
-        preview = {**last_message(data, None, content, redacted), "edited_at": env.time}
+        # the whole sub-document (a member who joined after it has none to patch); events
+        # before `sent_at` was in them leave the preview without a send time
+        sent_at = sent_at_of(data)
+        preview = {**last_message(data, sent_at, content, redacted), "edited_at": env.time}
         writes.append(Write(CONVERSATIONS, cid, {"$set": {"last_message": preview}}))
         for user in _ids(data.get("participant_ids")) or []:
             writes.append(_member(user, cid, {"$set": {"last_message": dict(preview)}}))
@@ -432,12 +445,12 @@ def message_deleted(env: Envelope, data: dict[str, Any]) -> list[Write]:
     is_last = last_seq is not None and int(last_seq) == seq
     if is_last:
         # the whole sub-document (a member who joined after it has none to patch)
-        gone = last_message(data, data.get("sent_at"), None)
+        gone = last_message(data, sent_at_of(data), None)
         writes.append(Write(CONVERSATIONS, cid, {"$set": {"last_message": gone}}))
     for user in sorted(set(participants) | decrements | mention_decrements):
         update: dict[str, dict[str, Any]] = {}
         if is_last and user in participants:
-            update["$set"] = {"last_message": last_message(data, data.get("sent_at"), None)}
+            update["$set"] = {"last_message": last_message(data, sent_at_of(data), None)}
         counters = {}
         if user in decrements:
             counters["unread_count"] = -1
