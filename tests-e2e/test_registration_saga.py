@@ -165,13 +165,10 @@ async def test_a_participant_down_too_long_is_retried_then_compensated(
     """notifications-api stopped: its step times out on every attempt, the saga compensates;
     its compensations (the failure notice first) wait for it to come back."""
     async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
-        cluster.pause("notifications-api")
-        try:
+        with cluster.stopped("notifications-api"):  # every replica: the participant is down
             email = new_address("saga")
             user_id = await register(client, email)
             body = await wait_for_status(client, user_id, "compensating", wait_s=60)
-        finally:
-            cluster.resume("notifications-api")
         timeouts = [s for s, e in steps(body) if e == "timed_out"]
         assert timeouts.count("prepare_notifications") >= 2  # retried before giving up
         body = await wait_for_status(client, user_id, "compensated", wait_s=90)
@@ -184,8 +181,7 @@ async def test_a_participant_down_too_long_is_retried_then_compensated(
 
 async def test_a_participant_back_within_the_retry_window_completes(gateway_url: str) -> None:
     async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as client:
-        cluster.pause("notifications-api")
-        try:
+        with cluster.stopped("notifications-api"):
             user_id = await register(client, new_address("saga"))
             body = await wait_for_status(client, user_id, "running", wait_s=10)
             deadline = time.monotonic() + 15
@@ -193,8 +189,6 @@ async def test_a_participant_back_within_the_retry_window_completes(gateway_url:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.2)
                 body = await registration(client, user_id)
-        finally:
-            cluster.resume("notifications-api")
         assert await settled(client, user_id, wait_s=60) == "completed"
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -83,6 +85,20 @@ def pause(name: str) -> None:
 
 def resume(name: str) -> None:
     _cluster("resume", name)
+
+
+@contextlib.contextmanager
+def stopped(kind: str) -> Iterator[list[str]]:
+    """Every replica of one kind of process paused for the block (with one replica left
+    running, the kind would not be down: `make up REPLICAS=N`), resumed after it."""
+    names = replicas(kind)
+    try:
+        for name in names:
+            pause(name)
+        yield names
+    finally:
+        for name in names:
+            resume(name)
 
 
 # the servers the local cluster runs for Parley; every other process is one of Parley's own
