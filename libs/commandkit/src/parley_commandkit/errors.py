@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import asyncpg
 from parley_eventstore.records import ConcurrencyError
 from parley_http.problems import Problem, try_again_soon
 from parley_privacy.keys import KeyUnavailable, SubjectForgotten
@@ -86,10 +87,20 @@ def _busy(error: Exception) -> Problem:
     )
 
 
+def _database_away(_: Exception) -> Problem:
+    return try_again_soon("the database is not accepting connections; retry")
+
+
 SHARED = ErrorMap(
     {
         ConcurrencyError: _busy,
         SubjectForgotten: lambda _: Problem(410, "Gone", "this person was forgotten"),
         KeyUnavailable: lambda _: try_again_soon("the key service did not answer; retry"),
+        # PostgreSQL restarting (starting up, in recovery, shut down: class 57 errors such as
+        # CannotConnectNowError) or its connection lost: the client retries, as for any
+        # dependency that is away (a 500 here was a restart of the database, not a bug)
+        asyncpg.exceptions.OperatorInterventionError: _database_away,
+        asyncpg.exceptions.PostgresConnectionError: _database_away,
+        ConnectionError: lambda _: try_again_soon("a dependency is not reachable; retry"),
     }
 )
