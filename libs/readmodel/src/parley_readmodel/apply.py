@@ -86,8 +86,11 @@ async def read_stored(
         wanted[logical].add(doc_id)
     found: dict[tuple[str, str], Stored] = {}
     for logical, ids in wanted.items():
+        # one reply for all of them (batch_size): a cursor left open between replies holds one
+        # of FerretDB's 100 SQLite connections, and enough projector replicas waiting for
+        # their next batch while others wait for a connection deadlocked the store
         cursor = db[physical(logical, generation)].find(
-            {"_id": {"$in": sorted(ids)}}, {"_v": 1, "_x": 1}
+            {"_id": {"$in": sorted(ids)}}, {"_v": 1, "_x": 1}, batch_size=len(ids)
         )
         async for doc in cursor:
             found[(logical, doc["_id"])] = Stored(

@@ -93,7 +93,8 @@ async def parked_versions(
     if not ids:
         return set()
     found: set[tuple[str, int]] = set()
-    async for doc in db[PROGRESS].find({"_id": {"$in": sorted(ids)}}, {"parked": 1}):
+    docs = db[PROGRESS].find({"_id": {"$in": sorted(ids)}}, {"parked": 1}, batch_size=len(ids))
+    async for doc in docs:
         found |= {(ids[doc["_id"]], int(v)) for v in doc.get("parked") or []}
     return found
 

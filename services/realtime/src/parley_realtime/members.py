@@ -32,6 +32,9 @@ PEERS_KEPT = 20_000  # people whose peers are cached (least recently asked dropp
 # every sign-in would otherwise push 999 presence frames (a million when all come online, as
 # after a replica restart); members of big rooms ask GET /v1/users/{id}/presence instead
 PRESENCE_GROUP_MAX = 100
+# one reply for most lookups: a FerretDB cursor open between replies holds a connection of the
+# store's small SQLite pool (parley_readmodel.apply, read_stored)
+MEMBERSHIPS_PER_REPLY = 1000
 PEERS_QUERY_TIMEOUT_S = 30.0  # the memberships filter is a scan on FerretDB
 
 
@@ -123,6 +126,7 @@ class Members:
             cursor = collection.find(
                 {"user_id": {"$in": users}, "removed": False},
                 {"user_id": 1, "participant_ids": 1},
+                batch_size=MEMBERSHIPS_PER_REPLY,
             )
             async for doc in cursor:
                 listed = doc.get("participant_ids") or ()
