@@ -1,7 +1,8 @@
 """Attachments through the gateway (issue 20): a participant asks for an upload, PUTs the bytes
 straight to the object store (SeaweedFS's S3 API) through the signed URL, sends a message with
 the attachment; the other participant downloads identical bytes through the redirect; a
-stranger gets 404; after the uploader is forgotten the object is gone. The limits (type,
+stranger gets 404; after the uploader is forgotten the object is gone, and a deleted message's
+files are gone with it. The limits (type,
 size, participants only) and the signed URL's binding (type and length) are checked on the
 way."""
 
@@ -118,6 +119,51 @@ async def test_a_file_travels_from_one_participant_to_the_other_and_is_gone_when
 
         await eventually(object_gone)
         assert (await download(client, bob, aid)).status_code == 404
+
+
+async def test_deleting_a_message_deletes_its_files(gateway_url: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=15) as client:
+        ada, bob = await asyncio.gather(sign_up(client, "Ada"), sign_up(client, "Bob"))
+        created = await client.post(
+            "/v1/conversations", json={"participant_ids": [bob.user_id]}, headers=ada.headers
+        )
+        assert created.status_code == 201, created.text
+        cid = created.json()["id"]
+        kept, deleted = os.urandom(1000), os.urandom(2000)
+        kept_id = await upload(client, ada, cid, kept, "image/png", "kept.png")
+        deleted_ids = [
+            await upload(client, ada, cid, deleted, "image/png", f"gone {i}.png") for i in (1, 2)
+        ]
+        ids = {}
+        for text, files in (("stays", [kept_id]), ("oops", deleted_ids)):
+            sent = await client.post(
+                f"/v1/conversations/{cid}/messages",
+                json={"content": text, "attachment_ids": files},
+                headers=ada.headers,
+            )
+            assert sent.status_code == 201, sent.text
+            ids[text] = sent.json()["id"]
+        # signed URLs bob got before the deletion
+        located = [
+            await client.get(f"/v1/attachments/{aid}", headers=bob.headers) for aid in deleted_ids
+        ]
+        assert [r.status_code for r in located] == [307, 307]
+
+        removed = await client.delete(
+            f"/v1/conversations/{cid}/messages/{ids['oops']}", headers=ada.headers
+        )
+        assert removed.status_code == 200, removed.text
+        # at once: nobody gets them (uploader included), and the objects are gone
+        for who in (ada, bob):
+            for aid in deleted_ids:
+                gone = await client.get(f"/v1/attachments/{aid}", headers=who.headers)
+                assert gone.status_code == 404, gone.text
+        async with httpx.AsyncClient(timeout=10) as storage:
+            for signed in located:
+                assert (await storage.get(signed.headers["Location"])).status_code == 404
+        # the other message's file is untouched
+        still = await download(client, bob, kept_id)
+        assert still.status_code == 200 and still.content == kept
 
 
 async def test_uploads_are_limited_to_participants_allowed_types_size_and_the_signed_headers(

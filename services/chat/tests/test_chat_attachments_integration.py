@@ -1,7 +1,8 @@
 """Attachments against the real PostgreSQL, SeaweedFS (S3) and Kafka of the local cluster: an
 upload through the signed URL, the claim (all or none, each refusal), the janitor's expiry
-(unreferenced, and claimed by a message that never got appended) and its forgetting, directly
-and from a UserForgotten record on a topic of this test's own.
+(unreferenced, and claimed by a message that never got appended), a deleted message's files
+(gone with it, also when chat-api died mid-deletion) and the forgetting, directly and from a
+UserForgotten record on a topic of this test's own.
 
 The S3 server: `CHAT_S3_ENDPOINT_URL` / `CHAT_S3_ACCESS_KEY` / `CHAT_S3_SECRET_KEY` when set,
 else the local cluster's (`make up`: PARLEY_S3_PORT, the keys in .local/s3-credentials). Objects
@@ -27,6 +28,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from parley_chat.attachments import AttachmentRefused, Attachments, object_key
 from parley_chat.attachments_config import AttachmentSettings
+from parley_chat.domain import deletion_event_id
 from parley_chat.janitor import consume_forgotten, sweep_once
 from parley_chat.migrate import migrate
 from parley_chat.storage import S3Storage
@@ -163,6 +165,65 @@ async def test_the_janitor_deletes_what_no_appended_message_refers_to_after_the_
     assert kept is not None and kept.sent and kept.readable_by(str(uuid.uuid4()))
     assert await storage.size_of(kept.object_key) == 1
     assert await sweep_once(attachments) == 0
+
+
+async def event_appended(
+    pool: asyncpg.Pool, cid: str, event_id: uuid.UUID, event_type: str
+) -> None:
+    """A stand-in for an append to the conversation (the next version)."""
+    await pool.execute(
+        """INSERT INTO events (stream_id, stream_type, version, event_id, event_type, data)
+           SELECT $1, 'Conversation', coalesce(max(version), 0) + 1, $2, $3, '{}'
+           FROM events WHERE stream_id = $1""",
+        cid,
+        event_id,
+        event_type,
+    )
+
+
+async def test_a_deleted_messages_attachments_go_with_it(
+    database: asyncpg.Pool, storage: S3Storage
+) -> None:
+    attachments = Attachments.of(database, storage, s3_settings(attachment_ttl_s=0.5))
+    cid, ada, bob = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    mids = [str(uuid.uuid4()) for _ in range(3)]
+    files = {mid: [await put(attachments, cid, ada, b"x" * (i + 1))] for i, mid in enumerate(mids)}
+    files[mids[0]].append(await put(attachments, cid, ada, b"two"))
+    for mid in mids:
+        await attachments.claim(cid, ada, files[mid], mid)
+        await event_appended(database, cid, uuid.UUID(mid), "MessageSent")
+    first, second, third = mids
+
+    async def readable(aid: str) -> bool:
+        found = await attachments.get(aid)
+        return found is not None and found.readable_by(bob)
+
+    assert all([await readable(aid) for aid in files[first]])
+    # the handler marks, appends, and dies before deleting: from the append on nobody may
+    # download the files, and the janitor deletes them
+    await attachments.message_deleting(first)
+    await event_appended(database, cid, deletion_event_id(first), "MessageDeleted")
+    assert not any([await readable(aid) for aid in files[first]])
+    assert await sweep_once(attachments) == 2
+    for aid in files[first]:
+        assert await attachments.get(aid) is None
+        assert await storage.size_of(object_key(cid, aid)) is None
+    # a deletion that was refused (never appended) deletes nothing; its mark is cleared later
+    await attachments.message_deleting(second)
+    assert await attachments.message_deleted(second) == 0
+    assert await readable(files[second][0])
+    await asyncio.sleep(0.6)
+    assert await sweep_once(attachments) == 0
+    marks = await database.fetchval(
+        "SELECT count(*) FROM attachments WHERE deleting_since IS NOT NULL"
+    )
+    assert marks == 0 and await readable(files[second][0])
+    # the handler's path: marked, appended, deleted at once
+    await attachments.message_deleting(third)
+    await event_appended(database, cid, deletion_event_id(third), "MessageDeleted")
+    assert await attachments.message_deleted(third) == 1
+    assert await storage.size_of(object_key(cid, files[third][0])) is None
+    assert await readable(files[second][0])  # another message's file stays
 
 
 async def test_forgetting_a_person_deletes_their_objects_and_no_one_elses(

@@ -9,6 +9,12 @@ a sent message refers to the attachment (for its uploader before that too).
 
 The janitor (`janitor.py`) deletes what no message refers to after `attachment_ttl_s`
 (`expire`) and every attachment of a forgotten person (`forget`).
+
+A deleted message's attachments go with it: the delete handler marks them
+(`message_deleting`) before it appends MessageDeleted and deletes them after
+(`message_deleted`); the janitor finishes deletions a process died in the middle of
+(`finish_deletions`). From the moment the deletion is appended nobody can download them
+(`Attachment.deleted`, looked up by the deletion's derived event id), whatever is left.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 import asyncpg
 
 from parley_chat.attachments_config import AttachmentSettings
-from parley_chat.domain import InvalidCommand
+from parley_chat.domain import InvalidCommand, deletion_event_id
 from parley_chat.storage import ObjectStore
 
 MAX_FILENAME = 255
@@ -98,9 +104,10 @@ class Attachment:
     created_at: datetime
     message_id: str | None
     sent: bool  # a message with id `message_id` is in the conversation's stream
+    deleted: bool = False  # and was deleted since (its MessageDeleted is in the stream)
 
     @classmethod
-    def of(cls, row: asyncpg.Record) -> Attachment:
+    def of(cls, row: asyncpg.Record, deleted: bool = False) -> Attachment:
         message_id = row["message_id"]
         return cls(
             id=str(row["id"]),
@@ -113,6 +120,7 @@ class Attachment:
             created_at=row["created_at"],
             message_id=None if message_id is None else str(message_id),
             sent=bool(row["sent"]),
+            deleted=deleted,
         )
 
     def described(self) -> dict[str, Any]:
@@ -126,7 +134,10 @@ class Attachment:
 
     def readable_by(self, user_id: str) -> bool:
         """Sent with a message (any participant), or not yet sent (its uploader only); the
-        caller's participation is checked against the conversation by the route."""
+        caller's participation is checked against the conversation by the route. Nobody's
+        once its message was deleted."""
+        if self.deleted:
+            return False
         return self.sent or user_id == self.uploader_id
 
 
@@ -334,6 +345,76 @@ class Attachments:
             if len(rows) < batch:
                 return deleted
 
+    # -- a deleted message's files ---------------------------------------------------------------
+
+    async def message_deleting(self, message_id: str) -> None:
+        """Before a deletion of `message_id` is appended: its attachments are marked, so that
+        the janitor finishes their deletion if this process dies right after the append."""
+        try:
+            mid = uuid.UUID(message_id)
+        except ValueError:
+            return
+        await self.pool.execute(
+            "UPDATE attachments SET deleting_since = COALESCE(deleting_since, clock_timestamp())"
+            " WHERE message_id = $1",
+            mid,
+        )
+
+    async def message_deleted(self, message_id: str) -> int:
+        """After the deletion was appended: the message's attachments go, objects first (only
+        if its MessageDeleted is in the store: a refused deletion deletes nothing)."""
+        try:
+            mid = uuid.UUID(message_id)
+        except ValueError:
+            return 0
+        return await self._finish("a.message_id = $1", mid)
+
+    async def finish_deletions(self) -> int:
+        """The janitor's part: the attachments marked by a deletion that was appended go; a
+        mark older than `ttl_s` whose deletion never was (refused, or its process died before
+        the append) is cleared."""
+        deleted = await self._finish("a.deleting_since IS NOT NULL")
+        await self.pool.execute(
+            "UPDATE attachments SET deleting_since = NULL WHERE deleting_since IS NOT NULL"
+            " AND deleting_since < clock_timestamp() - make_interval(secs => $1)",
+            self.ttl_s,
+        )
+        return deleted
+
+    async def _finish(self, where: str, *args: Any, batch: int = 100) -> int:
+        """Delete the attachments matching `where` whose message was deleted, `batch` rows at a
+        time in id order (rows whose deletion was not appended are passed over, not retried)."""
+        deleted, after = 0, uuid.UUID(int=0)
+        position = f"${len(args) + 1}"
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    f"""SELECT a.id, a.object_key, a.message_id FROM attachments a
+                        WHERE {where} AND a.message_id IS NOT NULL AND a.id > {position}
+                        ORDER BY a.id LIMIT {batch} FOR UPDATE OF a SKIP LOCKED""",
+                    *args,
+                    after,
+                )
+                gone = await self._deleted_messages(conn, [r["message_id"] for r in rows])
+                deleted += await self._delete(conn, [r for r in rows if r["message_id"] in gone])
+            if len(rows) < batch:
+                return deleted
+            after = rows[-1]["id"]
+
+    @staticmethod
+    async def _deleted_messages(
+        conn: asyncpg.Connection, message_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Which of these messages were deleted: their MessageDeleted events (ids derived
+        from the message id, domain.deletion_event_id) are in the store."""
+        if not message_ids:
+            return set()
+        by_event = {deletion_event_id(str(m)): m for m in set(message_ids)}
+        found = await conn.fetch(
+            "SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])", list(by_event)
+        )
+        return {by_event[r["event_id"]] for r in found}
+
     async def _delete(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> int:
         if not rows:
             return 0
@@ -348,7 +429,9 @@ class Attachments:
             rows = await conn.fetch(
                 f"SELECT {_COLUMNS} FROM attachments a WHERE a.id = ANY($1::uuid[])", list(ids)
             )
-        return [Attachment.of(r) for r in rows]
+            sent = [r["message_id"] for r in rows if r["sent"]]
+            gone = await self._deleted_messages(conn, sent)
+        return [Attachment.of(r, deleted=r["message_id"] in gone) for r in rows]
 
 
 def _uuid_or_refuse(value: str) -> uuid.UUID:

@@ -19,7 +19,7 @@ lookup is one probe of the events table's unique event-id index, whatever the le
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -115,6 +115,23 @@ class AttachmentClaims(Protocol):
         attachment_ids: Sequence[str],
         message_id: str,
     ) -> list[dict[str, Any]]: ...
+
+    async def message_deleting(self, message_id: str) -> None: ...
+
+    async def message_deleted(self, message_id: str) -> int: ...
+
+
+async def deleting_files(
+    chat: Chat, message_id: str, append: Callable[[], Awaitable[AppendResult]]
+) -> AppendResult:
+    """Run `append` (a command that may delete `message_id`) so that the message's
+    attachments go with it: marked before, deleted after (attachments.py)."""
+    if chat.attachments is None:
+        return await append()
+    await chat.attachments.message_deleting(message_id)
+    outcome = await append()
+    await chat.attachments.message_deleted(message_id)
+    return outcome
 
 
 class SendLimit(Protocol):
@@ -331,6 +348,10 @@ async def send_message(chat: Chat, command: SendMessage, ctx: Context) -> Append
 
 @BUS.register(DeleteMessage)
 async def delete_message(chat: Chat, command: DeleteMessage, ctx: Context) -> AppendResult:
+    return await deleting_files(chat, command.message_id, lambda: _delete(chat, command, ctx))
+
+
+async def _delete(chat: Chat, command: DeleteMessage, ctx: Context) -> AppendResult:
     for attempt in range(2):
         old = await chat.message_facts(command.conversation_id, command.message_id)
 
@@ -427,15 +448,20 @@ async def resolve_report(chat: Chat, command: ResolveReport, ctx: Context) -> Ap
     def result(conversation: Conversation) -> dict[str, Any]:
         return {**_version(conversation), "report_id": command.report_id}
 
-    try:
-        return await chat.execute(
-            conversation_id,
-            lambda c: c.resolve_report(report, command.admin_id, command.action, message),
-            ctx,
-            result,
-        )
-    except DuplicateEvent:
-        raise ConversationConflict("the report is resolved already") from None
+    async def resolve() -> AppendResult:
+        try:
+            return await chat.execute(
+                conversation_id,
+                lambda c: c.resolve_report(report, command.admin_id, command.action, message),
+                ctx,
+                result,
+            )
+        except DuplicateEvent:
+            raise ConversationConflict("the report is resolved already") from None
+
+    if command.action != "delete_message":
+        return await resolve()
+    return await deleting_files(chat, report.message_id, resolve)
 
 
 @BUS.register(AddParticipant)

@@ -2,7 +2,8 @@
 routes and stops them at shutdown).
 
 - `sweep`: every `attachment_sweep_every_s`, delete the attachments no appended message refers
-  to `attachment_ttl_s` after they were asked for (or last claimed by a send that failed).
+  to `attachment_ttl_s` after they were asked for (or last claimed by a send that failed),
+  and finish the deletions of deleted messages' attachments (attachments.py).
   Replicas share the rows (SKIP LOCKED), so any number of chat-api replicas may sweep.
 - `forgetting`: consume `users.events` in a consumer group of its own (`chat-attachments`) and,
   on `UserForgotten`, delete that person's attachments, objects first. Offsets are committed
@@ -40,13 +41,17 @@ USERS_TOPIC = "users.events"
 
 
 async def sweep_once(attachments: Attachments) -> int:
-    """Delete every expired attachment, a batch at a time; how many went."""
+    """Delete every expired attachment, a batch at a time, and those of deleted messages that
+    a chat-api which died mid-deletion left; how many went."""
     total = 0
     while (deleted := await attachments.expire()) > 0:
         total += deleted
     if total:
         log.info("deleted %d attachments no message refers to", total)
-    return total
+    finished = await attachments.finish_deletions()
+    if finished:
+        log.info("deleted %d attachments of deleted messages", finished)
+    return total + finished
 
 
 async def sweep(attachments: Attachments, every_s: float, stop: asyncio.Event) -> None:
