@@ -40,6 +40,7 @@ from parley_testing.accounts import Account, sign_up
 from bench.common import server_dsn
 from bench.quiet import wait_until_quiet
 
+KEY_PREFIX = "scale."  # every figure of this stage (run.py replaces them all on a rerun)
 SENDERS = 32
 SENDS_EACH = 20  # the conflict run: 640 sends
 MESSAGES = 1920  # the CPU run: 60 per sender
