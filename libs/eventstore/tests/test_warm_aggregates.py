@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import asyncpg
 import pytest
 from es_counter import Counter, Incremented, Opened
 from parley_eventstore import EventCodec, EventStore, Metadata, Repository
@@ -44,9 +43,17 @@ async def total(store: EventStore, stream_id: str) -> int:
     return (await Repository(store, Counter, CODEC).load(stream_id)).total
 
 
+async def kept_then_moved(store: EventStore, stream_id: str, by: int) -> CountingRepository:
+    """A warm repository that keeps the stream at total 1, and another writer's `by` after
+    it: the kept state is behind the stream."""
+    repo = warm_repo(store)
+    await repo.execute(stream_id, bump(), metadata=META)
+    await Repository(store, Counter, CODEC).execute(stream_id, bump(by), metadata=META)
+    return repo
+
+
 @pytest.mark.integration
-async def test_the_next_command_reuses_the_state(pool: asyncpg.Pool) -> None:
-    store = EventStore(pool, topic="t.events", source="/t", context="t")
+async def test_the_next_command_reuses_the_state(store: EventStore) -> None:
     repo = warm_repo(store)
     for _ in range(10):
         await repo.execute("w", bump(), metadata=META)
@@ -55,15 +62,11 @@ async def test_the_next_command_reuses_the_state(pool: asyncpg.Pool) -> None:
     # a queue of concurrent commands on one stream shares the kept state too
     await asyncio.gather(*(repo.execute("w", bump(), metadata=META) for _ in range(10)))
     assert (repo.loads, await total(store, "w")) == (1, 20)
-    await store.close()
 
 
 @pytest.mark.integration
-async def test_another_writer_costs_a_reload_not_a_conflict(pool: asyncpg.Pool) -> None:
-    store = EventStore(pool, topic="t.events", source="/t", context="t")
-    repo, other = warm_repo(store), Repository(store, Counter, CODEC)
-    await repo.execute("w", bump(), metadata=META)
-    await other.execute("w", bump(100), metadata=META)  # another replica, say
+async def test_another_writer_costs_a_reload_not_a_conflict(store: EventStore) -> None:
+    repo = await kept_then_moved(store, "w", 100)  # another replica, say
     # no retries allowed: the kept state was stale, not the command's view of a race
     outcome = await repo.execute("w", bump(), metadata=META, retries=0)
     assert outcome.version == 4  # opened, +1, +100, +1
@@ -71,12 +74,10 @@ async def test_another_writer_costs_a_reload_not_a_conflict(pool: asyncpg.Pool) 
     assert await total(store, "w") == 102
     await repo.execute("w", bump(), metadata=META)
     assert (repo.loads, await total(store, "w")) == (2, 103)
-    await store.close()
 
 
 @pytest.mark.integration
-async def test_a_command_that_fails_halfway_leaves_no_state_behind(pool: asyncpg.Pool) -> None:
-    store = EventStore(pool, topic="t.events", source="/t", context="t")
+async def test_a_command_that_fails_halfway_leaves_no_state_behind(store: EventStore) -> None:
     repo = warm_repo(store)
     await repo.execute("w", bump(), metadata=META)
 
@@ -91,17 +92,11 @@ async def test_a_command_that_fails_halfway_leaves_no_state_behind(pool: asyncpg
     assert outcome.version == 3
     assert await total(store, "w") == 2
     assert repo.loads == loads + 1  # the failed command's state was dropped, not reused
-    await store.close()
 
 
 @pytest.mark.integration
-async def test_a_refusal_on_a_kept_state_is_decided_again_on_a_fresh_one(
-    pool: asyncpg.Pool,
-) -> None:
-    store = EventStore(pool, topic="t.events", source="/t", context="t")
-    repo, other = warm_repo(store), Repository(store, Counter, CODEC)
-    await repo.execute("w", bump(), metadata=META)  # kept: total 1
-    await other.execute("w", bump(100), metadata=META)  # the stream: 101
+async def test_a_refusal_on_a_kept_state_is_decided_again_on_a_fresh_one(store: EventStore) -> None:
+    repo = await kept_then_moved(store, "w", 100)  # kept: total 1; the stream: 101
 
     def spend(counter: Counter) -> None:
         if counter.total < 100:
@@ -110,17 +105,11 @@ async def test_a_refusal_on_a_kept_state_is_decided_again_on_a_fresh_one(
 
     outcome = await repo.execute("w", spend, metadata=META)  # the kept state would refuse
     assert outcome.version == 4 and await total(store, "w") == 1
-    await store.close()
 
 
 @pytest.mark.integration
-async def test_a_no_op_on_a_kept_state_is_decided_again_on_a_fresh_one(
-    pool: asyncpg.Pool,
-) -> None:
-    store = EventStore(pool, topic="t.events", source="/t", context="t")
-    repo, other = warm_repo(store), Repository(store, Counter, CODEC)
-    await repo.execute("w", bump(), metadata=META)  # kept: total 1
-    await other.execute("w", bump(-5), metadata=META)  # the stream: -4
+async def test_a_no_op_on_a_kept_state_is_decided_again_on_a_fresh_one(store: EventStore) -> None:
+    repo = await kept_then_moved(store, "w", -5)  # kept: total 1; the stream: -4
 
     def top_up(counter: Counter) -> None:  # "at least 1": nothing to do when it already is
         if counter.total < 1:
@@ -128,19 +117,16 @@ async def test_a_no_op_on_a_kept_state_is_decided_again_on_a_fresh_one(
 
     outcome = await repo.execute("w", top_up, metadata=META)  # the kept state: nothing to do
     assert outcome.version == 4 and await total(store, "w") == 1
-    await store.close()
 
 
 @pytest.mark.integration
-async def test_an_entry_lives_its_ttl_from_the_load(pool: asyncpg.Pool) -> None:
-    store = EventStore(pool, topic="t.events", source="/t", context="t")
+async def test_an_entry_lives_its_ttl_from_the_load(store: EventStore) -> None:
     repo = warm_repo(store, ttl_s=0.2)
     for _ in range(4):  # used every 0.1 s: still reloaded once its load is 0.2 s old
         await repo.execute("w", bump(), metadata=META)
         await asyncio.sleep(0.1)
     assert repo.loads == 2
     assert await total(store, "w") == 4
-    await store.close()
 
 
 def test_keep_warm_needs_the_per_stream_queue() -> None:

@@ -191,21 +191,23 @@ class Repository(Generic[A]):
             if first is not None:
                 return first
 
-        async def save(aggregate: A) -> AppendResult:
-            return await self.save(
+        async def save(loaded_at: float, aggregate: A) -> AppendResult:
+            """Save the command's decision; the state is kept for the next command (if the
+            repository keeps any) unless the key was handled already."""
+            outcome = await self.save(
                 aggregate,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
                 result=result(aggregate) if result is not None else None,
             )
+            if self.warm is not None and not outcome.already_handled:
+                self.warm.keep(stream_id, loaded_at, aggregate)
+            return outcome
 
         async def fresh() -> AppendResult:
             loaded_at, aggregate = time.monotonic(), await self.load(stream_id)
             command(aggregate)
-            outcome = await save(aggregate)
-            if self.warm is not None and not outcome.already_handled:
-                self.warm.keep(stream_id, loaded_at, aggregate)
-            return outcome
+            return await save(loaded_at, aggregate)
 
         async def on_kept(loaded_at: float, aggregate: A) -> AppendResult | None:
             """The command on a kept state, when the store confirms its decision: events
@@ -219,12 +221,9 @@ class Repository(Generic[A]):
             if not aggregate.pending:
                 return None
             try:
-                outcome = await save(aggregate)
+                return await save(loaded_at, aggregate)
             except ConcurrencyError:
                 return None
-            if self.warm is not None and not outcome.already_handled:
-                self.warm.keep(stream_id, loaded_at, aggregate)
-            return outcome
 
         async def attempt() -> AppendResult:
             async with self._turn(stream_id):
