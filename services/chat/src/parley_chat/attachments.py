@@ -293,9 +293,8 @@ class Attachments:
     # -- download ------------------------------------------------------------------------------
 
     async def get(self, attachment_id: str) -> Attachment | None:
-        try:
-            aid = uuid.UUID(attachment_id)
-        except ValueError:
+        aid = _uuid_or_none(attachment_id)
+        if aid is None:
             return None
         found = await self._fetch([aid])
         return found[0] if found else None
@@ -350,9 +349,8 @@ class Attachments:
     async def message_deleting(self, message_id: str) -> None:
         """Before a deletion of `message_id` is appended: its attachments are marked, so that
         the janitor finishes their deletion if this process dies right after the append."""
-        try:
-            mid = uuid.UUID(message_id)
-        except ValueError:
+        mid = _uuid_or_none(message_id)
+        if mid is None:
             return
         await self.pool.execute(
             "UPDATE attachments SET deleting_since = COALESCE(deleting_since, clock_timestamp())"
@@ -363,9 +361,8 @@ class Attachments:
     async def message_deleted(self, message_id: str) -> int:
         """After the deletion was appended: the message's attachments go, objects first (only
         if its MessageDeleted is in the store: a refused deletion deletes nothing)."""
-        try:
-            mid = uuid.UUID(message_id)
-        except ValueError:
+        mid = _uuid_or_none(message_id)
+        if mid is None:
             return 0
         return await self._finish("a.message_id = $1", mid)
 
@@ -434,8 +431,15 @@ class Attachments:
         return [Attachment.of(r, deleted=r["message_id"] in gone) for r in rows]
 
 
-def _uuid_or_refuse(value: str) -> uuid.UUID:
+def _uuid_or_none(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise AttachmentRefused(f"no attachment {value!r}") from None
+        return None
+
+
+def _uuid_or_refuse(value: str) -> uuid.UUID:
+    found = _uuid_or_none(value)
+    if found is None:
+        raise AttachmentRefused(f"no attachment {value!r}")
+    return found
