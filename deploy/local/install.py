@@ -88,10 +88,11 @@ def wrapper_binary(s: Settings, name: str, source: Path) -> Path:
     binary) and a new supervisord command line, so `make up` on a running cluster restarts
     the program on it."""
     digest = hashlib.sha256()
-    for path in sorted(source.iterdir()):
+    for path in sorted(source.rglob("*")):  # with the build-time replacements of _overlay/
         if path.suffix == ".go" or path.name in ("go.mod", "go.sum"):
             content = path.read_bytes()
-            digest.update(f"{path.name}\0{len(content)}\0".encode() + content)
+            relative = path.relative_to(source).as_posix()
+            digest.update(f"{relative}\0{len(content)}\0".encode() + content)
     return s.state / "bin" / f"{name}-{digest.hexdigest()[:16]}"
 
 
@@ -108,7 +109,7 @@ def ensure_built(s: Settings, binary: Path, source: Path, package: str, what: st
         log(f"building {what} from the Go module proxy (cached in ~/go/pkg/mod)")
         binary.parent.mkdir(parents=True, exist_ok=True)
         partial = binary.with_suffix(".partial")
-        run(["go", "build", "-trimpath", "-o", str(partial), package], cwd=source)
+        go_build(source, package, partial)
         partial.rename(binary)  # atomic: never a half-written binary under the final name
     # older builds, except one the current supervisord configuration may still restart
     conf = s.state / "supervisord.conf"
@@ -118,6 +119,63 @@ def ensure_built(s: Settings, binary: Path, source: Path, package: str, what: st
         if old != binary and str(old) not in in_use:
             old.unlink(missing_ok=True)
     return binary
+
+
+# Files of a dependency that a wrapper replaces at build time: module, the file's path inside
+# the module, our replacement under <wrapper>/_overlay/. Why each one exists is written at
+# the top of the replacement. (`go build -overlay` cannot do it: Go refuses to overlay files
+# of the module cache.)
+PATCHES = {
+    FERRETDB_SOURCE: [
+        (
+            "github.com/FerretDB/FerretDB",
+            "internal/backends/sqlite/metadata/pool/opendb.go",
+            "sqlite_pool_opendb.go",
+        )
+    ],
+}
+
+
+def go_output(source: Path, *args: str) -> str:
+    done = subprocess.run(["go", *args], cwd=source, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def patched_modules(source: Path, workdir: Path) -> list[str]:
+    """The `go build` flags that build a wrapper with its patched dependencies: each module is
+    copied from the module cache into workdir with our files in place of its own, and a
+    go.mod beside it (-modfile) adds a `replace` to the copy; the wrapper's own go.mod and
+    go.sum are left as they are. A file that no longer exists in the module (another
+    version) stops the build rather than building the dependency unpatched."""
+    patches = PATCHES.get(source)
+    if not patches:
+        return []
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    replaces = []
+    for module, inside, ours in patches:
+        run(["go", "mod", "download", module], cwd=source)
+        original = Path(go_output(source, "list", "-m", "-f", "{{.Dir}}", module))
+        if not (original / inside).is_file():
+            sys.exit(f"{module} has no {inside} to replace: update {source / '_overlay'}")
+        copy = workdir / original.name
+        # copyfile, not copy2: the module cache is read-only, the copy must not be
+        shutil.copytree(original, copy, copy_function=shutil.copyfile)
+        for directory, _, _ in os.walk(copy):
+            os.chmod(directory, 0o700)
+        shutil.copyfile(source / "_overlay" / ours, copy / inside)
+        replaces.append(f"replace {module} => {copy}\n")
+    (workdir / "go.mod").write_text((source / "go.mod").read_text() + "\n" + "".join(replaces))
+    shutil.copyfile(source / "go.sum", workdir / "go.sum")
+    return [f"-modfile={workdir / 'go.mod'}"]
+
+
+def go_build(source: Path, package: str, target: Path) -> None:
+    """Build a wrapper module's package into target, with its patched dependencies."""
+    workdir = target.with_name(target.name + ".modules")
+    flags = patched_modules(source, workdir)
+    run(["go", "build", "-trimpath", *flags, "-o", str(target), package], cwd=source)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def ensure_ferretdb(s: Settings) -> Path:

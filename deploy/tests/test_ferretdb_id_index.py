@@ -1,35 +1,23 @@
 """The local cluster's FerretDB wrapper (deploy/local/ferretdb): lookups by _id use an index,
 and acknowledged writes survive a SIGKILL with synchronous=NORMAL (docs/decisions.md).
 
-Each test starts its own wrapper process from the binary `make up` builds (built into a temp
-directory when absent) on a free port with a temp SQLite directory: nothing shared is touched.
+Each test starts its own wrapper process (ferretdb_wrapper.py): nothing shared is touched.
 The query plans are read with Python's sqlite3 in read-only mode, for the exact statements
 FerretDB 1.24's SQLite backend runs (internal/backends/sqlite/collection.go)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
-from deploy_workspace import ROOT
-from pymongo import MongoClient, UpdateOne
-
-sys.path.insert(0, str(ROOT / "deploy" / "local"))
-from install import FERRETDB_SOURCE, ferretdb_binary
-from settings import Settings
+from ferretdb_wrapper import built_binary, wrapper
+from pymongo import UpdateOne
 
 pytestmark = pytest.mark.integration
-Client = MongoClient[dict[str, Any]]
 
 SUFFIX = "__ferretdb_id_expr"  # idindex.go
 # FerretDB 1.24: IDColumn = _ferretdb_sjson->'$._id'; find/update/delete by _id
@@ -42,62 +30,7 @@ STATEMENTS = {
 
 @pytest.fixture(scope="module")
 def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    built = ferretdb_binary(Settings.from_env(dict(os.environ)))
-    if built.exists():
-        return built
-    target = tmp_path_factory.mktemp("ferretdb") / "ferretdb"
-    subprocess.run(
-        ["go", "build", "-trimpath", "-o", str(target), "."],
-        cwd=FERRETDB_SOURCE,
-        check=True,
-        timeout=600,
-    )
-    return target
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def wrapper(
-    binary: Path, data: Path, *flags: str
-) -> Iterator[tuple[Client, subprocess.Popen[bytes]]]:
-    """A wrapper process on a free port; yields a client and the process. Fails the test if
-    the wrapper logged an error (the index goroutine logs its failures at ERROR)."""
-    port = free_port()
-    log = data.parent / f"{data.name}.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [
-                str(binary),
-                "-listen-addr",
-                f"127.0.0.1:{port}",
-                "-sqlite-dir",
-                str(data),
-                "-log-level",
-                "info",
-                *flags,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            # the wrapper's defaults, not whatever FERRETDB_* the caller's shell has
-            env={k: v for k, v in os.environ.items() if not k.startswith("FERRETDB_")},
-        )
-    client: Client = MongoClient(f"mongodb://127.0.0.1:{port}/", serverSelectionTimeoutMS=10_000)
-    try:
-        client.admin.command("ping")
-        yield client, process
-    finally:
-        client.close()
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=10)
-    errors = [line for line in log.read_text().splitlines() if "level=ERROR" in line]
-    assert not errors, errors
+    return built_binary(tmp_path_factory.mktemp("ferretdb"))
 
 
 def table_of(data: Path, database: str, collection: str) -> str:
@@ -139,7 +72,7 @@ def plans(data: Path, database: str, table: str) -> dict[str, str]:
 
 def test_lookups_by_id_use_the_wrappers_index(binary: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with wrapper(binary, data) as (client, _):
+    with wrapper(binary, data) as (client, _, _):
         docs = client.parley.users
         docs.insert_many([{"_id": f"k{i}", "n": i} for i in range(500)])
         table = table_of(data, "parley", "users")
@@ -160,7 +93,7 @@ def test_without_the_wrappers_index_ferretdb_scans(binary: Path, tmp_path: Path)
     """The root cause, kept visible: FerretDB's own _id index (on _ferretdb_sjson->"_id") is not
     used for its own lookups. If this fails, FerretDB fixed it and the wrapper's index can go."""
     data = tmp_path / "data"
-    with wrapper(binary, data, "-id-index=false") as (client, _):
+    with wrapper(binary, data, "-id-index=false") as (client, _, _):
         client.parley.users.insert_many([{"_id": f"k{i}"} for i in range(10)])
         table = table_of(data, "parley", "users")
         for name, plan in plans(data, "parley", table).items():
@@ -169,18 +102,18 @@ def test_without_the_wrappers_index_ferretdb_scans(binary: Path, tmp_path: Path)
 
 def test_acknowledged_writes_survive_sigkill(binary: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with wrapper(binary, data) as (client, process):  # synchronous=NORMAL by default
+    with wrapper(binary, data) as (client, process, _):  # synchronous=NORMAL by default
         docs = client.parley.counters
         docs.insert_many([{"_id": f"k{i}", "n": 0} for i in range(200)])
         for i in range(200):
             docs.update_one({"_id": f"k{i}"}, {"$inc": {"n": 1}})
-        for start in range(0, 200, 50):  # FerretDB 1.24 hangs on ~100 updates in one command
+        for start in range(0, 200, 50):  # several commands, as the projectors write
             docs.bulk_write(
                 [UpdateOne({"_id": f"k{i}"}, {"$inc": {"n": 10}}) for i in range(start, start + 50)]
             )
         docs.insert_one({"_id": "last", "n": -1})
         process.send_signal(signal.SIGKILL)  # right after the last acknowledgement
         process.wait(timeout=10)
-    with wrapper(binary, data) as (client, _):
+    with wrapper(binary, data) as (client, _, _):
         found = {d["_id"]: d["n"] for d in client.parley.counters.find()}
     assert found == {**{f"k{i}": 11 for i in range(200)}, "last": -1}

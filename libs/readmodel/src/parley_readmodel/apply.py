@@ -86,9 +86,7 @@ async def read_stored(
         wanted[logical].add(doc_id)
     found: dict[tuple[str, str], Stored] = {}
     for logical, ids in wanted.items():
-        # one reply for all of them (batch_size): a cursor left open between replies holds one
-        # of FerretDB's 100 SQLite connections, and enough projector replicas waiting for
-        # their next batch while others wait for a connection deadlocked the store
+        # one reply for all of them (batch_size): no getMore round trip for a big batch
         cursor = db[physical(logical, generation)].find(
             {"_id": {"$in": sorted(ids)}}, {"_v": 1, "_x": 1}, batch_size=len(ids)
         )
@@ -412,8 +410,9 @@ async def apply_changes(
     if not changes:
         return 0
     if not guard:
-        # FerretDB: an update command of 100 statements or more takes every connection of the
-        # database's pool and hangs it until FerretDB restarts (deploy/local/ferretdb notes)
+        # upstream FerretDB: an update command of 100 statements or more takes every connection
+        # of the database's capped pool and hangs it until a restart (the local build has no
+        # cap: docs/decisions.md, "FerretDB's pool deadlock"; other FerretDBs may)
         chunk = min(chunk, FERRETDB_MAX_UPDATES)
     parked = parked or set()
     if guard:
