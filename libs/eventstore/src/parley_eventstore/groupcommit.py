@@ -4,10 +4,14 @@ This box is CPU-bound, and much of the cost of an append is per statement and pe
 (parse/bind, snapshot, WAL flush, round trips), not per row. So while one group is being
 committed, new appends queue up; the next group takes them all (at most one per stream and
 per idempotency key, so the appends of one group cannot conflict with each other) and writes
-them with one statement and one commit. Each append still gets its own outcome: a stale
-expected version or a handled key is answered per append by the statement itself. A race the
-statement cannot see coming (a concurrent writer commits the same version mid-statement)
-aborts the whole group, which is then retried one append at a time: rare, and correct.
+them with one statement and one commit. An append to a stream or key of a group still in
+flight waits for that group's commit, so one stream's appends are written in the order they
+were submitted (with two groups in flight, the second would otherwise read the stream's head
+before the first committed and refuse a follow-up that is in fact next). Each append still
+gets its own outcome: a stale expected version or a handled key is answered per append by the
+statement itself. A race the statement cannot see coming (a concurrent writer commits the
+same version mid-statement) aborts the whole group, which is then retried one append at a
+time: rare, and correct.
 
 No timer: a group is whatever arrived while the previous one was in flight, so a lone writer
 pays no added latency (a group of one takes the plain one-statement path).
@@ -54,6 +58,9 @@ class GroupCommitter:
         self._max_inflight = max_inflight
         self._inflight = 0
         self._queue: deque[_Item] = deque()
+        # streams and idempotency keys of the groups in flight
+        self._busy_streams: set[str] = set()
+        self._busy_keys: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.groups = 0  # number of transactions, for tests and metrics
 
@@ -71,16 +78,24 @@ class GroupCommitter:
         try:
             while self._queue:
                 batch = self._take()
-                await self._commit(batch)
+                if not batch:
+                    return  # all queued appends wait for the group in flight; its task takes them
+                try:
+                    await self._commit(batch)
+                finally:
+                    for pending, _ in batch:
+                        self._busy_streams.discard(pending.stream_id)
+                        if pending.idempotency_key is not None:
+                            self._busy_keys.discard(pending.idempotency_key)
         finally:
             self._inflight -= 1
 
     def _take(self) -> list[_Item]:
-        """FIFO, skipping (not dropping) a second append to a stream or key already taken."""
+        """FIFO, skipping (not dropping) an append to a stream or key already taken, by this
+        group or one in flight."""
         batch: list[_Item] = []
         rest: deque[_Item] = deque()
-        streams: set[str] = set()
-        keys: set[str] = set()
+        streams, keys = self._busy_streams, self._busy_keys
         while self._queue and len(batch) < self._max_group:
             item = self._queue.popleft()
             pending = item[0]
