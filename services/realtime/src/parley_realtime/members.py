@@ -32,8 +32,7 @@ PEERS_KEPT = 20_000  # people whose peers are cached (least recently asked dropp
 # every sign-in would otherwise push 999 presence frames (a million when all come online, as
 # after a replica restart); members of big rooms ask GET /v1/users/{id}/presence instead
 PRESENCE_GROUP_MAX = 100
-# one reply for most lookups: a FerretDB cursor open between replies holds a connection of the
-# store's small SQLite pool (parley_readmodel.apply, read_stored)
+# one reply for most lookups: fewer round trips than the default 101 documents per reply
 MEMBERSHIPS_PER_REPLY = 1000
 PEERS_QUERY_TIMEOUT_S = 30.0  # the memberships filter is a scan on FerretDB
 
