@@ -52,6 +52,7 @@ async def test_producer_recovers_after_broker_sigkill(kafka_bootstrap: str) -> N
             await send_until_acked(producer, topic, f"{i}".encode())
         new_pid = await asyncio.to_thread(cluster.wait_restarted, "kafka", old_pid)
         assert new_pid != old_pid
+        await asyncio.to_thread(cluster.wait_healthy)  # the next tests start on a serving cluster
     finally:
         await producer.stop()
 

@@ -12,9 +12,10 @@ Each fault, the commands accepted during it and the invariants checked are writt
 runs one round, `make faults` three.
 
 On a cluster with replicas (`make up REPLICAS=2`, issue 22) each fault kills one replica of
-its kind while the others keep serving (round k takes replica k), and then clients must meet
-nothing but successes and 503s (nginx's answer for a request the dying replica held; they
-retry): any other answer or a transport error during such a fault breaks an invariant.
+its kind while the others keep serving (round k takes replica k). On any cluster, clients
+must meet nothing but successes and 503s (nginx's answer for a process that is down or died
+holding the request, a service's for a store that is; they retry): any other answer or a
+transport error during a fault breaks an invariant.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Load:
     accepted: set[tuple[str, int]] = field(default_factory=set)  # (user id, version)
     refused: int = 0
     # answers other than success or a 503 (cluster.unexpected_answer), by status or exception:
-    # none while another replica of the killed kind runs
+    # there must be none, whatever was killed
     unexpected: Counter[str] = field(default_factory=Counter)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -221,6 +222,8 @@ async def test_every_process_killed_under_load_loses_and_doubles_nothing(
                 started = time.monotonic()
                 old = await asyncio.to_thread(cluster.kill, name)
                 new = await asyncio.to_thread(cluster.wait_restarted, name, old, 90.0)
+                # and serving again: a restarted broker recovers its logs for a while
+                await asyncio.to_thread(cluster.wait_healthy)
                 await asyncio.sleep(AFTER_RESTART_S)
                 report.append(
                     {
@@ -260,11 +263,10 @@ async def test_every_process_killed_under_load_loses_and_doubles_nothing(
             "stored events missing on users.events": len(missing_on_kafka),
             "read-model documents differing from a from-scratch rebuild": len(differences),
             "records parked on projector-users.dlq": parked,
-            "answers other than success or 503 while a replica of the killed kind served": sum(
-                item["unexpected_answers_during"]
-                for item in report
-                if item["replicas_of_its_kind"] > 1
-            ),
+            # whatever died, a client meets successes and 503s only (nginx answers 503 for a
+            # process that is down or died mid-request, a service for a store that is; clients
+            # retry them), never a 500, a raw 502 or a timeout
+            "answers other than success or 503": load.unexpected.total(),
         },
     }
     REPORT.parent.mkdir(parents=True, exist_ok=True)
@@ -274,10 +276,5 @@ async def test_every_process_killed_under_load_loses_and_doubles_nothing(
     assert not missing_on_kafka, sorted(missing_on_kafka)[:10]
     assert not differences, {u: (live_docs[u], rebuilt_docs.get(u)) for u in differences[:3]}
     assert parked == 0
-    assert (
-        summary["invariants"][
-            "answers other than success or 503 while a replica of the killed kind served"
-        ]
-        == 0
-    ), report
+    assert summary["invariants"]["answers other than success or 503"] == 0, report
     assert all(item["commands_accepted_during"] > 0 for item in report), report

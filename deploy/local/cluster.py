@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from health import port_open, wait_infrastructure, wait_services
+from health import port_open, wait_healthy, wait_infrastructure, wait_services
 from install import ensure_kafka_jars, init_kafka, init_postgres, install
 from parley_messaging.access import SUPER_USERS
 from render import kafka_properties, nginx_conf, programs, supervisord_conf
@@ -235,6 +235,7 @@ def main() -> None:
             "clean",
             "install",
             "endpoints",
+            "wait",
         ],
     )
     parser.add_argument("name", nargs="?")
@@ -256,6 +257,7 @@ def main() -> None:
         "clean": lambda: clean(s),
         "install": lambda: install(s),
         "endpoints": lambda: endpoints(s),
+        "wait": lambda: wait_healthy(s),
     }
     actions[args.command]()
 

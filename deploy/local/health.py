@@ -161,3 +161,15 @@ def wait_services(s: Settings) -> None:
     for svc in service_programs(s):
         if svc.health_url:
             wait_for(svc.program.name, functools.partial(http_ok, svc.health_url))
+
+
+def wait_healthy(s: Settings) -> None:
+    """Every server and service answers as `make up` requires, creating nothing: what the
+    fault suites wait for after each restart, before the next fault or their checks (a
+    broker that supervisord reports running may still be recovering its logs)."""
+    wait_for("postgres", lambda: asyncio.run(_pg_ok(s.pg_dsn)))
+    wait_for("kafka (produce)", lambda: asyncio.run(_kafka_produces(s)))
+    wait_for("ferretdb", lambda: asyncio.run(_mongo_ok(s.mongo_url)))
+    wait_for("seaweedfs (S3, bucket)", lambda: s3_bucket_ready(s))
+    wait_for("nginx", lambda: http_ok(f"{s.gateway_url}/healthz"))
+    wait_services(s)

@@ -50,9 +50,10 @@ def replica_for_round(kind: str, fault_round: int) -> tuple[str, int]:
 
 
 def unexpected_answer(outcome: httpx.Response | httpx.HTTPError) -> str | None:
-    """For an answer a fault suite's client did not take as success: what it counts against a
-    fault while another replica of the killed kind serves, keyed by status or exception.
-    None for a 503 (nginx's answer for a request the dying replica held: clients retry it)."""
+    """For an answer a fault suite's client did not take as success: what it counts against
+    the fault, keyed by status or exception. None for a 503 (nginx's answer for a process
+    that is down or died holding the request, a service's for a store that is: clients retry
+    it)."""
     if isinstance(outcome, httpx.Response):
         return None if outcome.status_code == 503 else str(outcome.status_code)
     return type(outcome).__name__
@@ -76,6 +77,12 @@ def wait_restarted(name: str, old_pid: int, timeout: float = 60.0) -> int:
             return int(pid)
         time.sleep(0.3)
     raise TimeoutError(f"{name} was not restarted within {timeout}s")
+
+
+def wait_healthy() -> None:
+    """Wait until every server and service of the cluster answers (deploy/local/health.py
+    wait_healthy); raises if one does not within two minutes."""
+    _cluster("wait")
 
 
 def pause(name: str) -> None:
