@@ -30,9 +30,10 @@ from parley_testing.accounts import (
 )
 
 TOKEN = "X-Consistency-Token"
-# far below the gateway's 2 s wait (QUERY_CONSISTENCY_WAIT_S): a token that made it wait
-# cannot answer within it
-NO_WAIT_S = 1.0
+# A token that counted for a version never written would make the gateway wait
+# (QUERY_CONSISTENCY_WAIT_S, 2 s) and then answer 503 + Retry-After: the answers below equal
+# the tokenless ones only if the forged tokens were ignored. (Their times are reported, not
+# bounded: on a loaded two-replica cluster a plain read can take longer than the wait.)
 NEVER_WRITTEN = 10**6
 
 
@@ -103,15 +104,14 @@ async def test_forged_consistency_tokens_are_ignored_and_own_tokens_still_work(
             .sign("x")
             .partition(".")[0],
         }
-        # the messages of the conversation: Eve's 404, token or not, and at once (the route
-        # checks the token before the membership: a token that counted would wait first)
+        # the messages of the conversation: Eve's 404, token or not (the route checks the token
+        # before the membership: a token that counted would wait and end in a 503)
         path = f"/v1/conversations/{conversation}/messages"
         plain, _ = await timed_get(client, path, eve.headers)
         assert plain.status_code == 404, plain.text
         for name, token in forged.items():
             answer, took = await timed_get(client, path, {**eve.headers, TOKEN: token})
-            assert shown(answer) == shown(plain), (name, answer.text)
-            assert took < NO_WAIT_S, (name, took)
+            assert shown(answer) == shown(plain), (name, answer.text, took)
         # Eve's own lists answer as without a token (no timing bound here: these list queries
         # alone take 1-2.5 s on the shared local cluster; one that waited would end in 503)
         for route in ("/v1/conversations", "/v1/conversations/unread-count"):
@@ -135,7 +135,7 @@ async def test_forged_consistency_tokens_are_ignored_and_own_tokens_still_work(
         # her last token with its version raised past what was written: a 503 if it counted
         raised = with_version(sent.headers[TOKEN], NEVER_WRITTEN)
         answer, took = await timed_get(client, path, {**ada.headers, TOKEN: raised})
-        assert answer.status_code == 200 and took < NO_WAIT_S, (answer.text, took)
+        assert answer.status_code == 200, (answer.text, took)
 
 
 async def register(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -222,5 +222,4 @@ async def test_forged_profile_tokens_are_ignored_too(gateway_url: str) -> None:
             plain, _ = await timed_get(client, path, eve.headers)
             for name, token in forged.items():
                 answer, took = await timed_get(client, path, {**eve.headers, TOKEN: token})
-                assert shown(answer) == shown(plain), (path, name, answer.text)
-                assert took < NO_WAIT_S, (path, name, took)
+                assert shown(answer) == shown(plain), (path, name, answer.text, took)
