@@ -17,6 +17,7 @@ from parley_projector_chat.views import chat_projection
 from parley_projector_search.runtime import apply_events
 from parley_query_gateway.bootstrap import bootstrap
 from parley_query_gateway.config import Settings
+from parley_readmodel import aliases
 from parley_testing.chat import Conversation
 from parley_testing.projections import on_topic, produce, project
 from parley_testing.tokens import Signer, jwks
@@ -142,6 +143,28 @@ async def test_history_and_replies_are_for_participants_only(api: Any) -> None:
         )
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_message_id_is_looked_up_by_id_only(api: Any, mongo_url: str) -> None:
+    """A message id the `message_ids` collection does not know is a 404, never a filter over
+    every message (a scan on FerretDB: a request for made-up ids each read the whole
+    collection, and a few at once stalled the store for minutes)."""
+    client, (name, _, _) = api
+    found = await client.get(
+        "/v1/conversations/feat/messages/feat-m7/history", headers=bearer("dan")
+    )
+    assert found.status_code == 200, found.text
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    try:
+        ids = await aliases.collection(mongo[name], "projector-chat", "message_ids")
+        assert (await ids.delete_one({"_id": "feat:feat-m7"})).deleted_count == 1
+    finally:
+        await mongo.close()
+    for path in ("history", "replies"):
+        unknown = await client.get(
+            f"/v1/conversations/feat/messages/feat-m7/{path}", headers=bearer("dan")
+        )
+        assert unknown.status_code == 404, (path, unknown.text)
 
 
 async def test_replies_quote_their_parent_as_it_is_now_and_parents_count_them(api: Any) -> None:

@@ -532,18 +532,12 @@ async def list_messages(
 
 
 async def seq_of(request: Request, conversation_id: str, message_id: str) -> int | None:
-    """A message's seq: one `_id` probe of projector-chat's `message_ids`. A message projected
-    before that collection existed (until the rebuild) is found by a filter (a scan on
-    FerretDB, only for such old messages)."""
+    """A message's seq: one `_id` probe of projector-chat's `message_ids`. Never a filter over
+    the messages (a scan on FerretDB that anyone could start with a made-up id): a read model
+    filled before `message_ids` existed is rebuilt (docs/decisions.md)."""
     ids = await _collection(request, "message_ids")
     found = await ids.find_one({"_id": f"{conversation_id}:{message_id}"}, {"seq": 1})
-    if found is not None and isinstance(found.get("seq"), int):
-        return int(found["seq"])
-    messages = await _collection(request, "messages")
-    doc = await messages.find_one(
-        {"conversation_id": conversation_id, "message_id": message_id}, {"seq": 1}
-    )
-    return int(doc["seq"]) if doc is not None and isinstance(doc.get("seq"), int) else None
+    return int(found["seq"]) if found is not None and isinstance(found.get("seq"), int) else None
 
 
 async def message_of(
