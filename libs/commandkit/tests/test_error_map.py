@@ -17,8 +17,11 @@ from parley_http.problems import Problem
         asyncpg.exceptions.AdminShutdownError("terminating connection"),
         asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
         ConnectionRefusedError(111, "Connection refused"),
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
     ],
-    ids=["starting up", "shut down", "connection lost", "refused"],
+    ids=["starting up", "shut down", "connection lost", "refused", "connection left mid-use"],
 )
 def test_a_database_that_is_away_is_a_503_to_retry(error: Exception) -> None:
     problem = SHARED.problem(error)

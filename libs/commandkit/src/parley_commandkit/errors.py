@@ -101,6 +101,11 @@ SHARED = ErrorMap(
         # dependency that is away (a 500 here was a restart of the database, not a bug)
         asyncpg.exceptions.OperatorInterventionError: _database_away,
         asyncpg.exceptions.PostgresConnectionError: _database_away,
+        # a pooled connection left mid-operation when PostgreSQL died ("cannot switch to
+        # state ...; another operation is in progress"): seen once in ~1,800 commands while
+        # the fault suite killed PostgreSQL; like a lost connection, the client retries (with
+        # its Idempotency-Key where the outcome matters)
+        asyncpg.exceptions.InternalClientError: _database_away,
         ConnectionError: lambda _: try_again_soon("a dependency is not reachable; retry"),
     }
 )
