@@ -151,6 +151,11 @@ def wait_infrastructure(s: Settings) -> None:
     access = retried("kafka (users, ACLs)", lambda: asyncio.run(_kafka_access(s)))
     if access.get("created") or access.get("deleted"):
         log(f"kafka ACLs: {access['created']} created, {access['deleted']} removed")
+    wait_serving(s)
+
+
+def wait_serving(s: Settings) -> None:
+    """Kafka takes a record, FerretDB, the S3 store and nginx answer."""
     wait_for("kafka (produce)", lambda: asyncio.run(_kafka_produces(s)))
     wait_for("ferretdb", lambda: asyncio.run(_mongo_ok(s.mongo_url)))
     wait_for("seaweedfs (S3, bucket)", lambda: s3_bucket_ready(s))
@@ -168,8 +173,5 @@ def wait_healthy(s: Settings) -> None:
     fault suites wait for after each restart, before the next fault or their checks (a
     broker that supervisord reports running may still be recovering its logs)."""
     wait_for("postgres", lambda: asyncio.run(_pg_ok(s.pg_dsn)))
-    wait_for("kafka (produce)", lambda: asyncio.run(_kafka_produces(s)))
-    wait_for("ferretdb", lambda: asyncio.run(_mongo_ok(s.mongo_url)))
-    wait_for("seaweedfs (S3, bucket)", lambda: s3_bucket_ready(s))
-    wait_for("nginx", lambda: http_ok(f"{s.gateway_url}/healthz"))
+    wait_serving(s)
     wait_services(s)

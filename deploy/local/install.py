@@ -88,7 +88,7 @@ def wrapper_binary(s: Settings, name: str, source: Path) -> Path:
     binary) and a new supervisord command line, so `make up` on a running cluster restarts
     the program on it."""
     digest = hashlib.sha256()
-    for path in sorted(source.rglob("*")):  # with the build-time replacements of _overlay/
+    for path in sorted(source.rglob("*")):  # with the build-time replacements of _patches/
         if path.suffix == ".go" or path.name in ("go.mod", "go.sum"):
             content = path.read_bytes()
             relative = path.relative_to(source).as_posix()
@@ -122,7 +122,7 @@ def ensure_built(s: Settings, binary: Path, source: Path, package: str, what: st
 
 
 # Files of a dependency that a wrapper replaces at build time: module, the file's path inside
-# the module, our replacement under <wrapper>/_overlay/. Why each one exists is written at
+# the module, our replacement under <wrapper>/_patches/. Why each one exists is written at
 # the top of the replacement. (`go build -overlay` cannot do it: Go refuses to overlay files
 # of the module cache.)
 PATCHES = {
@@ -157,13 +157,13 @@ def patched_modules(source: Path, workdir: Path) -> list[str]:
         run(["go", "mod", "download", module], cwd=source)
         original = Path(go_output(source, "list", "-m", "-f", "{{.Dir}}", module))
         if not (original / inside).is_file():
-            sys.exit(f"{module} has no {inside} to replace: update {source / '_overlay'}")
+            sys.exit(f"{module} has no {inside} to replace: update {source / '_patches'}")
         copy = workdir / original.name
         # copyfile, not copy2: the module cache is read-only, the copy must not be
         shutil.copytree(original, copy, copy_function=shutil.copyfile)
         for directory, _, _ in os.walk(copy):
             os.chmod(directory, 0o700)
-        shutil.copyfile(source / "_overlay" / ours, copy / inside)
+        shutil.copyfile(source / "_patches" / ours, copy / inside)
         replaces.append(f"replace {module} => {copy}\n")
     (workdir / "go.mod").write_text((source / "go.mod").read_text() + "\n" + "".join(replaces))
     shutil.copyfile(source / "go.sum", workdir / "go.sum")

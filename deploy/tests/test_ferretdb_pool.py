@@ -1,5 +1,5 @@
 """The local cluster's FerretDB has no cap on its SQLite connections
-(deploy/local/ferretdb/_overlay/sqlite_pool_opendb.go; docs/decisions.md, "FerretDB's pool
+(deploy/local/ferretdb/_patches/sqlite_pool_opendb.go; docs/decisions.md, "FerretDB's pool
 deadlock"). Upstream FerretDB 1.24 caps them at 100, and an update holds the rows of its query
 (one connection) while it writes (a second): enough updates at once, from any number of
 clients, then each wait for a connection none gives back, and the database never answers

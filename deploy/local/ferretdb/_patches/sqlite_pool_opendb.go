@@ -1,6 +1,6 @@
-// Build-time replacement (go build -overlay, see install.py) of FerretDB 1.24.2's
-// internal/backends/sqlite/metadata/pool/opendb.go: the same openDB, with no cap on open
-// SQLite connections.
+// Build-time replacement of FerretDB 1.24.2's internal/backends/sqlite/metadata/pool/opendb.go
+// (install.py patched_modules: a copy of the module with this file in place, and a replace
+// directive through -modfile): the same openDB, with no cap on open SQLite connections.
 //
 // Why: upstream caps each database's database/sql pool at 100 connections, and several of
 // its handlers take a second connection while still holding a first one. An update keeps the
